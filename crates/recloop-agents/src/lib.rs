@@ -1,0 +1,1 @@
+//! Brainstorm, Develop, Evaluate and Evolve, and the orchestrator of the loop.

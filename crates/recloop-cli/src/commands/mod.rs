@@ -1,0 +1,11 @@
+//! One module per command group; each owns its clap arguments and its output format.
+
+pub mod data;
+pub mod demo;
+pub mod init;
+pub mod journal;
+pub mod llm;
+pub mod rec;
+pub mod run;
+pub mod sim;
+pub mod stats;

@@ -1,0 +1,82 @@
+//! `recloop`: hand the recommender research loop to agents.
+//!
+//! This binary parses arguments and prints results; every behaviour lives in a library crate.
+//! Each command group has its own module under `commands/`.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+
+/// recloop: an agent-driven research loop for recommender systems.
+#[derive(Parser)]
+#[command(name = "recloop", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The main job: run the loop on the MovieLens example with the built-in brain.
+    Demo(commands::demo::Args),
+    /// Create a workspace from a built-in example.
+    Init(commands::init::Args),
+    /// Obtain and locate datasets.
+    #[command(subcommand)]
+    Data(commands::data::Command),
+    /// The built-in recommender: evaluate a pipeline, benchmark models.
+    #[command(subcommand)]
+    Rec(commands::rec::Command),
+    /// A/B statistics and off-policy evaluation (JSON in, JSON out).
+    #[command(subcommand)]
+    Stats(commands::stats::Command),
+    /// Inspect, search, export and import the experiment journal.
+    #[command(subcommand)]
+    Journal(commands::journal::Command),
+    /// The simulated online world: A/B and A/A tests.
+    #[command(subcommand)]
+    Sim(commands::sim::Command),
+    /// Language models: fetch a local model, ping a provider, chat.
+    #[command(subcommand)]
+    Llm(commands::llm::Command),
+    /// Run the research loop.
+    Run(commands::run::RunArgs),
+    /// Run only the Brainstorm stage.
+    Brainstorm(commands::run::StageArgs),
+    /// Implement one proposal (Develop stage).
+    Develop(commands::run::StageArgs),
+    /// Evaluate one candidate (Evaluate stage).
+    Evaluate(commands::run::StageArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RECLOOP_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo(args) => commands::demo::run(args),
+        Command::Init(args) => commands::init::run(args),
+        Command::Data(cmd) => commands::data::run(cmd),
+        Command::Rec(cmd) => commands::rec::run(cmd),
+        Command::Stats(cmd) => commands::stats::run(cmd),
+        Command::Journal(cmd) => commands::journal::run(cmd),
+        Command::Sim(cmd) => commands::sim::run(cmd),
+        Command::Llm(cmd) => commands::llm::run(cmd),
+        Command::Run(args) => commands::run::run(args),
+        Command::Brainstorm(args) => commands::run::brainstorm(args),
+        Command::Develop(args) => commands::run::develop(args),
+        Command::Evaluate(args) => commands::run::evaluate(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Domain types, identifiers and the workspace manifest of recloop.
+//!
+//! This crate does no I/O beyond reading `recloop.toml`. Every other crate depends on it; it
+//! depends on none of them.
+
+pub mod domain;
+pub mod error;
+pub mod manifest;
+pub mod metric;
+
+pub use domain::*;
+pub use error::{CoreError, Result};
+pub use manifest::{LlmSection, Manifest, OnlineSection, ProjectSection};
+pub use metric::{Direction, GuardrailSpec, MetricSpec, MetricValues, MetricsSection};

@@ -1,0 +1,507 @@
+//! The workspace manifest `recloop.toml`: what recloop may edit, how to evaluate, what to optimise.
+
+use crate::error::{CoreError, Result};
+use crate::metric::MetricsSection;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// File name of the manifest at the root of a workspace.
+pub const MANIFEST_FILE: &str = "recloop.toml";
+
+/// The whole manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Name, production branch, editable and protected paths.
+    pub project: ProjectSection,
+    /// Commands that build, test and evaluate the workspace.
+    #[serde(default)]
+    pub commands: CommandsSection,
+    /// Primary metric, north star and guardrails.
+    pub metrics: MetricsSection,
+    /// The online experiment platform.
+    #[serde(default)]
+    pub online: OnlineSection,
+    /// Language model configuration; absent means the built-in brain.
+    #[serde(default)]
+    pub llm: Option<LlmSection>,
+    /// How agent commands are sandboxed.
+    #[serde(default)]
+    pub sandbox: SandboxSection,
+    /// The run: seed, iterations, workers.
+    #[serde(default)]
+    pub run: RunSection,
+}
+
+/// `[project]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectSection {
+    /// Human-readable name.
+    pub name: String,
+    /// Branch that holds what is live.
+    #[serde(default = "default_production")]
+    pub production: String,
+    /// Glob patterns of files the agents may change.
+    pub editable: Vec<String>,
+    /// Glob patterns the agents may never change (wins over `editable`).
+    #[serde(default)]
+    pub protected: Vec<String>,
+}
+
+fn default_production() -> String {
+    "main".to_string()
+}
+
+/// `[commands]`: each prints one JSON object of metrics on stdout (except `build`/`test`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandsSection {
+    /// Build step; empty means none.
+    #[serde(default)]
+    pub build: String,
+    /// Test step; empty means none.
+    #[serde(default)]
+    pub test: String,
+    /// Schema/dry-run check; empty means none.
+    #[serde(default)]
+    pub check: String,
+    /// Offline evaluation on the validation split.
+    #[serde(default)]
+    pub offline_eval: String,
+    /// Evaluation on the sealed holdout split (agents only learn pass/fail).
+    #[serde(default)]
+    pub holdout_eval: String,
+    /// Time limit per command, seconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_s: u64,
+}
+
+fn default_timeout() -> u64 {
+    600
+}
+
+/// `[online]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnlineSection {
+    /// `simulator` or `logs`.
+    #[serde(default = "default_platform")]
+    pub platform: String,
+    /// Traffic share of the treatment at each ramp step.
+    #[serde(default = "default_ramp")]
+    pub ramp: Vec<f64>,
+    /// Significance level.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// Minimum days per ramp step.
+    #[serde(default = "default_step_days")]
+    pub min_days_per_step: u32,
+    /// Maximum total days of an experiment before EXTEND is declared.
+    #[serde(default = "default_max_days")]
+    pub max_days: u32,
+    /// Simulated users per experiment (simulator only).
+    #[serde(default = "default_users")]
+    pub users: u64,
+    /// Where logs live for the `logs` platform (directory of Parquet/CSV, or a postgres:// URL).
+    #[serde(default)]
+    pub logs: Option<String>,
+    /// Layer this workspace's experiments run in.
+    #[serde(default = "default_layer")]
+    pub layer: String,
+}
+
+fn default_platform() -> String {
+    "simulator".to_string()
+}
+fn default_ramp() -> Vec<f64> {
+    vec![0.01, 0.05, 0.20, 0.50]
+}
+fn default_alpha() -> f64 {
+    0.05
+}
+fn default_step_days() -> u32 {
+    2
+}
+fn default_max_days() -> u32 {
+    14
+}
+fn default_users() -> u64 {
+    20_000
+}
+fn default_layer() -> String {
+    "ranking".to_string()
+}
+
+impl Default for OnlineSection {
+    fn default() -> Self {
+        OnlineSection {
+            platform: default_platform(),
+            ramp: default_ramp(),
+            alpha: default_alpha(),
+            min_days_per_step: default_step_days(),
+            max_days: default_max_days(),
+            users: default_users(),
+            logs: None,
+            layer: default_layer(),
+        }
+    }
+}
+
+/// `[llm]`: the provider and model; secrets come only from the environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmSection {
+    /// `openai` | `anthropic` | `openai-compatible` | `local` | `scripted` | `replay`.
+    pub provider: String,
+    /// Model name (or path of a GGUF file for `local`).
+    pub model: String,
+    /// Base URL for OpenAI-compatible servers.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Environment variable that holds the API key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Budget for the whole run in US dollars.
+    #[serde(default)]
+    pub budget_usd: Option<f64>,
+    /// Budget for the whole run in tokens.
+    #[serde(default)]
+    pub budget_tokens: Option<u64>,
+    /// Wall-clock budget for the whole run, seconds.
+    #[serde(default)]
+    pub budget_seconds: Option<u64>,
+    /// Per-role overrides: role (`brainstorm`, `develop`, `evaluate`, `evolve`) -> model names,
+    /// tried in order (fallback chain).
+    #[serde(default)]
+    pub roles: BTreeMap<String, Vec<String>>,
+    /// Directory of cassettes for record/replay.
+    #[serde(default)]
+    pub cassettes: Option<String>,
+    /// Sampling temperature.
+    #[serde(default)]
+    pub temperature: Option<f64>,
+}
+
+/// `[sandbox]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSection {
+    /// Allow running commands without bubblewrap when it is not installed.
+    #[serde(default)]
+    pub allow_unsandboxed: bool,
+    /// Memory limit per command, MiB.
+    #[serde(default = "default_memory")]
+    pub memory_mib: u64,
+    /// Extra command names (first word) the Develop agent may run.
+    #[serde(default)]
+    pub allowed_commands: Vec<String>,
+}
+
+fn default_memory() -> u64 {
+    4096
+}
+
+impl Default for SandboxSection {
+    fn default() -> Self {
+        SandboxSection {
+            allow_unsandboxed: false,
+            memory_mib: default_memory(),
+            allowed_commands: Vec::new(),
+        }
+    }
+}
+
+/// `[run]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    /// Master seed: every random choice of a run derives from it.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Default number of iterations of `recloop run`.
+    #[serde(default = "default_iterations")]
+    pub iterations: u32,
+    /// Candidates in flight at once.
+    #[serde(default = "default_workers")]
+    pub workers: u32,
+    /// Proposals per brainstorm batch.
+    #[serde(default = "default_batch")]
+    pub batch_size: u32,
+}
+
+fn default_seed() -> u64 {
+    42
+}
+fn default_iterations() -> u32 {
+    12
+}
+fn default_workers() -> u32 {
+    1
+}
+fn default_batch() -> u32 {
+    4
+}
+
+impl Default for RunSection {
+    fn default() -> Self {
+        RunSection {
+            seed: default_seed(),
+            iterations: default_iterations(),
+            workers: default_workers(),
+            batch_size: default_batch(),
+        }
+    }
+}
+
+impl Manifest {
+    /// Read and validate `recloop.toml` in `workspace` (a directory) or at `path` (a file).
+    pub fn load(path: &Path) -> Result<Manifest> {
+        let file: PathBuf = if path.is_dir() {
+            path.join(MANIFEST_FILE)
+        } else {
+            path.to_path_buf()
+        };
+        let text = std::fs::read_to_string(&file).map_err(|source| CoreError::Io {
+            path: file.clone(),
+            source,
+        })?;
+        Manifest::parse(&text, &file)
+    }
+
+    /// Parse and validate manifest text; `origin` names the file in error messages.
+    pub fn parse(text: &str, origin: &Path) -> Result<Manifest> {
+        let manifest: Manifest = toml::from_str(text).map_err(|e| CoreError::Parse {
+            path: origin.to_path_buf(),
+            message: describe_toml_error(text, &e),
+        })?;
+        manifest.validate(origin)?;
+        Ok(manifest)
+    }
+
+    /// Check values that the schema alone cannot.
+    pub fn validate(&self, origin: &Path) -> Result<()> {
+        let invalid = |field: &str, reason: String| CoreError::Invalid {
+            path: origin.to_path_buf(),
+            field: field.to_string(),
+            reason,
+        };
+        if self.project.name.trim().is_empty() {
+            return Err(invalid("project.name", "must not be empty".into()));
+        }
+        if self.project.production.trim().is_empty() {
+            return Err(invalid("project.production", "must name a branch".into()));
+        }
+        if self.project.editable.is_empty() {
+            return Err(invalid(
+                "project.editable",
+                "must list at least one path pattern the agents may edit".into(),
+            ));
+        }
+        for (field, patterns) in [
+            ("project.editable", &self.project.editable),
+            ("project.protected", &self.project.protected),
+        ] {
+            for p in patterns {
+                globset::Glob::new(p)
+                    .map_err(|e| invalid(field, format!("bad glob pattern {p:?}: {e}")))?;
+            }
+        }
+        if self.metrics.primary.name.trim().is_empty() {
+            return Err(invalid("metrics.primary.name", "must not be empty".into()));
+        }
+        if !(self.metrics.primary.min_effect >= 0.0) {
+            return Err(invalid(
+                "metrics.primary.min_effect",
+                "must be a non-negative number".into(),
+            ));
+        }
+        for (i, g) in self.metrics.guardrails.iter().enumerate() {
+            let field = format!("metrics.guardrails[{i}]");
+            if !(g.attention >= 0.0 && g.hard >= 0.0) {
+                return Err(invalid(&field, "thresholds must be non-negative".into()));
+            }
+            if g.attention > g.hard {
+                return Err(invalid(
+                    &field,
+                    format!(
+                        "attention threshold {} exceeds hard threshold {} for {}",
+                        g.attention, g.hard, g.name
+                    ),
+                ));
+            }
+        }
+        let o = &self.online;
+        if o.platform != "simulator" && o.platform != "logs" {
+            return Err(invalid(
+                "online.platform",
+                format!("{:?} is not one of \"simulator\", \"logs\"", o.platform),
+            ));
+        }
+        if o.ramp.is_empty() {
+            return Err(invalid("online.ramp", "must have at least one step".into()));
+        }
+        let mut previous = 0.0;
+        for &step in &o.ramp {
+            if !(step > previous && step <= 0.5) {
+                return Err(invalid(
+                    "online.ramp",
+                    format!(
+                        "steps must increase strictly and stay in (0, 0.5]; found {step} after {previous}"
+                    ),
+                ));
+            }
+            previous = step;
+        }
+        if !(o.alpha > 0.0 && o.alpha < 0.5) {
+            return Err(invalid(
+                "online.alpha",
+                format!("{} is not in (0, 0.5)", o.alpha),
+            ));
+        }
+        if o.platform == "logs" && o.logs.is_none() {
+            return Err(invalid(
+                "online.logs",
+                "platform \"logs\" needs `logs` (a directory or a postgres:// URL)".into(),
+            ));
+        }
+        if let Some(llm) = &self.llm {
+            const PROVIDERS: [&str; 6] = [
+                "openai",
+                "anthropic",
+                "openai-compatible",
+                "local",
+                "scripted",
+                "replay",
+            ];
+            if !PROVIDERS.contains(&llm.provider.as_str()) {
+                return Err(invalid(
+                    "llm.provider",
+                    format!("{:?} is not one of {PROVIDERS:?}", llm.provider),
+                ));
+            }
+            if llm.provider == "openai-compatible" && llm.base_url.is_none() {
+                return Err(invalid(
+                    "llm.base_url",
+                    "provider \"openai-compatible\" needs a base_url".into(),
+                ));
+            }
+            if let Some(b) = llm.budget_usd
+                && !(b >= 0.0)
+            {
+                return Err(invalid("llm.budget_usd", "must be non-negative".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// True when `path` (relative, `/`-separated) may be changed by an agent.
+    pub fn is_editable(&self, path: &str) -> bool {
+        let matches = |patterns: &[String]| {
+            patterns.iter().any(|p| {
+                globset::Glob::new(p)
+                    .map(|g| g.compile_matcher().is_match(path))
+                    .unwrap_or(false)
+            })
+        };
+        !matches(&self.project.protected) && matches(&self.project.editable)
+    }
+}
+
+/// Render a TOML error with its line and column.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {}", e.message())
+        }
+        None => e.message().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+[project]
+name = "movielens-demo"
+production = "main"
+editable = ["pipeline.toml", "scripts/**/*.rhai"]
+protected = ["recloop.toml", "eval/**"]
+
+[commands]
+offline_eval = "recloop rec eval --split validation --json"
+holdout_eval = "recloop rec eval --split holdout --json"
+
+[metrics]
+primary   = { name = "ndcg@10", direction = "increase", min_effect = 0.002 }
+north_star = { name = "retention_d7", direction = "increase" }
+guardrails = [
+  { name = "latency_p99_ms", direction = "decrease", attention = 0.05, hard = 0.20 },
+  { name = "coverage@10",    direction = "increase", attention = 0.05, hard = 0.25 },
+]
+
+[online]
+platform = "simulator"
+ramp = [0.01, 0.05, 0.20, 0.50]
+alpha = 0.05
+"#;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let m = Manifest::parse(EXAMPLE, Path::new("recloop.toml")).unwrap();
+        assert_eq!(m.metrics.guardrails.len(), 2);
+        assert!(m.llm.is_none());
+        assert!(m.is_editable("pipeline.toml"));
+        assert!(m.is_editable("scripts/score/a.rhai"));
+        assert!(!m.is_editable("recloop.toml"));
+        assert!(!m.is_editable("eval/holdout.json"));
+        assert!(!m.is_editable("src/main.rs"));
+    }
+
+    #[test]
+    fn missing_primary_metric_is_named() {
+        let text = EXAMPLE.replace(
+            "primary   = { name = \"ndcg@10\", direction = \"increase\", min_effect = 0.002 }\n",
+            "",
+        );
+        let err = Manifest::parse(&text, Path::new("ws/recloop.toml")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("ws/recloop.toml"), "{msg}");
+        assert!(msg.contains("primary"), "{msg}");
+    }
+
+    #[test]
+    fn syntax_error_reports_line() {
+        let text = EXAMPLE.replace("alpha = 0.05", "alpha = = 0.05");
+        let msg = Manifest::parse(&text, Path::new("recloop.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("line 23"), "{msg}");
+    }
+
+    #[test]
+    fn ramp_must_increase() {
+        let text = EXAMPLE.replace("[0.01, 0.05, 0.20, 0.50]", "[0.05, 0.01]");
+        let msg = Manifest::parse(&text, Path::new("recloop.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("online.ramp"), "{msg}");
+    }
+
+    #[test]
+    fn attention_above_hard_is_rejected() {
+        let text = EXAMPLE.replace(
+            "attention = 0.05, hard = 0.20",
+            "attention = 0.5, hard = 0.20",
+        );
+        let msg = Manifest::parse(&text, Path::new("recloop.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("attention threshold"), "{msg}");
+    }
+}

@@ -1,0 +1,1 @@
+//! The append-only experiment journal, its views and the knowledge base.

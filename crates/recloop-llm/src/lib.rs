@@ -1,0 +1,1 @@
+//! Language-model providers, tools, structured output, budgets and record/replay.

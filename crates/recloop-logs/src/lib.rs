@@ -1,0 +1,1 @@
+//! Exposure and event logs: schema, Parquet/CSV reading and writing, streaming aggregation.

@@ -1,0 +1,1 @@
+//! The experiment platform: assignment, ramps, health gate, harm veto and verdicts.

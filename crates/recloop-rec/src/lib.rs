@@ -1,0 +1,13 @@
+//! The built-in recommender: datasets (fetch, load, split), models, the pipeline specification,
+//! scoring scripts and offline metrics.
+//!
+//! It knows nothing about agents or the journal.
+
+pub mod error;
+pub mod interactions;
+pub mod models;
+pub mod pipeline;
+
+pub use error::{RecError, Result};
+pub use interactions::Interactions;
+pub use models::{Model, ModelKind};

@@ -1,0 +1,1 @@
+//! The simulated online world: users, sessions, satisfaction and retention.

@@ -1,0 +1,1 @@
+//! A/B statistics and off-policy estimators over sufficient statistics.
