@@ -1,1 +1,21 @@
 //! The experiment platform: assignment, ramps, health gate, harm veto and verdicts.
+//!
+//! [`run_with_adapter`] runs one guarded experiment against any [`Adapter`]; [`run_experiment`]
+//! puts two [`recloop_sim::Policy`]s in front of simulated users.
+
+pub mod adapter;
+pub mod assign;
+pub mod error;
+pub mod experiment;
+pub mod stats;
+pub mod verdict;
+
+pub use adapter::{Adapter, DayReport};
+pub use assign::{Arm, Assignment, Layer, Layers};
+pub use error::{OnlineError, Result};
+pub use experiment::{
+    Ack, ExperimentEvent, ExperimentReport, ExperimentSettings, Outcome, resolve_metrics,
+    run_with_adapter,
+};
+pub use stats::{Comparison, MetricStats};
+pub use verdict::{ResolvedMetrics, decide};

@@ -1,0 +1,639 @@
+//! The guarded experiment: ramp state machine, health gate, harm veto, escalation, verdict.
+
+use crate::adapter::{Adapter, DayReport};
+use crate::error::{OnlineError, Result};
+use crate::stats::{Comparison, srm_chi2_p, srm_sequential_p};
+use crate::verdict::{ResolvedMetrics, decide};
+use recloop_core::{Decision, Direction, GuardrailSpec, Manifest, MetricSpec, Verdict};
+use serde::{Deserialize, Serialize};
+
+/// Settings of one experiment beyond the manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentSettings {
+    /// Experiment id (used in events and for the assignment seed).
+    pub id: String,
+    /// Seed of the assignment hash and the simulator.
+    pub seed: u64,
+    /// Approve mode: attention escalations wait for the observer's answer.
+    pub approve: bool,
+    /// Online primary metric; `None` uses the manifest primary if observed online, else its north star.
+    pub primary: Option<MetricSpec>,
+    /// Guardrails observed online in addition to the manifest's.
+    pub online_guardrails: Vec<GuardrailSpec>,
+    /// Fail when a manifest metric is not observed (otherwise it is skipped with a caveat).
+    pub strict_metrics: bool,
+    /// Tuning N* of the always-valid sequential harm test (units where it is most sensitive).
+    pub sequential_tuning: f64,
+    /// Dirichlet concentration of the sequential SRM test.
+    pub srm_concentration: f64,
+    /// Fixed-horizon SRM threshold.
+    pub srm_threshold: f64,
+    /// Minimum units per arm before SRM and the veto are checked.
+    pub min_units_per_arm: u64,
+    /// Override of the manifest's maximum duration in days.
+    pub max_days: Option<u32>,
+}
+
+impl Default for ExperimentSettings {
+    fn default() -> Self {
+        ExperimentSettings {
+            id: "experiment".into(),
+            seed: 42,
+            approve: false,
+            primary: None,
+            online_guardrails: Vec::new(),
+            strict_metrics: false,
+            sequential_tuning: 2_000.0,
+            srm_concentration: 100.0,
+            srm_threshold: 0.001,
+            min_units_per_arm: 8,
+            max_days: None,
+        }
+    }
+}
+
+/// What the observer (the journal) is told, before the platform acts on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ExperimentEvent {
+    /// The experiment starts.
+    Started {
+        /// Experiment id.
+        id: String,
+        /// Adapter name.
+        platform: String,
+        /// Traffic steps.
+        ramp: Vec<f64>,
+        /// Online primary metric.
+        primary: String,
+        /// Guardrails checked online.
+        guardrails: Vec<String>,
+        /// Maximum days.
+        max_days: u32,
+    },
+    /// A day of traffic was observed.
+    Day {
+        /// Day.
+        day: u32,
+        /// Treatment share.
+        share: f64,
+        /// Units per arm `[control, treatment]`.
+        units: [u64; 2],
+    },
+    /// The health gate failed: traffic is held and the experiment is invalid.
+    Hold {
+        /// Day.
+        day: u32,
+        /// Share.
+        share: f64,
+        /// Fixed χ² SRM p-value.
+        srm_p: f64,
+        /// Sequential SRM p-value.
+        srm_sequential_p: f64,
+    },
+    /// A guardrail crossed its attention threshold: a person is asked.
+    Escalation {
+        /// Day.
+        day: u32,
+        /// Share.
+        share: f64,
+        /// Guardrail.
+        metric: String,
+        /// Relative harm observed (positive = worse).
+        relative_harm: f64,
+        /// Attention threshold.
+        threshold: f64,
+    },
+    /// A guardrail's harm beyond the hard threshold blocks the next advance.
+    Blocked {
+        /// Day.
+        day: u32,
+        /// Share.
+        share: f64,
+        /// Guardrail.
+        metric: String,
+        /// Relative harm observed.
+        relative_harm: f64,
+        /// Hard threshold.
+        threshold: f64,
+    },
+    /// Traffic moves to the next step.
+    RampAdvanced {
+        /// Day.
+        day: u32,
+        /// Old share.
+        from: f64,
+        /// New share.
+        to: f64,
+    },
+    /// Significant harm (or a rejected escalation): traffic goes back to 0.
+    Rollback {
+        /// Day.
+        day: u32,
+        /// Share at the rollback.
+        share: f64,
+        /// Guardrail that triggered it.
+        metric: String,
+        /// Absolute effect.
+        effect: f64,
+        /// Relative effect.
+        relative: f64,
+        /// Always-valid one-sided p-value of harm (1 for a rejected escalation).
+        p_value: f64,
+    },
+    /// The verdict.
+    Verdict {
+        /// The record.
+        verdict: Verdict,
+    },
+}
+
+/// The observer's answer to an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ack {
+    /// Recorded; go on (for an escalation in approve mode: approved).
+    Continue,
+    /// For an escalation in approve mode: rejected, roll back. Otherwise same as `Continue`.
+    Reject,
+    /// Abort the experiment (e.g. the journal could not record the event).
+    Stop(String),
+}
+
+/// How the experiment ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Ran to a verdict.
+    Completed,
+    /// Rolled back by the harm veto or a rejected escalation.
+    RolledBack {
+        /// Day.
+        day: u32,
+        /// Share at the rollback.
+        share: f64,
+        /// Guardrail.
+        metric: String,
+    },
+    /// Held by the health gate (invalid).
+    Held {
+        /// Day.
+        day: u32,
+        /// Share.
+        share: f64,
+    },
+}
+
+/// Everything an experiment produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentReport {
+    /// The verdict record.
+    pub verdict: Verdict,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Days run.
+    pub days: u32,
+    /// Highest treatment share reached.
+    pub max_share: f64,
+    /// Attention escalations raised.
+    pub escalations: u32,
+    /// The final cumulative observations.
+    pub last_report: DayReport,
+}
+
+fn emit(
+    observer: &mut dyn FnMut(&ExperimentEvent) -> Ack,
+    event: &ExperimentEvent,
+    day: u32,
+) -> Result<Ack> {
+    match observer(event) {
+        Ack::Stop(reason) => Err(OnlineError::Stopped { day, reason }),
+        ack => Ok(ack),
+    }
+}
+
+/// Resolve which metrics the experiment uses, against what the adapter observes.
+pub fn resolve_metrics(
+    manifest: &Manifest,
+    settings: &ExperimentSettings,
+    available: &[String],
+) -> Result<ResolvedMetrics> {
+    let observed = |n: &str| available.iter().any(|a| a == n);
+    let list = available.join(", ");
+    let missing = |metric: &str, role: &str| OnlineError::MissingMetric {
+        metric: metric.to_string(),
+        role: role.to_string(),
+        available: list.clone(),
+    };
+    let mut caveats = Vec::new();
+    let m = &manifest.metrics;
+    let primary = if let Some(p) = &settings.primary {
+        if !observed(&p.name) {
+            return Err(missing(&p.name, "online primary"));
+        }
+        p.clone()
+    } else if observed(&m.primary.name) {
+        m.primary.clone()
+    } else if let Some(ns) = m.north_star.as_ref().filter(|ns| observed(&ns.name)) {
+        if settings.strict_metrics {
+            return Err(missing(&m.primary.name, "primary"));
+        }
+        caveats.push(format!(
+            "primary `{}` is an offline metric; the online verdict uses the north star `{}`",
+            m.primary.name, ns.name
+        ));
+        ns.clone()
+    } else {
+        return Err(missing(
+            &m.primary.name,
+            "primary (and no observed north star)",
+        ));
+    };
+    let mut secondary = Vec::new();
+    for s in m.secondary.iter().chain(m.north_star.iter()) {
+        if s.name == primary.name || secondary.iter().any(|x: &MetricSpec| x.name == s.name) {
+            continue;
+        }
+        if observed(&s.name) {
+            secondary.push(s.clone());
+        } else if settings.strict_metrics {
+            return Err(missing(&s.name, "secondary"));
+        } else {
+            caveats.push(format!("success metric `{}` not observed online", s.name));
+        }
+    }
+    let mut guardrails: Vec<GuardrailSpec> = Vec::new();
+    for g in m.guardrails.iter().chain(settings.online_guardrails.iter()) {
+        if guardrails.iter().any(|x| x.name == g.name) {
+            continue;
+        }
+        if observed(&g.name) {
+            guardrails.push(g.clone());
+        } else if settings.strict_metrics {
+            return Err(missing(&g.name, "guardrail"));
+        } else {
+            caveats.push(format!(
+                "guardrail `{}` not observed online (checked by the offline cascade only)",
+                g.name
+            ));
+        }
+    }
+    Ok(ResolvedMetrics {
+        primary,
+        secondary,
+        guardrails,
+        exchange: m.exchange.clone(),
+        caveats,
+    })
+}
+
+fn comparison(report: &DayReport, metric: &str) -> Result<Comparison> {
+    let arms = report
+        .metrics
+        .get(metric)
+        .ok_or_else(|| OnlineError::MissingMetric {
+            metric: metric.to_string(),
+            role: "reported".into(),
+            available: report
+                .metrics
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    let c = Comparison::new(&arms[0], &arms[1]);
+    if !(c.control.is_finite() && c.treatment.is_finite() && c.se.is_finite()) {
+        return Err(OnlineError::NonFinite {
+            metric: metric.to_string(),
+            day: report.day,
+            detail: format!(
+                "control {}, treatment {}, se {}",
+                c.control, c.treatment, c.se
+            ),
+        });
+    }
+    Ok(c)
+}
+
+/// Relative harm of a comparison for a guardrail (positive = worse).
+fn relative_harm(c: &Comparison, direction: Direction) -> f64 {
+    -direction.sign() * c.relative()
+}
+
+/// Run a guarded experiment through `adapter`: ramp, health gate, harm veto, escalations and
+/// verdict. Every event goes to `observer` before the platform acts on it.
+pub fn run_with_adapter(
+    manifest: &Manifest,
+    adapter: &mut dyn Adapter,
+    settings: &ExperimentSettings,
+    observer: &mut dyn FnMut(&ExperimentEvent) -> Ack,
+) -> Result<ExperimentReport> {
+    let online = &manifest.online;
+    let alpha = online.alpha;
+    let ramp = online.ramp.clone();
+    let mut max_days = settings.max_days.unwrap_or(online.max_days);
+    if let Some(avail) = adapter.days_available() {
+        max_days = max_days.min(avail);
+    }
+    if max_days == 0 {
+        return Err(OnlineError::Config {
+            field: "max_days".into(),
+            reason: "the experiment needs at least one day".into(),
+        });
+    }
+    let min_days = online.min_days_per_step.max(1);
+    let metrics = resolve_metrics(manifest, settings, &adapter.metrics())?;
+    let mut caveats = metrics.caveats.clone();
+    emit(
+        observer,
+        &ExperimentEvent::Started {
+            id: settings.id.clone(),
+            platform: adapter.name().to_string(),
+            ramp: ramp.clone(),
+            primary: metrics.primary.name.clone(),
+            guardrails: metrics.guardrails.iter().map(|g| g.name.clone()).collect(),
+            max_days,
+        },
+        0,
+    )?;
+    let mut step = 0usize;
+    let mut days_in_step = 0u32;
+    let mut srm_seq_min: f64 = 1.0;
+    let mut escalated: Vec<(usize, String)> = Vec::new();
+    let mut escalations = 0u32;
+    let mut max_share = 0.0f64;
+    let mut last = DayReport::default();
+    for day in 0..max_days {
+        let share = ramp[step];
+        max_share = max_share.max(share);
+        let report = adapter.run_day(day, share)?;
+        emit(
+            observer,
+            &ExperimentEvent::Day {
+                day,
+                share,
+                units: report.units,
+            },
+            day,
+        )?;
+        last = report;
+        let enough = last.units.iter().all(|&u| u >= settings.min_units_per_arm);
+        // 1. health gate
+        if enough {
+            let p_fixed = srm_chi2_p(&last.units, &[1.0, 1.0]);
+            srm_seq_min = srm_seq_min.min(srm_sequential_p(
+                &last.units,
+                &[1.0, 1.0],
+                settings.srm_concentration,
+            ));
+            if p_fixed < settings.srm_threshold || srm_seq_min < alpha {
+                emit(
+                    observer,
+                    &ExperimentEvent::Hold {
+                        day,
+                        share,
+                        srm_p: p_fixed,
+                        srm_sequential_p: srm_seq_min,
+                    },
+                    day,
+                )?;
+                caveats.push(format!(
+                    "sample ratio mismatch on day {day} (units {:?}, χ² p = {p_fixed:.2e}, sequential p = {srm_seq_min:.2e}): experiment invalid",
+                    last.units
+                ));
+                let mut verdict = decide(&metrics, &last, alpha, day + 1, max_share, caveats)?;
+                verdict.decision = Decision::Extend;
+                verdict.reason =
+                    "health gate failed (sample ratio mismatch): traffic held, evidence invalid"
+                        .into();
+                return finish(
+                    observer,
+                    verdict,
+                    Outcome::Held { day, share },
+                    day + 1,
+                    max_share,
+                    escalations,
+                    last,
+                );
+            }
+        }
+        // 2. harm veto
+        if enough {
+            for g in &metrics.guardrails {
+                let c = comparison(&last, &g.name)?;
+                let p = c.sequential_harm_p(-g.direction.sign(), alpha, settings.sequential_tuning);
+                if p < alpha {
+                    emit(
+                        observer,
+                        &ExperimentEvent::Rollback {
+                            day,
+                            share,
+                            metric: g.name.clone(),
+                            effect: c.effect,
+                            relative: c.relative(),
+                            p_value: p,
+                        },
+                        day,
+                    )?;
+                    let mut verdict = decide(&metrics, &last, alpha, day + 1, max_share, caveats)?;
+                    verdict.decision = Decision::Discard;
+                    verdict
+                        .guardrails
+                        .insert(g.name.clone(), recloop_core::GuardrailStatus::Harm);
+                    verdict.reason = format!(
+                        "rolled back at {:.0}% traffic on day {day}: guardrail `{}` significantly harmed ({:+.2}% relative, always-valid p = {p:.2e})",
+                        share * 100.0,
+                        g.name,
+                        c.relative() * 100.0
+                    );
+                    return finish(
+                        observer,
+                        verdict,
+                        Outcome::RolledBack {
+                            day,
+                            share,
+                            metric: g.name.clone(),
+                        },
+                        day + 1,
+                        max_share,
+                        escalations,
+                        last,
+                    );
+                }
+            }
+        }
+        days_in_step += 1;
+        if days_in_step < min_days {
+            continue;
+        }
+        if step + 1 < ramp.len() {
+            // 3. attention and hard thresholds before advancing
+            let mut blocked = false;
+            for g in &metrics.guardrails {
+                let c = comparison(&last, &g.name)?;
+                let harm = relative_harm(&c, g.direction);
+                let plausible =
+                    c.sequential_harm_p(-g.direction.sign(), 0.5, settings.sequential_tuning) < 0.5
+                        || one_sided_fixed_harm_p(&c, g.direction) < alpha;
+                if !plausible {
+                    continue;
+                }
+                if harm > g.hard {
+                    blocked = true;
+                    emit(
+                        observer,
+                        &ExperimentEvent::Blocked {
+                            day,
+                            share,
+                            metric: g.name.clone(),
+                            relative_harm: harm,
+                            threshold: g.hard,
+                        },
+                        day,
+                    )?;
+                } else if harm > g.attention && !escalated.contains(&(step, g.name.clone())) {
+                    escalated.push((step, g.name.clone()));
+                    escalations += 1;
+                    let ack = emit(
+                        observer,
+                        &ExperimentEvent::Escalation {
+                            day,
+                            share,
+                            metric: g.name.clone(),
+                            relative_harm: harm,
+                            threshold: g.attention,
+                        },
+                        day,
+                    )?;
+                    caveats.push(format!(
+                        "attention: `{}` {:.1}% worse at {:.0}% traffic on day {day}{}",
+                        g.name,
+                        harm * 100.0,
+                        share * 100.0,
+                        if settings.approve {
+                            " (asked a person)"
+                        } else {
+                            " (recorded)"
+                        }
+                    ));
+                    if settings.approve && ack == Ack::Reject {
+                        emit(
+                            observer,
+                            &ExperimentEvent::Rollback {
+                                day,
+                                share,
+                                metric: g.name.clone(),
+                                effect: c.effect,
+                                relative: c.relative(),
+                                p_value: 1.0,
+                            },
+                            day,
+                        )?;
+                        let mut verdict =
+                            decide(&metrics, &last, alpha, day + 1, max_share, caveats)?;
+                        verdict.decision = Decision::Discard;
+                        verdict
+                            .guardrails
+                            .insert(g.name.clone(), recloop_core::GuardrailStatus::Attention);
+                        verdict.reason = format!(
+                            "rolled back: a person rejected the escalation on `{}` at {:.0}% traffic",
+                            g.name,
+                            share * 100.0
+                        );
+                        return finish(
+                            observer,
+                            verdict,
+                            Outcome::RolledBack {
+                                day,
+                                share,
+                                metric: g.name.clone(),
+                            },
+                            day + 1,
+                            max_share,
+                            escalations,
+                            last,
+                        );
+                    }
+                }
+            }
+            if !blocked {
+                emit(
+                    observer,
+                    &ExperimentEvent::RampAdvanced {
+                        day,
+                        from: share,
+                        to: ramp[step + 1],
+                    },
+                    day,
+                )?;
+                step += 1;
+                days_in_step = 0;
+            }
+        } else {
+            // 4. last step: decide, or extend until the maximum duration
+            let verdict = decide(&metrics, &last, alpha, day + 1, max_share, caveats.clone())?;
+            if verdict.decision != Decision::Extend || day + 1 == max_days {
+                return finish(
+                    observer,
+                    verdict,
+                    Outcome::Completed,
+                    day + 1,
+                    max_share,
+                    escalations,
+                    last,
+                );
+            }
+        }
+    }
+    let mut verdict = decide(&metrics, &last, alpha, max_days, max_share, caveats)?;
+    if verdict.decision == Decision::Keep {
+        verdict.decision = Decision::Extend;
+        verdict.reason = format!(
+            "the ramp did not reach its last step ({:.0}%) within {max_days} days",
+            ramp[ramp.len() - 1] * 100.0
+        );
+    }
+    finish(
+        observer,
+        verdict,
+        Outcome::Completed,
+        max_days,
+        max_share,
+        escalations,
+        last,
+    )
+}
+
+fn one_sided_fixed_harm_p(c: &Comparison, direction: Direction) -> f64 {
+    let p2 = c.p_two_sided();
+    if -direction.sign() * c.effect > 0.0 {
+        p2 / 2.0
+    } else {
+        1.0 - p2 / 2.0
+    }
+}
+
+fn finish(
+    observer: &mut dyn FnMut(&ExperimentEvent) -> Ack,
+    verdict: Verdict,
+    outcome: Outcome,
+    days: u32,
+    max_share: f64,
+    escalations: u32,
+    last: DayReport,
+) -> Result<ExperimentReport> {
+    emit(
+        observer,
+        &ExperimentEvent::Verdict {
+            verdict: verdict.clone(),
+        },
+        days,
+    )?;
+    Ok(ExperimentReport {
+        verdict,
+        outcome,
+        days,
+        max_share,
+        escalations,
+        last_report: last,
+    })
+}
