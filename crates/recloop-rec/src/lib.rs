@@ -3,10 +3,14 @@
 //!
 //! It knows nothing about agents or the journal.
 
+pub mod data;
 pub mod error;
+pub mod eval;
 pub mod interactions;
+pub mod metrics;
 pub mod models;
 pub mod pipeline;
+pub mod split;
 
 pub use error::{RecError, Result};
 pub use interactions::Interactions;
