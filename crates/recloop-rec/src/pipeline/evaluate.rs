@@ -1,0 +1,131 @@
+//! `recloop rec eval`: train what `pipeline.toml` says on the train split and score the requested
+//! split with full ranking (training items masked; validation items too for the holdout).
+
+use super::config::EvalConfig;
+use super::data::{PipelineData, check_shapes, load_data};
+use super::report::{MAX_K, MetricsAccumulator, user_metrics};
+use super::spec::PipelineSpec;
+use super::trained::TrainedPipeline;
+use crate::error::{RecError, Result};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+/// Which part of the data to score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvalSplit {
+    /// The validation split (agents see these numbers).
+    Validation,
+    /// The sealed holdout (agents only learn pass/fail).
+    Holdout,
+}
+
+impl std::str::FromStr for EvalSplit {
+    type Err = RecError;
+    fn from_str(s: &str) -> Result<EvalSplit> {
+        match s {
+            "validation" => Ok(EvalSplit::Validation),
+            "holdout" => Ok(EvalSplit::Holdout),
+            other => Err(RecError::Spec {
+                location: "--split".into(),
+                reason: format!("unknown split {other:?} (expected validation or holdout)"),
+            }),
+        }
+    }
+}
+
+/// Users whose single-user latency is sampled for `p99_score_ms`.
+const LATENCY_SAMPLE: usize = 300;
+
+/// Evaluate the workspace `dir` on `split`: reads `eval/eval.toml` and `pipeline.toml`, trains,
+/// ranks, and returns the metrics JSON object's entries (`ndcg@10`, `recall@20`, `hr@10`,
+/// `mrr@10`, `precision@10`, `coverage@10`, `novelty@10`, `diversity@10`, `popularity_bias@10`,
+/// `users`, `fit_s`, `eval_s`, `p99_score_ms`, `latency_p99_ms`).
+pub fn evaluate_workspace(dir: &Path, split: EvalSplit) -> Result<BTreeMap<String, f64>> {
+    let config = EvalConfig::load_workspace(dir)?;
+    let spec = PipelineSpec::load_workspace(dir)?;
+    let data = load_data(&config)?;
+    evaluate_spec(&spec, Some(dir), &data, split, config.seed)
+}
+
+/// Evaluate a specification on already loaded data.
+pub fn evaluate_spec(
+    spec: &PipelineSpec,
+    workspace: Option<&Path>,
+    data: &PipelineData,
+    split: EvalSplit,
+    seed: u64,
+) -> Result<BTreeMap<String, f64>> {
+    check_shapes(data, "workspace data")?;
+    let pipeline = TrainedPipeline::fit(spec, workspace, &data.train, &data.items, seed)?;
+    let mut metrics = evaluate_trained(&pipeline, data, split)?;
+    metrics.insert("fit_s".into(), pipeline.fit_seconds());
+    Ok(metrics)
+}
+
+/// Score a trained pipeline on `split` (adds `eval_s`, `p99_score_ms` and `latency_p99_ms`).
+pub fn evaluate_trained(
+    pipeline: &TrainedPipeline,
+    data: &PipelineData,
+    split: EvalSplit,
+) -> Result<BTreeMap<String, f64>> {
+    let start = Instant::now();
+    let test = match split {
+        EvalSplit::Validation => &data.validation,
+        EvalSplit::Holdout => &data.holdout,
+    };
+    let users: Vec<usize> = (0..test.n_users)
+        .filter(|&u| !test.items_of(u).is_empty())
+        .collect();
+    let exclude_for = |u: usize| -> Vec<u32> {
+        let mut ex = data.train.items_of(u).to_vec();
+        if split == EvalSplit::Holdout {
+            ex.extend_from_slice(data.validation.items_of(u));
+        }
+        ex
+    };
+    let popularity = pipeline.popularity();
+    let genres = &data.items.genres;
+    let per_user: Vec<(Vec<u32>, super::report::UserMetrics)> = users
+        .par_iter()
+        .map(|&u| {
+            let list = pipeline.recommend(u as u32, MAX_K, &exclude_for(u))?;
+            let m = user_metrics(&list, test.items_of(u), popularity, data.train.n_users, genres);
+            Ok((list, m))
+        })
+        .collect::<Result<_>>()?;
+    let mut acc = MetricsAccumulator::new(pipeline.n_items());
+    for (list, m) in &per_user {
+        acc.add(list, m);
+    }
+    let mut out = acc.finish();
+    out.insert("eval_s".into(), start.elapsed().as_secs_f64());
+    let p99 = latency_p99_ms(pipeline, data, &users)?;
+    out.insert("p99_score_ms".into(), p99);
+    out.insert("latency_p99_ms".into(), p99);
+    Ok(out)
+}
+
+/// 99th percentile of the time to recommend for one user (single thread), over an evenly spaced
+/// sample of users, in milliseconds.
+pub fn latency_p99_ms(
+    pipeline: &TrainedPipeline,
+    data: &PipelineData,
+    users: &[usize],
+) -> Result<f64> {
+    if users.is_empty() {
+        return Ok(0.0);
+    }
+    let step = users.len().div_ceil(LATENCY_SAMPLE).max(1);
+    let mut times = Vec::with_capacity(LATENCY_SAMPLE);
+    for &u in users.iter().step_by(step) {
+        let t = Instant::now();
+        let list = pipeline.recommend(u as u32, MAX_K, data.train.items_of(u))?;
+        std::hint::black_box(list);
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_unstable_by(f64::total_cmp);
+    let idx = ((times.len() as f64 * 0.99).ceil() as usize).clamp(1, times.len()) - 1;
+    Ok(times[idx])
+}
