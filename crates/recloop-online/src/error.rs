@@ -70,6 +70,9 @@ pub enum OnlineError {
         /// What was wrong (row, column, value).
         message: String,
     },
+    /// The simulator failed.
+    #[error("simulator: {0}")]
+    Sim(#[from] recloop_sim::SimError),
     /// The callback (journal) asked to stop.
     #[error("stopped by the observer at day {day}: {reason}")]
     Stopped {

@@ -43,7 +43,7 @@ impl Default for ExperimentSettings {
             primary: None,
             online_guardrails: Vec::new(),
             strict_metrics: false,
-            sequential_tuning: 2_000.0,
+            sequential_tuning: 500.0,
             srm_concentration: 100.0,
             srm_threshold: 0.001,
             min_units_per_arm: 8,
@@ -568,24 +568,12 @@ pub fn run_with_adapter(
                 step += 1;
                 days_in_step = 0;
             }
-        } else {
-            // 4. last step: decide, or extend until the maximum duration
-            let verdict = decide(&metrics, &last, alpha, day + 1, max_share, caveats.clone())?;
-            if verdict.decision != Decision::Extend || day + 1 == max_days {
-                return finish(
-                    observer,
-                    verdict,
-                    Outcome::Completed,
-                    day + 1,
-                    max_share,
-                    escalations,
-                    last,
-                );
-            }
         }
+        // 4. on the last step, traffic stays until the maximum duration: the fixed-horizon
+        //    verdict is computed once, at the end (no repeated peeking).
     }
     let mut verdict = decide(&metrics, &last, alpha, max_days, max_share, caveats)?;
-    if verdict.decision == Decision::Keep {
+    if verdict.decision == Decision::Keep && step + 1 < ramp.len() {
         verdict.decision = Decision::Extend;
         verdict.reason = format!(
             "the ramp did not reach its last step ({:.0}%) within {max_days} days",

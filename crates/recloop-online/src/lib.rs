@@ -5,17 +5,23 @@
 
 pub mod adapter;
 pub mod assign;
+pub mod calibration;
 pub mod error;
 pub mod experiment;
+pub mod sim_adapter;
 pub mod stats;
 pub mod verdict;
 
 pub use adapter::{Adapter, DayReport};
 pub use assign::{Arm, Assignment, Layer, Layers};
+pub use calibration::{RepeatedRuns, repeated_runs};
 pub use error::{OnlineError, Result};
 pub use experiment::{
     Ack, ExperimentEvent, ExperimentReport, ExperimentSettings, Outcome, resolve_metrics,
     run_with_adapter,
+};
+pub use sim_adapter::{
+    ExperimentConfig, SIM_METRICS, SimAdapter, default_sim_guardrails, run_experiment,
 };
 pub use stats::{Comparison, MetricStats};
 pub use verdict::{ResolvedMetrics, decide};
