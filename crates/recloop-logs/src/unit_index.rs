@@ -1,0 +1,117 @@
+//! A small open-addressing hash map from unit id to a dense slot, tuned for the event loop.
+
+const EMPTY: u32 = u32::MAX;
+
+/// Map u64 unit ids → u32 values with linear probing and Fibonacci hashing.
+#[derive(Debug, Clone)]
+pub struct UnitIndex {
+    slots: Vec<(u64, u32)>,
+    shift: u32,
+    len: usize,
+}
+
+impl Default for UnitIndex {
+    fn default() -> Self {
+        Self::with_capacity(1024)
+    }
+}
+
+impl UnitIndex {
+    /// An index sized for about `n` units.
+    pub fn with_capacity(n: usize) -> Self {
+        let cap = (n.max(8) * 2).next_power_of_two();
+        UnitIndex {
+            slots: vec![(0, EMPTY); cap],
+            shift: 64 - cap.trailing_zeros(),
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn home(&self, key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Value of `key`, if present.
+    #[inline]
+    pub fn get(&self, key: u64) -> Option<u32> {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(key);
+        loop {
+            let (k, v) = self.slots[i];
+            if v == EMPTY {
+                return None;
+            }
+            if k == key {
+                return Some(v);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Insert or overwrite; `value` must not be `u32::MAX`.
+    pub fn insert(&mut self, key: u64, value: u32) {
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(key);
+        loop {
+            let (k, v) = self.slots[i];
+            if v == EMPTY {
+                self.slots[i] = (key, value);
+                self.len += 1;
+                return;
+            }
+            if k == key {
+                self.slots[i].1 = value;
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn grow(&mut self) {
+        let old = std::mem::take(&mut self.slots);
+        let cap = old.len() * 2;
+        self.slots = vec![(0, EMPTY); cap];
+        self.shift = 64 - cap.trailing_zeros();
+        self.len = 0;
+        for (k, v) in old {
+            if v != EMPTY {
+                self.insert(k, v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inserts_and_finds_many_keys() {
+        let mut idx = UnitIndex::with_capacity(4);
+        for k in 0..10_000u64 {
+            idx.insert(k * 7919, k as u32);
+        }
+        assert_eq!(idx.len(), 10_000);
+        for k in 0..10_000u64 {
+            assert_eq!(idx.get(k * 7919), Some(k as u32));
+        }
+        assert_eq!(idx.get(1), None);
+        idx.insert(0, 5);
+        assert_eq!(idx.get(0), Some(5));
+        assert_eq!(idx.len(), 10_000);
+    }
+}
