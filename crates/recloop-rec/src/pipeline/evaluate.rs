@@ -49,7 +49,8 @@ pub fn evaluate_workspace(dir: &Path, split: EvalSplit) -> Result<BTreeMap<Strin
     evaluate_spec(&spec, Some(dir), &data, split, config.seed)
 }
 
-/// Evaluate a specification on already loaded data.
+/// Evaluate a specification on already loaded data: fit on the data that precedes `split`
+/// (train for validation; `holdout_train` for the holdout), then score `split`.
 pub fn evaluate_spec(
     spec: &PipelineSpec,
     workspace: Option<&Path>,
@@ -58,7 +59,11 @@ pub fn evaluate_spec(
     seed: u64,
 ) -> Result<BTreeMap<String, f64>> {
     check_shapes(data, "workspace data")?;
-    let pipeline = TrainedPipeline::fit(spec, workspace, &data.train, &data.items, seed)?;
+    let fit_on = match split {
+        EvalSplit::Validation => &data.train,
+        EvalSplit::Holdout => &data.holdout_train,
+    };
+    let pipeline = TrainedPipeline::fit(spec, workspace, fit_on, &data.items, seed)?;
     let mut metrics = evaluate_trained(&pipeline, data, split)?;
     metrics.insert("fit_s".into(), pipeline.fit_seconds());
     Ok(metrics)

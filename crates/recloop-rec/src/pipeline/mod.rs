@@ -16,7 +16,6 @@ pub mod features;
 pub mod load;
 pub mod locate;
 pub mod params;
-mod real_data;
 pub mod report;
 pub mod rerank;
 pub mod script;

