@@ -10,5 +10,5 @@ pub mod metric;
 
 pub use domain::*;
 pub use error::{CoreError, Result};
-pub use manifest::{LlmSection, Manifest, OnlineSection, ProjectSection};
+pub use manifest::{LlmBudget, LlmSection, Manifest, OnlineSection, ProjectSection};
 pub use metric::{Direction, GuardrailSpec, MetricSpec, MetricValues, MetricsSection};

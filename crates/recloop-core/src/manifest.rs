@@ -182,6 +182,24 @@ pub struct LlmSection {
     /// Sampling temperature.
     #[serde(default)]
     pub temperature: Option<f64>,
+    /// Per-role budgets (`[llm.role_budgets.brainstorm] usd = 2.0`), on top of the run budgets.
+    #[serde(default)]
+    pub role_budgets: BTreeMap<String, LlmBudget>,
+}
+
+/// Budgets of one agent role in `[llm.role_budgets.<role>]`; absent fields mean unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmBudget {
+    /// US dollars.
+    #[serde(default)]
+    pub usd: Option<f64>,
+    /// Input + output tokens.
+    #[serde(default)]
+    pub tokens: Option<u64>,
+    /// Wall-clock seconds spent in this role's model calls.
+    #[serde(default)]
+    pub seconds: Option<u64>,
 }
 
 /// `[sandbox]`.
