@@ -108,7 +108,10 @@ impl AnthropicChat {
         if !system.is_empty() {
             body.insert("system".into(), json!(system.join("\n\n")));
         }
-        body.insert("messages".into(), Value::Array(encode_messages(&request.messages)));
+        body.insert(
+            "messages".into(),
+            Value::Array(encode_messages(&request.messages)),
+        );
         let mut tools: Vec<Value> = request
             .tools
             .iter()
@@ -188,7 +191,11 @@ impl AnthropicChat {
             match b.get("type").and_then(Value::as_str) {
                 Some("text") => text.push_str(b.get("text").and_then(Value::as_str).unwrap_or("")),
                 Some("tool_use") => calls.push(ToolCall {
-                    id: b.get("id").and_then(Value::as_str).unwrap_or("").to_string(),
+                    id: b
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
                     name: b
                         .get("name")
                         .and_then(Value::as_str)
@@ -228,7 +235,10 @@ fn finish_response(
     {
         let call = calls.remove(pos);
         let value = if st.wrapped {
-            call.arguments.get("value").cloned().unwrap_or(call.arguments)
+            call.arguments
+                .get("value")
+                .cloned()
+                .unwrap_or(call.arguments)
         } else {
             call.arguments
         };
@@ -249,7 +259,11 @@ fn finish_response(
 }
 
 fn parse_usage(u: Option<&Value>) -> Usage {
-    let get = |k: &str| u.and_then(|u| u.get(k)).and_then(Value::as_u64).unwrap_or(0);
+    let get = |k: &str| {
+        u.and_then(|u| u.get(k))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
     Usage {
         input_tokens: get("input_tokens")
             + get("cache_creation_input_tokens")
@@ -298,7 +312,9 @@ fn encode_messages(messages: &[Message]) -> Vec<Value> {
                         Value::Object(_) => c.arguments.clone(),
                         _ => json!({}),
                     };
-                    blocks.push(json!({"type": "tool_use", "id": c.id, "name": c.name, "input": input}));
+                    blocks.push(
+                        json!({"type": "tool_use", "id": c.id, "name": c.name, "input": input}),
+                    );
                 }
                 if blocks.is_empty() {
                     blocks.push(json!({"type": "text", "text": ""}));

@@ -194,10 +194,7 @@ mod tests {
         );
         let req = ChatRequest::simple(None, "x");
         for _ in 0..3 {
-            assert!(matches!(
-                m.chat(&req).unwrap_err(),
-                LlmError::Server { .. }
-            ));
+            assert!(matches!(m.chat(&req).unwrap_err(), LlmError::Server { .. }));
         }
         assert_eq!(state.status(), BreakerStatus::Open);
         let err = m.chat(&req).unwrap_err();
@@ -209,10 +206,7 @@ mod tests {
         clock.advance(Duration::from_secs(11));
         assert_eq!(state.status(), BreakerStatus::HalfOpen);
         // Failed trial re-opens immediately.
-        assert!(matches!(
-            m.chat(&req).unwrap_err(),
-            LlmError::Server { .. }
-        ));
+        assert!(matches!(m.chat(&req).unwrap_err(), LlmError::Server { .. }));
         assert_eq!(state.status(), BreakerStatus::Open);
         clock.advance(Duration::from_secs(11));
         assert_eq!(m.chat(&req).unwrap().text(), "recovered");

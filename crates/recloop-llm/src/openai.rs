@@ -3,10 +3,10 @@
 
 use crate::error::{LlmError, Result};
 use crate::model::ChatModel;
-use crate::wire::{Secret, SseEvent, Transport, WireRequest, error_for_status, excerpt};
 use crate::types::{
     ChatRequest, ChatResponse, Message, Role, StopReason, StreamEvent, ToolCall, ToolChoice, Usage,
 };
+use crate::wire::{Secret, SseEvent, Transport, WireRequest, error_for_status, excerpt};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -235,7 +235,11 @@ pub(crate) fn parse_arguments(raw: &str) -> Value {
 }
 
 fn parse_usage(u: Option<&Value>) -> Usage {
-    let get = |k: &str| u.and_then(|u| u.get(k)).and_then(Value::as_u64).unwrap_or(0);
+    let get = |k: &str| {
+        u.and_then(|u| u.get(k))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
     Usage {
         input_tokens: get("prompt_tokens"),
         output_tokens: get("completion_tokens"),
@@ -312,12 +316,7 @@ struct StreamState {
 }
 
 impl StreamState {
-    fn feed(
-        &mut self,
-        provider: &str,
-        ev: &SseEvent,
-        on_event: &mut dyn FnMut(&StreamEvent),
-    ) {
+    fn feed(&mut self, provider: &str, ev: &SseEvent, on_event: &mut dyn FnMut(&StreamEvent)) {
         if self.error.is_some() || self.done {
             return;
         }

@@ -56,7 +56,11 @@ pub fn ping(model: &dyn ChatModel) -> Result<PingReport> {
     let started = Instant::now();
     let out = structured_detailed::<Value>(model, &ping_request(), &schema)?;
     let latency = started.elapsed();
-    let (usd, priced) = cost_usd(model.name(), out.usage.input_tokens, out.usage.output_tokens);
+    let (usd, priced) = cost_usd(
+        model.name(),
+        out.usage.input_tokens,
+        out.usage.output_tokens,
+    );
     Ok(PingReport {
         model: model.name().to_string(),
         latency,

@@ -105,10 +105,15 @@ mod tests {
 
     #[test]
     fn longest_prefix_wins_and_prefixes_are_stripped() {
-        assert_eq!(price_of("gpt-4o-mini-2024-07-18").unwrap().prefix, "gpt-4o-mini");
+        assert_eq!(
+            price_of("gpt-4o-mini-2024-07-18").unwrap().prefix,
+            "gpt-4o-mini"
+        );
         assert_eq!(price_of("gpt-4o-2024-08-06").unwrap().prefix, "gpt-4o");
         assert_eq!(
-            price_of("anthropic:claude-sonnet-4-5-20250929").unwrap().prefix,
+            price_of("anthropic:claude-sonnet-4-5-20250929")
+                .unwrap()
+                .prefix,
             "claude-sonnet-4"
         );
         assert_eq!(price_of("openai/gpt-5-mini").unwrap().prefix, "gpt-5-mini");

@@ -182,7 +182,10 @@ mod tests {
             policy.clone(),
             clock.clone(),
         );
-        assert_eq!(m.chat(&ChatRequest::simple(None, "x")).unwrap().text(), "ok");
+        assert_eq!(
+            m.chat(&ChatRequest::simple(None, "x")).unwrap().text(),
+            "ok"
+        );
         let sleeps = clock.sleeps();
         assert_eq!(sleeps.len(), 3);
         for (i, s) in sleeps.iter().enumerate() {

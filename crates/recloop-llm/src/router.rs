@@ -450,7 +450,8 @@ impl LlmRouter {
         let base = self.provider_model(spec)?;
         let budgeted = Budgeted::new(base, self.ledger.clone(), role);
         let guarded = CircuitBreaker::new(budgeted, self.breaker(&spec.to_string()));
-        let retried = Retrying::with_clock(guarded, self.settings.retry.clone(), self.clock.clone());
+        let retried =
+            Retrying::with_clock(guarded, self.settings.retry.clone(), self.clock.clone());
         Ok(match &self.settings.cache_dir {
             Some(dir) if spec.provider != "replay" => Arc::new(CachedModel::new(retried, dir)),
             _ => Arc::new(retried),
@@ -552,7 +553,8 @@ mod tests {
         )
         .unwrap();
         let mut s = LlmSettings::new("scripted", "s.json", dir.path());
-        s.roles.insert("brainstorm".into(), vec!["scripted:s.json".into()]);
+        s.roles
+            .insert("brainstorm".into(), vec!["scripted:s.json".into()]);
         let r = LlmRouter::with_clock(s, ManualClock::shared());
         let m = r.for_role("brainstorm").unwrap();
         assert_eq!(

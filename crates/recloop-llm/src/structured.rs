@@ -55,7 +55,11 @@ impl Schema {
             .take(5)
             .map(|e| {
                 let path = e.instance_path().to_string();
-                let at = if path.is_empty() { "/".to_string() } else { path };
+                let at = if path.is_empty() {
+                    "/".to_string()
+                } else {
+                    path
+                };
                 format!("at {at}: {e}")
             })
             .collect();
@@ -219,7 +223,11 @@ pub fn sanitize_name(name: &str) -> String {
         })
         .take(64)
         .collect();
-    if s.is_empty() { "answer".to_string() } else { s }
+    if s.is_empty() {
+        "answer".to_string()
+    } else {
+        s
+    }
 }
 
 #[cfg(test)]
@@ -300,8 +308,8 @@ mod tests {
             ScriptedTurn::json(json!({"ok": true, "score": -1})),
             ScriptedTurn::json(json!({"ok": "yes", "score": 1})),
         ]);
-        let err = structured::<Verdict>(&m, &ChatRequest::simple(None, "judge"), &schema())
-            .unwrap_err();
+        let err =
+            structured::<Verdict>(&m, &ChatRequest::simple(None, "judge"), &schema()).unwrap_err();
         match &err {
             LlmError::StructuredOutput { reason, .. } => {
                 assert!(reason.contains("/ok"), "{reason}")

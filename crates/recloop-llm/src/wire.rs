@@ -2,8 +2,8 @@
 //! ([`HttpTransport`]), recorded or replayed ([`crate::cassette`]), with Server-Sent Events.
 
 use crate::error::{LlmError, Result};
-use futures::StreamExt;
 use eventsource_stream::Eventsource;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::OnceLock;
