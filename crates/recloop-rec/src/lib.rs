@@ -6,6 +6,7 @@
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod example;
 pub mod interactions;
 pub mod metrics;
 pub mod models;

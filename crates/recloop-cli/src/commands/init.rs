@@ -8,15 +8,20 @@ pub struct Args {
     /// Built-in example to write (`movielens`).
     #[arg(long)]
     pub example: String,
-    /// Directory to create.
+    /// Dataset the example evaluates on, instead of its default (`ml-100k`, `ml-1m`, `synthetic`).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Directory to create (must be empty or absent).
     pub dir: PathBuf,
 }
 
-/// Write the example workspace.
+/// Write the example workspace as a git repository with one commit.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    anyhow::bail!(
-        "example {} not available yet ({})",
+    recloop_rec::example::init_example(&args.example, &args.dir, args.dataset.as_deref())?;
+    println!(
+        "wrote the {} example to {} (git repository on branch main)",
         args.example,
         args.dir.display()
-    )
+    );
+    Ok(())
 }
