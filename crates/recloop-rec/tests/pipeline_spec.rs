@@ -59,13 +59,33 @@ fn unknown_kind_and_field_name_the_line() {
 #[test]
 fn semantic_errors_name_line_and_reason() {
     let cases: &[(&str, &str, usize, &str)] = &[
-        ("lambda = 250.0", "lambda = -1.0", 7, "outside the valid range"),
-        ("k = 50", "neighbours = 50", 14, "unknown hyper-parameter `neighbours`"),
+        (
+            "lambda = 250.0",
+            "lambda = -1.0",
+            7,
+            "outside the valid range",
+        ),
+        (
+            "k = 50",
+            "neighbours = 50",
+            14,
+            "unknown hyper-parameter `neighbours`",
+        ),
         ("k = 50", "k = 50.5", 14, "whole number"),
-        ("name = \"knn\"", "name = \"ease\"", 10, "duplicate model name"),
+        (
+            "name = \"knn\"",
+            "name = \"ease\"",
+            10,
+            "duplicate model name",
+        ),
         ("weight = 0.5", "weight = nan", 12, "finite"),
         ("mmr_lambda = 0.2", "mmr_lambda = 1.5", 21, "[0, 1]"),
-        ("popularity_penalty = 0.01", "popularity_penalty = -0.5", 22, "≥ 0"),
+        (
+            "popularity_penalty = 0.01",
+            "popularity_penalty = -0.5",
+            22,
+            "≥ 0",
+        ),
         ("candidates = 50", "candidates = 0", 20, "at least 1"),
         ("name = \"knn\"", "name = \"my knn\"", 10, "identifier"),
     ];
@@ -83,9 +103,18 @@ fn semantic_errors_name_line_and_reason() {
 fn script_path_must_exist_inside_the_workspace() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("scripts")).unwrap();
-    std::fs::write(dir.path().join("scripts/s.rhai"), "fn score(item, user) { 1.0 }").unwrap();
+    std::fs::write(
+        dir.path().join("scripts/s.rhai"),
+        "fn score(item, user) { 1.0 }",
+    )
+    .unwrap();
     let with = |p: &str| format!("{GOOD}\n[script]\npath = \"{p}\"\n");
-    PipelineSpec::parse(&with("scripts/s.rhai"), Path::new("p.toml"), Some(dir.path())).unwrap();
+    PipelineSpec::parse(
+        &with("scripts/s.rhai"),
+        Path::new("p.toml"),
+        Some(dir.path()),
+    )
+    .unwrap();
     for (path, reason) in [
         ("scripts/missing.rhai", "does not exist"),
         ("../outside.rhai", "leaves the workspace"),

@@ -53,7 +53,11 @@ fn init_writes_a_valid_git_workspace_and_refuses_to_overwrite() {
         .args(["status", "--porcelain"])
         .output()
         .unwrap();
-    assert!(status.stdout.is_empty(), "{}", String::from_utf8_lossy(&status.stdout));
+    assert!(
+        status.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
     let again = init_example("movielens", &ws, Some("synthetic")).unwrap_err();
     assert!(again.to_string().contains("not empty"), "{again}");
     assert!(init_example("netflix", &dir.path().join("x"), None).is_err());
@@ -111,7 +115,10 @@ fn rerank_and_script_change_the_lists_as_declared() {
                 [[models]]\nname = \"pop\"\nkind = \"mostpop\"\nweight = 0.3\n";
     write_pipeline(&ws, base);
     let plain = evaluate_workspace(&ws, EvalSplit::Validation).unwrap();
-    write_pipeline(&ws, &format!("{base}\n[rerank]\npopularity_penalty = 1.0\n"));
+    write_pipeline(
+        &ws,
+        &format!("{base}\n[rerank]\npopularity_penalty = 1.0\n"),
+    );
     let penalised = evaluate_workspace(&ws, EvalSplit::Validation).unwrap();
     assert!(penalised["popularity_bias@10"] < plain["popularity_bias@10"]);
     write_pipeline(&ws, &format!("{base}\n[rerank]\nmmr_lambda = 0.7\n"));
@@ -119,7 +126,10 @@ fn rerank_and_script_change_the_lists_as_declared() {
     assert!(diverse["diversity@10"] > plain["diversity@10"]);
 
     // the shipped neutral script leaves the metrics unchanged
-    write_pipeline(&ws, &format!("{base}\n[script]\npath = \"scripts/score.rhai\"\n"));
+    write_pipeline(
+        &ws,
+        &format!("{base}\n[script]\npath = \"scripts/score.rhai\"\n"),
+    );
     let scripted = evaluate_workspace(&ws, EvalSplit::Validation).unwrap();
     assert_eq!(without_timings(&scripted), without_timings(&plain));
 
@@ -129,7 +139,10 @@ fn rerank_and_script_change_the_lists_as_declared() {
         "fn score(item, user) {\n  item.scores.knn - 0.5 * ln(1.0 + item.popularity) + 0.0 * user.activity\n}\n",
     )
     .unwrap();
-    write_pipeline(&ws, &format!("{base}\n[script]\npath = \"scripts/tilt.rhai\"\n"));
+    write_pipeline(
+        &ws,
+        &format!("{base}\n[script]\npath = \"scripts/tilt.rhai\"\n"),
+    );
     let tilted = evaluate_workspace(&ws, EvalSplit::Validation).unwrap();
     assert!(tilted["popularity_bias@10"] < plain["popularity_bias@10"]);
 
@@ -139,7 +152,10 @@ fn rerank_and_script_change_the_lists_as_declared() {
         "fn score(item, user) {\n  let x = 1.0;\n  x + item.no_such_field.len()\n}\n",
     )
     .unwrap();
-    write_pipeline(&ws, &format!("{base}\n[script]\npath = \"scripts/bad.rhai\"\n"));
+    write_pipeline(
+        &ws,
+        &format!("{base}\n[script]\npath = \"scripts/bad.rhai\"\n"),
+    );
     let e = evaluate_workspace(&ws, EvalSplit::Validation)
         .unwrap_err()
         .to_string();

@@ -11,7 +11,10 @@ pub const EXAMPLES: [&str; 1] = ["movielens"];
 const MOVIELENS: [(&str, &str); 5] = [
     ("recloop.toml", include_str!("movielens/recloop.toml")),
     ("pipeline.toml", include_str!("movielens/pipeline.toml")),
-    ("scripts/score.rhai", include_str!("movielens/scripts/score.rhai")),
+    (
+        "scripts/score.rhai",
+        include_str!("movielens/scripts/score.rhai"),
+    ),
     ("eval/eval.toml", include_str!("movielens/eval/eval.toml")),
     ("README.md", include_str!("movielens/README.md")),
 ];
@@ -66,14 +69,19 @@ pub fn init_example(name: &str, dir: &Path, dataset: Option<&str>) -> Result<()>
             std::fs::create_dir_all(parent).map_err(io(parent))?;
         }
         let text = match (rel, dataset) {
-            (&"eval/eval.toml", Some(d)) => text.replace("dataset = \"ml-1m\"", &format!("dataset = \"{d}\"")),
+            (&"eval/eval.toml", Some(d)) => {
+                text.replace("dataset = \"ml-1m\"", &format!("dataset = \"{d}\""))
+            }
             _ => text.to_string(),
         };
         std::fs::write(&path, text).map_err(io(&path))?;
     }
     git(dir, &["init", "-q", "-b", "main"])?;
     git(dir, &["add", "-A"])?;
-    git(dir, &["commit", "-q", "-m", &format!("recloop example: {name}")])?;
+    git(
+        dir,
+        &["commit", "-q", "-m", &format!("recloop example: {name}")],
+    )?;
     Ok(())
 }
 

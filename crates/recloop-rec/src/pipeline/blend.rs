@@ -76,7 +76,11 @@ pub fn normalize(scores: &mut [f32], eligible: &[bool], how: Normalize) {
                     rank = pos;
                     prev = s;
                 }
-                out[pos] = if n == 1 { 1.0 } else { 1.0 - rank as f32 / denom };
+                out[pos] = if n == 1 {
+                    1.0
+                } else {
+                    1.0 - rank as f32 / denom
+                };
             }
             for (pos, &i) in order.iter().enumerate() {
                 scores[i as usize] = out[pos];

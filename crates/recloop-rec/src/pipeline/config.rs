@@ -110,8 +110,8 @@ mod tests {
 
     #[test]
     fn parses_and_rejects_unknown_dataset() {
-        let c = EvalConfig::parse("dataset = \"synthetic\"\nseed = 3\n", Path::new("e.toml"))
-            .unwrap();
+        let c =
+            EvalConfig::parse("dataset = \"synthetic\"\nseed = 3\n", Path::new("e.toml")).unwrap();
         assert_eq!(c.seed, 3);
         assert_eq!(c.protocol, "a");
         let e = EvalConfig::parse("seed = 1\ndataset = \"netflix\"\n", Path::new("e.toml"))

@@ -120,7 +120,10 @@ mod tests {
     #[test]
     fn years_are_parsed_from_titles() {
         assert_eq!(year_in("Heat (1995)"), Some(1995));
-        assert_eq!(year_in("City of Lost Children, The (Cité des enfants perdus, La) (1995)"), Some(1995));
+        assert_eq!(
+            year_in("City of Lost Children, The (Cité des enfants perdus, La) (1995)"),
+            Some(1995)
+        );
         assert_eq!(year_in("No year"), None);
         assert_eq!(year_in("(abcd)"), None);
     }

@@ -96,7 +96,13 @@ pub fn evaluate_trained(
         .par_iter()
         .map(|&u| {
             let list = pipeline.recommend(u as u32, MAX_K, &exclude_for(u))?;
-            let m = user_metrics(&list, test.items_of(u), popularity, data.train.n_users, genres);
+            let m = user_metrics(
+                &list,
+                test.items_of(u),
+                popularity,
+                data.train.n_users,
+                genres,
+            );
             Ok((list, m))
         })
         .collect::<Result<_>>()?;

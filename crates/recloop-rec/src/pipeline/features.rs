@@ -53,6 +53,12 @@ pub fn mean_ratings(n_items: usize, ratings: impl IntoIterator<Item = (u32, f32)
     }
     sum.iter()
         .zip(&count)
-        .map(|(&s, &c)| if c > 0 { (s / f64::from(c)) as f32 } else { 0.0 })
+        .map(|(&s, &c)| {
+            if c > 0 {
+                (s / f64::from(c)) as f32
+            } else {
+                0.0
+            }
+        })
         .collect()
 }

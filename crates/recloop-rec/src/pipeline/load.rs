@@ -144,12 +144,7 @@ impl PipelineSpec {
             for (name, &value) in &m.params {
                 if let Some(reason) = check_param(m.kind, name, value) {
                     return Some(Issue {
-                        path: vec![
-                            key("models"),
-                            OwnedSeg::Index(i),
-                            key("params"),
-                            key(name),
-                        ],
+                        path: vec![key("models"), OwnedSeg::Index(i), key("params"), key(name)],
                         reason,
                     });
                 }
@@ -227,7 +222,9 @@ fn check_script_path(path: &str, workspace: Option<&Path>) -> Option<String> {
     // Symlinks could still point outside: compare canonical paths.
     match (full.canonicalize(), ws.canonicalize()) {
         (Ok(f), Ok(w)) if f.starts_with(&w) => None,
-        (Ok(_), Ok(_)) => Some(format!("script path {path:?} resolves outside the workspace")),
+        (Ok(_), Ok(_)) => Some(format!(
+            "script path {path:?} resolves outside the workspace"
+        )),
         (Err(e), _) | (_, Err(e)) => Some(format!("script path {path:?} cannot be resolved: {e}")),
     }
 }

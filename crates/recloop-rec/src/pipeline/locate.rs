@@ -64,11 +64,19 @@ mod tests {
 
     #[test]
     fn finds_nested_keys() {
-        assert_eq!(line_of(TEXT, &[Seg::Key("rerank"), Seg::Key("mmr_lambda")]), Some(12));
+        assert_eq!(
+            line_of(TEXT, &[Seg::Key("rerank"), Seg::Key("mmr_lambda")]),
+            Some(12)
+        );
         assert_eq!(
             line_of(
                 TEXT,
-                &[Seg::Key("models"), Seg::Index(1), Seg::Key("params"), Seg::Key("factors")]
+                &[
+                    Seg::Key("models"),
+                    Seg::Index(1),
+                    Seg::Key("params"),
+                    Seg::Key("factors")
+                ]
             ),
             Some(9)
         );
@@ -80,7 +88,10 @@ mod tests {
 
     #[test]
     fn falls_back_to_ancestor() {
-        assert_eq!(line_of(TEXT, &[Seg::Key("rerank"), Seg::Key("nope")]), Some(11));
+        assert_eq!(
+            line_of(TEXT, &[Seg::Key("rerank"), Seg::Key("nope")]),
+            Some(11)
+        );
         assert_eq!(line_of(TEXT, &[Seg::Key("nope")]), None);
     }
 }

@@ -11,11 +11,41 @@ pub use crate::models::hparams::HyperParam as ParamDef;
 
 /// BPR's table until the model module publishes its own.
 const BPR: &[ParamDef] = &[
-    ParamDef { name: "factors", default: 64.0, min: 1.0, max: 512.0, integer: true },
-    ParamDef { name: "lr", default: 0.05, min: 1e-6, max: 1.0, integer: false },
-    ParamDef { name: "reg", default: 0.001, min: 0.0, max: 10.0, integer: false },
-    ParamDef { name: "epochs", default: 30.0, min: 1.0, max: 500.0, integer: true },
-    ParamDef { name: "seed", default: 42.0, min: 0.0, max: 9.007_199_254_740_992e15, integer: true },
+    ParamDef {
+        name: "factors",
+        default: 64.0,
+        min: 1.0,
+        max: 512.0,
+        integer: true,
+    },
+    ParamDef {
+        name: "lr",
+        default: 0.05,
+        min: 1e-6,
+        max: 1.0,
+        integer: false,
+    },
+    ParamDef {
+        name: "reg",
+        default: 0.001,
+        min: 0.0,
+        max: 10.0,
+        integer: false,
+    },
+    ParamDef {
+        name: "epochs",
+        default: 30.0,
+        min: 1.0,
+        max: 500.0,
+        integer: true,
+    },
+    ParamDef {
+        name: "seed",
+        default: 42.0,
+        min: 0.0,
+        max: 9.007_199_254_740_992e15,
+        integer: true,
+    },
 ];
 
 /// The hyper-parameters `kind` accepts.
@@ -97,11 +127,31 @@ mod tests {
     #[test]
     fn checks_names_ranges_and_integers() {
         assert!(check_param(ModelKind::Ease, "lambda", 250.0).is_none());
-        assert!(check_param(ModelKind::Ease, "lamda", 250.0).unwrap().contains("unknown"));
-        assert!(check_param(ModelKind::Ials, "factors", 64.5).unwrap().contains("whole"));
-        assert!(check_param(ModelKind::Ials, "reg", -1.0).unwrap().contains("range"));
-        assert!(check_param(ModelKind::MostPop, "k", 1.0).unwrap().contains("takes none"));
-        assert!(check_param(ModelKind::Ease, "lambda", f64::NAN).unwrap().contains("finite"));
+        assert!(
+            check_param(ModelKind::Ease, "lamda", 250.0)
+                .unwrap()
+                .contains("unknown")
+        );
+        assert!(
+            check_param(ModelKind::Ials, "factors", 64.5)
+                .unwrap()
+                .contains("whole")
+        );
+        assert!(
+            check_param(ModelKind::Ials, "reg", -1.0)
+                .unwrap()
+                .contains("range")
+        );
+        assert!(
+            check_param(ModelKind::MostPop, "k", 1.0)
+                .unwrap()
+                .contains("takes none")
+        );
+        assert!(
+            check_param(ModelKind::Ease, "lambda", f64::NAN)
+                .unwrap()
+                .contains("finite")
+        );
     }
 
     #[test]

@@ -46,7 +46,11 @@ pub fn rerank(
         .iter()
         .map(|&(i, s)| {
             let pop = popularity.get(i as usize).copied().unwrap_or(0) as f32;
-            let s = if beta > 0.0 { s - beta * pop.ln_1p() } else { s };
+            let s = if beta > 0.0 {
+                s - beta * pop.ln_1p()
+            } else {
+                s
+            };
             (i, s)
         })
         .filter(|(_, s)| !s.is_nan())
@@ -59,9 +63,11 @@ pub fn rerank(
     if lambda <= 0.0 && cap == 0 {
         return ranked.into_iter().take(k).map(|(i, _)| i).collect();
     }
-    let (lo, hi) = ranked.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &(_, s)| {
-        (lo.min(s), hi.max(s))
-    });
+    let (lo, hi) = ranked
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &(_, s)| {
+            (lo.min(s), hi.max(s))
+        });
     let range = hi - lo;
     let relevance: Vec<f32> = ranked
         .iter()
@@ -165,9 +171,15 @@ mod tests {
     fn lambda_zero_is_plain_ranking() {
         let (c, g) = fixture();
         let pop = vec![0; 6];
-        assert_eq!(rerank(&c, 4, &spec(0.0, 0.0, 0), &pop, &g), vec![0, 1, 2, 3]);
+        assert_eq!(
+            rerank(&c, 4, &spec(0.0, 0.0, 0), &pop, &g),
+            vec![0, 1, 2, 3]
+        );
         // also through the greedy path (a cap so large it never binds)
-        assert_eq!(rerank(&c, 4, &spec(0.0, 0.0, 99), &pop, &g), vec![0, 1, 2, 3]);
+        assert_eq!(
+            rerank(&c, 4, &spec(0.0, 0.0, 99), &pop, &g),
+            vec![0, 1, 2, 3]
+        );
     }
 
     #[test]
@@ -194,7 +206,10 @@ mod tests {
         assert_eq!(out, vec![0, 3, 4]);
         let out2 = rerank(&c, 6, &spec(0.0, 0.0, 2), &pop, &g);
         for genre in 0..3u16 {
-            let n = out2.iter().filter(|&&i| g[i as usize].contains(&genre)).count();
+            let n = out2
+                .iter()
+                .filter(|&&i| g[i as usize].contains(&genre))
+                .count();
             assert!(n <= 2, "genre {genre} appears {n} times in {out2:?}");
         }
     }

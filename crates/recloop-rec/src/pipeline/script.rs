@@ -243,7 +243,12 @@ mod tests {
     fn non_numbers_and_nan_are_rejected() {
         let s = ScoringScript::compile("fn score(item, user) { \"high\" }", Path::new("s.rhai"))
             .unwrap();
-        assert!(s.score(item(1.0), Map::new()).unwrap_err().to_string().contains("number"));
+        assert!(
+            s.score(item(1.0), Map::new())
+                .unwrap_err()
+                .to_string()
+                .contains("number")
+        );
         let s = ScoringScript::compile("fn score(item, user) { 0.0 / 0.0 }", Path::new("s.rhai"))
             .unwrap();
         assert!(s.score(item(1.0), Map::new()).is_err());
@@ -252,11 +257,8 @@ mod tests {
     #[test]
     fn no_eval_and_no_import() {
         assert!(
-            ScoringScript::compile(
-                "fn score(item, user) { eval(\"1\") }",
-                Path::new("s.rhai")
-            )
-            .is_err()
+            ScoringScript::compile("fn score(item, user) { eval(\"1\") }", Path::new("s.rhai"))
+                .is_err()
         );
         let s = ScoringScript::compile(
             "fn score(item, user) { import \"x\" as y; 1.0 }",

@@ -113,7 +113,8 @@ pub fn generate(spec: &SyntheticSpec, seed: u64) -> Dataset {
             let base: f32 = if likes { 4.0 } else { 3.0 };
             ds.users.push(u as u32);
             ds.items.push(item as u32);
-            ds.ratings.push((base + rng.random_range(-1.0f32..=1.0)).round());
+            ds.ratings
+                .push((base + rng.random_range(-1.0f32..=1.0)).round());
             ds.timestamps.push(1_000_000 + (u * 1000 + picked) as i64);
         }
     }

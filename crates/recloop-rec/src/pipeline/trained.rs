@@ -248,7 +248,10 @@ impl TrainedPipeline {
 fn item_map(item: u32, popularity: u32, features: &ItemFeatures) -> Map {
     let mut m = Map::new();
     m.insert("id".into(), Dynamic::from_int(i64::from(item)));
-    m.insert("popularity".into(), Dynamic::from_int(i64::from(popularity)));
+    m.insert(
+        "popularity".into(),
+        Dynamic::from_int(i64::from(popularity)),
+    );
     m.insert(
         "mean_rating".into(),
         Dynamic::from_float(f64::from(features.mean_rating_of(item))),
