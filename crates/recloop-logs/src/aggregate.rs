@@ -393,11 +393,17 @@ impl Aggregator {
         let n_events = self.event_names.len();
         let cuped = self.options.cuped;
         let max_day = self.options.max_day.unwrap_or(u32::MAX);
+        let stride = self.stride;
+        let units = &self.units;
+        let mems: &[Membership] = &self.memberships;
+        let acc: &mut [f64] = &mut self.acc;
+        let keys: &[u32] = &metric.keys;
+        let (unit, ts, value) = (&unit[..], &ts[..], &value[..]);
         let mut used = 0u64;
         let mut last_unit = u64::MAX;
         let mut last_head = NONE;
         for i in 0..batch.num_rows() {
-            let slot = slot_of[metric.keys[i] as usize];
+            let slot = slot_of[keys[i] as usize];
             if slot == NONE {
                 continue;
             }
@@ -409,17 +415,17 @@ impl Aggregator {
             let u = unit[i];
             if u != last_unit {
                 last_unit = u;
-                last_head = self.units.get(u).unwrap_or(NONE);
+                last_head = units.get(u).unwrap_or(NONE);
             }
             let mut m = last_head;
             while m != NONE {
-                let mem = self.memberships[m as usize];
-                let base = m as usize * self.stride + slot as usize;
+                let mem = &mems[m as usize];
+                let base = m as usize * stride + slot as usize;
                 if ts[i] >= mem.first_ts {
-                    self.acc[base] += value[i];
+                    acc[base] += value[i];
                     used += 1;
                 } else if cuped {
-                    self.acc[base + n_events] += value[i];
+                    acc[base + n_events] += value[i];
                     used += 1;
                 }
                 m = mem.next;
