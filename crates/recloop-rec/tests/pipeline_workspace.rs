@@ -193,3 +193,35 @@ fn trained_pipeline_serves_recommendations() {
     assert_eq!(cold.len(), 5);
     assert!(p.score_slate(3, &[u32::MAX]).is_err());
 }
+
+#[test]
+fn batched_recommendations_equal_single_ones() {
+    let dir = workspace();
+    let ws = dir.path().join("ws");
+    let config = EvalConfig::load_workspace(&ws).unwrap();
+    let data = load_data(&config).unwrap();
+    let text = "[[models]]\nname = \"ease\"\nkind = \"ease\"\n[models.params]\nlambda = 50.0\n\n\
+                [[models]]\nname = \"pop\"\nkind = \"mostpop\"\nweight = 0.2\n\n\
+                [rerank]\nmmr_lambda = 0.3\n";
+    let spec = PipelineSpec::parse(text, Path::new("pipeline.toml"), Some(&ws)).unwrap();
+    let p = TrainedPipeline::fit(&spec, Some(&ws), &data.train, &data.items, 1).unwrap();
+    // unsorted, with an unknown user in the middle
+    let users: Vec<u32> = vec![7, 2, 1_000_000, 300, 0];
+    let many = p
+        .recommend_many(&users, 10, |u| {
+            if (u as usize) < data.train.n_users {
+                data.train.items_of(u as usize).to_vec()
+            } else {
+                Vec::new()
+            }
+        })
+        .unwrap();
+    for (u, list) in users.iter().zip(&many) {
+        let seen = if (*u as usize) < data.train.n_users {
+            data.train.items_of(*u as usize).to_vec()
+        } else {
+            Vec::new()
+        };
+        assert_eq!(list, &p.recommend(*u, 10, &seen).unwrap(), "user {u}");
+    }
+}

@@ -138,27 +138,69 @@ impl TrainedPipeline {
     /// mask them). Users unknown at training time get the most popular items. The list is shorter
     /// than `k` only when the catalogue, the candidate pool or a genre cap runs out.
     pub fn recommend(&self, user: u32, k: usize, exclude: &[u32]) -> Result<Vec<u32>> {
-        let mut eligible = vec![true; self.n_items];
-        for &i in exclude {
-            if let Some(e) = eligible.get_mut(i as usize) {
-                *e = false;
+        if user as usize >= self.n_users {
+            return Ok(self.popular(k, exclude));
+        }
+        let raw = self.raw_scores(user);
+        self.finish(user, &raw, k, exclude)
+    }
+
+    /// [`TrainedPipeline::recommend`] for many users at once: model scores are computed in
+    /// batches (one matrix product per model and batch) and users in parallel. `exclude(user)`
+    /// gives each user's masked items. Same lists as calling `recommend` per user.
+    pub fn recommend_many<F>(&self, users: &[u32], k: usize, exclude: F) -> Result<Vec<Vec<u32>>>
+    where
+        F: Fn(u32) -> Vec<u32> + Sync,
+    {
+        use rayon::prelude::*;
+        const BATCH: usize = 256;
+        let n = self.n_items;
+        let mut out = Vec::with_capacity(users.len());
+        for chunk in users.chunks(BATCH) {
+            let known: Vec<usize> = chunk
+                .iter()
+                .filter(|&&u| (u as usize) < self.n_users)
+                .map(|&u| u as usize)
+                .collect();
+            // slot of each chunk entry in `known` (None for unknown users)
+            let mut next = 0usize;
+            let slots: Vec<Option<usize>> = chunk
+                .iter()
+                .map(|&u| {
+                    ((u as usize) < self.n_users).then(|| {
+                        next += 1;
+                        next - 1
+                    })
+                })
+                .collect();
+            let mut bufs: Vec<Vec<f32>> = Vec::with_capacity(self.members.len());
+            for m in &self.members {
+                let mut buf = vec![0f32; known.len() * n];
+                m.model.score_batch(&known, &mut buf);
+                bufs.push(buf);
+            }
+            let lists: Vec<Result<Vec<u32>>> = chunk
+                .par_iter()
+                .zip(slots.par_iter())
+                .map(|(&u, slot)| {
+                    let ex = exclude(u);
+                    match *slot {
+                        Some(pos) => {
+                            let raw: Vec<Vec<f32>> = bufs
+                                .iter()
+                                .map(|b| b[pos * n..(pos + 1) * n].to_vec())
+                                .collect();
+                            self.finish(u, &raw, k, &ex)
+                        }
+                        None => Ok(self.popular(k, &ex)),
+                    }
+                })
+                .collect();
+            for l in lists {
+                out.push(l?);
             }
         }
-        if user as usize >= self.n_users {
-            let pop: Vec<f32> = self.popularity.iter().map(|&c| c as f32).collect();
-            return Ok(top_n(&pop, &eligible, k));
-        }
-        let n_cand = self.spec.rerank.candidates.max(k);
-        let (blended, per_model) = self.blend(user, &eligible);
-        let cands = top_n(&blended, &eligible, n_cand);
-        let scored = self.script_scores(user, &cands, &blended, &per_model)?;
-        Ok(rerank(
-            &scored,
-            k,
-            &self.spec.rerank,
-            &self.popularity,
-            &self.genres,
-        ))
+        Ok(out)
     }
 
     /// Final scores (blend, then script; before reranking) of a given slate of items for `user`,
@@ -177,32 +219,78 @@ impl TrainedPipeline {
                 .collect());
         }
         let eligible = vec![true; self.n_items];
-        let (blended, per_model) = self.blend(user, &eligible);
+        let mut raw = self.raw_scores(user);
+        let (blended, per_model) = self.blend(&mut raw, &eligible);
         let scored = self.script_scores(user, slate, &blended, &per_model)?;
         Ok(scored.into_iter().map(|(_, s)| s).collect())
     }
 
-    /// Weighted blend of normalised model scores over eligible items; also each model's normalised
-    /// scores when the script needs them.
-    fn blend(&self, user: u32, eligible: &[bool]) -> (Vec<f32>, Vec<Vec<f32>>) {
+    /// Most popular items not in `exclude` (the answer for unknown users).
+    fn popular(&self, k: usize, exclude: &[u32]) -> Vec<u32> {
+        let eligible = self.eligible(exclude);
+        let pop: Vec<f32> = self.popularity.iter().map(|&c| c as f32).collect();
+        top_n(&pop, &eligible, k)
+    }
+
+    fn eligible(&self, exclude: &[u32]) -> Vec<bool> {
+        let mut eligible = vec![true; self.n_items];
+        for &i in exclude {
+            if let Some(e) = eligible.get_mut(i as usize) {
+                *e = false;
+            }
+        }
+        eligible
+    }
+
+    /// Each member model's raw scores for a known user.
+    fn raw_scores(&self, user: u32) -> Vec<Vec<f32>> {
+        self.members
+            .iter()
+            .map(|m| {
+                let mut buf = vec![0f32; self.n_items];
+                m.model.score_into(user as usize, &mut buf);
+                buf
+            })
+            .collect()
+    }
+
+    /// From raw model scores to the reranked list.
+    fn finish(&self, user: u32, raw: &[Vec<f32>], k: usize, exclude: &[u32]) -> Result<Vec<u32>> {
+        let eligible = self.eligible(exclude);
+        let n_cand = self.spec.rerank.candidates.max(k);
+        let mut raw = raw.to_vec();
+        let (blended, per_model) = self.blend(&mut raw, &eligible);
+        let cands = top_n(&blended, &eligible, n_cand);
+        let scored = self.script_scores(user, &cands, &blended, &per_model)?;
+        Ok(rerank(
+            &scored,
+            k,
+            &self.spec.rerank,
+            &self.popularity,
+            &self.genres,
+        ))
+    }
+
+    /// Weighted blend of normalised model scores over eligible items (normalising `raw` in
+    /// place); also each model's normalised scores when the script needs them.
+    fn blend(&self, raw: &mut [Vec<f32>], eligible: &[bool]) -> (Vec<f32>, Vec<Vec<f32>>) {
         let mut acc = vec![0f32; self.n_items];
-        let mut per_model = Vec::new();
-        let mut buf = vec![0f32; self.n_items];
-        for m in &self.members {
-            m.model.score_into(user as usize, &mut buf);
+        for (m, buf) in self.members.iter().zip(raw.iter_mut()) {
             for s in buf.iter_mut() {
                 if !s.is_finite() {
                     *s = f32::MIN;
                 }
             }
-            normalize(&mut buf, eligible, self.spec.blend.normalize);
+            normalize(buf, eligible, self.spec.blend.normalize);
             if m.weight != 0.0 {
-                accumulate(&mut acc, &buf, m.weight, eligible);
-            }
-            if self.script.is_some() {
-                per_model.push(buf.clone());
+                accumulate(&mut acc, buf, m.weight, eligible);
             }
         }
+        let per_model = if self.script.is_some() {
+            raw.to_vec()
+        } else {
+            Vec::new()
+        };
         (acc, per_model)
     }
 
