@@ -1,0 +1,99 @@
+//! Small dense `f32` kernels shared by the factor models and EASE scoring.
+//!
+//! They are `#[inline(always)]` so that, called inside [`simd`], they compile for the best
+//! instruction set detected at run time (AVX2+FMA on x86-64) without a `target-cpu` flag. Each
+//! kernel's summation order is fixed, so results are deterministic.
+
+/// Run `f` compiled for the best SIMD level of this CPU (runtime dispatch through `pulp`).
+#[inline(always)]
+pub fn simd<R>(f: impl FnOnce() -> R) -> R {
+    pulp::Arch::new().dispatch(f)
+}
+
+const LANES: usize = 16;
+
+/// Dot product of two equally long slices.
+#[inline(always)]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; LANES];
+    let ca = a.chunks_exact(LANES);
+    let cb = b.chunks_exact(LANES);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..LANES {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut s = 0.0;
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    // fixed-order pairwise reduction
+    let mut w = LANES;
+    while w > 1 {
+        w /= 2;
+        for l in 0..w {
+            acc[l] += acc[l + w];
+        }
+    }
+    acc[0] + s
+}
+
+/// `y += alpha · x`.
+#[inline(always)]
+pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += alpha * xi;
+    }
+}
+
+/// `y += x`.
+#[inline(always)]
+pub fn add_assign(y: &mut [f32], x: &[f32]) {
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += xi;
+    }
+}
+
+/// `y = A·x` for a dense row-major `k × k` matrix `A`.
+#[inline(always)]
+pub fn matvec(a: &[f32], x: &[f32], y: &mut [f32]) {
+    let k = x.len();
+    for (r, yr) in y.iter_mut().enumerate() {
+        *yr = dot(&a[r * k..(r + 1) * k], x);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_matches_naive() {
+        for n in [0usize, 1, 7, 16, 33, 64, 100] {
+            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+            let naive: f64 = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (*x as f64) * (*y as f64))
+                .sum();
+            let got = simd(|| dot(&a, &b));
+            assert!((got as f64 - naive).abs() < 1e-4, "n={n}: {got} vs {naive}");
+        }
+    }
+
+    #[test]
+    fn matvec_and_axpy() {
+        let a = [1.0, 2.0, 3.0, 4.0];
+        let mut y = [0.0; 2];
+        matvec(&a, &[1.0, 1.0], &mut y);
+        assert_eq!(y, [3.0, 7.0]);
+        axpy(2.0, &[1.0, -1.0], &mut y);
+        assert_eq!(y, [5.0, 5.0]);
+        add_assign(&mut y, &[1.0, 2.0]);
+        assert_eq!(y, [6.0, 7.0]);
+    }
+}
