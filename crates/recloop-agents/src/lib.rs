@@ -1,1 +1,34 @@
 //! Brainstorm, Develop, Evaluate and Evolve, and the orchestrator of the loop.
+//!
+//! - [`harness`]: each agent's text files (instructions, validation, contract, tools);
+//! - [`git`], [`diff`], [`sandbox`], [`tools`]: worktrees, unified diffs, confined commands;
+//! - [`space`], [`tpe`], [`brain`]: the built-in brain (typed mutations + TPE) and the LLM brain;
+//! - [`develop`] (gates, repairs, Q_code), [`evaluate`] (cascade, verdict, knowledge assets);
+//! - [`orchestrator`]: `recloop run`, resumable from the journal;
+//! - [`bench`]: built-in brain vs random search.
+
+pub mod admission;
+pub mod bench;
+pub mod brain;
+pub mod develop;
+pub mod diff;
+pub mod error;
+pub mod evaluate;
+pub mod evaluator;
+pub mod evidence;
+pub mod example;
+pub mod git;
+pub mod harness;
+pub mod history;
+pub mod online;
+pub mod orchestrator;
+pub mod record;
+pub mod sandbox;
+pub mod space;
+pub mod stages;
+pub mod tools;
+pub mod tpe;
+
+pub use brain::{Brain, builtin::BuiltinBrain, llm::LlmBrain};
+pub use error::{AgentError, Result};
+pub use orchestrator::{RunOptions, RunSummary, run};

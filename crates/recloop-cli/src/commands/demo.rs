@@ -1,4 +1,6 @@
-//! `recloop demo`: the main job on the embedded defaults.
+//! `recloop demo`: the main job on the embedded defaults — create the MovieLens example workspace
+//! if absent (fetching the data as needed), run the loop for 12 iterations with the built-in
+//! brain, and print the summary.
 
 /// Arguments of `recloop demo`.
 #[derive(clap::Args)]
@@ -6,9 +8,27 @@ pub struct Args {
     /// Where to create the example workspace.
     #[arg(long, default_value = "recloop-demo")]
     pub dir: std::path::PathBuf,
+    /// Iterations of the loop.
+    #[arg(long, default_value_t = 12)]
+    pub iterations: u32,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Run the main job.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`recloop demo` is not available yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let created = recloop_agents::stages::ensure_example(&args.dir)?;
+    if created {
+        eprintln!("created the MovieLens example workspace in {}", args.dir.display());
+    }
+    let mut opts = recloop_agents::orchestrator::RunOptions {
+        iterations: Some(args.iterations),
+        progress: !args.json,
+        ..Default::default()
+    };
+    opts.brain = Some(recloop_agents::stages::brain_for(&args.dir, "builtin")?);
+    opts.online = recloop_agents::stages::online_for(&args.dir)?;
+    let summary = recloop_agents::orchestrator::run(&args.dir, &opts)?;
+    super::run::print_summary(&summary, args.json)
 }

@@ -1,0 +1,40 @@
+//! Built-in brain (TPE) vs random search over the same mutation space: same trial budget, 5 seeds,
+//! best validation NDCG@10 after 10 and 30 trials.
+//!
+//! `cargo bench -p recloop-agents --bench brain` (synthetic data, about a minute);
+//! `RECLOOP_BENCH_DATASET=ml-100k cargo bench -p recloop-agents --bench brain` for MovieLens-100K.
+
+use recloop_agents::bench::bench_brains;
+use recloop_agents::example::write_pipeline_workspace;
+
+fn main() {
+    let dataset = std::env::var("RECLOOP_BENCH_DATASET").unwrap_or_else(|_| "synthetic".into());
+    let trials: usize = std::env::var("RECLOOP_BENCH_TRIALS").ok().and_then(|t| t.parse().ok()).unwrap_or(30);
+    let dir = std::env::temp_dir().join(format!("recloop-brain-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let synthetic = (dataset == "synthetic").then_some((600, 400));
+    write_pipeline_workspace(&dir, "bench", &dataset, synthetic).expect("workspace");
+    let seeds = [1u64, 2, 3, 4, 5];
+    let checkpoints = [10usize, trials];
+    let started = std::time::Instant::now();
+    let report = bench_brains(&dir, trials, &seeds, &checkpoints).expect("benchmark");
+    println!("dataset {dataset}, {trials} trials, seeds {seeds:?}, start {} = {:.4}", report.metric, report.start);
+    for (brain, per_seed) in &report.best {
+        for (ci, c) in checkpoints.iter().enumerate() {
+            let mut v: Vec<f64> = per_seed.iter().map(|s| s[ci]).collect();
+            v.sort_by(f64::total_cmp);
+            println!(
+                "{brain:>8} best {} after {c:>2} trials: mean {:.4}  median {:.4}  min {:.4}  max {:.4}",
+                report.metric,
+                report.mean(brain, ci),
+                v[v.len() / 2],
+                v[0],
+                v[v.len() - 1]
+            );
+        }
+    }
+    println!("{}", serde_json::to_string(&report).unwrap_or_default());
+    println!("elapsed {:.1} s", started.elapsed().as_secs_f64());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,126 @@
+//! Benchmark: the built-in TPE brain against random search over the same mutation space, same
+//! trial budget, several seeds. Each trial proposes one mutation of the current best spec and
+//! measures it on the validation split in-process (no git, no journal: only the search differs).
+
+use crate::brain::builtin::BuiltinBrain;
+use crate::brain::{Brain, BrainstormInput};
+use crate::error::{AgentError, Result};
+use crate::harness::Harness;
+use crate::history::{History, Trial};
+use recloop_core::{Decision, Manifest};
+use recloop_rec::pipeline::{EvalConfig, EvalSplit, PipelineSpec, evaluate_spec, load_data};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Best validation value after each checkpoint, per brain and seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchReport {
+    /// Primary metric.
+    pub metric: String,
+    /// Checkpoints (trial counts).
+    pub checkpoints: Vec<usize>,
+    /// Seeds.
+    pub seeds: Vec<u64>,
+    /// brain → per seed → best value at each checkpoint.
+    pub best: std::collections::BTreeMap<String, Vec<Vec<f64>>>,
+    /// Value of the starting spec.
+    pub start: f64,
+}
+
+impl BenchReport {
+    /// Mean over seeds of the best value at checkpoint index `c` for `brain`.
+    pub fn mean(&self, brain: &str, c: usize) -> f64 {
+        let v: Vec<f64> = self.best.get(brain).map(|s| s.iter().map(|x| x[c]).collect()).unwrap_or_default();
+        v.iter().sum::<f64>() / v.len().max(1) as f64
+    }
+}
+
+/// Run the benchmark on the workspace at `dir` (its `pipeline.toml` is the starting point, its
+/// `eval/eval.toml` the data), `trials` trials per seed.
+pub fn bench_brains(dir: &Path, trials: usize, seeds: &[u64], checkpoints: &[usize]) -> Result<BenchReport> {
+    let manifest = Manifest::load(dir)?;
+    let rec_err = |e: recloop_rec::RecError| AgentError::Invalid { path: dir.display().to_string(), reason: e.to_string() };
+    let config = EvalConfig::load_workspace(dir).map_err(rec_err)?;
+    let data = load_data(&config).map_err(rec_err)?;
+    let start_spec = PipelineSpec::load_workspace(dir).map_err(rec_err)?;
+    let primary = manifest.metrics.primary.name.clone();
+    let sign = manifest.metrics.primary.direction.sign();
+    let measure = |spec: &PipelineSpec| -> f64 {
+        evaluate_spec(spec, Some(dir), &data, EvalSplit::Validation, config.seed)
+            .ok()
+            .and_then(|m| m.get(&primary).copied())
+            .filter(|v| v.is_finite())
+            .unwrap_or(f64::NAN)
+    };
+    let start = measure(&start_spec);
+    let tmp = tempdir_for_harness(dir)?;
+    let harness = Harness::load(&tmp, "brainstorm")?;
+    let mut report = BenchReport {
+        metric: primary.clone(),
+        checkpoints: checkpoints.to_vec(),
+        seeds: seeds.to_vec(),
+        best: Default::default(),
+        start,
+    };
+    let brains: Vec<Box<dyn Brain>> = vec![Box::new(BuiltinBrain::tpe()), Box::new(BuiltinBrain::random())];
+    for brain in &brains {
+        let mut per_seed = Vec::new();
+        for &seed in seeds {
+            let mut history = History::default();
+            history.production_values.push(("start".into(), start));
+            let mut best_spec = start_spec.clone();
+            let mut best = start;
+            let mut at = Vec::new();
+            for t in 0..trials {
+                let out = brain.brainstorm(&BrainstormInput {
+                    manifest: &manifest,
+                    workspace: dir,
+                    production_spec: Some(&best_spec),
+                    history: &history,
+                    evidence: "",
+                    batch_size: 1,
+                    seed: seed.wrapping_mul(1_000_003).wrapping_add(t as u64),
+                    id_prefix: &format!("b{t:03}"),
+                    harness: &harness,
+                })?;
+                if let Some(p) = out.proposals.into_iter().next() {
+                    let spec: Option<PipelineSpec> = p.change.get("spec").and_then(|s| serde_json::from_value(s.clone()).ok());
+                    let value = spec.as_ref().map_or(f64::NAN, &measure);
+                    let better = value.is_finite() && sign * (value - best) > 0.0;
+                    if better {
+                        best = value;
+                        best_spec = spec.clone().unwrap_or(best_spec);
+                    }
+                    history.trials.push(Trial {
+                        base_hash: p.change.get("base_hash").and_then(|h| h.as_str()).map(str::to_string),
+                        proposal: p,
+                        seq: t as u64,
+                        spec,
+                        value: value.is_finite().then_some(value),
+                        decision: Some(if better { Decision::Keep } else { Decision::Discard }),
+                        rejected: None,
+                        merged: better,
+                    });
+                }
+                if checkpoints.contains(&(t + 1)) {
+                    at.push(best);
+                }
+            }
+            per_seed.push(at);
+        }
+        report.best.insert(brain.name(), per_seed);
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(report)
+}
+
+fn tempdir_for_harness(dir: &Path) -> Result<std::path::PathBuf> {
+    let p = std::env::temp_dir().join(format!("recloop-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&p).map_err(|e| AgentError::io(&p, e))?;
+    // Use the workspace's harness when it has one.
+    let ws = crate::harness::harness_dir(dir, "brainstorm");
+    if ws.exists() {
+        return Ok(dir.to_path_buf());
+    }
+    Ok(p)
+}

@@ -1,0 +1,392 @@
+//! The built-in brain: typed mutations of `pipeline.toml` chosen by a TPE search guided by the
+//! journal, with an avoid set and an explicit exploit/explore/novel balance per batch. Also the
+//! random-search baseline over the same mutation space.
+
+use super::{Brain, BrainstormInput, BrainstormOutput, DevelopInput, DevelopOutput, Rejection};
+use crate::error::{AgentError, Result};
+use crate::history::History;
+use crate::space::{self, Mutation, Step, features, spec_hash};
+use crate::tpe::{Observation, Tpe};
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+use recloop_core::{
+    EvidenceItem, EvidenceSource, Maturity, Proposal, ProposalKind, ScoreParts, ScoreWeights,
+    TrajectoryStep,
+};
+use recloop_rec::pipeline::PipelineSpec;
+use std::collections::BTreeSet;
+
+/// How the built-in brain chooses among sampled mutations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Search {
+    /// TPE guided by the journal.
+    Tpe,
+    /// Uniformly random (the baseline).
+    Random,
+}
+
+/// The built-in brain.
+#[derive(Debug, Clone)]
+pub struct BuiltinBrain {
+    /// Search strategy.
+    pub search: Search,
+    /// Mutations sampled per slot.
+    pub samples: usize,
+}
+
+impl BuiltinBrain {
+    /// The default TPE brain.
+    pub fn tpe() -> BuiltinBrain {
+        BuiltinBrain {
+            search: Search::Tpe,
+            samples: 48,
+        }
+    }
+
+    /// The random-search baseline.
+    pub fn random() -> BuiltinBrain {
+        BuiltinBrain {
+            search: Search::Random,
+            samples: 1,
+        }
+    }
+}
+
+/// The balance of a batch: slot i gets this kind.
+pub fn slot_kind(i: usize) -> ProposalKind {
+    match i % 3 {
+        0 => ProposalKind::Exploit,
+        1 => ProposalKind::Explore,
+        _ => ProposalKind::Novel,
+    }
+}
+
+/// Prior expected objective of a mutation when the journal has too little data for TPE.
+fn prior_objective(m: &Mutation, base: &PipelineSpec) -> f64 {
+    let weak_base = base
+        .models
+        .iter()
+        .all(|x| x.kind == recloop_rec::ModelKind::MostPop);
+    match m {
+        Mutation::SwitchModel { .. } if weak_base => 0.8,
+        Mutation::AddModel { .. } if weak_base => 0.7,
+        Mutation::SwitchModel { .. } | Mutation::AddModel { .. } => 0.5,
+        Mutation::SetParam { .. } => 0.55,
+        Mutation::SetWeight { .. } | Mutation::SetNormalize { .. } => 0.45,
+        Mutation::RemoveModel { .. } => 0.4,
+        Mutation::SetRerank { .. } => 0.35,
+    }
+}
+
+fn risks_of(m: &Mutation) -> (Vec<String>, f64) {
+    match m {
+        Mutation::SwitchModel { kind, .. } | Mutation::AddModel { kind, .. } => (
+            vec![
+                format!("{kind} changes fit time and scoring latency (latency guardrail)"),
+                "a new candidate model shifts coverage and popularity bias".into(),
+            ],
+            0.35,
+        ),
+        Mutation::RemoveModel { .. } => (vec!["losing a signal the blend relied on".into()], 0.3),
+        Mutation::SetParam { .. } => (vec!["overfitting the validation split".into()], 0.15),
+        Mutation::SetWeight { .. } | Mutation::SetNormalize { .. } => {
+            (vec!["blend dominated by one model".into()], 0.2)
+        }
+        Mutation::SetRerank { .. } => (
+            vec!["diversity or popularity changes trade relevance (NDCG) for retention".into()],
+            0.25,
+        ),
+    }
+}
+
+fn mechanism_of(m: &Mutation) -> String {
+    match m {
+        Mutation::SetParam { param, .. } => format!(
+            "{param} controls the bias/variance trade-off of the model; the journal's good trials suggest a better region"
+        ),
+        Mutation::SwitchModel { kind, .. } => format!(
+            "{kind} models item-item or latent structure that the current candidate generator misses"
+        ),
+        Mutation::AddModel { kind, .. } => {
+            format!("blending {kind} adds a complementary signal to the current scores")
+        }
+        Mutation::RemoveModel { model } => format!("{model} adds noise to the blend"),
+        Mutation::SetWeight { model, .. } => {
+            format!("re-weighting {model} rebalances complementary signals")
+        }
+        Mutation::SetNormalize { normalize } => {
+            format!("{normalize} normalisation puts the models' scores on comparable scales")
+        }
+        Mutation::SetRerank { field, .. } => format!(
+            "{field} reshapes the final slate (diversity, popularity), which drives satisfaction and return visits"
+        ),
+    }
+}
+
+/// A scored candidate mutation.
+struct Choice {
+    mutation: Mutation,
+    spec: PipelineSpec,
+    objective: f64,
+}
+
+impl BuiltinBrain {
+    fn observations(history: &History, sign: f64) -> Vec<Observation> {
+        history
+            .trials
+            .iter()
+            .filter_map(|t| {
+                Some(Observation {
+                    x: features(t.spec.as_ref()?),
+                    y: sign * t.value?,
+                })
+            })
+            .collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn choose(
+        &self,
+        base: &PipelineSpec,
+        kind: ProposalKind,
+        tpe: Option<&Tpe>,
+        avoid_specs: &BTreeSet<String>,
+        avoid_dirs: &BTreeSet<(String, String, i64)>,
+        tried_levers: &BTreeSet<String>,
+        rng: &mut Pcg64Mcg,
+    ) -> Option<Choice> {
+        let base_hash = spec_hash(base);
+        let step = match kind {
+            ProposalKind::Exploit => Step::Local,
+            _ => Step::Global,
+        };
+        let mut best: Option<Choice> = None;
+        let want = if self.search == Search::Random { 1 } else { self.samples };
+        let mut found = 0;
+        for _ in 0..want * 20 {
+            if found >= want {
+                break;
+            }
+            let step = if self.search == Search::Random { Step::Global } else { step };
+            let Some(m) = space::sample(base, step, rng) else { continue };
+            if self.search == Search::Tpe {
+                if kind == ProposalKind::Novel && tried_levers.contains(&m.lever()) {
+                    continue;
+                }
+                if kind == ProposalKind::Explore && !m.is_structural() && rng.random::<f64>() < 0.5 {
+                    continue;
+                }
+            }
+            let Some(spec) = m.apply(base) else { continue };
+            let h = spec_hash(&spec);
+            if avoid_specs.contains(&h) {
+                continue;
+            }
+            let dir = (base_hash.clone(), m.lever(), i64::from(m.direction(base)));
+            if self.search == Search::Tpe && dir.2 != 0 && avoid_dirs.contains(&dir) {
+                continue;
+            }
+            found += 1;
+            let objective = match (self.search, tpe) {
+                (Search::Random, _) => rng.random::<f64>(),
+                (Search::Tpe, Some(t)) => {
+                    let s = t.score(&features(&spec));
+                    1.0 / (1.0 + (-s / 2.0).exp())
+                }
+                (Search::Tpe, None) => prior_objective(&m, base) + 0.05 * rng.random::<f64>(),
+            };
+            if best.as_ref().is_none_or(|b| objective > b.objective) {
+                best = Some(Choice {
+                    mutation: m,
+                    spec,
+                    objective,
+                });
+            }
+        }
+        best
+    }
+}
+
+impl Brain for BuiltinBrain {
+    fn name(&self) -> String {
+        match self.search {
+            Search::Tpe => "builtin".into(),
+            Search::Random => "random".into(),
+        }
+    }
+
+    fn brainstorm(&self, input: &BrainstormInput<'_>) -> Result<BrainstormOutput> {
+        let base = input.production_spec.ok_or_else(|| {
+            AgentError::Invalid {
+                path: "pipeline.toml".into(),
+                reason: "the built-in brain mutates pipeline.toml, which this workspace does not have; configure [llm] for other code".into(),
+            }
+        })?;
+        let primary = &input.manifest.metrics.primary;
+        let sign = primary.direction.sign();
+        let mut rng = Pcg64Mcg::seed_from_u64(input.seed);
+        let obs = Self::observations(input.history, sign);
+        let tpe = if self.search == Search::Tpe { Tpe::fit(&obs) } else { None };
+        let mut avoid_specs = input.history.tried_specs();
+        avoid_specs.insert(spec_hash(base));
+        let avoid_dirs = input.history.rejected_directions();
+        let tried_levers = input.history.tried_levers();
+        let base_hash = spec_hash(base);
+        let weights = ScoreWeights::default();
+        let mut proposals = Vec::new();
+        for i in 0..input.batch_size.max(1) {
+            let kind = slot_kind(i);
+            let Some(c) = self.choose(base, kind, tpe.as_ref(), &avoid_specs, &avoid_dirs, &tried_levers, &mut rng)
+            else {
+                continue;
+            };
+            avoid_specs.insert(spec_hash(&c.spec));
+            let lever = c.mutation.lever();
+            let same_lever: Vec<&crate::history::Trial> = input
+                .history
+                .trials
+                .iter()
+                .filter(|t| t.proposal.lever == lever)
+                .collect();
+            let mut evidence = vec![EvidenceItem {
+                source: EvidenceSource::SystemKb,
+                reference: "pipeline.toml".into(),
+                summary: format!("stage `{}`, lever `{lever}` is part of the editable pipeline schema", c.mutation.stage()),
+            }];
+            for t in same_lever.iter().rev().take(3) {
+                evidence.push(EvidenceItem {
+                    source: EvidenceSource::Journal,
+                    reference: t.proposal.id.clone(),
+                    summary: format!(
+                        "{}: {} = {}, {}",
+                        t.proposal.title,
+                        primary.name,
+                        t.value.map_or("not measured".into(), |v| format!("{v:.4}")),
+                        t.decision.map_or_else(
+                            || t.rejected.clone().map_or("undecided".into(), |r| format!("rejected: {r}")),
+                            |d| d.to_string()
+                        )
+                    ),
+                });
+            }
+            if let Some(t) = &tpe {
+                evidence.push(EvidenceItem {
+                    source: EvidenceSource::Journal,
+                    reference: format!("tpe:{}-trials", obs.len()),
+                    summary: format!(
+                        "TPE over {} measured trials scores this spec {:.2} (good-vs-bad density ratio)",
+                        obs.len(),
+                        t.score(&features(&c.spec))
+                    ),
+                });
+            }
+            let (risks, risk) = risks_of(&c.mutation);
+            let parts = ScoreParts {
+                objective: c.objective.clamp(0.0, 1.0),
+                business: if c.mutation.stage() == "rerank" { 0.7 } else { 0.5 },
+                feasibility: match &c.mutation {
+                    Mutation::SwitchModel { kind, .. } | Mutation::AddModel { kind, .. }
+                        if kind == "bpr" || kind == "ials" => 0.7,
+                    _ => 0.9,
+                },
+                handoff: 1.0,
+                evidence: (evidence.len() as f64 / 4.0).min(1.0),
+                risk,
+            };
+            let direction = c.mutation.direction(base);
+            proposals.push(Proposal {
+                id: format!("{}-{:02}", input.id_prefix, i + 1),
+                title: c.mutation.describe(),
+                hypothesis: format!(
+                    "{} will {} {} on the validation split without harming the guardrails",
+                    c.mutation.describe(),
+                    match primary.direction {
+                        recloop_core::Direction::Increase => "increase",
+                        recloop_core::Direction::Decrease => "decrease",
+                    },
+                    primary.name
+                ),
+                mechanism: mechanism_of(&c.mutation),
+                target_metric: primary.name.clone(),
+                direction: primary.direction,
+                location: vec!["pipeline.toml".into()],
+                required_signals: vec![],
+                risks,
+                validation: "gates + validation split, sealed holdout pass/fail, guarded online A/B".into(),
+                maturity: Maturity::Ready,
+                kind,
+                evidence,
+                score_parts: parts,
+                score: parts.score(&weights),
+                change: serde_json::json!({
+                    "mutation": c.mutation,
+                    "spec": c.spec,
+                    "base_hash": base_hash,
+                    "direction": direction,
+                }),
+                stage: c.mutation.stage().into(),
+                lever,
+            });
+        }
+        proposals.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        let output = proposals
+            .iter()
+            .map(|p| format!("{} [{:?}] S={:.3}", p.title, p.kind, p.score))
+            .collect::<Vec<_>>()
+            .join("\n");
+        Ok(BrainstormOutput {
+            proposals,
+            rejected: Vec::<Rejection>::new(),
+            trajectory: TrajectoryStep {
+                agent: "brainstorm".into(),
+                input: format!(
+                    "{} brain, seed {}, {} past trials, {} measured",
+                    self.name(),
+                    input.seed,
+                    input.history.trials.len(),
+                    obs.len()
+                ),
+                tool_calls: vec![],
+                output,
+                tokens_in: 0,
+                tokens_out: 0,
+                cost_usd: 0.0,
+                duration_ms: 0,
+            },
+        })
+    }
+
+    fn develop(&self, input: &DevelopInput<'_>) -> Result<DevelopOutput> {
+        let spec: PipelineSpec = input
+            .proposal
+            .change
+            .get("spec")
+            .and_then(|s| serde_json::from_value(s.clone()).ok())
+            .ok_or_else(|| AgentError::Invalid {
+                path: format!("proposal {}", input.proposal.id),
+                reason: "change.spec is missing: the built-in brain can only implement its own typed mutations".into(),
+            })?;
+        let old = input.tools.read_file("pipeline.toml")?;
+        let new = toml::to_string(&spec).map_err(|e| AgentError::Invalid {
+            path: "pipeline.toml".into(),
+            reason: format!("cannot serialise the new spec: {e}"),
+        })?;
+        let diff = crate::diff::make("pipeline.toml", &old, &new);
+        let written = input.tools.apply_diff(&diff)?;
+        Ok(DevelopOutput {
+            summary: input.proposal.title.clone(),
+            files_changed: written,
+            hallucinated_fields: 0,
+            trajectory: TrajectoryStep {
+                agent: "develop".into(),
+                input: input.proposal.title.clone(),
+                tool_calls: vec![serde_json::json!({"tool": "apply_diff", "diff": diff})],
+                output: "applied".into(),
+                tokens_in: 0,
+                tokens_out: 0,
+                cost_usd: 0.0,
+                duration_ms: 0,
+            },
+        })
+    }
+}

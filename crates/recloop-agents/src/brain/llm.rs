@@ -1,0 +1,317 @@
+//! The LLM brain: prompts assembled from the agent's harness and the evidence, tool use through
+//! `recloop-llm`'s [`ChatModel`], answers validated against the harness contract. A failing answer
+//! becomes a rejected proposal (Brainstorm) or a failed change (Develop) with the reason recorded.
+
+use super::{Brain, BrainstormInput, BrainstormOutput, DevelopInput, DevelopOutput, Rejection};
+use crate::error::{AgentError, Result};
+use crate::tools::Tools;
+use recloop_core::{
+    Direction, EvidenceItem, EvidenceSource, Maturity, Proposal, ProposalKind, ScoreParts,
+    ScoreWeights, TrajectoryStep,
+};
+use recloop_llm::{ChatModel, ChatRequest, Message, ToolDefinition};
+use serde_json::Value;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Prices in US dollars per million tokens (input, output) used for spend accounting.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prices {
+    /// Per million input tokens.
+    pub input: f64,
+    /// Per million output tokens.
+    pub output: f64,
+}
+
+/// The LLM brain.
+pub struct LlmBrain {
+    model: Arc<dyn ChatModel>,
+    prices: Prices,
+    spent: Mutex<(f64, u64, u64)>,
+    /// Maximum model turns per agent step (tool calls included).
+    pub max_turns: usize,
+}
+
+impl LlmBrain {
+    /// A brain over `model`.
+    pub fn new(model: Arc<dyn ChatModel>, prices: Prices) -> LlmBrain {
+        LlmBrain {
+            model,
+            prices,
+            spent: Mutex::new((0.0, 0, 0)),
+            max_turns: 12,
+        }
+    }
+
+    fn account(&self, r: &recloop_llm::ChatResponse) -> (u64, u64, f64) {
+        let (i, o) = (r.usage.input_tokens, r.usage.output_tokens);
+        let usd = (i as f64 * self.prices.input + o as f64 * self.prices.output) / 1e6;
+        if let Ok(mut s) = self.spent.lock() {
+            s.0 += usd;
+            s.1 += i;
+            s.2 += o;
+        }
+        (i, o, usd)
+    }
+
+    /// Converse with tools until the model answers with text; returns the text and the trajectory.
+    fn converse(
+        &self,
+        agent: &str,
+        mut messages: Vec<Message>,
+        tools: Vec<ToolDefinition>,
+        call: &dyn Fn(&str, &Value) -> std::result::Result<String, String>,
+    ) -> Result<(String, TrajectoryStep)> {
+        let started = Instant::now();
+        let input = messages.iter().map(|m| m.content.clone()).collect::<Vec<_>>().join("\n---\n");
+        let mut step = TrajectoryStep {
+            agent: agent.into(),
+            input,
+            tool_calls: vec![],
+            output: String::new(),
+            tokens_in: 0,
+            tokens_out: 0,
+            cost_usd: 0.0,
+            duration_ms: 0,
+        };
+        for _ in 0..self.max_turns {
+            let mut req = ChatRequest::new(messages.clone());
+            req.tools = tools.clone();
+            let resp = self.model.chat(&req).map_err(|e| AgentError::Llm(e.to_string()))?;
+            let (i, o, usd) = self.account(&resp);
+            step.tokens_in += i;
+            step.tokens_out += o;
+            step.cost_usd += usd;
+            if resp.message.tool_calls.is_empty() {
+                step.output = resp.message.content.clone();
+                step.duration_ms = started.elapsed().as_millis() as u64;
+                return Ok((resp.message.content, step));
+            }
+            let calls = resp.message.tool_calls.clone();
+            messages.push(resp.message);
+            for c in calls {
+                let result = call(&c.name, &c.arguments);
+                step.tool_calls.push(serde_json::json!({
+                    "tool": c.name, "arguments": c.arguments,
+                    "ok": result.is_ok(),
+                    "error": result.as_ref().err(),
+                }));
+                messages.push(match result {
+                    Ok(text) => Message::tool_result(c.id, text),
+                    Err(e) => Message::tool_error(c.id, e),
+                });
+            }
+        }
+        Err(AgentError::Llm(format!("{agent}: no final answer after {} turns", self.max_turns)))
+    }
+}
+
+fn read_docs(dir: &Path) -> String {
+    let mut out = String::new();
+    for name in ["README.md", "docs"] {
+        let p = dir.join(name);
+        if p.is_file() {
+            if let Ok(t) = std::fs::read_to_string(&p) {
+                out.push_str(&format!("### {name}\n{}\n", t.chars().take(4000).collect::<String>()));
+            }
+        } else if p.is_dir()
+            && let Ok(entries) = std::fs::read_dir(&p)
+        {
+            let mut files: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+            files.sort();
+            for f in files.into_iter().take(5) {
+                if let Ok(t) = std::fs::read_to_string(&f) {
+                    out.push_str(&format!("### {}\n{}\n", f.display(), t.chars().take(2000).collect::<String>()));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn read_notes(dir: &Path) -> String {
+    let notes = dir.join("notes");
+    let Ok(entries) = std::fs::read_dir(&notes) else { return String::new() };
+    let mut files: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+    files.sort();
+    files
+        .into_iter()
+        .take(10)
+        .filter_map(|f| Some(format!("### notes/{}\n{}\n", f.file_name()?.to_string_lossy(), std::fs::read_to_string(&f).ok()?.chars().take(2000).collect::<String>())))
+        .collect()
+}
+
+fn defs(list: Vec<(String, String, Value)>) -> Vec<ToolDefinition> {
+    list.into_iter()
+        .map(|(name, description, parameters)| ToolDefinition { name, description, parameters })
+        .collect()
+}
+
+fn str_of(v: &Value, k: &str) -> String {
+    v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string()
+}
+
+fn strs_of(v: &Value, k: &str) -> Vec<String> {
+    v.get(k)
+        .and_then(|x| x.as_array())
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// Turn one contract-valid proposal object into a [`Proposal`]; S is recomputed by plain code.
+pub fn proposal_from_json(v: &Value, id: String) -> Proposal {
+    let sp = v.get("score_parts").cloned().unwrap_or(Value::Null);
+    let part = |k: &str| sp.get(k).and_then(|x| x.as_f64()).unwrap_or(0.0);
+    let parts = ScoreParts {
+        objective: part("objective"),
+        business: part("business"),
+        feasibility: part("feasibility"),
+        handoff: part("handoff"),
+        evidence: part("evidence"),
+        risk: part("risk"),
+    };
+    let evidence = v
+        .get("evidence")
+        .and_then(|e| e.as_array())
+        .map(|a| {
+            a.iter()
+                .map(|e| EvidenceItem {
+                    source: serde_json::from_value(e.get("source").cloned().unwrap_or(Value::Null))
+                        .unwrap_or(EvidenceSource::Research),
+                    reference: str_of(e, "reference"),
+                    summary: str_of(e, "summary"),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Proposal {
+        id,
+        title: str_of(v, "title"),
+        hypothesis: str_of(v, "hypothesis"),
+        mechanism: str_of(v, "mechanism"),
+        target_metric: str_of(v, "target_metric"),
+        direction: if str_of(v, "direction") == "decrease" { Direction::Decrease } else { Direction::Increase },
+        location: strs_of(v, "location"),
+        required_signals: strs_of(v, "required_signals"),
+        risks: strs_of(v, "risks"),
+        validation: str_of(v, "validation"),
+        maturity: serde_json::from_value(v.get("maturity").cloned().unwrap_or(Value::Null)).unwrap_or(Maturity::Backlog),
+        kind: serde_json::from_value(v.get("kind").cloned().unwrap_or(Value::Null)).unwrap_or(ProposalKind::Explore),
+        evidence,
+        score_parts: parts,
+        score: parts.score(&ScoreWeights::default()),
+        change: v.get("change").cloned().unwrap_or(Value::Null),
+        stage: str_of(v, "stage"),
+        lever: str_of(v, "lever"),
+    }
+}
+
+fn invalid_proposal(id: String, reason: &str) -> Proposal {
+    proposal_from_json(
+        &serde_json::json!({"title": "unusable model answer", "hypothesis": reason, "maturity": "backlog"}),
+        id,
+    )
+}
+
+impl Brain for LlmBrain {
+    fn name(&self) -> String {
+        format!("llm:{}", self.model.name())
+    }
+
+    fn spent_usd(&self) -> f64 {
+        self.spent.lock().map(|s| s.0).unwrap_or(0.0)
+    }
+
+    fn brainstorm(&self, input: &BrainstormInput<'_>) -> Result<BrainstormOutput> {
+        let m = input.manifest;
+        let files = Tools::new(input.workspace, m, None);
+        let map: Vec<String> = files
+            .list_files("")?
+            .into_iter()
+            .map(|f| format!("{f}{}", if m.is_editable(&f) { "  (editable)" } else { "" }))
+            .collect();
+        let user = format!(
+            "# Objective\nprimary: {} ({:?}, min effect {}); north star: {}; guardrails: {}\n\n# Evidence\n{}\n# Workspace files\n{}\n\n# Workspace docs\n{}\n# Research notes\n{}\n\nPropose {} proposals as one JSON object.",
+            m.metrics.primary.name,
+            m.metrics.primary.direction,
+            m.metrics.primary.min_effect,
+            m.metrics.north_star.as_ref().map_or("none".into(), |n| n.name.clone()),
+            m.metrics.guardrails.iter().map(|g| g.name.clone()).collect::<Vec<_>>().join(", "),
+            input.evidence,
+            map.join("\n"),
+            read_docs(input.workspace),
+            read_notes(input.workspace),
+            input.batch_size
+        );
+        let messages = vec![Message::system(input.harness.system_prompt()), Message::user(user)];
+        let tools = defs(
+            Tools::definitions()
+                .into_iter()
+                .filter(|(n, _, _)| n == "list_files" || n == "read_file" || n == "search_files" || n == "query_schema")
+                .collect(),
+        );
+        let (text, trajectory) = self.converse("brainstorm", messages, tools, &|name, args| files.call(name, args))?;
+        let prefix = input.id_prefix;
+        let answer = match recloop_llm::parse_json_lenient(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                let reason = format!("the answer is not JSON: {e}");
+                return Ok(BrainstormOutput {
+                    proposals: vec![],
+                    rejected: vec![Rejection { proposal: invalid_proposal(format!("{prefix}-invalid"), &reason), reason }],
+                    trajectory,
+                });
+            }
+        };
+        if let Err(e) = input.harness.validate_answer(&answer) {
+            let reason = format!("the answer fails the brainstorm contract: {e}");
+            return Ok(BrainstormOutput {
+                proposals: vec![],
+                rejected: vec![Rejection { proposal: invalid_proposal(format!("{prefix}-invalid"), &reason), reason }],
+                trajectory,
+            });
+        }
+        let mut proposals: Vec<Proposal> = answer
+            .get("proposals")
+            .and_then(|p| p.as_array())
+            .map(|a| {
+                a.iter()
+                    .enumerate()
+                    .map(|(i, v)| proposal_from_json(v, format!("{prefix}-{:02}", i + 1)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        proposals.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        Ok(BrainstormOutput { proposals, rejected: vec![], trajectory })
+    }
+
+    fn develop(&self, input: &DevelopInput<'_>) -> Result<DevelopOutput> {
+        let proposal = serde_json::to_string_pretty(input.proposal).unwrap_or_default();
+        let mut user = format!("# Proposal to implement\n```json\n{proposal}\n```\n");
+        if let Some(r) = input.repair {
+            user.push_str(&format!("\n# Repair instructions\n{r}\n"));
+        }
+        let messages = vec![Message::system(input.harness.system_prompt()), Message::user(user)];
+        let tools = defs(Tools::definitions());
+        let t = input.tools;
+        let (text, trajectory) = self.converse("develop", messages, tools, &|name, args| t.call(name, args))?;
+        let answer = recloop_llm::parse_json_lenient(&text)
+            .map_err(|e| AgentError::Llm(format!("develop answer is not JSON: {e}")))?;
+        input
+            .harness
+            .validate_answer(&answer)
+            .map_err(|e| AgentError::Llm(format!("develop answer fails its contract: {e}")))?;
+        let files_changed = strs_of(&answer, "files_changed");
+        let hallucinated = files_changed
+            .iter()
+            .filter(|f| !input.worktree.join(f).exists())
+            .count() as u32;
+        Ok(DevelopOutput {
+            summary: str_of(&answer, "summary"),
+            files_changed,
+            hallucinated_fields: hallucinated,
+            trajectory,
+        })
+    }
+}

@@ -1,0 +1,98 @@
+//! The two brains behind one trait: the built-in brain (typed mutations searched by TPE, no model)
+//! and the LLM brain (prompts from the harness, answers checked against the contract).
+
+pub mod builtin;
+pub mod llm;
+
+use crate::error::Result;
+use crate::harness::Harness;
+use crate::history::History;
+use crate::tools::Tools;
+use recloop_core::{Manifest, Proposal, TrajectoryStep};
+use recloop_rec::pipeline::PipelineSpec;
+use std::path::Path;
+
+/// What Brainstorm sees.
+pub struct BrainstormInput<'a> {
+    /// The workspace manifest.
+    pub manifest: &'a Manifest,
+    /// The production checkout (read-only use).
+    pub workspace: &'a Path,
+    /// Production's pipeline spec, when the workspace has a `pipeline.toml`.
+    pub production_spec: Option<&'a PipelineSpec>,
+    /// The journal condensed.
+    pub history: &'a History,
+    /// Evidence text for prompts (best-first deltas, similar experiments, lessons, failures).
+    pub evidence: &'a str,
+    /// Proposals wanted.
+    pub batch_size: usize,
+    /// Seed of this batch.
+    pub seed: u64,
+    /// Prefix of proposal ids (e.g. `r1-i03`).
+    pub id_prefix: &'a str,
+    /// The agent's harness.
+    pub harness: &'a Harness,
+}
+
+/// A proposal that failed admission, with the reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    /// The proposal (as far as it could be built).
+    pub proposal: Proposal,
+    /// Why.
+    pub reason: String,
+}
+
+/// What Brainstorm produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrainstormOutput {
+    /// Admitted proposals, best S first.
+    pub proposals: Vec<Proposal>,
+    /// Rejected proposals with reasons.
+    pub rejected: Vec<Rejection>,
+    /// The agent's step for the trajectory log.
+    pub trajectory: TrajectoryStep,
+}
+
+/// What Develop sees.
+pub struct DevelopInput<'a> {
+    /// The workspace manifest.
+    pub manifest: &'a Manifest,
+    /// The candidate's worktree.
+    pub worktree: &'a Path,
+    /// The proposal to implement.
+    pub proposal: &'a Proposal,
+    /// Repair instructions from failed gates (None on the first attempt).
+    pub repair: Option<&'a str>,
+    /// The agent's harness.
+    pub harness: &'a Harness,
+    /// The tools (list/read/search files, apply diff, schema, run command).
+    pub tools: &'a Tools,
+}
+
+/// What Develop produced: the change was applied through the tools; this is the record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DevelopOutput {
+    /// Summary of the change.
+    pub summary: String,
+    /// Files the agent reported changing.
+    pub files_changed: Vec<String>,
+    /// Fields or files referenced that do not exist (counted into Q_code).
+    pub hallucinated_fields: u32,
+    /// The agent's step for the trajectory log.
+    pub trajectory: TrajectoryStep,
+}
+
+/// A brain: proposes and implements.
+pub trait Brain: Send + Sync {
+    /// `builtin`, `random` or `llm:<model>`.
+    fn name(&self) -> String;
+    /// Propose a batch.
+    fn brainstorm(&self, input: &BrainstormInput<'_>) -> Result<BrainstormOutput>;
+    /// Implement one proposal in its worktree (through `input.tools`).
+    fn develop(&self, input: &DevelopInput<'_>) -> Result<DevelopOutput>;
+    /// US dollars spent so far.
+    fn spent_usd(&self) -> f64 {
+        0.0
+    }
+}

@@ -1,0 +1,377 @@
+//! Develop: one proposal → one candidate in its own git worktree from the production commit,
+//! through the brain's tools, checked by deterministic gates with up to 3 targeted repair rounds,
+//! scored by `Q_code`. Every gate outcome is journaled before the next step relies on it.
+
+use crate::brain::{Brain, DevelopInput};
+use crate::error::Result;
+use crate::evaluator::{OfflineEvaluator, Split, nondeterministic_keys, primary_value};
+use crate::git::Repo;
+use crate::harness::Harness;
+use crate::record::Recorder;
+use crate::sandbox::Sandbox;
+use crate::tools::Tools;
+use recloop_core::{Candidate, CodeQuality, Gate, GateResult, Manifest, MetricValues, Proposal};
+use recloop_journal::Event;
+use std::path::{Path, PathBuf};
+
+/// Maximum repair rounds after the first attempt.
+pub const MAX_REPAIR_ROUNDS: u32 = 3;
+
+/// Everything Develop needs.
+pub struct DevelopCtx<'a> {
+    /// Manifest.
+    pub manifest: &'a Manifest,
+    /// The workspace repository.
+    pub repo: &'a Repo,
+    /// Sandbox for commands (None: commands refused).
+    pub sandbox: Option<Sandbox>,
+    /// Offline evaluator.
+    pub evaluator: &'a dyn OfflineEvaluator,
+    /// The brain.
+    pub brain: &'a dyn Brain,
+    /// Develop's harness.
+    pub harness: &'a Harness,
+    /// Journal.
+    pub rec: &'a Recorder,
+    /// Iteration.
+    pub iteration: u32,
+    /// Production commit to start from.
+    pub base_commit: String,
+    /// Fixed commit time (seconds since the epoch) for reproducible hashes.
+    pub commit_time: u64,
+}
+
+/// The outcome of Develop.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum DevelopResult {
+    /// All gates passed.
+    Ready {
+        /// The candidate.
+        candidate: Candidate,
+    },
+    /// Gates failed after the allowed repair rounds (or the change could not be made).
+    Failed {
+        /// Candidate id.
+        candidate_id: String,
+        /// Why, naming the gate.
+        reason: String,
+        /// Gate outcomes of the last round.
+        gates: Vec<GateResult>,
+        /// Q_code dimensions.
+        quality: CodeQuality,
+    },
+}
+
+/// Candidate id of a proposal.
+pub fn candidate_id(proposal: &Proposal) -> String {
+    format!("c-{}", proposal.id)
+}
+
+/// Worktree directory of a candidate.
+pub fn worktree_dir(repo: &Repo, cid: &str) -> PathBuf {
+    repo.root.join(".recloop").join("worktrees").join(cid)
+}
+
+fn run_cmd(sandbox: Option<&Sandbox>, dir: &Path, cmd: &str) -> std::result::Result<String, String> {
+    let sb = sandbox.ok_or_else(|| "no sandbox: commands are refused".to_string())?;
+    let out = sb.run(dir, cmd).map_err(|e| e.to_string())?;
+    if out.success() {
+        Ok(format!("`{cmd}` ok in {} ms", out.duration_ms))
+    } else {
+        Err(out.failure_reason())
+    }
+}
+
+/// Run the gates in order, stopping at the first failure. Returns the results and, when the
+/// offline evaluation ran, its metrics.
+pub fn run_gates(
+    ctx: &DevelopCtx<'_>,
+    worktree: &Path,
+) -> (Vec<GateResult>, Option<MetricValues>) {
+    let mut results = Vec::new();
+    let mut metrics = None;
+    let c = &ctx.manifest.commands;
+    let pass = |gate: Gate, detail: String| GateResult { gate, passed: true, detail };
+    let fail = |gate: Gate, detail: String| GateResult { gate, passed: false, detail };
+    // 1. editable paths
+    let r = match ctx.repo.changed_paths(worktree, &ctx.base_commit) {
+        Err(e) => fail(Gate::EditablePaths, e.to_string()),
+        Ok(paths) if paths.is_empty() => fail(Gate::EditablePaths, "no file was changed".into()),
+        Ok(paths) => {
+            let bad: Vec<&String> = paths.iter().filter(|p| !ctx.manifest.is_editable(p)).collect();
+            if bad.is_empty() {
+                pass(Gate::EditablePaths, paths.join(", "))
+            } else {
+                fail(
+                    Gate::EditablePaths,
+                    format!(
+                        "protected or non-editable paths changed: {}; revert them and change only {:?}",
+                        bad.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                        ctx.manifest.project.editable
+                    ),
+                )
+            }
+        }
+    };
+    let ok = r.passed;
+    results.push(r);
+    if !ok {
+        return (results, None);
+    }
+    // 2-3. build, tests
+    for (gate, cmd) in [(Gate::Build, &c.build), (Gate::Tests, &c.test)] {
+        let r = if cmd.trim().is_empty() {
+            pass(gate, "no command declared".into())
+        } else {
+            match run_cmd(ctx.sandbox.as_ref(), worktree, cmd) {
+                Ok(d) => pass(gate, d),
+                Err(e) => fail(gate, format!("{e}; fix the error this command reports")),
+            }
+        };
+        let ok = r.passed;
+        results.push(r);
+        if !ok {
+            return (results, None);
+        }
+    }
+    // 4. schema
+    let has_pipeline = worktree.join("pipeline.toml").exists();
+    let r = if has_pipeline {
+        match recloop_rec::pipeline::PipelineSpec::load_workspace(worktree) {
+            Ok(_) => pass(Gate::Schema, "pipeline.toml parses and validates".into()),
+            Err(e) => fail(Gate::Schema, format!("{e}; use only fields listed by query_schema")),
+        }
+    } else {
+        pass(Gate::Schema, "no pipeline.toml in this workspace".into())
+    };
+    let ok = r.passed;
+    results.push(r);
+    if !ok {
+        return (results, None);
+    }
+    // 5. dry run
+    let r = if !c.check.trim().is_empty() {
+        match run_cmd(ctx.sandbox.as_ref(), worktree, &c.check) {
+            Ok(d) => pass(Gate::DryRun, d),
+            Err(e) => fail(Gate::DryRun, e),
+        }
+    } else {
+        pass(Gate::DryRun, "no check command; covered by the offline evaluation".into())
+    };
+    let ok = r.passed;
+    results.push(r);
+    if !ok {
+        return (results, None);
+    }
+    // 6. offline evaluation
+    let first = ctx.evaluator.evaluate(worktree, Split::Validation);
+    let r = match &first {
+        Err(e) => fail(Gate::OfflineEval, e.clone()),
+        Ok(m) => match primary_value(m, ctx.manifest) {
+            Err(e) => fail(Gate::OfflineEval, e),
+            Ok(v) => {
+                let bad: Vec<&String> = ctx
+                    .manifest
+                    .metrics
+                    .guardrails
+                    .iter()
+                    .map(|g| &g.name)
+                    .filter(|n| m.get(*n).is_some_and(|v| !v.is_finite()))
+                    .collect();
+                if bad.is_empty() {
+                    pass(Gate::OfflineEval, format!("{} = {v:.5}", ctx.manifest.metrics.primary.name))
+                } else {
+                    fail(Gate::OfflineEval, format!("guardrail metrics are not finite: {bad:?}"))
+                }
+            }
+        },
+    };
+    let ok = r.passed;
+    results.push(r);
+    if !ok {
+        return (results, None);
+    }
+    let first = first.unwrap_or_default();
+    // 7. determinism
+    let r = match ctx.evaluator.evaluate(worktree, Split::Validation) {
+        Err(e) => fail(Gate::Determinism, format!("second run failed: {e}")),
+        Ok(second) => {
+            let diff = nondeterministic_keys(&first, &second);
+            if diff.is_empty() {
+                pass(Gate::Determinism, "same seed, same metrics".into())
+            } else {
+                fail(
+                    Gate::Determinism,
+                    format!("metrics differ between two runs with the same seed: {diff:?}; seed every random choice"),
+                )
+            }
+        }
+    };
+    let ok = r.passed;
+    results.push(r);
+    if ok {
+        metrics = Some(first);
+    }
+    (results, metrics)
+}
+
+/// Implement `proposal`: worktree, brain through tools, gates, repairs, commit.
+pub fn develop(ctx: &DevelopCtx<'_>, proposal: &Proposal) -> Result<DevelopResult> {
+    let pid = &proposal.id;
+    let cid = candidate_id(proposal);
+    let branch = format!("recloop/{cid}");
+    let wt = worktree_dir(ctx.repo, &cid);
+    ctx.repo.add_worktree(&wt, &branch, &ctx.base_commit)?;
+    ctx.rec.emit(
+        ctx.iteration,
+        &format!("develop/{pid}/worktree"),
+        Event::WorktreeCreated {
+            proposal_id: pid.clone(),
+            candidate_id: cid.clone(),
+            path: wt.display().to_string(),
+            branch: branch.clone(),
+            base_commit: ctx.base_commit.clone(),
+        },
+        None,
+    )?;
+    let tools = Tools::new(&wt, ctx.manifest, ctx.sandbox.clone());
+    let repairable = !matches!(ctx.brain.name().as_str(), "builtin" | "random");
+    let max_rounds = if repairable { MAX_REPAIR_ROUNDS } else { 0 };
+    let mut quality = CodeQuality::default();
+    let mut repair: Option<String> = None;
+    let mut last_gates = Vec::new();
+    for round in 0..=max_rounds {
+        quality.repair_rounds = round;
+        let out = ctx.brain.develop(&DevelopInput {
+            manifest: ctx.manifest,
+            worktree: &wt,
+            proposal,
+            repair: repair.as_deref(),
+            harness: ctx.harness,
+            tools: &tools,
+        });
+        let (gates, metrics) = match out {
+            Err(e) => {
+                // The change could not be made (a diff that does not apply, a protected path,
+                // an answer that fails its contract): a failed editable-paths gate with the reason.
+                let g = GateResult {
+                    gate: Gate::EditablePaths,
+                    passed: false,
+                    detail: e.to_string(),
+                };
+                (vec![g], None)
+            }
+            Ok(o) => {
+                quality.hallucinated_fields += o.hallucinated_fields;
+                ctx.rec.emit(
+                    ctx.iteration,
+                    &format!("develop/{pid}/trajectory/{round}"),
+                    Event::TrajectoryStep {
+                        proposal_id: Some(pid.clone()),
+                        step: o.trajectory,
+                    },
+                    None,
+                )?;
+                run_gates(ctx, &wt)
+            }
+        };
+        for g in &gates {
+            let step = format!("develop/{pid}/gate/{:?}/{round}", g.gate);
+            let ev = if g.passed {
+                Event::GatePassed {
+                    proposal_id: pid.clone(),
+                    candidate_id: cid.clone(),
+                    gate: g.gate,
+                    round,
+                    detail: g.detail.clone(),
+                }
+            } else {
+                quality.gate_repairs += 1;
+                if g.detail.contains("unknown") {
+                    quality.hallucinated_fields += 1;
+                }
+                Event::GateFailed {
+                    proposal_id: pid.clone(),
+                    candidate_id: cid.clone(),
+                    gate: g.gate,
+                    round,
+                    detail: g.detail.clone(),
+                }
+            };
+            ctx.rec.emit(ctx.iteration, &step, ev, None)?;
+            if g.gate == Gate::DryRun && g.passed {
+                quality.dry_run_passed = true;
+            }
+        }
+        last_gates = gates.clone();
+        if let Some(metrics) = metrics {
+            let diff = ctx.repo.diff(&wt, &ctx.base_commit)?;
+            let hash = ctx.rec.artifact(diff.as_bytes())?;
+            let commit = ctx.repo.commit_all(
+                &wt,
+                &format!("{cid}: {}\n\nProposal {pid}.", proposal.title),
+                ctx.commit_time,
+            )?;
+            ctx.rec.emit(
+                ctx.iteration,
+                &format!("develop/{pid}/offline"),
+                Event::OfflineResult {
+                    proposal_id: pid.clone(),
+                    candidate_id: cid.clone(),
+                    split: "validation".into(),
+                    metrics: metrics.clone(),
+                },
+                None,
+            )?;
+            let candidate = Candidate {
+                id: cid.clone(),
+                proposal: pid.clone(),
+                base_commit: ctx.base_commit.clone(),
+                commit,
+                branch: branch.clone(),
+                diff_hash: hash.to_string(),
+                gates: gates.clone(),
+                quality,
+                offline: metrics,
+            };
+            ctx.rec.emit(
+                ctx.iteration,
+                &format!("develop/{pid}/ready"),
+                Event::CandidateReady {
+                    candidate: candidate.clone(),
+                },
+                None,
+            )?;
+            return Ok(DevelopResult::Ready { candidate });
+        }
+        let failed = gates.iter().find(|g| !g.passed);
+        repair = failed.map(|g| {
+            format!(
+                "Gate `{:?}` failed: {}\nRepair exactly this and nothing else.",
+                g.gate, g.detail
+            )
+        });
+    }
+    let reason = last_gates
+        .iter()
+        .find(|g| !g.passed)
+        .map(|g| format!("gate {:?} failed: {}", g.gate, g.detail))
+        .unwrap_or_else(|| "gates failed".into());
+    ctx.rec.emit(
+        ctx.iteration,
+        &format!("develop/{pid}/rejected"),
+        Event::ProposalRejected {
+            proposal_id: pid.clone(),
+            reason: reason.clone(),
+        },
+        None,
+    )?;
+    ctx.repo.remove_worktree(&wt, &branch)?;
+    Ok(DevelopResult::Failed {
+        candidate_id: cid,
+        reason,
+        gates: last_gates,
+        quality,
+    })
+}

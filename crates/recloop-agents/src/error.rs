@@ -1,0 +1,70 @@
+//! Errors of the agents and the orchestrator.
+
+use std::path::PathBuf;
+
+/// Result alias for this crate.
+pub type Result<T, E = AgentError> = std::result::Result<T, E>;
+
+/// What went wrong, and where.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A git command failed.
+    #[error("git {args}: {message}")]
+    Git {
+        /// The arguments.
+        args: String,
+        /// stderr of git.
+        message: String,
+    },
+    /// A unified diff was rejected.
+    #[error("diff rejected: {0}")]
+    Diff(String),
+    /// A command could not be run in the sandbox.
+    #[error("sandbox: {0}")]
+    Sandbox(String),
+    /// The manifest or workspace is not usable.
+    #[error(transparent)]
+    Core(#[from] recloop_core::CoreError),
+    /// A pipeline or harness file is malformed.
+    #[error("{path}: {reason}")]
+    Invalid {
+        /// The file (or logical location).
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The journal failed.
+    #[error("journal: {0}")]
+    Journal(String),
+    /// The online platform failed.
+    #[error("online: {0}")]
+    Online(String),
+    /// The language model failed or its answer was unusable.
+    #[error("llm: {0}")]
+    Llm(String),
+    /// Nothing to do or a referenced id does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A budget ran out.
+    #[error("budget exhausted: {0}")]
+    Budget(String),
+}
+
+impl AgentError {
+    /// Wrap an I/O error with its path.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        AgentError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

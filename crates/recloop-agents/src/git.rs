@@ -1,0 +1,317 @@
+//! The git layer: one worktree per candidate from the production commit, commits with fixed
+//! timestamps (so a re-run produces the same hashes), merging into production, cleanup.
+
+use crate::error::{AgentError, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Fixed identity and clock for commits made by recloop: identical inputs give identical hashes.
+const AUTHOR: &str = "recloop";
+const EMAIL: &str = "recloop@localhost";
+
+/// Serialises worktree and branch bookkeeping (git locks `.git/worktrees` and refs).
+static WORKTREE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A git repository (the workspace).
+#[derive(Debug, Clone)]
+pub struct Repo {
+    /// The working directory of the main checkout.
+    pub root: PathBuf,
+}
+
+/// Run git in `dir` and return trimmed stdout.
+pub fn git(dir: &Path, args: &[&str]) -> Result<String> {
+    git_at(dir, args, None)
+}
+
+/// Run git with an optional fixed commit time (seconds since the epoch).
+fn git_at(dir: &Path, args: &[&str], time: Option<u64>) -> Result<String> {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C").arg(dir).args(args);
+    cmd.env("GIT_AUTHOR_NAME", AUTHOR)
+        .env("GIT_AUTHOR_EMAIL", EMAIL)
+        .env("GIT_COMMITTER_NAME", AUTHOR)
+        .env("GIT_COMMITTER_EMAIL", EMAIL)
+        .env("GIT_TERMINAL_PROMPT", "0");
+    if let Some(t) = time {
+        let date = format!("{t} +0000");
+        cmd.env("GIT_AUTHOR_DATE", &date)
+            .env("GIT_COMMITTER_DATE", &date);
+    }
+    let out = cmd.output().map_err(|e| AgentError::Git {
+        args: args.join(" "),
+        message: format!("cannot run git: {e}"),
+    })?;
+    if !out.status.success() {
+        return Err(AgentError::Git {
+            args: args.join(" "),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+impl Repo {
+    /// Open the repository at `root` (must be a git work tree).
+    pub fn open(root: &Path) -> Result<Repo> {
+        let top = git(root, &["rev-parse", "--show-toplevel"])?;
+        let repo = Repo {
+            root: PathBuf::from(top),
+        };
+        repo.exclude(".recloop/")?;
+        Ok(repo)
+    }
+
+    /// Add a pattern to `.git/info/exclude` (recloop's state never shows up as a change).
+    fn exclude(&self, pattern: &str) -> Result<()> {
+        let common = git(&self.root, &["rev-parse", "--git-common-dir"])?;
+        let common = if Path::new(&common).is_absolute() {
+            PathBuf::from(common)
+        } else {
+            self.root.join(common)
+        };
+        let info = common.join("info");
+        std::fs::create_dir_all(&info).map_err(|e| AgentError::io(&info, e))?;
+        let file = info.join("exclude");
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        if !text.lines().any(|l| l.trim() == pattern) {
+            let mut t = text;
+            if !t.is_empty() && !t.ends_with('\n') {
+                t.push('\n');
+            }
+            t.push_str(pattern);
+            t.push('\n');
+            std::fs::write(&file, t).map_err(|e| AgentError::io(&file, e))?;
+        }
+        Ok(())
+    }
+
+    /// Commit hash of `rev`.
+    pub fn rev(&self, rev: &str) -> Result<String> {
+        git(&self.root, &["rev-parse", "--verify", &format!("{rev}^{{commit}}")])
+    }
+
+    /// Create (or re-create) a worktree for `branch` at `dir`, starting from `base`.
+    /// A leftover worktree or branch from an interrupted attempt is removed first.
+    pub fn add_worktree(&self, dir: &Path, branch: &str, base: &str) -> Result<()> {
+        let _guard = WORKTREE_LOCK.lock().map_err(|_| AgentError::Git {
+            args: "worktree".into(),
+            message: "lock poisoned".into(),
+        })?;
+        self.remove_worktree_locked(dir, branch)?;
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| AgentError::io(parent, e))?;
+        }
+        let d = dir.display().to_string();
+        git(&self.root, &["worktree", "add", "-q", "-B", branch, &d, base])?;
+        Ok(())
+    }
+
+    /// Check out `commit` detached at `dir` (re-created if present).
+    pub fn checkout_detached(&self, dir: &Path, commit: &str) -> Result<()> {
+        let _guard = WORKTREE_LOCK.lock().map_err(|_| AgentError::Git {
+            args: "worktree".into(),
+            message: "lock poisoned".into(),
+        })?;
+        self.drop_worktree_locked(dir)?;
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| AgentError::io(parent, e))?;
+        }
+        let d = dir.display().to_string();
+        git(&self.root, &["worktree", "add", "-q", "--detach", &d, commit])?;
+        Ok(())
+    }
+
+    /// Remove a worktree directory, keeping its branch.
+    pub fn drop_worktree(&self, dir: &Path) -> Result<()> {
+        let _guard = WORKTREE_LOCK.lock().map_err(|_| AgentError::Git {
+            args: "worktree".into(),
+            message: "lock poisoned".into(),
+        })?;
+        self.drop_worktree_locked(dir)
+    }
+
+    fn drop_worktree_locked(&self, dir: &Path) -> Result<()> {
+        if dir.exists() {
+            let d = dir.display().to_string();
+            if git(&self.root, &["worktree", "remove", "--force", &d]).is_err() {
+                std::fs::remove_dir_all(dir).map_err(|e| AgentError::io(dir, e))?;
+            }
+        }
+        git(&self.root, &["worktree", "prune"])?;
+        Ok(())
+    }
+
+    /// Remove a worktree and its branch if they exist.
+    pub fn remove_worktree(&self, dir: &Path, branch: &str) -> Result<()> {
+        let _guard = WORKTREE_LOCK.lock().map_err(|_| AgentError::Git {
+            args: "worktree".into(),
+            message: "lock poisoned".into(),
+        })?;
+        self.remove_worktree_locked(dir, branch)
+    }
+
+    fn remove_worktree_locked(&self, dir: &Path, branch: &str) -> Result<()> {
+        if dir.exists() {
+            let d = dir.display().to_string();
+            if git(&self.root, &["worktree", "remove", "--force", &d]).is_err() {
+                std::fs::remove_dir_all(dir).map_err(|e| AgentError::io(dir, e))?;
+            }
+        }
+        git(&self.root, &["worktree", "prune"])?;
+        if git(&self.root, &["rev-parse", "--verify", "-q", &format!("refs/heads/{branch}")]).is_ok() {
+            git(&self.root, &["branch", "-D", "-q", branch])?;
+        }
+        Ok(())
+    }
+
+    /// Paths (relative, `/`-separated) changed in `worktree` relative to `base`, including untracked.
+    pub fn changed_paths(&self, worktree: &Path, base: &str) -> Result<Vec<String>> {
+        let mut paths: Vec<String> = git(worktree, &["diff", "--name-only", base])?
+            .lines()
+            .map(str::to_string)
+            .collect();
+        paths.extend(
+            git(worktree, &["ls-files", "--others", "--exclude-standard"])?
+                .lines()
+                .map(str::to_string),
+        );
+        paths.sort();
+        paths.dedup();
+        paths.retain(|p| !p.is_empty());
+        Ok(paths)
+    }
+
+    /// The unified diff of `worktree` against `base` (including untracked files).
+    pub fn diff(&self, worktree: &Path, base: &str) -> Result<String> {
+        git(worktree, &["add", "-A"])?;
+        let d = git(worktree, &["diff", "--cached", base])?;
+        Ok(d)
+    }
+
+    /// Commit everything in `worktree` with a fixed timestamp; returns the commit hash.
+    pub fn commit_all(&self, worktree: &Path, message: &str, time: u64) -> Result<String> {
+        git(worktree, &["add", "-A"])?;
+        git_at(
+            worktree,
+            &["commit", "-q", "--allow-empty", "--no-verify", "-m", message],
+            Some(time),
+        )?;
+        git(worktree, &["rev-parse", "HEAD"])
+    }
+
+    /// True when `ancestor` is an ancestor of (or equal to) `rev`.
+    pub fn is_ancestor(&self, ancestor: &str, rev: &str) -> bool {
+        git(&self.root, &["merge-base", "--is-ancestor", ancestor, rev]).is_ok()
+    }
+
+    /// Merge `commit` into the production branch: fast-forward when possible, else a merge commit
+    /// with a fixed timestamp. Idempotent: a commit already contained in production is a no-op.
+    /// The main checkout must have production checked out or be clean enough to update the ref.
+    pub fn merge_into(&self, production: &str, commit: &str, message: &str, time: u64) -> Result<String> {
+        let head = self.rev(production)?;
+        if self.is_ancestor(commit, &head) {
+            return Ok(head);
+        }
+        let current = git(&self.root, &["rev-parse", "--abbrev-ref", "HEAD"]).unwrap_or_default();
+        if self.is_ancestor(&head, commit) {
+            if current == production {
+                git(&self.root, &["merge", "-q", "--ff-only", commit])?;
+            } else {
+                git(&self.root, &["update-ref", &format!("refs/heads/{production}"), commit, &head])?;
+            }
+            return self.rev(production);
+        }
+        // A true merge happens in a temporary worktree so the main checkout is never left half-merged.
+        let tmp = self.root.join(".recloop").join("worktrees").join("_merge");
+        let branch = "recloop/_merge";
+        self.add_worktree(&tmp, branch, &head)?;
+        let merged = git_at(
+            &tmp,
+            &["merge", "-q", "--no-ff", "-m", message, commit],
+            Some(time),
+        );
+        if let Err(e) = merged {
+            let _ = git(&tmp, &["merge", "--abort"]);
+            self.remove_worktree(&tmp, branch)?;
+            return Err(e);
+        }
+        let new = git(&tmp, &["rev-parse", "HEAD"])?;
+        self.remove_worktree(&tmp, branch)?;
+        if current == production {
+            git(&self.root, &["merge", "-q", "--ff-only", &new])?;
+        } else {
+            git(&self.root, &["update-ref", &format!("refs/heads/{production}"), &new, &head])?;
+        }
+        self.rev(production)
+    }
+
+    /// Content of `path` at `rev`.
+    pub fn show(&self, rev: &str, path: &str) -> Result<String> {
+        git(&self.root, &["show", &format!("{rev}:{path}")])
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A fresh repository with one commit on `main`.
+    pub fn init_repo(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        git(dir.path(), &["init", "-q", "-b", "main"]).unwrap();
+        for (p, t) in files {
+            let path = dir.path().join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, t).unwrap();
+        }
+        git(dir.path(), &["add", "-A"]).unwrap();
+        git_at(dir.path(), &["commit", "-q", "-m", "init"], Some(1_700_000_000)).unwrap();
+        dir
+    }
+
+    #[test]
+    fn worktree_commit_and_fast_forward_merge() {
+        let dir = init_repo(&[("a.txt", "one\n")]);
+        let repo = Repo::open(dir.path()).unwrap();
+        let base = repo.rev("main").unwrap();
+        let wt = dir.path().join(".recloop/worktrees/c1");
+        repo.add_worktree(&wt, "recloop/c1", &base).unwrap();
+        std::fs::write(wt.join("a.txt"), "two\n").unwrap();
+        assert_eq!(repo.changed_paths(&wt, &base).unwrap(), vec!["a.txt"]);
+        let c = repo.commit_all(&wt, "c1", 1_700_000_100).unwrap();
+        // Same content, same time: same hash after re-creating the worktree.
+        repo.add_worktree(&wt, "recloop/c1", &base).unwrap();
+        std::fs::write(wt.join("a.txt"), "two\n").unwrap();
+        let c2 = repo.commit_all(&wt, "c1", 1_700_000_100).unwrap();
+        assert_eq!(c, c2);
+        let head = repo.merge_into("main", &c, "merge c1", 1_700_000_200).unwrap();
+        assert_eq!(head, c);
+        assert_eq!(std::fs::read_to_string(dir.path().join("a.txt")).unwrap(), "two\n");
+        // Idempotent.
+        assert_eq!(repo.merge_into("main", &c, "merge c1", 1_700_000_200).unwrap(), c);
+        repo.remove_worktree(&wt, "recloop/c1").unwrap();
+        assert!(!wt.exists());
+        // `.recloop/` never counts as a change.
+        assert!(git(dir.path(), &["status", "--porcelain"]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn diverged_candidate_gets_a_merge_commit() {
+        let dir = init_repo(&[("a.txt", "one\n"), ("b.txt", "x\n")]);
+        let repo = Repo::open(dir.path()).unwrap();
+        let base = repo.rev("main").unwrap();
+        let w1 = dir.path().join(".recloop/worktrees/c1");
+        let w2 = dir.path().join(".recloop/worktrees/c2");
+        repo.add_worktree(&w1, "recloop/c1", &base).unwrap();
+        repo.add_worktree(&w2, "recloop/c2", &base).unwrap();
+        std::fs::write(w1.join("a.txt"), "two\n").unwrap();
+        std::fs::write(w2.join("b.txt"), "y\n").unwrap();
+        let c1 = repo.commit_all(&w1, "c1", 1_700_000_100).unwrap();
+        let c2 = repo.commit_all(&w2, "c2", 1_700_000_100).unwrap();
+        repo.merge_into("main", &c1, "merge c1", 1_700_000_200).unwrap();
+        let head = repo.merge_into("main", &c2, "merge c2", 1_700_000_300).unwrap();
+        assert!(repo.is_ancestor(&c1, &head) && repo.is_ancestor(&c2, &head));
+        assert_eq!(repo.show("main", "b.txt").unwrap(), "y");
+    }
+}

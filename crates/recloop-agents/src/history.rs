@@ -1,0 +1,169 @@
+//! What the journal says about past experiments, in the shape the brains need: trials with their
+//! spec, lever, direction, validation value and decision; rejected directions; lessons.
+
+use crate::space::{Mutation, spec_hash};
+use recloop_core::{Decision, Lesson, LessonStatus, Proposal};
+use recloop_journal::{Event, EventRecord};
+use recloop_rec::pipeline::PipelineSpec;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One past experiment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trial {
+    /// The proposal.
+    pub proposal: Proposal,
+    /// Journal sequence number of the proposal.
+    pub seq: u64,
+    /// Candidate spec (built-in brain proposals carry it in `change.spec`).
+    pub spec: Option<PipelineSpec>,
+    /// Hash of the spec it started from.
+    pub base_hash: Option<String>,
+    /// Validation value of the primary metric, when measured.
+    pub value: Option<f64>,
+    /// Verdict, when decided.
+    pub decision: Option<Decision>,
+    /// Rejection reason (admission, gate or evaluation), when rejected.
+    pub rejected: Option<String>,
+    /// Merged into production.
+    pub merged: bool,
+}
+
+impl Trial {
+    /// The typed mutation, when the proposal carries one.
+    pub fn mutation(&self) -> Option<Mutation> {
+        serde_json::from_value(self.proposal.change.get("mutation")?.clone()).ok()
+    }
+
+    /// Direction sign recorded at proposal time (`change.direction`).
+    pub fn direction(&self) -> i64 {
+        self.proposal
+            .change
+            .get("direction")
+            .and_then(|d| d.as_i64())
+            .unwrap_or(0)
+    }
+
+    /// Failed: rejected or not kept.
+    pub fn failed(&self) -> bool {
+        self.rejected.is_some() || matches!(self.decision, Some(Decision::Discard))
+    }
+}
+
+/// The journal condensed.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// Trials in proposal order.
+    pub trials: Vec<Trial>,
+    /// Lessons by id (latest state).
+    pub lessons: BTreeMap<String, Lesson>,
+    /// Validation metrics of production versions in order (baseline first).
+    pub production_values: Vec<(String, f64)>,
+}
+
+impl History {
+    /// Build from journal records (any order; sorted by sequence here).
+    pub fn from_events(records: &[EventRecord], primary: &str) -> History {
+        let mut h = History::default();
+        let mut index: BTreeMap<String, usize> = BTreeMap::new();
+        let mut recs: Vec<&EventRecord> = records.iter().collect();
+        recs.sort_by_key(|r| r.seq);
+        for r in recs {
+            match &r.event {
+                Event::RunStarted { production_commit, baseline, .. } => {
+                    if let Some(v) = baseline.get(primary)
+                        && h.production_values.is_empty()
+                    {
+                        h.production_values.push((production_commit.clone(), *v));
+                    }
+                }
+                Event::ProposalMade { proposal } => {
+                    let spec = proposal
+                        .change
+                        .get("spec")
+                        .and_then(|s| serde_json::from_value(s.clone()).ok());
+                    let base_hash = proposal
+                        .change
+                        .get("base_hash")
+                        .and_then(|s| s.as_str())
+                        .map(str::to_string);
+                    index.insert(proposal.id.clone(), h.trials.len());
+                    h.trials.push(Trial {
+                        proposal: proposal.clone(),
+                        seq: r.seq,
+                        spec,
+                        base_hash,
+                        value: None,
+                        decision: None,
+                        rejected: None,
+                        merged: false,
+                    });
+                }
+                Event::ProposalRejected { proposal_id, reason } => {
+                    if let Some(&i) = index.get(proposal_id) {
+                        h.trials[i].rejected = Some(reason.clone());
+                    }
+                }
+                Event::OfflineResult { proposal_id, split, metrics, .. } if split == "validation" => {
+                    if let (Some(&i), Some(v)) = (index.get(proposal_id), metrics.get(primary)) {
+                        h.trials[i].value = Some(*v);
+                    }
+                }
+                Event::Verdict { proposal_id, verdict, .. } => {
+                    if let Some(&i) = index.get(proposal_id) {
+                        h.trials[i].decision = Some(verdict.decision);
+                    }
+                }
+                Event::MergedIntoProduction { proposal_id, commit, metrics, .. } => {
+                    if let Some(&i) = index.get(proposal_id) {
+                        h.trials[i].merged = true;
+                    }
+                    if let Some(v) = metrics.get(primary) {
+                        h.production_values.push((commit.clone(), *v));
+                    }
+                }
+                Event::LessonProposed { lesson } | Event::LessonPromoted { lesson } => {
+                    h.lessons.insert(lesson.id.clone(), lesson.clone());
+                }
+                Event::LessonFalsified { lesson_id, .. } => {
+                    if let Some(l) = h.lessons.get_mut(lesson_id) {
+                        l.status = LessonStatus::Falsified;
+                    }
+                }
+                _ => {}
+            }
+        }
+        h
+    }
+
+    /// Hashes of every spec ever proposed (never repeat a past experiment).
+    pub fn tried_specs(&self) -> BTreeSet<String> {
+        self.trials
+            .iter()
+            .filter_map(|t| t.spec.as_ref().map(spec_hash))
+            .collect()
+    }
+
+    /// Rejected directions: (base spec hash, lever, direction sign) of failed trials.
+    pub fn rejected_directions(&self) -> BTreeSet<(String, String, i64)> {
+        self.trials
+            .iter()
+            .filter(|t| t.failed())
+            .filter_map(|t| Some((t.base_hash.clone()?, t.proposal.lever.clone(), t.direction())))
+            .collect()
+    }
+
+    /// Levers tried so far.
+    pub fn tried_levers(&self) -> BTreeSet<String> {
+        self.trials.iter().map(|t| t.proposal.lever.clone()).collect()
+    }
+
+    /// Best validation value seen (signed by `sign`, returned unsigned).
+    pub fn best_value(&self, sign: f64) -> Option<f64> {
+        self.trials
+            .iter()
+            .filter_map(|t| t.value)
+            .chain(self.production_values.iter().map(|p| p.1))
+            .filter(|v| v.is_finite())
+            .max_by(|a, b| (a * sign).total_cmp(&(b * sign)))
+    }
+}

@@ -1,0 +1,701 @@
+//! The orchestrator of `recloop run`: Brainstorm → Develop (K candidates in flight) → Evaluate →
+//! merge the best KEEP → lessons, iteration after iteration. Every step is journaled before it is
+//! relied on, with idempotency keys `RUN/ITERATION/STEP`; a step whose completion is recorded is
+//! never redone, so `recloop run` after Ctrl-C or `kill -9` continues where the events end.
+
+use crate::brain::{Brain, BrainstormInput, builtin::BuiltinBrain};
+use crate::develop::{DevelopCtx, DevelopResult, candidate_id, develop, worktree_dir};
+use crate::error::{AgentError, Result};
+use crate::evaluate::{EvaluateCtx, OnlinePlatform, SealedHoldout, evaluate, update_lesson};
+use crate::evaluator::{OfflineEvaluator, Split, evaluator_for, primary_value};
+use crate::git::Repo;
+use crate::harness::{self, Harness};
+use crate::history::History;
+use crate::record::Recorder;
+use crate::sandbox::Sandbox;
+use indicatif::{ProgressBar, ProgressStyle};
+use recloop_core::{Decision, Manifest, MetricValues, Proposal, Verdict};
+use recloop_journal::{Event, EventRecord, Journal, RunOutcome};
+use recloop_rec::pipeline::PipelineSpec;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Fixed commit clock origin: commits made by run iterations get reproducible timestamps.
+const CLOCK_ORIGIN: u64 = 1_700_000_000;
+
+/// Options of `recloop run`.
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    /// Iterations (default: the manifest's `[run] iterations`).
+    pub iterations: Option<u32>,
+    /// Candidates in flight (default: `[run] workers`).
+    pub workers: Option<u32>,
+    /// Spending limit for language-model calls.
+    pub budget_usd: Option<f64>,
+    /// Wait for a person on attention escalations.
+    pub approve: bool,
+    /// Seed override (default: `[run] seed`).
+    pub seed: Option<u64>,
+    /// Show a live progress display.
+    pub progress: bool,
+    /// The brain (default: the built-in brain).
+    pub brain: Option<Arc<dyn Brain>>,
+    /// The online platform (None: offline cascade only).
+    pub online: Option<Arc<dyn OnlinePlatform>>,
+    /// Evaluator override (default: the workspace's commands, sandboxed).
+    pub evaluator: Option<Arc<dyn OfflineEvaluator>>,
+    /// Stop (as if killed) after this many completed steps — for resumption tests.
+    pub stop_after_steps: Option<usize>,
+}
+
+/// One tried experiment in the summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tried {
+    /// Iteration.
+    pub iteration: u32,
+    /// Proposal id.
+    pub proposal_id: String,
+    /// Title.
+    pub title: String,
+    /// Validation primary metric, if measured.
+    pub validation: Option<f64>,
+    /// `KEEP`, `DISCARD`, `EXTEND` or `REJECTED: reason`.
+    pub outcome: String,
+    /// Merged into production.
+    pub merged: bool,
+}
+
+/// The final summary of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Run id.
+    pub run_id: String,
+    /// Brain.
+    pub brain: String,
+    /// Iterations completed.
+    pub iterations: u32,
+    /// Primary metric name.
+    pub primary: String,
+    /// Starting production metrics (validation).
+    pub start: MetricValues,
+    /// Final production metrics (validation).
+    pub end: MetricValues,
+    /// Everything tried.
+    pub tried: Vec<Tried>,
+    /// Online effects of kept experiments on the north star (metric, effect) when measured.
+    pub north_star_effects: Vec<(String, f64)>,
+    /// Language-model spend.
+    pub cost_usd: f64,
+    /// How the run ended.
+    pub outcome: String,
+}
+
+impl RunSummary {
+    /// KEEP verdicts that were merged.
+    pub fn kept(&self) -> usize {
+        self.tried.iter().filter(|t| t.merged).count()
+    }
+
+    /// Lift of the primary metric over the starting production.
+    pub fn lift(&self) -> f64 {
+        let a = self.start.get(&self.primary).copied().unwrap_or(f64::NAN);
+        let b = self.end.get(&self.primary).copied().unwrap_or(f64::NAN);
+        b - a
+    }
+}
+
+impl std::fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "run {} ({} brain): {} iterations, {}", self.run_id, self.brain, self.iterations, self.outcome)?;
+        writeln!(f, "tried {} experiments:", self.tried.len())?;
+        for t in &self.tried {
+            writeln!(
+                f,
+                "  [{:>2}] {:<16} {:<58} {} {}{}",
+                t.iteration,
+                t.proposal_id,
+                truncate(&t.title, 58),
+                t.validation.map_or("     -  ".into(), |v| format!("{v:.4}")),
+                t.outcome,
+                if t.merged { "  → merged" } else { "" }
+            )?;
+        }
+        let p = &self.primary;
+        writeln!(
+            f,
+            "kept {}: production {p} {:.4} → {:.4} (lift {:+.4})",
+            self.kept(),
+            self.start.get(p).copied().unwrap_or(f64::NAN),
+            self.end.get(p).copied().unwrap_or(f64::NAN),
+            self.lift()
+        )?;
+        for (m, e) in &self.north_star_effects {
+            writeln!(f, "online {m} effect of a kept change: {e:+.4}")?;
+        }
+        write!(f, "language-model cost: ${:.4}", self.cost_usd)
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let t: String = s.chars().take(n - 1).collect();
+        format!("{t}…")
+    }
+}
+
+/// Production state carried between iterations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ProductionState {
+    commit: String,
+    metrics: MetricValues,
+}
+
+/// What happened to one selected proposal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct CandidateOutcome {
+    proposal: Proposal,
+    develop: DevelopResult,
+    verdict: Option<Verdict>,
+}
+
+/// Everything a run needs, opened once.
+pub struct Loop {
+    /// Workspace root.
+    pub workspace: PathBuf,
+    /// Manifest.
+    pub manifest: Manifest,
+    /// Repository.
+    pub repo: Repo,
+    /// Journal.
+    pub journal: Journal,
+    /// Sandbox (None only when commands are not needed).
+    pub sandbox: Option<Sandbox>,
+    /// Evaluator.
+    pub evaluator: Arc<dyn OfflineEvaluator>,
+    /// Brain.
+    pub brain: Arc<dyn Brain>,
+    /// Online platform.
+    pub online: Option<Arc<dyn OnlinePlatform>>,
+    /// Harnesses (brainstorm, develop, evaluate).
+    pub harness: [Harness; 3],
+}
+
+impl Loop {
+    /// Open a workspace for the loop (installs the harness defaults on first use).
+    pub fn open(workspace: &Path, opts: &RunOptions) -> Result<Loop> {
+        let manifest = Manifest::load(workspace)?;
+        let repo = Repo::open(workspace)?;
+        let root = repo.root.clone();
+        harness::install_defaults(&root)?;
+        let harness = [
+            Harness::load(&root, "brainstorm")?,
+            Harness::load(&root, "develop")?,
+            Harness::load(&root, "evaluate")?,
+        ];
+        let journal = Journal::for_workspace(&root, None).map_err(|e| AgentError::Journal(e.to_string()))?;
+        let sandbox = match Sandbox::new(&manifest, &root.join(".recloop")) {
+            Ok(s) => Some(s),
+            Err(e) if opts.evaluator.is_some() => {
+                tracing::warn!("{e}");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let evaluator: Arc<dyn OfflineEvaluator> = match &opts.evaluator {
+            Some(e) => e.clone(),
+            None => Arc::from(evaluator_for(&manifest, sandbox.clone()).map_err(AgentError::Sandbox)?),
+        };
+        let brain: Arc<dyn Brain> = opts.brain.clone().unwrap_or_else(|| Arc::new(BuiltinBrain::tpe()));
+        Ok(Loop {
+            workspace: root,
+            manifest,
+            repo,
+            journal,
+            sandbox,
+            evaluator,
+            brain,
+            online: opts.online.clone(),
+            harness,
+        })
+    }
+
+    fn events(&self) -> Result<Vec<EventRecord>> {
+        self.journal
+            .events(&recloop_journal::EventFilter::default())
+            .map_err(|e| AgentError::Journal(e.to_string()))
+    }
+
+    /// The run to continue (an unfinished one) or a new run id.
+    fn pick_run(&self) -> Result<(String, bool, u64)> {
+        let events = self.events()?;
+        let mut started: Vec<String> = Vec::new();
+        let mut finished: Vec<String> = Vec::new();
+        for e in &events {
+            match &e.event {
+                Event::RunStarted { .. } => started.push(e.run_id.clone()),
+                Event::RunFinished { .. } => finished.push(e.run_id.clone()),
+                _ => {}
+            }
+        }
+        let last_seq = events.last().map_or(0, |e| e.seq);
+        if let Some(open) = started.iter().rev().find(|r| !finished.contains(r)) {
+            return Ok((open.clone(), true, last_seq));
+        }
+        // A run whose start step began but never recorded `run_started` also resumes.
+        let n = started.len() + 1;
+        let id = format!("run-{n}");
+        let resumed = events.iter().any(|e| e.run_id == id);
+        Ok((id, resumed, last_seq))
+    }
+
+    fn production_spec(&self, dir: &Path) -> Option<PipelineSpec> {
+        PipelineSpec::load_workspace(dir).ok()
+    }
+
+    /// Run the loop.
+    pub fn run(&self, opts: &RunOptions) -> Result<RunSummary> {
+        let iterations = opts.iterations.unwrap_or(self.manifest.run.iterations);
+        let workers = opts.workers.unwrap_or(self.manifest.run.workers).max(1) as usize;
+        let seed = opts.seed.unwrap_or(self.manifest.run.seed);
+        let batch = (self.manifest.run.batch_size as usize).max(workers);
+        let (run_id, resumed, last_seq) = self.pick_run()?;
+        let rec = Recorder::new(self.journal.clone(), &run_id);
+        let primary = self.manifest.metrics.primary.clone();
+        let sign = primary.direction.sign();
+        let mut steps_done = 0usize;
+        let stop_check = |n: &mut usize| -> Result<()> {
+            *n += 1;
+            if opts.stop_after_steps.is_some_and(|s| *n >= s) {
+                return Err(AgentError::NotFound("stopped for a resumption test".into()));
+            }
+            Ok(())
+        };
+        if resumed {
+            rec.emit(
+                0,
+                &format!("resumed/{last_seq}"),
+                Event::RunResumed {
+                    after_seq: last_seq,
+                    reason: "found an unfinished run in the journal".into(),
+                },
+                None,
+            )?;
+        }
+        for h in &self.harness {
+            rec.emit(
+                0,
+                &format!("harness/{}/{}", h.spec.agent, h.version),
+                Event::HarnessVersionCreated {
+                    version: 1,
+                    parent_version: None,
+                    admitted: true,
+                    diagnosis: format!("harness {} loaded from .recloop/harness", h.version),
+                    spec: h.spec.clone(),
+                },
+                None,
+            )?;
+        }
+        let start: ProductionState = rec.step(0, "start", || {
+            let commit = self.repo.rev(&self.manifest.project.production)?;
+            let dir = self.workspace.join(".recloop").join("worktrees").join("production");
+            self.repo.checkout_detached(&dir, &commit)?;
+            let metrics = self
+                .evaluator
+                .evaluate(&dir, Split::Validation)
+                .map_err(|e| AgentError::Invalid {
+                    path: format!("production {commit}"),
+                    reason: format!("offline evaluation of the starting production failed: {e}"),
+                })?;
+            primary_value(&metrics, &self.manifest).map_err(|e| AgentError::Invalid {
+                path: format!("production {commit}"),
+                reason: e,
+            })?;
+            rec.emit(
+                0,
+                "run_started",
+                Event::RunStarted {
+                    seed: Some(seed),
+                    production_commit: commit.clone(),
+                    baseline: metrics.clone(),
+                    config: serde_json::json!({
+                        "iterations": iterations, "workers": workers, "batch": batch,
+                        "brain": self.brain.name(), "budget_usd": opts.budget_usd,
+                        "online": self.online.as_ref().map(|o| o.name()),
+                    }),
+                },
+                None,
+            )?;
+            Ok(ProductionState { commit, metrics })
+        })?;
+        stop_check(&mut steps_done)?;
+        let bar = if opts.progress {
+            let b = ProgressBar::new(u64::from(iterations));
+            b.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:24} {pos}/{len} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            b.enable_steady_tick(std::time::Duration::from_millis(200));
+            Some(b)
+        } else {
+            None
+        };
+        let mut prod = start.clone();
+        let mut best = primary_value(&prod.metrics, &self.manifest).unwrap_or(f64::NAN);
+        let mut outcome = RunOutcome::Completed;
+        let prod_dir = self.workspace.join(".recloop").join("worktrees").join("production");
+        for it in 1..=iterations {
+            let msg = |stage: &str, best: f64| {
+                if let Some(b) = &bar {
+                    b.set_message(format!(
+                        "iteration {it} · {stage} · best {} {best:.4} · ${:.3}",
+                        primary.name,
+                        self.brain.spent_usd()
+                    ));
+                }
+            };
+            if let Some(budget) = opts.budget_usd
+                && self.brain.spent_usd() >= budget
+            {
+                outcome = RunOutcome::BudgetExhausted;
+                break;
+            }
+            // Brainstorm
+            msg("brainstorm", best);
+            let admitted: Vec<Proposal> = rec.step(it, "brainstorm", || {
+                self.repo.checkout_detached(&prod_dir, &prod.commit)?;
+                let events: Vec<EventRecord> = self
+                    .events()?
+                    .into_iter()
+                    .filter(|e| e.run_id != run_id || e.iteration < it)
+                    .collect();
+                let history = History::from_events(&events, &primary.name);
+                let spec = self.production_spec(&prod_dir);
+                let evidence = crate::evidence::render(&history, &self.manifest, &prod.metrics);
+                let prefix = format!("{run_id}-i{it:02}");
+                let out = self.brain.brainstorm(&BrainstormInput {
+                    manifest: &self.manifest,
+                    workspace: &prod_dir,
+                    production_spec: spec.as_ref(),
+                    history: &history,
+                    evidence: &evidence,
+                    batch_size: batch,
+                    seed: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(u64::from(it)),
+                    id_prefix: &prefix,
+                    harness: &self.harness[0],
+                })?;
+                rec.emit(
+                    it,
+                    "brainstorm/trajectory",
+                    Event::TrajectoryStep { proposal_id: None, step: out.trajectory.clone() },
+                    None,
+                )?;
+                for r in &out.rejected {
+                    let made = rec.emit(it, &format!("brainstorm/{}/made", r.proposal.id), Event::ProposalMade { proposal: r.proposal.clone() }, None)?;
+                    rec.emit(
+                        it,
+                        &format!("brainstorm/{}/rejected", r.proposal.id),
+                        Event::ProposalRejected { proposal_id: r.proposal.id.clone(), reason: r.reason.clone() },
+                        Some(made),
+                    )?;
+                }
+                let tried = history.tried_specs();
+                let mut admitted = Vec::new();
+                for p in out.proposals {
+                    let made = rec.emit(it, &format!("brainstorm/{}/made", p.id), Event::ProposalMade { proposal: p.clone() }, None)?;
+                    match crate::admission::check(&p, &self.manifest, &tried) {
+                        Ok(()) => {
+                            rec.emit(it, &format!("brainstorm/{}/admitted", p.id), Event::ProposalAdmitted { proposal_id: p.id.clone() }, Some(made))?;
+                            admitted.push(p);
+                        }
+                        Err(reason) => {
+                            rec.emit(it, &format!("brainstorm/{}/rejected", p.id), Event::ProposalRejected { proposal_id: p.id.clone(), reason }, Some(made))?;
+                        }
+                    }
+                }
+                Ok(admitted)
+            })?;
+            stop_check(&mut steps_done)?;
+            let selected: Vec<Proposal> = admitted
+                .into_iter()
+                .filter(|p| p.maturity == recloop_core::Maturity::Ready)
+                .take(workers)
+                .collect();
+            // Develop + Evaluate, K in flight
+            msg("develop + evaluate", best);
+            let mut outcomes: Vec<CandidateOutcome> = Vec::new();
+            let mut pending = Vec::new();
+            for (k, p) in selected.iter().enumerate() {
+                match rec.done::<CandidateOutcome>(it, &format!("candidate/{}", p.id))? {
+                    Some(o) => outcomes.push(o),
+                    None => pending.push((k, p.clone())),
+                }
+            }
+            if !pending.is_empty() {
+                self.repo.checkout_detached(&prod_dir, &prod.commit)?;
+            }
+            let results: Vec<Result<CandidateOutcome>> = std::thread::scope(|s| {
+                let handles: Vec<_> = pending
+                    .iter()
+                    .map(|(k, p)| {
+                        let rec = rec.clone();
+                        let prod = prod.clone();
+                        let prod_dir = prod_dir.clone();
+                        let k = *k as u64;
+                        s.spawn(move || self.candidate(&rec, it, k, p, &prod, &prod_dir, seed, opts.approve))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err(AgentError::NotFound("a worker thread panicked".into()))))
+                    .collect()
+            });
+            for r in results {
+                let o = r?;
+                rec.complete(it, &format!("candidate/{}", o.proposal.id), &o)?;
+                stop_check(&mut steps_done)?;
+                outcomes.push(o);
+            }
+            outcomes.sort_by(|a, b| a.proposal.id.cmp(&b.proposal.id));
+            // Merge the best KEEP
+            msg("merge", best);
+            prod = rec.step(it, "merge", || {
+                let mut keeps: Vec<&CandidateOutcome> = outcomes
+                    .iter()
+                    .filter(|o| o.verdict.as_ref().is_some_and(|v| v.decision == Decision::Keep))
+                    .collect();
+                keeps.sort_by(|a, b| {
+                    let va = cand_value(a, &primary.name) * sign;
+                    let vb = cand_value(b, &primary.name) * sign;
+                    vb.total_cmp(&va)
+                });
+                let Some(win) = keeps.first() else { return Ok(prod.clone()) };
+                let DevelopResult::Ready { candidate } = &win.develop else { return Ok(prod.clone()) };
+                let commit = self.repo.merge_into(
+                    &self.manifest.project.production,
+                    &candidate.commit,
+                    &format!("recloop: keep {} ({})", candidate.id, win.proposal.title),
+                    CLOCK_ORIGIN + u64::from(it) * 1000 + 999,
+                )?;
+                // Merged production re-measured when the merge was not a fast-forward.
+                let metrics = if commit == candidate.commit {
+                    candidate.offline.clone()
+                } else {
+                    self.repo.checkout_detached(&prod_dir, &commit)?;
+                    self.evaluator.evaluate(&prod_dir, Split::Validation).map_err(|e| AgentError::Invalid {
+                        path: format!("merged production {commit}"),
+                        reason: e,
+                    })?
+                };
+                rec.emit(
+                    it,
+                    &format!("merge/{}", win.proposal.id),
+                    Event::MergedIntoProduction {
+                        proposal_id: win.proposal.id.clone(),
+                        candidate_id: candidate.id.clone(),
+                        commit: commit.clone(),
+                        metrics: metrics.clone(),
+                    },
+                    None,
+                )?;
+                for other in keeps.iter().skip(1) {
+                    rec.emit(
+                        it,
+                        &format!("merge/{}/superseded", other.proposal.id),
+                        Event::Note {
+                            topic: "merge.superseded".into(),
+                            text: format!("{} was KEEP but {} was merged in the same iteration", other.proposal.id, win.proposal.id),
+                            data: serde_json::Value::Null,
+                        },
+                        None,
+                    )?;
+                }
+                Ok(ProductionState { commit, metrics })
+            })?;
+            stop_check(&mut steps_done)?;
+            // Lessons
+            rec.step(it, "lessons", || {
+                let events = self.events()?;
+                let history = History::from_events(&events, &primary.name);
+                for o in &outcomes {
+                    let Some(v) = &o.verdict else { continue };
+                    let dir = o.proposal.change.get("direction").and_then(|d| d.as_i64()).unwrap_or(0);
+                    let contradicting = history
+                        .trials
+                        .iter()
+                        .filter(|t| t.proposal.lever == o.proposal.lever && t.direction() == dir && t.proposal.id != o.proposal.id)
+                        .filter(|t| match t.decision {
+                            Some(d) => (d == Decision::Keep) != (v.decision == Decision::Keep),
+                            None => false,
+                        })
+                        .count();
+                    let id_kind = if v.decision == Decision::Keep { "do" } else { "avoid" };
+                    let id = format!("lesson:{}:{}:{}", o.proposal.lever, dir, id_kind);
+                    if let Some(l) = update_lesson(history.lessons.get(&id), &o.proposal, v.decision, &run_id, contradicting) {
+                        let ev = if l.status == recloop_core::LessonStatus::Confirmed {
+                            Event::LessonPromoted { lesson: l }
+                        } else if l.status == recloop_core::LessonStatus::Falsified {
+                            Event::LessonFalsified { lesson_id: l.id.clone(), reason: format!("{contradicting} contradicting experiments") }
+                        } else {
+                            Event::LessonProposed { lesson: l }
+                        };
+                        rec.emit(it, &format!("lessons/{}", o.proposal.id), ev, None)?;
+                    }
+                }
+                Ok(())
+            })?;
+            stop_check(&mut steps_done)?;
+            if let Ok(v) = primary_value(&prod.metrics, &self.manifest)
+                && (best.is_nan() || sign * (v - best) > 0.0)
+            {
+                best = v;
+            }
+            if let Some(b) = &bar {
+                b.inc(1);
+            }
+            msg("done", best);
+        }
+        if let Some(b) = &bar {
+            b.finish_and_clear();
+        }
+        let _ = self.repo.drop_worktree(&prod_dir);
+        let summary = self.summary(&run_id, &start, &prod, outcome)?;
+        rec.emit(
+            0,
+            "finished",
+            Event::RunFinished { outcome, summary: summary.to_string() },
+            None,
+        )?;
+        Ok(summary)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn candidate(
+        &self,
+        rec: &Recorder,
+        it: u32,
+        k: u64,
+        p: &Proposal,
+        prod: &ProductionState,
+        prod_dir: &Path,
+        seed: u64,
+        approve: bool,
+    ) -> Result<CandidateOutcome> {
+        let ctx = DevelopCtx {
+            manifest: &self.manifest,
+            repo: &self.repo,
+            sandbox: self.sandbox.clone(),
+            evaluator: self.evaluator.as_ref(),
+            brain: self.brain.as_ref(),
+            harness: &self.harness[1],
+            rec,
+            iteration: it,
+            base_commit: prod.commit.clone(),
+            commit_time: CLOCK_ORIGIN + u64::from(it) * 1000 + k,
+        };
+        let dev = develop(&ctx, p)?;
+        let verdict = match &dev {
+            DevelopResult::Failed { .. } => None,
+            DevelopResult::Ready { candidate } => {
+                let wt = worktree_dir(&self.repo, &candidate_id(p));
+                if !wt.exists() {
+                    self.repo.checkout_detached(&wt, &candidate.commit)?;
+                }
+                let holdout = SealedHoldout::new(&self.workspace);
+                let ectx = EvaluateCtx {
+                    manifest: &self.manifest,
+                    rec,
+                    iteration: it,
+                    evaluator: self.evaluator.as_ref(),
+                    holdout: &holdout,
+                    online: self.online.as_deref(),
+                    production: (&prod.commit, prod_dir),
+                    production_metrics: &prod.metrics,
+                    candidate_dir: &wt,
+                    seed: seed ^ (u64::from(it) << 8) ^ k,
+                    approve,
+                };
+                let v = evaluate(&ectx, p, candidate)?;
+                self.repo.drop_worktree(&wt)?;
+                Some(v)
+            }
+        };
+        Ok(CandidateOutcome { proposal: p.clone(), develop: dev, verdict })
+    }
+
+    /// Build the summary of `run_id` from the journal.
+    fn summary(&self, run_id: &str, start: &ProductionState, end: &ProductionState, outcome: RunOutcome) -> Result<RunSummary> {
+        let events: Vec<EventRecord> = self.events()?.into_iter().filter(|e| e.run_id == run_id).collect();
+        let history = History::from_events(&events, &self.manifest.metrics.primary.name);
+        let developed: std::collections::BTreeSet<String> = events
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::WorktreeCreated { proposal_id, .. } => Some(proposal_id.clone()),
+                _ => None,
+            })
+            .collect();
+        let iteration_of: std::collections::BTreeMap<String, u32> = events
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::ProposalMade { proposal } => Some((proposal.id.clone(), e.iteration)),
+                _ => None,
+            })
+            .collect();
+        let mut north = Vec::new();
+        for e in &events {
+            if let Event::Verdict { verdict, proposal_id, .. } = &e.event
+                && verdict.decision == Decision::Keep
+                && history.trials.iter().any(|t| &t.proposal.id == proposal_id && t.merged)
+            {
+                for eff in &verdict.effects {
+                    if self.manifest.metrics.north_star.as_ref().is_some_and(|n| n.name == eff.metric) {
+                        north.push((eff.metric.clone(), eff.effect));
+                    }
+                }
+            }
+        }
+        let tried = history
+            .trials
+            .iter()
+            .filter(|t| developed.contains(&t.proposal.id) || t.rejected.is_some())
+            .map(|t| Tried {
+                iteration: iteration_of.get(&t.proposal.id).copied().unwrap_or(0),
+                proposal_id: t.proposal.id.clone(),
+                title: t.proposal.title.clone(),
+                validation: t.value,
+                outcome: match (&t.decision, &t.rejected) {
+                    (Some(d), _) => d.to_string(),
+                    (None, Some(r)) => format!("REJECTED: {}", truncate(r, 120)),
+                    (None, None) => "undecided".into(),
+                },
+                merged: t.merged,
+            })
+            .collect();
+        Ok(RunSummary {
+            run_id: run_id.to_string(),
+            brain: self.brain.name(),
+            iterations: events.iter().map(|e| e.iteration).max().unwrap_or(0),
+            primary: self.manifest.metrics.primary.name.clone(),
+            start: start.metrics.clone(),
+            end: end.metrics.clone(),
+            tried,
+            north_star_effects: north,
+            cost_usd: self.brain.spent_usd(),
+            outcome: outcome.as_str().to_string(),
+        })
+    }
+}
+
+fn cand_value(o: &CandidateOutcome, primary: &str) -> f64 {
+    match &o.develop {
+        DevelopResult::Ready { candidate } => candidate.offline.get(primary).copied().unwrap_or(f64::NAN),
+        DevelopResult::Failed { .. } => f64::NAN,
+    }
+}
+
+/// Open the workspace and run the loop.
+pub fn run(workspace: &Path, opts: &RunOptions) -> Result<RunSummary> {
+    Loop::open(workspace, opts)?.run(opts)
+}

@@ -1,0 +1,220 @@
+//! Entry points for the CLI: choosing the brain and the online platform from the manifest,
+//! creating the example workspace, and running single stages (`recloop brainstorm`,
+//! `recloop develop ID`, `recloop evaluate ID`) under the run id `manual`.
+
+use crate::brain::llm::{LlmBrain, Prices};
+use crate::brain::{Brain, BrainstormInput};
+use crate::develop::{DevelopCtx, DevelopResult, develop as develop_one, worktree_dir};
+use crate::error::{AgentError, Result};
+use crate::evaluate::{EvaluateCtx, OnlinePlatform, SealedHoldout, evaluate as evaluate_one};
+use crate::evaluator::Split;
+use crate::history::History;
+use crate::orchestrator::{Loop, RunOptions};
+use crate::record::Recorder;
+use crate::BuiltinBrain;
+use recloop_core::{Manifest, Proposal, Verdict};
+use recloop_journal::{Event, EventFilter};
+use std::path::Path;
+use std::sync::Arc;
+
+/// The brain for a workspace: `builtin`, `random`, or `auto` (the LLM brain when `[llm]` is
+/// configured, else built-in).
+pub fn brain_for(workspace: &Path, choice: &str) -> Result<Arc<dyn Brain>> {
+    match choice {
+        "builtin" => return Ok(Arc::new(BuiltinBrain::tpe())),
+        "random" => return Ok(Arc::new(BuiltinBrain::random())),
+        "auto" | "llm" => {}
+        other => {
+            return Err(AgentError::Invalid {
+                path: "--brain".into(),
+                reason: format!("{other:?} is not one of auto, builtin, random, llm"),
+            });
+        }
+    }
+    let manifest = Manifest::load(workspace)?;
+    let Some(llm) = &manifest.llm else {
+        if choice == "llm" {
+            return Err(AgentError::Invalid {
+                path: "recloop.toml".into(),
+                reason: "--brain llm needs an [llm] section".into(),
+            });
+        }
+        return Ok(Arc::new(BuiltinBrain::tpe()));
+    };
+    match llm.provider.as_str() {
+        "scripted" | "replay" => {
+            let file = llm.cassettes.as_ref().ok_or_else(|| AgentError::Invalid {
+                path: "recloop.toml".into(),
+                reason: "llm.cassettes must name the recorded responses file".into(),
+            })?;
+            let model = recloop_llm::ScriptedModel::from_file(&workspace.join(file))
+                .map_err(|e| AgentError::Llm(e.to_string()))?;
+            Ok(Arc::new(LlmBrain::new(Arc::new(model), Prices { input: 0.0, output: 0.0 })))
+        }
+        other => Err(AgentError::Llm(format!(
+            "provider {other:?}: this build's recloop-llm exposes no provider factory to the agents yet; \
+             use provider = \"scripted\" with recorded responses, or remove [llm] for the built-in brain"
+        ))),
+    }
+}
+
+/// The online platform of a workspace, when one is available in this build.
+pub fn online_for(workspace: &Path) -> Result<Option<Arc<dyn OnlinePlatform>>> {
+    let _ = Manifest::load(workspace)?;
+    Ok(crate::online::platform_for(workspace))
+}
+
+/// Create the MovieLens example at `dir` unless a workspace is already there, and fetch its data.
+/// Returns true when it was created.
+pub fn ensure_example(dir: &Path) -> Result<bool> {
+    let created = if dir.join(recloop_core::manifest::MANIFEST_FILE).exists() {
+        false
+    } else {
+        std::fs::create_dir_all(dir).map_err(|e| AgentError::io(dir, e))?;
+        crate::example::write_pipeline_workspace(dir, "movielens-demo", "ml-1m", None)?;
+        true
+    };
+    let config = recloop_rec::pipeline::EvalConfig::load_workspace(dir).map_err(|e| AgentError::Invalid {
+        path: dir.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    if config.dataset != "synthetic" {
+        let name: recloop_rec::data::DatasetName = config.dataset.parse().map_err(|e: recloop_rec::RecError| AgentError::Invalid {
+            path: "eval/eval.toml".into(),
+            reason: e.to_string(),
+        })?;
+        recloop_rec::data::fetch::ensure(name).map_err(|e| AgentError::Invalid {
+            path: format!("dataset {}", config.dataset),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(created)
+}
+
+fn open(workspace: &Path) -> Result<(Loop, Recorder)> {
+    let opts = RunOptions {
+        brain: Some(brain_for(workspace, "auto")?),
+        ..Default::default()
+    };
+    let l = Loop::open(workspace, &opts)?;
+    let rec = Recorder::new(l.journal.clone(), "manual");
+    Ok((l, rec))
+}
+
+fn all(l: &Loop) -> Result<Vec<recloop_journal::EventRecord>> {
+    l.journal.events(&EventFilter::default()).map_err(|e| AgentError::Journal(e.to_string()))
+}
+
+fn find_proposal(l: &Loop, id: &str) -> Result<(Proposal, u32)> {
+    all(l)?
+        .into_iter()
+        .find_map(|e| match e.event {
+            Event::ProposalMade { proposal } if proposal.id == id => Some((proposal, e.iteration)),
+            _ => None,
+        })
+        .ok_or_else(|| AgentError::NotFound(format!("no proposal {id:?} in the journal (run `recloop brainstorm` first)")))
+}
+
+/// Brainstorm once from the current production; proposals are journaled under run `manual`.
+pub fn brainstorm(workspace: &Path) -> Result<Vec<Proposal>> {
+    let (l, rec) = open(workspace)?;
+    let events = all(&l)?;
+    let it = events.iter().filter(|e| e.run_id == "manual").map(|e| e.iteration).max().unwrap_or(0) + 1;
+    let history = History::from_events(&events, &l.manifest.metrics.primary.name);
+    let spec = recloop_rec::pipeline::PipelineSpec::load_workspace(&l.workspace).ok();
+    let evidence = crate::evidence::render(&history, &l.manifest, &Default::default());
+    let out = l.brain.brainstorm(&BrainstormInput {
+        manifest: &l.manifest,
+        workspace: &l.workspace,
+        production_spec: spec.as_ref(),
+        history: &history,
+        evidence: &evidence,
+        batch_size: l.manifest.run.batch_size as usize,
+        seed: l.manifest.run.seed ^ u64::from(it),
+        id_prefix: &format!("manual-i{it:02}"),
+        harness: &l.harness[0],
+    })?;
+    let tried = history.tried_specs();
+    let mut admitted = Vec::new();
+    for r in &out.rejected {
+        rec.emit(it, &format!("brainstorm/{}/made", r.proposal.id), Event::ProposalMade { proposal: r.proposal.clone() }, None)?;
+        rec.emit(it, &format!("brainstorm/{}/rejected", r.proposal.id), Event::ProposalRejected { proposal_id: r.proposal.id.clone(), reason: r.reason.clone() }, None)?;
+    }
+    for p in out.proposals {
+        rec.emit(it, &format!("brainstorm/{}/made", p.id), Event::ProposalMade { proposal: p.clone() }, None)?;
+        match crate::admission::check(&p, &l.manifest, &tried) {
+            Ok(()) => {
+                rec.emit(it, &format!("brainstorm/{}/admitted", p.id), Event::ProposalAdmitted { proposal_id: p.id.clone() }, None)?;
+                admitted.push(p);
+            }
+            Err(reason) => {
+                rec.emit(it, &format!("brainstorm/{}/rejected", p.id), Event::ProposalRejected { proposal_id: p.id.clone(), reason }, None)?;
+            }
+        }
+    }
+    Ok(admitted)
+}
+
+/// Develop one journaled proposal from the current production commit.
+pub fn develop(workspace: &Path, id: &str) -> Result<DevelopResult> {
+    let (l, rec) = open(workspace)?;
+    let (p, it) = find_proposal(&l, id)?;
+    let base = l.repo.rev(&l.manifest.project.production)?;
+    let ctx = DevelopCtx {
+        manifest: &l.manifest,
+        repo: &l.repo,
+        sandbox: l.sandbox.clone(),
+        evaluator: l.evaluator.as_ref(),
+        brain: l.brain.as_ref(),
+        harness: &l.harness[1],
+        rec: &rec,
+        iteration: it,
+        base_commit: base,
+        commit_time: 1_800_000_000 + u64::from(it),
+    };
+    let r = develop_one(&ctx, &p)?;
+    let wt = worktree_dir(&l.repo, &crate::develop::candidate_id(&p));
+    l.repo.drop_worktree(&wt)?;
+    Ok(r)
+}
+
+/// Evaluate the candidate of one journaled proposal against the current production.
+pub fn evaluate(workspace: &Path, id: &str) -> Result<Verdict> {
+    let (l, rec) = open(workspace)?;
+    let (p, it) = find_proposal(&l, id)?;
+    let candidate = all(&l)?
+        .into_iter()
+        .find_map(|e| match e.event {
+            Event::CandidateReady { candidate } if candidate.proposal == id => Some(candidate),
+            _ => None,
+        })
+        .ok_or_else(|| AgentError::NotFound(format!("proposal {id:?} has no ready candidate (run `recloop develop {id}`)")))?;
+    let prod = l.repo.rev(&l.manifest.project.production)?;
+    let prod_dir = l.workspace.join(".recloop").join("worktrees").join("production");
+    l.repo.checkout_detached(&prod_dir, &prod)?;
+    let prod_metrics = l.evaluator.evaluate(&prod_dir, Split::Validation).map_err(|e| AgentError::Invalid {
+        path: format!("production {prod}"),
+        reason: e,
+    })?;
+    let wt = worktree_dir(&l.repo, &candidate.id);
+    l.repo.checkout_detached(&wt, &candidate.commit)?;
+    let holdout = SealedHoldout::new(&l.workspace);
+    let online = online_for(workspace)?;
+    let ctx = EvaluateCtx {
+        manifest: &l.manifest,
+        rec: &rec,
+        iteration: it,
+        evaluator: l.evaluator.as_ref(),
+        holdout: &holdout,
+        online: online.as_deref(),
+        production: (&prod, &prod_dir),
+        production_metrics: &prod_metrics,
+        candidate_dir: &wt,
+        seed: l.manifest.run.seed,
+        approve: false,
+    };
+    let v = evaluate_one(&ctx, &p, &candidate)?;
+    l.repo.drop_worktree(&wt)?;
+    l.repo.drop_worktree(&prod_dir)?;
+    Ok(v)
+}

@@ -1,0 +1,109 @@
+//! A Tree-structured Parzen Estimator over spec coordinates, guided by past trials.
+//!
+//! Past trials are split into good (the best γ fraction by the primary metric) and bad; a candidate
+//! is scored by Σ_d log l_d(x_d) − log g_d(x_d), with Gaussian Parzen windows (plus a uniform prior)
+//! for numeric coordinates and smoothed frequencies for categories.
+
+use crate::space::Coord;
+use std::collections::BTreeMap;
+
+/// One observed trial: the spec's coordinates and its value (higher is better).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    /// Coordinates.
+    pub x: BTreeMap<String, Coord>,
+    /// Value, already signed so that higher is better.
+    pub y: f64,
+}
+
+/// The fitted densities.
+#[derive(Debug, Clone)]
+pub struct Tpe {
+    good: Vec<BTreeMap<String, Coord>>,
+    bad: Vec<BTreeMap<String, Coord>>,
+}
+
+/// Fraction of observations counted as good.
+pub const GAMMA: f64 = 0.25;
+
+impl Tpe {
+    /// Fit on observations (non-finite values are ignored). `None` with fewer than 3 observations.
+    pub fn fit(obs: &[Observation]) -> Option<Tpe> {
+        let mut o: Vec<&Observation> = obs.iter().filter(|o| o.y.is_finite()).collect();
+        if o.len() < 3 {
+            return None;
+        }
+        o.sort_by(|a, b| b.y.total_cmp(&a.y));
+        let n_good = ((o.len() as f64 * GAMMA).ceil() as usize).clamp(1, o.len() - 1);
+        Some(Tpe {
+            good: o[..n_good].iter().map(|o| o.x.clone()).collect(),
+            bad: o[n_good..].iter().map(|o| o.x.clone()).collect(),
+        })
+    }
+
+    /// log l(x) − log g(x): larger means "looks like the good trials".
+    pub fn score(&self, x: &BTreeMap<String, Coord>) -> f64 {
+        x.iter()
+            .map(|(k, v)| (density(&self.good, k, v) + 1e-9).ln() - (density(&self.bad, k, v) + 1e-9).ln())
+            .sum()
+    }
+}
+
+fn density(set: &[BTreeMap<String, Coord>], key: &str, v: &Coord) -> f64 {
+    let values: Vec<&Coord> = set.iter().filter_map(|x| x.get(key)).collect();
+    match v {
+        Coord::Num(x) => {
+            let nums: Vec<f64> = values
+                .iter()
+                .filter_map(|c| match c {
+                    Coord::Num(n) => Some(*n),
+                    Coord::Cat(_) => None,
+                })
+                .collect();
+            let n = nums.len() as f64;
+            let bw = (0.25 / (n + 1.0).sqrt()).max(0.05);
+            let norm = 1.0 / (bw * (2.0 * std::f64::consts::PI).sqrt());
+            let kernel: f64 = nums
+                .iter()
+                .map(|m| norm * (-0.5 * ((x - m) / bw).powi(2)).exp())
+                .sum();
+            // Uniform prior on [0, 1] counts as one pseudo-observation.
+            (kernel + 1.0) / (n + 1.0)
+        }
+        Coord::Cat(c) => {
+            let n = values.len() as f64;
+            let hits = values
+                .iter()
+                .filter(|v| matches!(v, Coord::Cat(x) if x == c))
+                .count() as f64;
+            (hits + 1.0) / (n + 4.0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(x: f64, y: f64) -> Observation {
+        let mut m = BTreeMap::new();
+        m.insert("a".to_string(), Coord::Num(x));
+        Observation { x: m, y }
+    }
+
+    #[test]
+    fn prefers_the_region_of_good_trials() {
+        // y peaks at x = 0.8.
+        let o: Vec<Observation> = (0..20)
+            .map(|i| {
+                let x = i as f64 / 19.0;
+                obs(x, -(x - 0.8).powi(2))
+            })
+            .collect();
+        let t = Tpe::fit(&o).unwrap();
+        let near = t.score(&obs(0.8, 0.0).x);
+        let far = t.score(&obs(0.1, 0.0).x);
+        assert!(near > far, "{near} vs {far}");
+        assert!(Tpe::fit(&o[..2]).is_none());
+    }
+}

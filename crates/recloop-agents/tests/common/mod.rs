@@ -1,0 +1,60 @@
+//! Shared fixtures: small synthetic pipeline workspaces.
+#![allow(dead_code)]
+
+use recloop_agents::example::write_pipeline_workspace;
+use recloop_journal::{Event, EventFilter, Journal};
+use std::path::Path;
+
+/// A synthetic built-in pipeline workspace (git repo, MostPop production) in a temp dir.
+pub fn synthetic_workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_pipeline_workspace(dir.path(), "synthetic-test", "synthetic", Some((300, 200))).unwrap();
+    dir
+}
+
+/// The journal of a workspace.
+pub fn journal(ws: &Path) -> Journal {
+    Journal::for_workspace(ws, None).unwrap()
+}
+
+fn strip_timings(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.retain(|k, _| {
+                !(k.ends_with("_s") || k.ends_with("_ms") || k.starts_with("latency") || k == "duration_ms")
+            });
+            for x in m.values_mut() {
+                strip_timings(x);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(strip_timings),
+        _ => {}
+    }
+}
+
+/// The journal as comparable lines: `key type json`, sorted by key, run-resumed events dropped,
+/// timings stripped and the workspace path replaced.
+pub fn canonical(ws: &Path) -> Vec<String> {
+    let j = journal(ws);
+    let root = ws.canonicalize().unwrap().display().to_string();
+    let mut out: Vec<String> = j
+        .events(&EventFilter::default())
+        .unwrap()
+        .into_iter()
+        .filter(|e| !matches!(e.event, Event::RunResumed { .. }))
+        .map(|e| {
+            let mut v = serde_json::to_value(&e.event).unwrap();
+            strip_timings(&mut v);
+            let text = v.to_string().replace(&root, "WS").replace(&ws.display().to_string(), "WS");
+            format!(
+                "{} {} {} {}",
+                e.idempotency_key.clone().unwrap_or_default(),
+                e.event.type_name(),
+                e.parent.map(|p| p.to_string()).unwrap_or_default(),
+                text
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}

@@ -1,0 +1,47 @@
+"""Evaluate params.json: prints one JSON object of metrics (ndcg@10, recall@10, coverage@10)."""
+import argparse
+import json
+import time
+
+import numpy as np
+
+import data
+import mf
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--split", choices=["validation", "holdout"], default="validation")
+    args = ap.parse_args()
+    params = json.load(open("params.json"))
+    t0 = time.time()
+    interactions, n_items = data.generate()
+    train, valid, hold = data.split(interactions)
+    if args.split == "holdout":
+        train = [np.concatenate([t, v]) for t, v in zip(train, valid)]
+        target = hold
+    else:
+        target = valid
+    x, y, r = mf.fit(train, n_items, int(params["factors"]), float(params["reg"]),
+                     int(params["iterations"]))
+    s = mf.scores(x, y, r, float(params.get("popularity_blend", 0.0)))
+    s[r > 0] = -np.inf
+    top = np.argsort(-s, axis=1)[:, :10]
+    discounts = 1.0 / np.log2(np.arange(2, 12))
+    ndcg, recall = [], []
+    for u, items in enumerate(target):
+        hits = np.isin(top[u], items).astype(float)
+        ideal = discounts[: min(len(items), 10)].sum()
+        ndcg.append((hits * discounts).sum() / ideal)
+        recall.append(hits.sum() / len(items))
+    out = {
+        "ndcg@10": round(float(np.mean(ndcg)), 6),
+        "recall@10": round(float(np.mean(recall)), 6),
+        "coverage@10": round(len(np.unique(top)) / n_items, 6),
+        "eval_s": round(time.time() - t0, 3),
+    }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
