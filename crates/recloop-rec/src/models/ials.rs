@@ -322,7 +322,7 @@ fn solve_rows(
                             }
                         }
                         let pap = dot(&p, &ap);
-                        if !(pap > 0.0) {
+                        if pap.is_nan() || pap <= 0.0 {
                             break;
                         }
                         let step = rsold / pap;
