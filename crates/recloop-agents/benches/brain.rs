@@ -9,7 +9,10 @@ use recloop_agents::example::write_pipeline_workspace;
 
 fn main() {
     let dataset = std::env::var("RECLOOP_BENCH_DATASET").unwrap_or_else(|_| "synthetic".into());
-    let trials: usize = std::env::var("RECLOOP_BENCH_TRIALS").ok().and_then(|t| t.parse().ok()).unwrap_or(30);
+    let trials: usize = std::env::var("RECLOOP_BENCH_TRIALS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(30);
     let dir = std::env::temp_dir().join(format!("recloop-brain-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -19,7 +22,10 @@ fn main() {
     let checkpoints = [10usize, trials];
     let started = std::time::Instant::now();
     let report = bench_brains(&dir, trials, &seeds, &checkpoints).expect("benchmark");
-    println!("dataset {dataset}, {trials} trials, seeds {seeds:?}, start {} = {:.4}", report.metric, report.start);
+    println!(
+        "dataset {dataset}, {trials} trials, seeds {seeds:?}, start {} = {:.4}",
+        report.metric, report.start
+    );
     for (brain, per_seed) in &report.best {
         for (ci, c) in checkpoints.iter().enumerate() {
             let mut v: Vec<f64> = per_seed.iter().map(|s| s[ci]).collect();

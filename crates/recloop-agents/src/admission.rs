@@ -6,7 +6,11 @@ use recloop_rec::pipeline::PipelineSpec;
 use std::collections::BTreeSet;
 
 /// Check one proposal; `Err(reason)` rejects it.
-pub fn check(p: &Proposal, manifest: &Manifest, tried_specs: &BTreeSet<String>) -> Result<(), String> {
+pub fn check(
+    p: &Proposal,
+    manifest: &Manifest,
+    tried_specs: &BTreeSet<String>,
+) -> Result<(), String> {
     if p.title.trim().is_empty() || p.hypothesis.trim().is_empty() {
         return Err("title and hypothesis must not be empty".into());
     }
@@ -36,9 +40,15 @@ pub fn check(p: &Proposal, manifest: &Manifest, tried_specs: &BTreeSet<String>) 
     }
     let recomputed = s.score(&ScoreWeights::default());
     if (recomputed - p.score).abs() > 1e-9 {
-        return Err(format!("S = {} does not match its parts (plain code computes {recomputed:.4})", p.score));
+        return Err(format!(
+            "S = {} does not match its parts (plain code computes {recomputed:.4})",
+            p.score
+        ));
     }
-    if let Some(spec) = p.change.get("spec").and_then(|v| serde_json::from_value::<PipelineSpec>(v.clone()).ok())
+    if let Some(spec) = p
+        .change
+        .get("spec")
+        .and_then(|v| serde_json::from_value::<PipelineSpec>(v.clone()).ok())
         && tried_specs.contains(&spec_hash(&spec))
     {
         return Err("duplicate: this exact pipeline was already tried (avoid set)".into());

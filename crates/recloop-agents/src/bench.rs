@@ -30,16 +30,28 @@ pub struct BenchReport {
 impl BenchReport {
     /// Mean over seeds of the best value at checkpoint index `c` for `brain`.
     pub fn mean(&self, brain: &str, c: usize) -> f64 {
-        let v: Vec<f64> = self.best.get(brain).map(|s| s.iter().map(|x| x[c]).collect()).unwrap_or_default();
+        let v: Vec<f64> = self
+            .best
+            .get(brain)
+            .map(|s| s.iter().map(|x| x[c]).collect())
+            .unwrap_or_default();
         v.iter().sum::<f64>() / v.len().max(1) as f64
     }
 }
 
 /// Run the benchmark on the workspace at `dir` (its `pipeline.toml` is the starting point, its
 /// `eval/eval.toml` the data), `trials` trials per seed.
-pub fn bench_brains(dir: &Path, trials: usize, seeds: &[u64], checkpoints: &[usize]) -> Result<BenchReport> {
+pub fn bench_brains(
+    dir: &Path,
+    trials: usize,
+    seeds: &[u64],
+    checkpoints: &[usize],
+) -> Result<BenchReport> {
     let manifest = Manifest::load(dir)?;
-    let rec_err = |e: recloop_rec::RecError| AgentError::Invalid { path: dir.display().to_string(), reason: e.to_string() };
+    let rec_err = |e: recloop_rec::RecError| AgentError::Invalid {
+        path: dir.display().to_string(),
+        reason: e.to_string(),
+    };
     let config = EvalConfig::load_workspace(dir).map_err(rec_err)?;
     let data = load_data(&config).map_err(rec_err)?;
     let start_spec = PipelineSpec::load_workspace(dir).map_err(rec_err)?;
@@ -62,7 +74,10 @@ pub fn bench_brains(dir: &Path, trials: usize, seeds: &[u64], checkpoints: &[usi
         best: Default::default(),
         start,
     };
-    let brains: Vec<Box<dyn Brain>> = vec![Box::new(BuiltinBrain::tpe()), Box::new(BuiltinBrain::random())];
+    let brains: Vec<Box<dyn Brain>> = vec![
+        Box::new(BuiltinBrain::tpe()),
+        Box::new(BuiltinBrain::random()),
+    ];
     for brain in &brains {
         let mut per_seed = Vec::new();
         for &seed in seeds {
@@ -84,7 +99,10 @@ pub fn bench_brains(dir: &Path, trials: usize, seeds: &[u64], checkpoints: &[usi
                     harness: &harness,
                 })?;
                 if let Some(p) = out.proposals.into_iter().next() {
-                    let spec: Option<PipelineSpec> = p.change.get("spec").and_then(|s| serde_json::from_value(s.clone()).ok());
+                    let spec: Option<PipelineSpec> = p
+                        .change
+                        .get("spec")
+                        .and_then(|s| serde_json::from_value(s.clone()).ok());
                     let value = spec.as_ref().map_or(f64::NAN, &measure);
                     let better = value.is_finite() && sign * (value - best) > 0.0;
                     if better {
@@ -92,12 +110,20 @@ pub fn bench_brains(dir: &Path, trials: usize, seeds: &[u64], checkpoints: &[usi
                         best_spec = spec.clone().unwrap_or(best_spec);
                     }
                     history.trials.push(Trial {
-                        base_hash: p.change.get("base_hash").and_then(|h| h.as_str()).map(str::to_string),
+                        base_hash: p
+                            .change
+                            .get("base_hash")
+                            .and_then(|h| h.as_str())
+                            .map(str::to_string),
                         proposal: p,
                         seq: t as u64,
                         spec,
                         value: value.is_finite().then_some(value),
-                        decision: Some(if better { Decision::Keep } else { Decision::Discard }),
+                        decision: Some(if better {
+                            Decision::Keep
+                        } else {
+                            Decision::Discard
+                        }),
                         rejected: None,
                         merged: better,
                     });

@@ -73,7 +73,11 @@ pub fn worktree_dir(repo: &Repo, cid: &str) -> PathBuf {
     repo.root.join(".recloop").join("worktrees").join(cid)
 }
 
-fn run_cmd(sandbox: Option<&Sandbox>, dir: &Path, cmd: &str) -> std::result::Result<String, String> {
+fn run_cmd(
+    sandbox: Option<&Sandbox>,
+    dir: &Path,
+    cmd: &str,
+) -> std::result::Result<String, String> {
     let sb = sandbox.ok_or_else(|| "no sandbox: commands are refused".to_string())?;
     let out = sb.run(dir, cmd).map_err(|e| e.to_string())?;
     if out.success() {
@@ -85,21 +89,29 @@ fn run_cmd(sandbox: Option<&Sandbox>, dir: &Path, cmd: &str) -> std::result::Res
 
 /// Run the gates in order, stopping at the first failure. Returns the results and, when the
 /// offline evaluation ran, its metrics.
-pub fn run_gates(
-    ctx: &DevelopCtx<'_>,
-    worktree: &Path,
-) -> (Vec<GateResult>, Option<MetricValues>) {
+pub fn run_gates(ctx: &DevelopCtx<'_>, worktree: &Path) -> (Vec<GateResult>, Option<MetricValues>) {
     let mut results = Vec::new();
     let mut metrics = None;
     let c = &ctx.manifest.commands;
-    let pass = |gate: Gate, detail: String| GateResult { gate, passed: true, detail };
-    let fail = |gate: Gate, detail: String| GateResult { gate, passed: false, detail };
+    let pass = |gate: Gate, detail: String| GateResult {
+        gate,
+        passed: true,
+        detail,
+    };
+    let fail = |gate: Gate, detail: String| GateResult {
+        gate,
+        passed: false,
+        detail,
+    };
     // 1. editable paths
     let r = match ctx.repo.changed_paths(worktree, &ctx.base_commit) {
         Err(e) => fail(Gate::EditablePaths, e.to_string()),
         Ok(paths) if paths.is_empty() => fail(Gate::EditablePaths, "no file was changed".into()),
         Ok(paths) => {
-            let bad: Vec<&String> = paths.iter().filter(|p| !ctx.manifest.is_editable(p)).collect();
+            let bad: Vec<&String> = paths
+                .iter()
+                .filter(|p| !ctx.manifest.is_editable(p))
+                .collect();
             if bad.is_empty() {
                 pass(Gate::EditablePaths, paths.join(", "))
             } else {
@@ -107,7 +119,10 @@ pub fn run_gates(
                     Gate::EditablePaths,
                     format!(
                         "protected or non-editable paths changed: {}; revert them and change only {:?}",
-                        bad.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                        bad.iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                         ctx.manifest.project.editable
                     ),
                 )
@@ -140,7 +155,10 @@ pub fn run_gates(
     let r = if has_pipeline {
         match recloop_rec::pipeline::PipelineSpec::load_workspace(worktree) {
             Ok(_) => pass(Gate::Schema, "pipeline.toml parses and validates".into()),
-            Err(e) => fail(Gate::Schema, format!("{e}; use only fields listed by query_schema")),
+            Err(e) => fail(
+                Gate::Schema,
+                format!("{e}; use only fields listed by query_schema"),
+            ),
         }
     } else {
         pass(Gate::Schema, "no pipeline.toml in this workspace".into())
@@ -157,7 +175,10 @@ pub fn run_gates(
             Err(e) => fail(Gate::DryRun, e),
         }
     } else {
-        pass(Gate::DryRun, "no check command; covered by the offline evaluation".into())
+        pass(
+            Gate::DryRun,
+            "no check command; covered by the offline evaluation".into(),
+        )
     };
     let ok = r.passed;
     results.push(r);
@@ -180,9 +201,15 @@ pub fn run_gates(
                     .filter(|n| m.get(*n).is_some_and(|v| !v.is_finite()))
                     .collect();
                 if bad.is_empty() {
-                    pass(Gate::OfflineEval, format!("{} = {v:.5}", ctx.manifest.metrics.primary.name))
+                    pass(
+                        Gate::OfflineEval,
+                        format!("{} = {v:.5}", ctx.manifest.metrics.primary.name),
+                    )
                 } else {
-                    fail(Gate::OfflineEval, format!("guardrail metrics are not finite: {bad:?}"))
+                    fail(
+                        Gate::OfflineEval,
+                        format!("guardrail metrics are not finite: {bad:?}"),
+                    )
                 }
             }
         },
@@ -203,7 +230,9 @@ pub fn run_gates(
             } else {
                 fail(
                     Gate::Determinism,
-                    format!("metrics differ between two runs with the same seed: {diff:?}; seed every random choice"),
+                    format!(
+                        "metrics differ between two runs with the same seed: {diff:?}; seed every random choice"
+                    ),
                 )
             }
         }

@@ -85,13 +85,18 @@ pub fn check_path(path: &str, editable: &dyn Fn(&str) -> bool) -> Result<()> {
         return Err(AgentError::Diff("a file header names no path".into()));
     }
     let p = Path::new(path);
-    if p.is_absolute() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+    if p.is_absolute()
+        || p.components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
         return Err(AgentError::Diff(format!(
             "{path}: path must be relative to the workspace and stay inside it"
         )));
     }
     if path.starts_with(".git/") || path.starts_with(".recloop/") {
-        return Err(AgentError::Diff(format!("{path}: recloop's and git's own files are protected")));
+        return Err(AgentError::Diff(format!(
+            "{path}: recloop's and git's own files are protected"
+        )));
     }
     if !editable(path) {
         return Err(AgentError::Diff(format!(
@@ -127,7 +132,8 @@ fn explain_hunk(original: &str, patch: &diffy::Patch<'_, str>, index: usize, pat
                 hunk.old_range().len(),
                 line_no,
                 want.trim_end_matches('\n'),
-                got.map(|g| g.trim_end_matches('\n')).unwrap_or("<end of file>")
+                got.map(|g| g.trim_end_matches('\n'))
+                    .unwrap_or("<end of file>")
             );
         }
     }
@@ -149,12 +155,16 @@ pub fn apply(root: &Path, diff: &str, editable: &dyn Fn(&str) -> bool) -> Result
         if let (Some(o), Some(n)) = (&f.old_path, &f.new_path)
             && o != n
         {
-            return Err(AgentError::Diff(format!("{o} -> {n}: renames are not supported")));
+            return Err(AgentError::Diff(format!(
+                "{o} -> {n}: renames are not supported"
+            )));
         }
         let full = root.join(&path);
         let original = if f.old_path.is_none() {
             if full.exists() {
-                return Err(AgentError::Diff(format!("{path}: diff creates a file that already exists")));
+                return Err(AgentError::Diff(format!(
+                    "{path}: diff creates a file that already exists"
+                )));
             }
             String::new()
         } else {
@@ -174,9 +184,21 @@ pub fn apply(root: &Path, diff: &str, editable: &dyn Fn(&str) -> bool) -> Result
                 .next()
                 .and_then(|n| n.trim().parse::<usize>().ok())
                 .unwrap_or(1);
-            AgentError::Diff(explain_hunk(&original, &patch, index.saturating_sub(1), &path))
+            AgentError::Diff(explain_hunk(
+                &original,
+                &patch,
+                index.saturating_sub(1),
+                &path,
+            ))
         })?;
-        planned.push((path, if f.new_path.is_none() { None } else { Some(new) }));
+        planned.push((
+            path,
+            if f.new_path.is_none() {
+                None
+            } else {
+                Some(new)
+            },
+        ));
     }
     let mut written = Vec::new();
     for (path, content) in planned {
@@ -234,7 +256,10 @@ mod tests {
         let d = "--- a/p.toml\n+++ b/p.toml\n@@ -1,3 +1,3 @@\n a = 1\n-b = 2\n+b = 5\n c = 3\n";
         let err = apply(dir.path(), d, &all).unwrap_err().to_string();
         assert!(err.contains("p.toml: hunk #1"), "{err}");
-        assert!(err.contains("line 2 expected \"b = 2\", found \"b = 9\""), "{err}");
+        assert!(
+            err.contains("line 2 expected \"b = 2\", found \"b = 9\""),
+            "{err}"
+        );
         assert_eq!(
             std::fs::read_to_string(dir.path().join("p.toml")).unwrap(),
             "a = 1\nb = 9\nc = 3\n"
@@ -254,7 +279,10 @@ mod tests {
         let editable = |p: &str| p != "recloop.toml";
         let err = apply(dir.path(), &d, &editable).unwrap_err().to_string();
         assert!(err.contains("recloop.toml: protected"), "{err}");
-        assert_eq!(std::fs::read_to_string(dir.path().join("ok.txt")).unwrap(), "x\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("ok.txt")).unwrap(),
+            "x\n"
+        );
         let esc = "--- a/../x\n+++ b/../x\n@@ -1 +1 @@\n-a\n+b\n";
         let err = apply(dir.path(), esc, &all).unwrap_err().to_string();
         assert!(err.contains("stay inside"), "{err}");
@@ -267,7 +295,10 @@ mod tests {
         let d = "diff --git a/a.txt b/a.txt\nindex 1..2 100644\n--- a/a.txt\n+++ b/a.txt\n@@ -1,2 +1,2 @@\n 1\n-2\n+3\ndiff --git a/n.txt b/n.txt\nnew file mode 100644\n--- /dev/null\n+++ b/n.txt\n@@ -0,0 +1 @@\n+hello\n";
         let w = apply(dir.path(), d, &all).unwrap();
         assert_eq!(w, vec!["a.txt", "n.txt"]);
-        assert_eq!(std::fs::read_to_string(dir.path().join("n.txt")).unwrap(), "hello\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("n.txt")).unwrap(),
+            "hello\n"
+        );
         assert!(split("not a diff").is_err());
     }
 }

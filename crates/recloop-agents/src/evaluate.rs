@@ -6,8 +6,8 @@ use crate::error::{AgentError, Result};
 use crate::evaluator::{OfflineEvaluator, Split, primary_value};
 use crate::record::Recorder;
 use recloop_core::{
-    AssetKind, Candidate, Decision, FailureIndex, KnowledgeAsset, Lesson, LessonKind,
-    LessonStatus, Manifest, MetricEffect, MetricValues, Proposal, Verdict,
+    AssetKind, Candidate, Decision, FailureIndex, KnowledgeAsset, Lesson, LessonKind, LessonStatus,
+    Manifest, MetricEffect, MetricValues, Proposal, Verdict,
 };
 use recloop_journal::Event;
 use recloop_online::{Ack, ExperimentEvent, ExperimentReport, ExperimentSettings};
@@ -54,7 +54,10 @@ impl SealedHoldout {
         if let Ok(text) = std::fs::read_to_string(&file)
             && let Ok(m) = serde_json::from_str::<BTreeMap<String, Option<f64>>>(&text)
         {
-            return Ok(m.into_iter().map(|(k, v)| (k, v.unwrap_or(f64::NAN))).collect());
+            return Ok(m
+                .into_iter()
+                .map(|(k, v)| (k, v.unwrap_or(f64::NAN)))
+                .collect());
         }
         let m = evaluator.evaluate(dir, Split::Holdout)?;
         let _ = std::fs::create_dir_all(&self.dir);
@@ -107,7 +110,11 @@ fn offline_verdict(
             control,
             treatment,
             effect,
-            relative: if control != 0.0 { effect / control.abs() } else { 0.0 },
+            relative: if control != 0.0 {
+                effect / control.abs()
+            } else {
+                0.0
+            },
             ci: (None, None),
             p_value: 1.0,
         }],
@@ -121,19 +128,25 @@ fn offline_verdict(
 }
 
 /// Run the cascade for one candidate and record every step; returns the verdict.
-pub fn evaluate(ctx: &EvaluateCtx<'_>, proposal: &Proposal, candidate: &Candidate) -> Result<Verdict> {
+pub fn evaluate(
+    ctx: &EvaluateCtx<'_>,
+    proposal: &Proposal,
+    candidate: &Candidate,
+) -> Result<Verdict> {
     let pid = &proposal.id;
     let cid = &candidate.id;
     let primary = &ctx.manifest.metrics.primary;
     let sign = primary.direction.sign();
-    let base = primary_value(ctx.production_metrics, ctx.manifest).map_err(|e| AgentError::Invalid {
-        path: "production metrics".into(),
-        reason: e,
-    })?;
-    let cand = primary_value(&candidate.offline, ctx.manifest).map_err(|e| AgentError::Invalid {
-        path: format!("candidate {cid}"),
-        reason: e,
-    })?;
+    let base =
+        primary_value(ctx.production_metrics, ctx.manifest).map_err(|e| AgentError::Invalid {
+            path: "production metrics".into(),
+            reason: e,
+        })?;
+    let cand =
+        primary_value(&candidate.offline, ctx.manifest).map_err(|e| AgentError::Invalid {
+            path: format!("candidate {cid}"),
+            reason: e,
+        })?;
     // 1. validation split
     if sign * (cand - base) < primary.min_effect.max(1e-12) {
         let v = offline_verdict(
@@ -151,10 +164,15 @@ pub fn evaluate(ctx: &EvaluateCtx<'_>, proposal: &Proposal, candidate: &Candidat
     }
     // 2. sealed holdout: pass/fail only
     let passed = {
-        let prod = ctx.holdout.metrics(ctx.evaluator, ctx.production.0, ctx.production.1);
+        let prod = ctx
+            .holdout
+            .metrics(ctx.evaluator, ctx.production.0, ctx.production.1);
         let c = ctx.evaluator.evaluate(ctx.candidate_dir, Split::Holdout);
         match (prod, c) {
-            (Ok(p), Ok(c)) => match (primary_value(&p, ctx.manifest), primary_value(&c, ctx.manifest)) {
+            (Ok(p), Ok(c)) => match (
+                primary_value(&p, ctx.manifest),
+                primary_value(&c, ctx.manifest),
+            ) {
                 (Ok(p), Ok(c)) => sign * (c - p) > 0.0,
                 _ => false,
             },
@@ -190,9 +208,13 @@ pub fn evaluate(ctx: &EvaluateCtx<'_>, proposal: &Proposal, candidate: &Candidat
             base,
             cand,
             "offline validation + sealed holdout (pass/fail)",
-            format!("validation {} {cand:.5} vs {base:.5} clears {} and the holdout passed", primary.name, primary.min_effect),
+            format!(
+                "validation {} {cand:.5} vs {base:.5} clears {} and the holdout passed",
+                primary.name, primary.min_effect
+            ),
         );
-        v.caveats.push("no online platform configured: decided offline only".into());
+        v.caveats
+            .push("no online platform configured: decided offline only".into());
         return finish(ctx, proposal, candidate, v, None);
     };
     let exp_id = format!("x-{pid}");
@@ -234,23 +256,46 @@ pub fn evaluate(ctx: &EvaluateCtx<'_>, proposal: &Proposal, candidate: &Candidat
                 reason: format!("sample ratio mismatch on day {day}"),
                 srm_p_value: Some(*srm_p),
             }),
-            ExperimentEvent::Rollback { metric, relative, p_value, day, .. } => Some(Event::Veto {
+            ExperimentEvent::Rollback {
+                metric,
+                relative,
+                p_value,
+                day,
+                ..
+            } => Some(Event::Veto {
                 proposal_id: pid.clone(),
                 experiment_id: exp_id.clone(),
                 guardrail: metric.clone(),
-                reason: format!("harm on {metric} ({:+.2}%, p = {p_value:.4}) on day {day}: rolled back", relative * 100.0),
+                reason: format!(
+                    "harm on {metric} ({:+.2}%, p = {p_value:.4}) on day {day}: rolled back",
+                    relative * 100.0
+                ),
             }),
-            ExperimentEvent::Escalation { metric, relative_harm, threshold, .. } => Some(Event::AttentionEscalation {
+            ExperimentEvent::Escalation {
+                metric,
+                relative_harm,
+                threshold,
+                ..
+            } => Some(Event::AttentionEscalation {
                 proposal_id: pid.clone(),
                 experiment_id: exp_id.clone(),
                 guardrail: metric.clone(),
-                reason: format!("{metric} worse by {:.2}% (attention threshold {:.2}%)", relative_harm * 100.0, threshold * 100.0),
+                reason: format!(
+                    "{metric} worse by {:.2}% (attention threshold {:.2}%)",
+                    relative_harm * 100.0,
+                    threshold * 100.0
+                ),
                 approved: if ctx.approve { None } else { Some(true) },
             }),
             _ => None,
         };
         if let Some(ev) = event
-            && let Err(err) = ctx.rec.emit(ctx.iteration, &format!("evaluate/{pid}/online/{n}"), ev, None)
+            && let Err(err) = ctx.rec.emit(
+                ctx.iteration,
+                &format!("evaluate/{pid}/online/{n}"),
+                ev,
+                None,
+            )
         {
             journal_error = Some(err.to_string());
             return Ack::Stop(err.to_string());
@@ -294,7 +339,8 @@ fn finish(
     )?;
     for a in assets(ctx.manifest, proposal, &verdict) {
         let step = format!("evaluate/{pid}/asset/{}", a.id);
-        ctx.rec.emit(it, &step, Event::KnowledgeAssetWritten { asset: a }, None)?;
+        ctx.rec
+            .emit(it, &step, Event::KnowledgeAssetWritten { asset: a }, None)?;
     }
     Ok(verdict)
 }
@@ -304,7 +350,11 @@ fn finish(
 pub fn assets(manifest: &Manifest, proposal: &Proposal, verdict: &Verdict) -> Vec<KnowledgeAsset> {
     let pid = &proposal.id;
     let index = FailureIndex {
-        stage: if proposal.stage.is_empty() { "other".into() } else { proposal.stage.clone() },
+        stage: if proposal.stage.is_empty() {
+            "other".into()
+        } else {
+            proposal.stage.clone()
+        },
         objective: manifest.metrics.primary.name.clone(),
         segment: "all".into(),
         lever: proposal.lever.clone(),
@@ -312,7 +362,12 @@ pub fn assets(manifest: &Manifest, proposal: &Proposal, verdict: &Verdict) -> Ve
     let effect = verdict
         .effects
         .first()
-        .map(|e| format!("{} {:.5} → {:.5} ({:+.5})", e.metric, e.control, e.treatment, e.effect))
+        .map(|e| {
+            format!(
+                "{} {:.5} → {:.5} ({:+.5})",
+                e.metric, e.control, e.treatment, e.effect
+            )
+        })
         .unwrap_or_default();
     let mut out = vec![
         KnowledgeAsset {
@@ -320,7 +375,10 @@ pub fn assets(manifest: &Manifest, proposal: &Proposal, verdict: &Verdict) -> Ve
             kind: AssetKind::ExperimentRecord,
             experiment: Some(pid.clone()),
             title: proposal.title.clone(),
-            body: format!("{}\nmechanism: {}\nlever: {}", proposal.hypothesis, proposal.mechanism, proposal.lever),
+            body: format!(
+                "{}\nmechanism: {}\nlever: {}",
+                proposal.hypothesis, proposal.mechanism, proposal.lever
+            ),
             index: index.clone(),
         },
         KnowledgeAsset {
@@ -344,7 +402,10 @@ pub fn assets(manifest: &Manifest, proposal: &Proposal, verdict: &Verdict) -> Ve
             kind: AssetKind::Failure,
             experiment: Some(pid.clone()),
             title: format!("{} did not ship", proposal.lever),
-            body: format!("root cause: {} (stage {}, lever {})", verdict.reason, index.stage, index.lever),
+            body: format!(
+                "root cause: {} (stage {}, lever {})",
+                verdict.reason, index.stage, index.lever
+            ),
             index,
         });
     }
@@ -364,16 +425,39 @@ pub fn update_lesson(
     if decision == Decision::Extend {
         return None;
     }
-    let kind = if decision == Decision::Keep { LessonKind::Playbook } else { LessonKind::AntiPattern };
-    let dir = proposal.change.get("direction").and_then(|d| d.as_i64()).unwrap_or(0);
-    let id = format!("lesson:{}:{}:{}", proposal.lever, dir, if kind == LessonKind::Playbook { "do" } else { "avoid" });
+    let kind = if decision == Decision::Keep {
+        LessonKind::Playbook
+    } else {
+        LessonKind::AntiPattern
+    };
+    let dir = proposal
+        .change
+        .get("direction")
+        .and_then(|d| d.as_i64())
+        .unwrap_or(0);
+    let id = format!(
+        "lesson:{}:{}:{}",
+        proposal.lever,
+        dir,
+        if kind == LessonKind::Playbook {
+            "do"
+        } else {
+            "avoid"
+        }
+    );
     let mut l = existing.cloned().unwrap_or(Lesson {
         id,
         kind,
         status: LessonStatus::Contested,
         text: match kind {
-            LessonKind::Playbook => format!("{} tends to help {}", proposal.title, proposal.target_metric),
-            LessonKind::AntiPattern => format!("{} tends not to help {}", proposal.title, proposal.target_metric),
+            LessonKind::Playbook => format!(
+                "{} tends to help {}",
+                proposal.title, proposal.target_metric
+            ),
+            LessonKind::AntiPattern => format!(
+                "{} tends not to help {}",
+                proposal.title, proposal.target_metric
+            ),
         },
         index: FailureIndex {
             stage: proposal.stage.clone(),

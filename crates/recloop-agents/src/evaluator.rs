@@ -28,7 +28,8 @@ pub fn parse_metrics(stdout: &str) -> Result<MetricValues, String> {
         if !text.starts_with('{') {
             continue;
         }
-        if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) {
+        if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text)
+        {
             let mut m = MetricValues::new();
             for (k, v) in map {
                 match v {
@@ -45,7 +46,9 @@ pub fn parse_metrics(stdout: &str) -> Result<MetricValues, String> {
         }
     }
     let head: String = stdout.chars().take(200).collect();
-    Err(format!("the command printed no JSON object of metrics (stdout began: {head:?})"))
+    Err(format!(
+        "the command printed no JSON object of metrics (stdout began: {head:?})"
+    ))
 }
 
 /// The primary metric's value, failing on missing or non-finite values.
@@ -56,7 +59,9 @@ pub fn primary_value(m: &MetricValues, manifest: &Manifest) -> Result<f64, Strin
             "primary metric `{name}` is missing from the metrics (have: {})",
             m.keys().cloned().collect::<Vec<_>>().join(", ")
         )),
-        Some(v) if !v.is_finite() => Err(format!("primary metric `{name}` is {v}, not a finite number")),
+        Some(v) if !v.is_finite() => Err(format!(
+            "primary metric `{name}` is {v}, not a finite number"
+        )),
         Some(v) => Ok(*v),
     }
 }
@@ -96,7 +101,9 @@ impl OfflineEvaluator for CommandEvaluator {
             Split::Holdout => &c.holdout_eval,
         };
         if cmd.trim().is_empty() {
-            return Err(format!("recloop.toml declares no {split:?} evaluation command"));
+            return Err(format!(
+                "recloop.toml declares no {split:?} evaluation command"
+            ));
         }
         let out = self.sandbox.run(dir, cmd).map_err(|e| e.to_string())?;
         if !out.success() {
@@ -121,8 +128,15 @@ impl OfflineEvaluator for InProcessEvaluator {
 
 /// The evaluator for a workspace: its commands in the sandbox, except `recloop rec eval` commands
 /// when this process is not the `recloop` binary (tests, library use), which run in-process.
-pub fn evaluator_for(manifest: &Manifest, sandbox: Option<Sandbox>) -> Result<Box<dyn OfflineEvaluator>, String> {
-    let builtin = manifest.commands.offline_eval.trim_start().starts_with("recloop rec eval");
+pub fn evaluator_for(
+    manifest: &Manifest,
+    sandbox: Option<Sandbox>,
+) -> Result<Box<dyn OfflineEvaluator>, String> {
+    let builtin = manifest
+        .commands
+        .offline_eval
+        .trim_start()
+        .starts_with("recloop rec eval");
     if builtin && recloop_exe().is_none() {
         return Ok(Box::new(InProcessEvaluator));
     }
@@ -141,11 +155,16 @@ mod tests {
 
     #[test]
     fn metrics_come_from_the_last_json_line() {
-        let m = parse_metrics("loading...\n{\"ndcg@10\": 0.3, \"name\": \"x\", \"bad\": null}\n").unwrap();
+        let m = parse_metrics("loading...\n{\"ndcg@10\": 0.3, \"name\": \"x\", \"bad\": null}\n")
+            .unwrap();
         assert_eq!(m["ndcg@10"], 0.3);
         assert!(m["bad"].is_nan());
         assert!(!m.contains_key("name"));
-        assert!(parse_metrics("nothing here").unwrap_err().contains("no JSON object"));
+        assert!(
+            parse_metrics("nothing here")
+                .unwrap_err()
+                .contains("no JSON object")
+        );
     }
 
     #[test]

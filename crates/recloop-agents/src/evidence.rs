@@ -9,9 +9,14 @@ pub fn render(h: &History, manifest: &Manifest, production: &MetricValues) -> St
     let p = &manifest.metrics.primary;
     let sign = p.direction.sign();
     let base = production.get(&p.name).copied().unwrap_or(f64::NAN);
-    let mut out = format!("## Production\n{} = {base:.4} (validation)\n\n## Experiments, best first (delta vs production)\n", p.name);
+    let mut out = format!(
+        "## Production\n{} = {base:.4} (validation)\n\n## Experiments, best first (delta vs production)\n",
+        p.name
+    );
     let mut measured: Vec<_> = h.trials.iter().filter(|t| t.value.is_some()).collect();
-    measured.sort_by(|a, b| (sign * b.value.unwrap_or(0.0)).total_cmp(&(sign * a.value.unwrap_or(0.0))));
+    measured.sort_by(|a, b| {
+        (sign * b.value.unwrap_or(0.0)).total_cmp(&(sign * a.value.unwrap_or(0.0)))
+    });
     for t in measured.iter().take(15) {
         let v = t.value.unwrap_or(f64::NAN);
         out.push_str(&format!(
@@ -20,7 +25,8 @@ pub fn render(h: &History, manifest: &Manifest, production: &MetricValues) -> St
             t.proposal.lever,
             t.proposal.title,
             v - base,
-            t.decision.map_or("undecided".to_string(), |d| d.to_string())
+            t.decision
+                .map_or("undecided".to_string(), |d| d.to_string())
         ));
     }
     out.push_str("\n## Rejected and failed (avoid set)\n");
@@ -34,7 +40,11 @@ pub fn render(h: &History, manifest: &Manifest, production: &MetricValues) -> St
         ));
     }
     out.push_str("\n## Lessons\n");
-    for l in h.lessons.values().filter(|l| l.status != LessonStatus::Falsified) {
+    for l in h
+        .lessons
+        .values()
+        .filter(|l| l.status != LessonStatus::Falsified)
+    {
         out.push_str(&format!("- ({:?}, {:?}) {}\n", l.kind, l.status, l.text));
     }
     out

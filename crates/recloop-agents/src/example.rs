@@ -60,7 +60,12 @@ genre_cap = 0
 
 /// Write a built-in pipeline workspace at `dir` evaluating on `dataset` (`ml-1m`, `ml-100k` or
 /// `synthetic`), as a git repository with one commit on `main`.
-pub fn write_pipeline_workspace(dir: &Path, name: &str, dataset: &str, synthetic: Option<(usize, usize)>) -> Result<()> {
+pub fn write_pipeline_workspace(
+    dir: &Path,
+    name: &str,
+    dataset: &str,
+    synthetic: Option<(usize, usize)>,
+) -> Result<()> {
     let w = |rel: &str, text: &str| -> Result<()> {
         let p = dir.join(rel);
         if let Some(parent) = p.parent() {
@@ -72,7 +77,9 @@ pub fn write_pipeline_workspace(dir: &Path, name: &str, dataset: &str, synthetic
     w("pipeline.toml", MOSTPOP_PIPELINE)?;
     let mut eval = format!("dataset = \"{dataset}\"\nprotocol = \"a\"\nseed = 42\n");
     if let Some((users, items)) = synthetic {
-        eval.push_str(&format!("\n[synthetic]\nusers = {users}\nitems = {items}\n"));
+        eval.push_str(&format!(
+            "\n[synthetic]\nusers = {users}\nitems = {items}\n"
+        ));
     }
     w("eval/eval.toml", &eval)?;
     w(
@@ -81,7 +88,10 @@ pub fn write_pipeline_workspace(dir: &Path, name: &str, dataset: &str, synthetic
          a reranking stage (MMR diversity, popularity penalty, genre caps) and an optional Rhai scoring script. \
          The evaluation setup under `eval/` is protected.\n",
     )?;
-    w("notes/README.md", "Research notes for the agents (one Markdown file per topic).\n")?;
+    w(
+        "notes/README.md",
+        "Research notes for the agents (one Markdown file per topic).\n",
+    )?;
     w(".gitignore", ".recloop/\n")?;
     if !dir.join(".git").exists() {
         git(dir, &["init", "-q", "-b", "main"])?;
@@ -98,7 +108,10 @@ pub fn write_pipeline_workspace(dir: &Path, name: &str, dataset: &str, synthetic
         .env("GIT_AUTHOR_DATE", "1700000000 +0000")
         .env("GIT_COMMITTER_DATE", "1700000000 +0000")
         .output()
-        .map_err(|e| AgentError::Git { args: "commit".into(), message: e.to_string() })?;
+        .map_err(|e| AgentError::Git {
+            args: "commit".into(),
+            message: e.to_string(),
+        })?;
     if !out.status.success() {
         return Err(AgentError::Git {
             args: "commit".into(),

@@ -88,7 +88,10 @@ impl Repo {
 
     /// Commit hash of `rev`.
     pub fn rev(&self, rev: &str) -> Result<String> {
-        git(&self.root, &["rev-parse", "--verify", &format!("{rev}^{{commit}}")])
+        git(
+            &self.root,
+            &["rev-parse", "--verify", &format!("{rev}^{{commit}}")],
+        )
     }
 
     /// Create (or re-create) a worktree for `branch` at `dir`, starting from `base`.
@@ -103,7 +106,10 @@ impl Repo {
             std::fs::create_dir_all(parent).map_err(|e| AgentError::io(parent, e))?;
         }
         let d = dir.display().to_string();
-        git(&self.root, &["worktree", "add", "-q", "-B", branch, &d, base])?;
+        git(
+            &self.root,
+            &["worktree", "add", "-q", "-B", branch, &d, base],
+        )?;
         Ok(())
     }
 
@@ -118,7 +124,10 @@ impl Repo {
             std::fs::create_dir_all(parent).map_err(|e| AgentError::io(parent, e))?;
         }
         let d = dir.display().to_string();
-        git(&self.root, &["worktree", "add", "-q", "--detach", &d, commit])?;
+        git(
+            &self.root,
+            &["worktree", "add", "-q", "--detach", &d, commit],
+        )?;
         Ok(())
     }
 
@@ -159,7 +168,17 @@ impl Repo {
             }
         }
         git(&self.root, &["worktree", "prune"])?;
-        if git(&self.root, &["rev-parse", "--verify", "-q", &format!("refs/heads/{branch}")]).is_ok() {
+        if git(
+            &self.root,
+            &[
+                "rev-parse",
+                "--verify",
+                "-q",
+                &format!("refs/heads/{branch}"),
+            ],
+        )
+        .is_ok()
+        {
             git(&self.root, &["branch", "-D", "-q", branch])?;
         }
         Ok(())
@@ -194,7 +213,14 @@ impl Repo {
         git(worktree, &["add", "-A"])?;
         git_at(
             worktree,
-            &["commit", "-q", "--allow-empty", "--no-verify", "-m", message],
+            &[
+                "commit",
+                "-q",
+                "--allow-empty",
+                "--no-verify",
+                "-m",
+                message,
+            ],
             Some(time),
         )?;
         git(worktree, &["rev-parse", "HEAD"])
@@ -208,7 +234,13 @@ impl Repo {
     /// Merge `commit` into the production branch: fast-forward when possible, else a merge commit
     /// with a fixed timestamp. Idempotent: a commit already contained in production is a no-op.
     /// The main checkout must have production checked out or be clean enough to update the ref.
-    pub fn merge_into(&self, production: &str, commit: &str, message: &str, time: u64) -> Result<String> {
+    pub fn merge_into(
+        &self,
+        production: &str,
+        commit: &str,
+        message: &str,
+        time: u64,
+    ) -> Result<String> {
         let head = self.rev(production)?;
         if self.is_ancestor(commit, &head) {
             return Ok(head);
@@ -218,7 +250,15 @@ impl Repo {
             if current == production {
                 git(&self.root, &["merge", "-q", "--ff-only", commit])?;
             } else {
-                git(&self.root, &["update-ref", &format!("refs/heads/{production}"), commit, &head])?;
+                git(
+                    &self.root,
+                    &[
+                        "update-ref",
+                        &format!("refs/heads/{production}"),
+                        commit,
+                        &head,
+                    ],
+                )?;
             }
             return self.rev(production);
         }
@@ -241,7 +281,15 @@ impl Repo {
         if current == production {
             git(&self.root, &["merge", "-q", "--ff-only", &new])?;
         } else {
-            git(&self.root, &["update-ref", &format!("refs/heads/{production}"), &new, &head])?;
+            git(
+                &self.root,
+                &[
+                    "update-ref",
+                    &format!("refs/heads/{production}"),
+                    &new,
+                    &head,
+                ],
+            )?;
         }
         self.rev(production)
     }
@@ -266,7 +314,12 @@ pub(crate) mod tests {
             std::fs::write(path, t).unwrap();
         }
         git(dir.path(), &["add", "-A"]).unwrap();
-        git_at(dir.path(), &["commit", "-q", "-m", "init"], Some(1_700_000_000)).unwrap();
+        git_at(
+            dir.path(),
+            &["commit", "-q", "-m", "init"],
+            Some(1_700_000_000),
+        )
+        .unwrap();
         dir
     }
 
@@ -285,15 +338,28 @@ pub(crate) mod tests {
         std::fs::write(wt.join("a.txt"), "two\n").unwrap();
         let c2 = repo.commit_all(&wt, "c1", 1_700_000_100).unwrap();
         assert_eq!(c, c2);
-        let head = repo.merge_into("main", &c, "merge c1", 1_700_000_200).unwrap();
+        let head = repo
+            .merge_into("main", &c, "merge c1", 1_700_000_200)
+            .unwrap();
         assert_eq!(head, c);
-        assert_eq!(std::fs::read_to_string(dir.path().join("a.txt")).unwrap(), "two\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a.txt")).unwrap(),
+            "two\n"
+        );
         // Idempotent.
-        assert_eq!(repo.merge_into("main", &c, "merge c1", 1_700_000_200).unwrap(), c);
+        assert_eq!(
+            repo.merge_into("main", &c, "merge c1", 1_700_000_200)
+                .unwrap(),
+            c
+        );
         repo.remove_worktree(&wt, "recloop/c1").unwrap();
         assert!(!wt.exists());
         // `.recloop/` never counts as a change.
-        assert!(git(dir.path(), &["status", "--porcelain"]).unwrap().is_empty());
+        assert!(
+            git(dir.path(), &["status", "--porcelain"])
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -309,8 +375,11 @@ pub(crate) mod tests {
         std::fs::write(w2.join("b.txt"), "y\n").unwrap();
         let c1 = repo.commit_all(&w1, "c1", 1_700_000_100).unwrap();
         let c2 = repo.commit_all(&w2, "c2", 1_700_000_100).unwrap();
-        repo.merge_into("main", &c1, "merge c1", 1_700_000_200).unwrap();
-        let head = repo.merge_into("main", &c2, "merge c2", 1_700_000_300).unwrap();
+        repo.merge_into("main", &c1, "merge c1", 1_700_000_200)
+            .unwrap();
+        let head = repo
+            .merge_into("main", &c2, "merge c2", 1_700_000_300)
+            .unwrap();
         assert!(repo.is_ancestor(&c1, &head) && repo.is_ancestor(&c2, &head));
         assert_eq!(repo.show("main", "b.txt").unwrap(), "y");
     }

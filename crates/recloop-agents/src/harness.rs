@@ -218,7 +218,9 @@ mod tests {
         install_defaults(dir.path()).unwrap();
         let p = harness_dir(dir.path(), "evaluate").join("contract.schema.json");
         std::fs::write(&p, "{ not json").unwrap();
-        let err = Harness::load(dir.path(), "evaluate").unwrap_err().to_string();
+        let err = Harness::load(dir.path(), "evaluate")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("contract.schema.json"), "{err}");
     }
 }

@@ -69,7 +69,11 @@ impl History {
         recs.sort_by_key(|r| r.seq);
         for r in recs {
             match &r.event {
-                Event::RunStarted { production_commit, baseline, .. } => {
+                Event::RunStarted {
+                    production_commit,
+                    baseline,
+                    ..
+                } => {
                     if let Some(v) = baseline.get(primary)
                         && h.production_values.is_empty()
                     {
@@ -98,22 +102,39 @@ impl History {
                         merged: false,
                     });
                 }
-                Event::ProposalRejected { proposal_id, reason } => {
+                Event::ProposalRejected {
+                    proposal_id,
+                    reason,
+                } => {
                     if let Some(&i) = index.get(proposal_id) {
                         h.trials[i].rejected = Some(reason.clone());
                     }
                 }
-                Event::OfflineResult { proposal_id, split, metrics, .. } if split == "validation" => {
+                Event::OfflineResult {
+                    proposal_id,
+                    split,
+                    metrics,
+                    ..
+                } if split == "validation" => {
                     if let (Some(&i), Some(v)) = (index.get(proposal_id), metrics.get(primary)) {
                         h.trials[i].value = Some(*v);
                     }
                 }
-                Event::Verdict { proposal_id, verdict, .. } => {
+                Event::Verdict {
+                    proposal_id,
+                    verdict,
+                    ..
+                } => {
                     if let Some(&i) = index.get(proposal_id) {
                         h.trials[i].decision = Some(verdict.decision);
                     }
                 }
-                Event::MergedIntoProduction { proposal_id, commit, metrics, .. } => {
+                Event::MergedIntoProduction {
+                    proposal_id,
+                    commit,
+                    metrics,
+                    ..
+                } => {
                     if let Some(&i) = index.get(proposal_id) {
                         h.trials[i].merged = true;
                     }
@@ -148,13 +169,22 @@ impl History {
         self.trials
             .iter()
             .filter(|t| t.failed())
-            .filter_map(|t| Some((t.base_hash.clone()?, t.proposal.lever.clone(), t.direction())))
+            .filter_map(|t| {
+                Some((
+                    t.base_hash.clone()?,
+                    t.proposal.lever.clone(),
+                    t.direction(),
+                ))
+            })
             .collect()
     }
 
     /// Levers tried so far.
     pub fn tried_levers(&self) -> BTreeSet<String> {
-        self.trials.iter().map(|t| t.proposal.lever.clone()).collect()
+        self.trials
+            .iter()
+            .map(|t| t.proposal.lever.clone())
+            .collect()
     }
 
     /// Best validation value seen (signed by `sign`, returned unsigned).

@@ -5,7 +5,9 @@
 
 use crate::evaluate::OnlinePlatform;
 use recloop_core::Manifest;
-use recloop_online::{Ack, ExperimentConfig, ExperimentEvent, ExperimentReport, ExperimentSettings, run_experiment};
+use recloop_online::{
+    Ack, ExperimentConfig, ExperimentEvent, ExperimentReport, ExperimentSettings, run_experiment,
+};
 use recloop_sim::grounded::{WorkspaceWorld, load_workspace_world, workspace_policy};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -31,11 +33,16 @@ impl SimulatorPlatform {
     }
 
     fn world(&self) -> Result<Arc<WorkspaceWorld>, String> {
-        let mut w = self.world.lock().map_err(|_| "simulator world lock poisoned".to_string())?;
+        let mut w = self
+            .world
+            .lock()
+            .map_err(|_| "simulator world lock poisoned".to_string())?;
         if let Some(w) = w.as_ref() {
             return Ok(w.clone());
         }
-        let ww = Arc::new(load_workspace_world(&self.workspace, self.world_seed).map_err(|e| e.to_string())?);
+        let ww = Arc::new(
+            load_workspace_world(&self.workspace, self.world_seed).map_err(|e| e.to_string())?,
+        );
         *w = Some(ww.clone());
         Ok(ww)
     }
@@ -69,7 +76,8 @@ impl OnlinePlatform for SimulatorPlatform {
 /// `[online] platform` is `simulator`; None otherwise (the cascade then stops offline, with a caveat).
 pub fn platform_for(workspace: &Path) -> Option<Arc<dyn OnlinePlatform>> {
     let m = Manifest::load(workspace).ok()?;
-    let pipeline = workspace.join("pipeline.toml").exists() && workspace.join("eval/eval.toml").exists();
+    let pipeline =
+        workspace.join("pipeline.toml").exists() && workspace.join("eval/eval.toml").exists();
     (m.online.platform == "simulator" && pipeline)
         .then(|| Arc::new(SimulatorPlatform::new(workspace, m.run.seed)) as Arc<dyn OnlinePlatform>)
 }

@@ -107,7 +107,11 @@ impl RunSummary {
 
 impl std::fmt::Display for RunSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "run {} ({} brain): {} iterations, {}", self.run_id, self.brain, self.iterations, self.outcome)?;
+        writeln!(
+            f,
+            "run {} ({} brain): {} iterations, {}",
+            self.run_id, self.brain, self.iterations, self.outcome
+        )?;
         writeln!(f, "tried {} experiments:", self.tried.len())?;
         for t in &self.tried {
             writeln!(
@@ -116,7 +120,8 @@ impl std::fmt::Display for RunSummary {
                 t.iteration,
                 t.proposal_id,
                 truncate(&t.title, 58),
-                t.validation.map_or("     -  ".into(), |v| format!("{v:.4}")),
+                t.validation
+                    .map_or("     -  ".into(), |v| format!("{v:.4}")),
                 t.outcome,
                 if t.merged { "  → merged" } else { "" }
             )?;
@@ -195,7 +200,8 @@ impl Loop {
             Harness::load(&root, "develop")?,
             Harness::load(&root, "evaluate")?,
         ];
-        let journal = Journal::for_workspace(&root, None).map_err(|e| AgentError::Journal(e.to_string()))?;
+        let journal =
+            Journal::for_workspace(&root, None).map_err(|e| AgentError::Journal(e.to_string()))?;
         let sandbox = match Sandbox::new(&manifest, &root.join(".recloop")) {
             Ok(s) => Some(s),
             Err(e) if opts.evaluator.is_some() => {
@@ -206,9 +212,14 @@ impl Loop {
         };
         let evaluator: Arc<dyn OfflineEvaluator> = match &opts.evaluator {
             Some(e) => e.clone(),
-            None => Arc::from(evaluator_for(&manifest, sandbox.clone()).map_err(AgentError::Sandbox)?),
+            None => {
+                Arc::from(evaluator_for(&manifest, sandbox.clone()).map_err(AgentError::Sandbox)?)
+            }
         };
-        let brain: Arc<dyn Brain> = opts.brain.clone().unwrap_or_else(|| Arc::new(BuiltinBrain::tpe()));
+        let brain: Arc<dyn Brain> = opts
+            .brain
+            .clone()
+            .unwrap_or_else(|| Arc::new(BuiltinBrain::tpe()));
         Ok(Loop {
             workspace: root,
             manifest,
@@ -300,7 +311,11 @@ impl Loop {
         }
         let start: ProductionState = rec.step(0, "start", || {
             let commit = self.repo.rev(&self.manifest.project.production)?;
-            let dir = self.workspace.join(".recloop").join("worktrees").join("production");
+            let dir = self
+                .workspace
+                .join(".recloop")
+                .join("worktrees")
+                .join("production");
             self.repo.checkout_detached(&dir, &commit)?;
             let metrics = self
                 .evaluator
@@ -334,8 +349,10 @@ impl Loop {
         let bar = if opts.progress {
             let b = ProgressBar::new(u64::from(iterations));
             b.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:24} {pos}/{len} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:24} {pos}/{len} {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             b.enable_steady_tick(std::time::Duration::from_millis(200));
             Some(b)
@@ -345,7 +362,11 @@ impl Loop {
         let mut prod = start.clone();
         let mut best = primary_value(&prod.metrics, &self.manifest).unwrap_or(f64::NAN);
         let mut outcome = RunOutcome::Completed;
-        let prod_dir = self.workspace.join(".recloop").join("worktrees").join("production");
+        let prod_dir = self
+            .workspace
+            .join(".recloop")
+            .join("worktrees")
+            .join("production");
         for it in 1..=iterations {
             let msg = |stage: &str, best: f64| {
                 if let Some(b) = &bar {
@@ -382,36 +403,73 @@ impl Loop {
                     history: &history,
                     evidence: &evidence,
                     batch_size: batch,
-                    seed: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(u64::from(it)),
+                    seed: seed
+                        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                        .wrapping_add(u64::from(it)),
                     id_prefix: &prefix,
                     harness: &self.harness[0],
                 })?;
                 rec.emit(
                     it,
                     "brainstorm/trajectory",
-                    Event::TrajectoryStep { proposal_id: None, step: out.trajectory.clone() },
+                    Event::TrajectoryStep {
+                        proposal_id: None,
+                        step: out.trajectory.clone(),
+                    },
                     None,
                 )?;
                 for r in &out.rejected {
-                    let made = rec.emit(it, &format!("brainstorm/{}/made", r.proposal.id), Event::ProposalMade { proposal: r.proposal.clone() }, None)?;
+                    let made = rec.emit(
+                        it,
+                        &format!("brainstorm/{}/made", r.proposal.id),
+                        Event::ProposalMade {
+                            proposal: r.proposal.clone(),
+                        },
+                        None,
+                    )?;
                     rec.emit(
                         it,
                         &format!("brainstorm/{}/rejected", r.proposal.id),
-                        Event::ProposalRejected { proposal_id: r.proposal.id.clone(), reason: r.reason.clone() },
+                        Event::ProposalRejected {
+                            proposal_id: r.proposal.id.clone(),
+                            reason: r.reason.clone(),
+                        },
                         Some(made),
                     )?;
                 }
                 let tried = history.tried_specs();
                 let mut admitted = Vec::new();
                 for p in out.proposals {
-                    let made = rec.emit(it, &format!("brainstorm/{}/made", p.id), Event::ProposalMade { proposal: p.clone() }, None)?;
+                    let made = rec.emit(
+                        it,
+                        &format!("brainstorm/{}/made", p.id),
+                        Event::ProposalMade {
+                            proposal: p.clone(),
+                        },
+                        None,
+                    )?;
                     match crate::admission::check(&p, &self.manifest, &tried) {
                         Ok(()) => {
-                            rec.emit(it, &format!("brainstorm/{}/admitted", p.id), Event::ProposalAdmitted { proposal_id: p.id.clone() }, Some(made))?;
+                            rec.emit(
+                                it,
+                                &format!("brainstorm/{}/admitted", p.id),
+                                Event::ProposalAdmitted {
+                                    proposal_id: p.id.clone(),
+                                },
+                                Some(made),
+                            )?;
                             admitted.push(p);
                         }
                         Err(reason) => {
-                            rec.emit(it, &format!("brainstorm/{}/rejected", p.id), Event::ProposalRejected { proposal_id: p.id.clone(), reason }, Some(made))?;
+                            rec.emit(
+                                it,
+                                &format!("brainstorm/{}/rejected", p.id),
+                                Event::ProposalRejected {
+                                    proposal_id: p.id.clone(),
+                                    reason,
+                                },
+                                Some(made),
+                            )?;
                         }
                     }
                 }
@@ -444,12 +502,18 @@ impl Loop {
                         let prod = prod.clone();
                         let prod_dir = prod_dir.clone();
                         let k = *k as u64;
-                        s.spawn(move || self.candidate(&rec, it, k, p, &prod, &prod_dir, seed, opts.approve))
+                        s.spawn(move || {
+                            self.candidate(&rec, it, k, p, &prod, &prod_dir, seed, opts.approve)
+                        })
                     })
                     .collect();
                 handles
                     .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|_| Err(AgentError::NotFound("a worker thread panicked".into()))))
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(AgentError::NotFound("a worker thread panicked".into()))
+                        })
+                    })
                     .collect()
             });
             for r in results {
@@ -464,15 +528,23 @@ impl Loop {
             prod = rec.step(it, "merge", || {
                 let mut keeps: Vec<&CandidateOutcome> = outcomes
                     .iter()
-                    .filter(|o| o.verdict.as_ref().is_some_and(|v| v.decision == Decision::Keep))
+                    .filter(|o| {
+                        o.verdict
+                            .as_ref()
+                            .is_some_and(|v| v.decision == Decision::Keep)
+                    })
                     .collect();
                 keeps.sort_by(|a, b| {
                     let va = cand_value(a, &primary.name) * sign;
                     let vb = cand_value(b, &primary.name) * sign;
                     vb.total_cmp(&va)
                 });
-                let Some(win) = keeps.first() else { return Ok(prod.clone()) };
-                let DevelopResult::Ready { candidate } = &win.develop else { return Ok(prod.clone()) };
+                let Some(win) = keeps.first() else {
+                    return Ok(prod.clone());
+                };
+                let DevelopResult::Ready { candidate } = &win.develop else {
+                    return Ok(prod.clone());
+                };
                 let commit = self.repo.merge_into(
                     &self.manifest.project.production,
                     &candidate.commit,
@@ -484,10 +556,12 @@ impl Loop {
                     candidate.offline.clone()
                 } else {
                     self.repo.checkout_detached(&prod_dir, &commit)?;
-                    self.evaluator.evaluate(&prod_dir, Split::Validation).map_err(|e| AgentError::Invalid {
-                        path: format!("merged production {commit}"),
-                        reason: e,
-                    })?
+                    self.evaluator
+                        .evaluate(&prod_dir, Split::Validation)
+                        .map_err(|e| AgentError::Invalid {
+                            path: format!("merged production {commit}"),
+                            reason: e,
+                        })?
                 };
                 rec.emit(
                     it,
@@ -506,7 +580,10 @@ impl Loop {
                         &format!("merge/{}/superseded", other.proposal.id),
                         Event::Note {
                             topic: "merge.superseded".into(),
-                            text: format!("{} was KEEP but {} was merged in the same iteration", other.proposal.id, win.proposal.id),
+                            text: format!(
+                                "{} was KEEP but {} was merged in the same iteration",
+                                other.proposal.id, win.proposal.id
+                            ),
                             data: serde_json::Value::Null,
                         },
                         None,
@@ -521,23 +598,45 @@ impl Loop {
                 let history = History::from_events(&events, &primary.name);
                 for o in &outcomes {
                     let Some(v) = &o.verdict else { continue };
-                    let dir = o.proposal.change.get("direction").and_then(|d| d.as_i64()).unwrap_or(0);
+                    let dir = o
+                        .proposal
+                        .change
+                        .get("direction")
+                        .and_then(|d| d.as_i64())
+                        .unwrap_or(0);
                     let contradicting = history
                         .trials
                         .iter()
-                        .filter(|t| t.proposal.lever == o.proposal.lever && t.direction() == dir && t.proposal.id != o.proposal.id)
+                        .filter(|t| {
+                            t.proposal.lever == o.proposal.lever
+                                && t.direction() == dir
+                                && t.proposal.id != o.proposal.id
+                        })
                         .filter(|t| match t.decision {
                             Some(d) => (d == Decision::Keep) != (v.decision == Decision::Keep),
                             None => false,
                         })
                         .count();
-                    let id_kind = if v.decision == Decision::Keep { "do" } else { "avoid" };
+                    let id_kind = if v.decision == Decision::Keep {
+                        "do"
+                    } else {
+                        "avoid"
+                    };
                     let id = format!("lesson:{}:{}:{}", o.proposal.lever, dir, id_kind);
-                    if let Some(l) = update_lesson(history.lessons.get(&id), &o.proposal, v.decision, &run_id, contradicting) {
+                    if let Some(l) = update_lesson(
+                        history.lessons.get(&id),
+                        &o.proposal,
+                        v.decision,
+                        &run_id,
+                        contradicting,
+                    ) {
                         let ev = if l.status == recloop_core::LessonStatus::Confirmed {
                             Event::LessonPromoted { lesson: l }
                         } else if l.status == recloop_core::LessonStatus::Falsified {
-                            Event::LessonFalsified { lesson_id: l.id.clone(), reason: format!("{contradicting} contradicting experiments") }
+                            Event::LessonFalsified {
+                                lesson_id: l.id.clone(),
+                                reason: format!("{contradicting} contradicting experiments"),
+                            }
                         } else {
                             Event::LessonProposed { lesson: l }
                         };
@@ -565,7 +664,10 @@ impl Loop {
         rec.emit(
             0,
             "finished",
-            Event::RunFinished { outcome, summary: summary.to_string() },
+            Event::RunFinished {
+                outcome,
+                summary: summary.to_string(),
+            },
             None,
         )?;
         Ok(summary)
@@ -622,12 +724,26 @@ impl Loop {
                 Some(v)
             }
         };
-        Ok(CandidateOutcome { proposal: p.clone(), develop: dev, verdict })
+        Ok(CandidateOutcome {
+            proposal: p.clone(),
+            develop: dev,
+            verdict,
+        })
     }
 
     /// Build the summary of `run_id` from the journal.
-    fn summary(&self, run_id: &str, start: &ProductionState, end: &ProductionState, outcome: RunOutcome) -> Result<RunSummary> {
-        let events: Vec<EventRecord> = self.events()?.into_iter().filter(|e| e.run_id == run_id).collect();
+    fn summary(
+        &self,
+        run_id: &str,
+        start: &ProductionState,
+        end: &ProductionState,
+        outcome: RunOutcome,
+    ) -> Result<RunSummary> {
+        let events: Vec<EventRecord> = self
+            .events()?
+            .into_iter()
+            .filter(|e| e.run_id == run_id)
+            .collect();
         let history = History::from_events(&events, &self.manifest.metrics.primary.name);
         let developed: std::collections::BTreeSet<String> = events
             .iter()
@@ -645,12 +761,25 @@ impl Loop {
             .collect();
         let mut north = Vec::new();
         for e in &events {
-            if let Event::Verdict { verdict, proposal_id, .. } = &e.event
+            if let Event::Verdict {
+                verdict,
+                proposal_id,
+                ..
+            } = &e.event
                 && verdict.decision == Decision::Keep
-                && history.trials.iter().any(|t| &t.proposal.id == proposal_id && t.merged)
+                && history
+                    .trials
+                    .iter()
+                    .any(|t| &t.proposal.id == proposal_id && t.merged)
             {
                 for eff in &verdict.effects {
-                    if self.manifest.metrics.north_star.as_ref().is_some_and(|n| n.name == eff.metric) {
+                    if self
+                        .manifest
+                        .metrics
+                        .north_star
+                        .as_ref()
+                        .is_some_and(|n| n.name == eff.metric)
+                    {
                         north.push((eff.metric.clone(), eff.effect));
                     }
                 }
@@ -690,7 +819,9 @@ impl Loop {
 
 fn cand_value(o: &CandidateOutcome, primary: &str) -> f64 {
     match &o.develop {
-        DevelopResult::Ready { candidate } => candidate.offline.get(primary).copied().unwrap_or(f64::NAN),
+        DevelopResult::Ready { candidate } => {
+            candidate.offline.get(primary).copied().unwrap_or(f64::NAN)
+        }
         DevelopResult::Failed { .. } => f64::NAN,
     }
 }

@@ -65,21 +65,30 @@ impl Recorder {
     }
 
     /// The recorded result of a completed step, if any (a `note` with topic `step`).
-    pub fn done<T: serde::de::DeserializeOwned>(&self, iteration: u32, step: &str) -> Result<Option<T>> {
+    pub fn done<T: serde::de::DeserializeOwned>(
+        &self,
+        iteration: u32,
+        step: &str,
+    ) -> Result<Option<T>> {
         let key = self.key(iteration, &format!("{step}/done"));
         match self.journal.find_by_key(&key).map_err(jerr)? {
             Some(EventRecord {
                 event: Event::Note { data, .. },
                 ..
-            }) => serde_json::from_value(data)
-                .map(Some)
-                .map_err(|e| AgentError::Journal(format!("{key}: recorded step result unreadable: {e}"))),
+            }) => serde_json::from_value(data).map(Some).map_err(|e| {
+                AgentError::Journal(format!("{key}: recorded step result unreadable: {e}"))
+            }),
             _ => Ok(None),
         }
     }
 
     /// Record that `step` completed with `result` (what a resumed run reuses instead of redoing it).
-    pub fn complete<T: serde::Serialize>(&self, iteration: u32, step: &str, result: &T) -> Result<EventId> {
+    pub fn complete<T: serde::Serialize>(
+        &self,
+        iteration: u32,
+        step: &str,
+        result: &T,
+    ) -> Result<EventId> {
         let data = serde_json::to_value(result)
             .map_err(|e| AgentError::Journal(format!("cannot serialise step result: {e}")))?;
         self.emit(

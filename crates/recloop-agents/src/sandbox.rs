@@ -58,14 +58,18 @@ impl CommandOutcome {
     /// A one-paragraph reason for a failure (exit status and the last lines of stderr).
     pub fn failure_reason(&self) -> String {
         if self.timed_out {
-            return format!("`{}` exceeded its time limit after {} ms", self.command, self.duration_ms);
+            return format!(
+                "`{}` exceeded its time limit after {} ms",
+                self.command, self.duration_ms
+            );
         }
         let tail: Vec<&str> = self.stderr.lines().rev().take(6).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         format!(
             "`{}` exited with {}: {}",
             self.command,
-            self.code.map_or("a signal".to_string(), |c| format!("status {c}")),
+            self.code
+                .map_or("a signal".to_string(), |c| format!("status {c}")),
             tail.join(" | ")
         )
     }
@@ -92,10 +96,7 @@ pub fn recloop_exe() -> Option<PathBuf> {
 impl Sandbox {
     /// Build the sandbox for a workspace: bubblewrap when present; refuse otherwise unless
     /// `allow_unsandboxed`. `state_dir` (the workspace's `.recloop/`) receives the `recloop` link.
-    pub fn new(
-        manifest: &recloop_core::Manifest,
-        state_dir: &Path,
-    ) -> Result<Sandbox> {
+    pub fn new(manifest: &recloop_core::Manifest, state_dir: &Path) -> Result<Sandbox> {
         let bwrap = which("bwrap");
         if bwrap.is_none() && !manifest.sandbox.allow_unsandboxed {
             return Err(AgentError::Sandbox(
@@ -116,7 +117,8 @@ impl Sandbox {
             sb.link_recloop(state_dir, &exe)?;
         }
         if let Some(data) = std::env::var_os("RECLOOP_DATA") {
-            sb.env.push(("RECLOOP_DATA".into(), data.to_string_lossy().into()));
+            sb.env
+                .push(("RECLOOP_DATA".into(), data.to_string_lossy().into()));
         }
         Ok(sb)
     }
@@ -149,7 +151,12 @@ impl Sandbox {
             Some(bwrap) => {
                 let mut c = Command::new(bwrap);
                 let wt = worktree.display().to_string();
-                c.args(["--unshare-net", "--unshare-ipc", "--die-with-parent", "--new-session"]);
+                c.args([
+                    "--unshare-net",
+                    "--unshare-ipc",
+                    "--die-with-parent",
+                    "--new-session",
+                ]);
                 c.args(["--ro-bind", "/", "/"]);
                 c.args(["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]);
                 c.args(["--bind", &wt, &wt]);
@@ -173,9 +180,14 @@ impl Sandbox {
             path.push_str(&bin.display().to_string());
             path.push(':');
         }
-        path.push_str(&std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()));
+        path.push_str(
+            &std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+        );
         cmd.env("PATH", path)
-            .env("HOME", std::env::var("HOME").unwrap_or_else(|_| "/tmp".into()))
+            .env(
+                "HOME",
+                std::env::var("HOME").unwrap_or_else(|_| "/tmp".into()),
+            )
             .env("LANG", "C.UTF-8")
             .env("TMPDIR", "/tmp");
         for key in ["PYENV_ROOT", "PYENV_VERSION", "RECLOOP_DATA"] {
@@ -186,7 +198,9 @@ impl Sandbox {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let start = Instant::now();
         let mut child = cmd
             .spawn()
@@ -278,7 +292,9 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
-        let out = sb.run(dir.path(), "echo hi > inside.txt && cat inside.txt").unwrap();
+        let out = sb
+            .run(dir.path(), "echo hi > inside.txt && cat inside.txt")
+            .unwrap();
         assert!(out.success(), "{}", out.failure_reason());
         assert_eq!(out.stdout.trim(), "hi");
         let cmd = format!("echo x > {}/f", outside.path().display());

@@ -28,7 +28,12 @@ pub struct Range {
 
 impl Range {
     const fn new(lo: f64, hi: f64, log: bool, integer: bool) -> Range {
-        Range { lo, hi, log, integer }
+        Range {
+            lo,
+            hi,
+            log,
+            integer,
+        }
     }
 
     /// Map a value to [0, 1] in search coordinates.
@@ -38,7 +43,11 @@ impl Range {
         } else {
             (self.lo, self.hi, v)
         };
-        if b > a { ((x - a) / (b - a)).clamp(0.0, 1.0) } else { 0.5 }
+        if b > a {
+            ((x - a) / (b - a)).clamp(0.0, 1.0)
+        } else {
+            0.5
+        }
     }
 
     /// Map a unit coordinate back to a value (rounded for integers).
@@ -49,7 +58,11 @@ impl Range {
         } else {
             self.lo + u * (self.hi - self.lo)
         };
-        if self.integer { v.round() } else { round_sig(v) }
+        if self.integer {
+            v.round()
+        } else {
+            round_sig(v)
+        }
     }
 }
 
@@ -229,7 +242,11 @@ impl Mutation {
             }
         };
         match self {
-            Mutation::SetParam { model, param, value } => {
+            Mutation::SetParam {
+                model,
+                param,
+                value,
+            } => {
                 let old = base
                     .models
                     .iter()
@@ -244,7 +261,11 @@ impl Mutation {
                 sign(*value, old)
             }
             Mutation::SetWeight { model, weight } => {
-                let old = base.models.iter().find(|m| &m.name == model).map_or(1.0, |m| m.weight);
+                let old = base
+                    .models
+                    .iter()
+                    .find(|m| &m.name == model)
+                    .map_or(1.0, |m| m.weight);
                 sign(*weight, old)
             }
             Mutation::SetRerank { field, value } => {
@@ -264,15 +285,29 @@ impl Mutation {
     /// A one-line human description.
     pub fn describe(&self) -> String {
         match self {
-            Mutation::SetParam { model, param, value } => format!("set {model}.{param} = {value}"),
-            Mutation::SwitchModel { model, kind, params } => {
+            Mutation::SetParam {
+                model,
+                param,
+                value,
+            } => format!("set {model}.{param} = {value}"),
+            Mutation::SwitchModel {
+                model,
+                kind,
+                params,
+            } => {
                 format!("replace {model} with {kind} {}", fmt_params(params))
             }
-            Mutation::AddModel { kind, weight, params } => {
+            Mutation::AddModel {
+                kind,
+                weight,
+                params,
+            } => {
                 format!("blend in {kind} (weight {weight}) {}", fmt_params(params))
             }
             Mutation::RemoveModel { model } => format!("remove {model} from the blend"),
-            Mutation::SetWeight { model, weight } => format!("set the blend weight of {model} to {weight}"),
+            Mutation::SetWeight { model, weight } => {
+                format!("set the blend weight of {model} to {weight}")
+            }
             Mutation::SetNormalize { normalize } => format!("normalise scores with {normalize}"),
             Mutation::SetRerank { field, value } => format!("set rerank.{field} = {value}"),
         }
@@ -282,12 +317,20 @@ impl Mutation {
     pub fn apply(&self, base: &PipelineSpec) -> Option<PipelineSpec> {
         let mut s = base.clone();
         match self {
-            Mutation::SetParam { model, param, value } => {
+            Mutation::SetParam {
+                model,
+                param,
+                value,
+            } => {
                 let m = s.models.iter_mut().find(|m| &m.name == model)?;
                 param_range(m.kind, param)?;
                 m.params.insert(param.clone(), *value);
             }
-            Mutation::SwitchModel { model, kind, params } => {
+            Mutation::SwitchModel {
+                model,
+                kind,
+                params,
+            } => {
                 let k = parse_kind(kind)?;
                 if s.models.iter().any(|m| m.kind == k) {
                     return None;
@@ -297,7 +340,11 @@ impl Mutation {
                 m.name = kind.clone();
                 m.params = params.clone();
             }
-            Mutation::AddModel { kind, weight, params } => {
+            Mutation::AddModel {
+                kind,
+                weight,
+                params,
+            } => {
                 let k = parse_kind(kind)?;
                 if s.models.iter().any(|m| m.kind == k || &m.name == kind) || s.models.len() >= 3 {
                     return None;
@@ -421,7 +468,9 @@ pub fn sample<R: Rng>(base: &PipelineSpec, step: Step, rng: &mut R) -> Option<Mu
                 }
             }
             2 if base.models.len() >= 2 => Some(Mutation::RemoveModel {
-                model: base.models[rng.random_range(0..base.models.len())].name.clone(),
+                model: base.models[rng.random_range(0..base.models.len())]
+                    .name
+                    .clone(),
             }),
             _ if base.models.len() >= 2 => {
                 let n = ["none", "minmax", "zscore", "rank"][rng.random_range(0..4)];
@@ -512,7 +561,10 @@ pub fn features(spec: &PipelineSpec) -> BTreeMap<String, Coord> {
         );
         if let Some(m) = m {
             if spec.models.len() > 1 {
-                f.insert(format!("{name}.weight"), Coord::Num(WEIGHT.to_unit(m.weight)));
+                f.insert(
+                    format!("{name}.weight"),
+                    Coord::Num(WEIGHT.to_unit(m.weight)),
+                );
             }
             let resolved = recloop_rec::pipeline::params::resolve(k, &m.params);
             for p in searched_params(k) {
@@ -526,12 +578,18 @@ pub fn features(spec: &PipelineSpec) -> BTreeMap<String, Coord> {
         "blend.normalize".into(),
         Coord::Cat(normalize_name(spec.blend.normalize).into()),
     );
-    f.insert("rerank.mmr_lambda".into(), Coord::Num(MMR.to_unit(spec.rerank.mmr_lambda)));
+    f.insert(
+        "rerank.mmr_lambda".into(),
+        Coord::Num(MMR.to_unit(spec.rerank.mmr_lambda)),
+    );
     f.insert(
         "rerank.popularity_penalty".into(),
         Coord::Num(POP_PENALTY.to_unit(spec.rerank.popularity_penalty)),
     );
-    f.insert("rerank.genre_cap".into(), Coord::Cat(spec.rerank.genre_cap.to_string()));
+    f.insert(
+        "rerank.genre_cap".into(),
+        Coord::Cat(spec.rerank.genre_cap.to_string()),
+    );
     f
 }
 
@@ -559,8 +617,14 @@ mod tests {
         let mut spec = mostpop();
         let mut applied = 0;
         for i in 0..400 {
-            let step = if i % 2 == 0 { Step::Local } else { Step::Global };
-            let Some(m) = sample(&spec, step, &mut rng) else { continue };
+            let step = if i % 2 == 0 {
+                Step::Local
+            } else {
+                Step::Global
+            };
+            let Some(m) = sample(&spec, step, &mut rng) else {
+                continue;
+            };
             let Some(next) = m.apply(&spec) else { continue };
             let text = toml::to_string(&next).unwrap();
             PipelineSpec::parse(&text, std::path::Path::new("pipeline.toml"), None)

@@ -2,6 +2,7 @@
 //! creating the example workspace, and running single stages (`recloop brainstorm`,
 //! `recloop develop ID`, `recloop evaluate ID`) under the run id `manual`.
 
+use crate::BuiltinBrain;
 use crate::brain::llm::{LlmBrain, Prices};
 use crate::brain::{Brain, BrainstormInput};
 use crate::develop::{DevelopCtx, DevelopResult, develop as develop_one, worktree_dir};
@@ -11,7 +12,6 @@ use crate::evaluator::Split;
 use crate::history::History;
 use crate::orchestrator::{Loop, RunOptions};
 use crate::record::Recorder;
-use crate::BuiltinBrain;
 use recloop_core::{Manifest, Proposal, Verdict};
 use recloop_journal::{Event, EventFilter};
 use std::path::Path;
@@ -49,7 +49,13 @@ pub fn brain_for(workspace: &Path, choice: &str) -> Result<Arc<dyn Brain>> {
             })?;
             let model = recloop_llm::ScriptedModel::from_file(&workspace.join(file))
                 .map_err(|e| AgentError::Llm(e.to_string()))?;
-            Ok(Arc::new(LlmBrain::new(Arc::new(model), Prices { input: 0.0, output: 0.0 })))
+            Ok(Arc::new(LlmBrain::new(
+                Arc::new(model),
+                Prices {
+                    input: 0.0,
+                    output: 0.0,
+                },
+            )))
         }
         other => Err(AgentError::Llm(format!(
             "provider {other:?}: this build's recloop-llm exposes no provider factory to the agents yet; \
@@ -74,15 +80,21 @@ pub fn ensure_example(dir: &Path) -> Result<bool> {
         crate::example::write_pipeline_workspace(dir, "movielens-demo", "ml-1m", None)?;
         true
     };
-    let config = recloop_rec::pipeline::EvalConfig::load_workspace(dir).map_err(|e| AgentError::Invalid {
-        path: dir.display().to_string(),
-        reason: e.to_string(),
+    let config = recloop_rec::pipeline::EvalConfig::load_workspace(dir).map_err(|e| {
+        AgentError::Invalid {
+            path: dir.display().to_string(),
+            reason: e.to_string(),
+        }
     })?;
     if config.dataset != "synthetic" {
-        let name: recloop_rec::data::DatasetName = config.dataset.parse().map_err(|e: recloop_rec::RecError| AgentError::Invalid {
-            path: "eval/eval.toml".into(),
-            reason: e.to_string(),
-        })?;
+        let name: recloop_rec::data::DatasetName =
+            config
+                .dataset
+                .parse()
+                .map_err(|e: recloop_rec::RecError| AgentError::Invalid {
+                    path: "eval/eval.toml".into(),
+                    reason: e.to_string(),
+                })?;
         recloop_rec::data::fetch::ensure(name).map_err(|e| AgentError::Invalid {
             path: format!("dataset {}", config.dataset),
             reason: e.to_string(),
@@ -102,7 +114,9 @@ fn open(workspace: &Path) -> Result<(Loop, Recorder)> {
 }
 
 fn all(l: &Loop) -> Result<Vec<recloop_journal::EventRecord>> {
-    l.journal.events(&EventFilter::default()).map_err(|e| AgentError::Journal(e.to_string()))
+    l.journal
+        .events(&EventFilter::default())
+        .map_err(|e| AgentError::Journal(e.to_string()))
 }
 
 fn find_proposal(l: &Loop, id: &str) -> Result<(Proposal, u32)> {
@@ -112,14 +126,24 @@ fn find_proposal(l: &Loop, id: &str) -> Result<(Proposal, u32)> {
             Event::ProposalMade { proposal } if proposal.id == id => Some((proposal, e.iteration)),
             _ => None,
         })
-        .ok_or_else(|| AgentError::NotFound(format!("no proposal {id:?} in the journal (run `recloop brainstorm` first)")))
+        .ok_or_else(|| {
+            AgentError::NotFound(format!(
+                "no proposal {id:?} in the journal (run `recloop brainstorm` first)"
+            ))
+        })
 }
 
 /// Brainstorm once from the current production; proposals are journaled under run `manual`.
 pub fn brainstorm(workspace: &Path) -> Result<Vec<Proposal>> {
     let (l, rec) = open(workspace)?;
     let events = all(&l)?;
-    let it = events.iter().filter(|e| e.run_id == "manual").map(|e| e.iteration).max().unwrap_or(0) + 1;
+    let it = events
+        .iter()
+        .filter(|e| e.run_id == "manual")
+        .map(|e| e.iteration)
+        .max()
+        .unwrap_or(0)
+        + 1;
     let history = History::from_events(&events, &l.manifest.metrics.primary.name);
     let spec = recloop_rec::pipeline::PipelineSpec::load_workspace(&l.workspace).ok();
     let evidence = crate::evidence::render(&history, &l.manifest, &Default::default());
@@ -137,18 +161,55 @@ pub fn brainstorm(workspace: &Path) -> Result<Vec<Proposal>> {
     let tried = history.tried_specs();
     let mut admitted = Vec::new();
     for r in &out.rejected {
-        rec.emit(it, &format!("brainstorm/{}/made", r.proposal.id), Event::ProposalMade { proposal: r.proposal.clone() }, None)?;
-        rec.emit(it, &format!("brainstorm/{}/rejected", r.proposal.id), Event::ProposalRejected { proposal_id: r.proposal.id.clone(), reason: r.reason.clone() }, None)?;
+        rec.emit(
+            it,
+            &format!("brainstorm/{}/made", r.proposal.id),
+            Event::ProposalMade {
+                proposal: r.proposal.clone(),
+            },
+            None,
+        )?;
+        rec.emit(
+            it,
+            &format!("brainstorm/{}/rejected", r.proposal.id),
+            Event::ProposalRejected {
+                proposal_id: r.proposal.id.clone(),
+                reason: r.reason.clone(),
+            },
+            None,
+        )?;
     }
     for p in out.proposals {
-        rec.emit(it, &format!("brainstorm/{}/made", p.id), Event::ProposalMade { proposal: p.clone() }, None)?;
+        rec.emit(
+            it,
+            &format!("brainstorm/{}/made", p.id),
+            Event::ProposalMade {
+                proposal: p.clone(),
+            },
+            None,
+        )?;
         match crate::admission::check(&p, &l.manifest, &tried) {
             Ok(()) => {
-                rec.emit(it, &format!("brainstorm/{}/admitted", p.id), Event::ProposalAdmitted { proposal_id: p.id.clone() }, None)?;
+                rec.emit(
+                    it,
+                    &format!("brainstorm/{}/admitted", p.id),
+                    Event::ProposalAdmitted {
+                        proposal_id: p.id.clone(),
+                    },
+                    None,
+                )?;
                 admitted.push(p);
             }
             Err(reason) => {
-                rec.emit(it, &format!("brainstorm/{}/rejected", p.id), Event::ProposalRejected { proposal_id: p.id.clone(), reason }, None)?;
+                rec.emit(
+                    it,
+                    &format!("brainstorm/{}/rejected", p.id),
+                    Event::ProposalRejected {
+                        proposal_id: p.id.clone(),
+                        reason,
+                    },
+                    None,
+                )?;
             }
         }
     }
@@ -188,14 +249,25 @@ pub fn evaluate(workspace: &Path, id: &str) -> Result<Verdict> {
             Event::CandidateReady { candidate } if candidate.proposal == id => Some(candidate),
             _ => None,
         })
-        .ok_or_else(|| AgentError::NotFound(format!("proposal {id:?} has no ready candidate (run `recloop develop {id}`)")))?;
+        .ok_or_else(|| {
+            AgentError::NotFound(format!(
+                "proposal {id:?} has no ready candidate (run `recloop develop {id}`)"
+            ))
+        })?;
     let prod = l.repo.rev(&l.manifest.project.production)?;
-    let prod_dir = l.workspace.join(".recloop").join("worktrees").join("production");
+    let prod_dir = l
+        .workspace
+        .join(".recloop")
+        .join("worktrees")
+        .join("production");
     l.repo.checkout_detached(&prod_dir, &prod)?;
-    let prod_metrics = l.evaluator.evaluate(&prod_dir, Split::Validation).map_err(|e| AgentError::Invalid {
-        path: format!("production {prod}"),
-        reason: e,
-    })?;
+    let prod_metrics = l
+        .evaluator
+        .evaluate(&prod_dir, Split::Validation)
+        .map_err(|e| AgentError::Invalid {
+            path: format!("production {prod}"),
+            reason: e,
+        })?;
     let wt = worktree_dir(&l.repo, &candidate.id);
     l.repo.checkout_detached(&wt, &candidate.commit)?;
     let holdout = SealedHoldout::new(&l.workspace);

@@ -42,7 +42,10 @@ impl Tools {
 
     fn resolve(&self, rel: &str) -> Result<PathBuf> {
         let p = Path::new(rel);
-        if p.is_absolute() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        if p.is_absolute()
+            || p.components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
             return Err(AgentError::Invalid {
                 path: rel.into(),
                 reason: "paths must be relative to the workspace and stay inside it".into(),
@@ -97,7 +100,9 @@ impl Tools {
         self.log(serde_json::json!({"tool": "search_files", "pattern": pattern}));
         let mut hits = Vec::new();
         for f in self.list_files("")? {
-            let Ok(text) = std::fs::read_to_string(self.root.join(&f)) else { continue };
+            let Ok(text) = std::fs::read_to_string(self.root.join(&f)) else {
+                continue;
+            };
             for (i, line) in text.lines().enumerate() {
                 if line.contains(pattern) {
                     hits.push(format!("{f}:{}: {}", i + 1, line.trim()));
@@ -154,45 +159,82 @@ impl Tools {
         let c = &self.manifest.commands;
         let declared = [&c.build, &c.test, &c.check, &c.offline_eval];
         let first = command.split_whitespace().next().unwrap_or("");
-        let allowed = declared.iter().any(|d| !d.is_empty() && d.as_str() == command)
-            || self.manifest.sandbox.allowed_commands.iter().any(|a| a == first);
+        let allowed = declared
+            .iter()
+            .any(|d| !d.is_empty() && d.as_str() == command)
+            || self
+                .manifest
+                .sandbox
+                .allowed_commands
+                .iter()
+                .any(|a| a == first);
         if !allowed {
             return Err(AgentError::Sandbox(format!(
                 "`{command}` is not allowed: only the workspace's declared commands and \
                  [sandbox] allowed_commands may run"
             )));
         }
-        let sb = self
-            .sandbox
-            .as_ref()
-            .ok_or_else(|| AgentError::Sandbox("no sandbox configured: commands are refused".into()))?;
+        let sb = self.sandbox.as_ref().ok_or_else(|| {
+            AgentError::Sandbox("no sandbox configured: commands are refused".into())
+        })?;
         sb.run(&self.root, command)
     }
 
     /// Tool definitions (name, description, JSON Schema of arguments) for a language model.
     pub fn definitions() -> Vec<(String, String, serde_json::Value)> {
-        let s = |props: serde_json::Value, req: &[&str]| {
-            serde_json::json!({"type": "object", "properties": props, "required": req})
-        };
+        let s = |props: serde_json::Value, req: &[&str]| serde_json::json!({"type": "object", "properties": props, "required": req});
         vec![
-            ("list_files".into(), "List files under a directory of the worktree".into(),
-             s(serde_json::json!({"dir": {"type": "string"}}), &[])),
-            ("read_file".into(), "Read a file of the worktree".into(),
-             s(serde_json::json!({"path": {"type": "string"}}), &["path"])),
-            ("search_files".into(), "Search lines containing a substring".into(),
-             s(serde_json::json!({"pattern": {"type": "string"}}), &["pattern"])),
-            ("apply_diff".into(), "Apply a unified diff (editable paths only)".into(),
-             s(serde_json::json!({"diff": {"type": "string"}}), &["diff"])),
-            ("query_schema".into(), "The pipeline schema and editable paths".into(),
-             s(serde_json::json!({}), &[])),
-            ("run_command".into(), "Run an allowed command in the sandbox".into(),
-             s(serde_json::json!({"command": {"type": "string"}}), &["command"])),
+            (
+                "list_files".into(),
+                "List files under a directory of the worktree".into(),
+                s(serde_json::json!({"dir": {"type": "string"}}), &[]),
+            ),
+            (
+                "read_file".into(),
+                "Read a file of the worktree".into(),
+                s(serde_json::json!({"path": {"type": "string"}}), &["path"]),
+            ),
+            (
+                "search_files".into(),
+                "Search lines containing a substring".into(),
+                s(
+                    serde_json::json!({"pattern": {"type": "string"}}),
+                    &["pattern"],
+                ),
+            ),
+            (
+                "apply_diff".into(),
+                "Apply a unified diff (editable paths only)".into(),
+                s(serde_json::json!({"diff": {"type": "string"}}), &["diff"]),
+            ),
+            (
+                "query_schema".into(),
+                "The pipeline schema and editable paths".into(),
+                s(serde_json::json!({}), &[]),
+            ),
+            (
+                "run_command".into(),
+                "Run an allowed command in the sandbox".into(),
+                s(
+                    serde_json::json!({"command": {"type": "string"}}),
+                    &["command"],
+                ),
+            ),
         ]
     }
 
     /// Dispatch a tool call by name; errors become the tool's answer text (never a crash).
-    pub fn call(&self, name: &str, args: &serde_json::Value) -> std::result::Result<String, String> {
-        let arg = |k: &str| args.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    pub fn call(
+        &self,
+        name: &str,
+        args: &serde_json::Value,
+    ) -> std::result::Result<String, String> {
+        let arg = |k: &str| {
+            args.get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
         let r = match name {
             "list_files" => self.list_files(&arg("dir")).map(|v| v.join("\n")),
             "read_file" => self.read_file(&arg("path")),
@@ -215,5 +257,9 @@ impl Tools {
 }
 
 fn m_paths(p: &[String]) -> serde_json::Value {
-    serde_json::Value::Array(p.iter().map(|s| serde_json::Value::String(s.clone())).collect())
+    serde_json::Value::Array(
+        p.iter()
+            .map(|s| serde_json::Value::String(s.clone()))
+            .collect(),
+    )
 }

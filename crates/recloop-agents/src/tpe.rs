@@ -44,7 +44,9 @@ impl Tpe {
     /// log l(x) − log g(x): larger means "looks like the good trials".
     pub fn score(&self, x: &BTreeMap<String, Coord>) -> f64 {
         x.iter()
-            .map(|(k, v)| (density(&self.good, k, v) + 1e-9).ln() - (density(&self.bad, k, v) + 1e-9).ln())
+            .map(|(k, v)| {
+                (density(&self.good, k, v) + 1e-9).ln() - (density(&self.bad, k, v) + 1e-9).ln()
+            })
             .sum()
     }
 }

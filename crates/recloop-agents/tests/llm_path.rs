@@ -29,7 +29,13 @@ fn proposal(location: &str, lever: &str, title: &str) -> serde_json::Value {
 }
 
 fn brain(turns: Vec<ScriptedTurn>) -> Arc<LlmBrain> {
-    Arc::new(LlmBrain::new(Arc::new(ScriptedModel::new(turns)), Prices { input: 0.15, output: 0.6 }))
+    Arc::new(LlmBrain::new(
+        Arc::new(ScriptedModel::new(turns)),
+        Prices {
+            input: 0.15,
+            output: 0.6,
+        },
+    ))
 }
 
 fn events(ws: &Path) -> Vec<recloop_journal::EventRecord> {
@@ -39,27 +45,53 @@ fn events(ws: &Path) -> Vec<recloop_journal::EventRecord> {
 #[test]
 fn llm_path_end_to_end_on_the_pipeline_workspace() {
     let ws = common::synthetic_workspace();
-    let new = MOSTPOP_PIPELINE.replace("name = \"mostpop\"\nkind = \"mostpop\"", "name = \"itemknn\"\nkind = \"itemknn\"");
+    let new = MOSTPOP_PIPELINE.replace(
+        "name = \"mostpop\"\nkind = \"mostpop\"",
+        "name = \"itemknn\"\nkind = \"itemknn\"",
+    );
     let d = diff::make("pipeline.toml", MOSTPOP_PIPELINE, &new);
     let turns = vec![
-        ScriptedTurn::json(json!({"proposals": [proposal("pipeline.toml", "candidates.switch.itemknn", "switch to itemknn")]})),
+        ScriptedTurn::json(
+            json!({"proposals": [proposal("pipeline.toml", "candidates.switch.itemknn", "switch to itemknn")]}),
+        ),
         ScriptedTurn::tool_call("query_schema", json!({})),
         ScriptedTurn::tool_call("read_file", json!({"path": "pipeline.toml"})),
         ScriptedTurn::tool_call("apply_diff", json!({"diff": d})),
-        ScriptedTurn::json(json!({"summary": "switched to itemknn", "files_changed": ["pipeline.toml"]})),
+        ScriptedTurn::json(
+            json!({"summary": "switched to itemknn", "files_changed": ["pipeline.toml"]}),
+        ),
     ];
-    let opts = RunOptions { iterations: Some(1), brain: Some(brain(turns)), ..Default::default() };
+    let opts = RunOptions {
+        iterations: Some(1),
+        brain: Some(brain(turns)),
+        ..Default::default()
+    };
     let s = run(ws.path(), &opts).unwrap();
     println!("{s}");
     let ev = events(ws.path());
     let types: Vec<&str> = ev.iter().map(|e| e.event.type_name()).collect();
-    for t in ["proposal_made", "proposal_admitted", "worktree_created", "gate_passed", "candidate_ready", "verdict", "knowledge_asset_written"] {
+    for t in [
+        "proposal_made",
+        "proposal_admitted",
+        "worktree_created",
+        "gate_passed",
+        "candidate_ready",
+        "verdict",
+        "knowledge_asset_written",
+    ] {
         assert!(types.contains(&t), "{t} missing: {types:?}");
     }
-    assert!(types.contains(&"lesson_proposed") || types.contains(&"lesson_promoted"), "{types:?}");
+    assert!(
+        types.contains(&"lesson_proposed") || types.contains(&"lesson_promoted"),
+        "{types:?}"
+    );
     assert!(s.cost_usd > 0.0);
     assert_eq!(s.kept(), 1, "{s}");
-    assert!(std::fs::read_to_string(ws.path().join("pipeline.toml")).unwrap().contains("itemknn"));
+    assert!(
+        std::fs::read_to_string(ws.path().join("pipeline.toml"))
+            .unwrap()
+            .contains("itemknn")
+    );
 }
 
 #[test]
@@ -83,7 +115,11 @@ fn rejections_are_recorded_with_reasons() {
         // iteration 2: an answer that fails the contract
         ScriptedTurn::json(json!({"ideas": ["more models"]})),
     ];
-    let opts = RunOptions { iterations: Some(2), brain: Some(brain(turns)), ..Default::default() };
+    let opts = RunOptions {
+        iterations: Some(2),
+        brain: Some(brain(turns)),
+        ..Default::default()
+    };
     run(ws.path(), &opts).unwrap();
     let ev = events(ws.path());
     let reasons: Vec<String> = ev
@@ -93,18 +129,34 @@ fn rejections_are_recorded_with_reasons() {
             _ => None,
         })
         .collect();
-    assert!(reasons.iter().any(|r| r.contains("eval/eval.toml") && r.contains("protected")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("contract")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("gate EditablePaths")), "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("eval/eval.toml") && r.contains("protected")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("contract")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("gate EditablePaths")),
+        "{reasons:?}"
+    );
     let tool_errors: Vec<String> = ev
         .iter()
         .filter_map(|e| match &e.event {
-            Event::TrajectoryStep { step, .. } => Some(serde_json::to_string(&step.tool_calls).unwrap()),
+            Event::TrajectoryStep { step, .. } => {
+                Some(serde_json::to_string(&step.tool_calls).unwrap())
+            }
             _ => None,
         })
         .collect();
     let all = tool_errors.join("\n");
-    assert!(all.contains("hunk #1") && all.contains("does not apply"), "{all}");
+    assert!(
+        all.contains("hunk #1") && all.contains("does not apply"),
+        "{all}"
+    );
     assert!(all.contains("recloop.toml: protected"), "{all}");
 }
 
@@ -121,7 +173,14 @@ fn a_command_trying_the_network_fails_its_gate_with_the_reason() {
     );
     std::fs::write(ws.path().join("recloop.toml"), m).unwrap();
     recloop_agents::git::git(ws.path(), &["commit", "-qam", "network test"]).unwrap();
-    run(ws.path(), &RunOptions { iterations: Some(1), ..Default::default() }).unwrap();
+    run(
+        ws.path(),
+        &RunOptions {
+            iterations: Some(1),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let ev = events(ws.path());
     let failed: Vec<String> = ev
         .iter()
@@ -130,42 +189,83 @@ fn a_command_trying_the_network_fails_its_gate_with_the_reason() {
             _ => None,
         })
         .collect();
-    assert!(failed.iter().any(|f| f.starts_with("Tests") && f.contains("Network is unreachable")), "{failed:?}");
+    assert!(
+        failed
+            .iter()
+            .any(|f| f.starts_with("Tests") && f.contains("Network is unreachable")),
+        "{failed:?}"
+    );
 }
 
 #[test]
 fn llm_path_end_to_end_on_the_python_example() {
-    let ok = std::process::Command::new("python3").args(["-c", "import numpy"]).status().is_ok_and(|s| s.success());
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import numpy"])
+        .status()
+        .is_ok_and(|s| s.success());
     if !ok || recloop_agents::sandbox::which("bwrap").is_none() {
         eprintln!("python3 with numpy or bwrap missing: skipped");
         return;
     }
     let ws = tempfile::tempdir().unwrap();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/python-mf");
-    for f in ["recloop.toml", "params.json", "data.py", "mf.py", "eval.py", "README.md"] {
+    for f in [
+        "recloop.toml",
+        "params.json",
+        "data.py",
+        "mf.py",
+        "eval.py",
+        "README.md",
+    ] {
         std::fs::copy(src.join(f), ws.path().join(f)).unwrap();
     }
     let g = |a: &[&str]| recloop_agents::git::git(ws.path(), a).unwrap();
     g(&["init", "-q", "-b", "main"]);
     g(&["add", "-A"]);
-    g(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]);
+    g(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-qm",
+        "init",
+    ]);
     let old = std::fs::read_to_string(ws.path().join("params.json")).unwrap();
-    let new = old.replace("\"factors\": 4", "\"factors\": 16").replace("\"popularity_blend\": 0.5", "\"popularity_blend\": 0.2");
+    let new = old
+        .replace("\"factors\": 4", "\"factors\": 16")
+        .replace("\"popularity_blend\": 0.5", "\"popularity_blend\": 0.2");
     let d = diff::make("params.json", &old, &new);
-    let mut p = proposal("params.json", "params.factors", "more factors, less popularity");
+    let mut p = proposal(
+        "params.json",
+        "params.factors",
+        "more factors, less popularity",
+    );
     p["stage"] = json!("candidates");
     let turns = vec![
         ScriptedTurn::json(json!({"proposals": [p]})),
         ScriptedTurn::tool_call("read_file", json!({"path": "params.json"})),
         ScriptedTurn::tool_call("apply_diff", json!({"diff": d})),
-        ScriptedTurn::tool_call("run_command", json!({"command": "python3 eval.py --split validation"})),
-        ScriptedTurn::json(json!({"summary": "factors 16, blend 0.2", "files_changed": ["params.json"]})),
+        ScriptedTurn::tool_call(
+            "run_command",
+            json!({"command": "python3 eval.py --split validation"}),
+        ),
+        ScriptedTurn::json(
+            json!({"summary": "factors 16, blend 0.2", "files_changed": ["params.json"]}),
+        ),
     ];
-    let opts = RunOptions { iterations: Some(1), brain: Some(brain(turns)), ..Default::default() };
+    let opts = RunOptions {
+        iterations: Some(1),
+        brain: Some(brain(turns)),
+        ..Default::default()
+    };
     let s = run(ws.path(), &opts).unwrap();
     println!("{s}");
     assert_eq!(s.kept(), 1, "{s}");
     assert!(s.lift() > 0.01, "{s}");
     let ev = events(ws.path());
-    assert!(ev.iter().any(|e| matches!(&e.event, Event::HoldoutResult { passed: true, .. })));
+    assert!(
+        ev.iter()
+            .any(|e| matches!(&e.event, Event::HoldoutResult { passed: true, .. }))
+    );
 }

@@ -8,7 +8,10 @@ use recloop_journal::{Event, EventFilter};
 #[test]
 fn builtin_loop_improves_production_and_records_lineage() {
     let ws = common::synthetic_workspace();
-    let opts = RunOptions { iterations: Some(4), ..Default::default() };
+    let opts = RunOptions {
+        iterations: Some(4),
+        ..Default::default()
+    };
     let s = run(ws.path(), &opts).unwrap();
     println!("{s}");
     assert!(s.kept() >= 1, "{s}");
@@ -23,32 +26,72 @@ fn builtin_loop_improves_production_and_records_lineage() {
                 .filter(|x| x.event.proposal_id() == Some(proposal_id.as_str()))
                 .map(|x| x.event.type_name())
                 .collect();
-            assert!(lineage.contains(&"proposal_made"), "{proposal_id}: {lineage:?}");
-            assert!(lineage.iter().any(|t| *t == "gate_passed" || *t == "gate_failed"), "{lineage:?}");
-            assert!(lineage.contains(&"verdict") || lineage.contains(&"proposal_rejected"), "{lineage:?}");
-            assert!(lineage.contains(&"knowledge_asset_written") || lineage.contains(&"proposal_rejected"));
+            assert!(
+                lineage.contains(&"proposal_made"),
+                "{proposal_id}: {lineage:?}"
+            );
+            assert!(
+                lineage
+                    .iter()
+                    .any(|t| *t == "gate_passed" || *t == "gate_failed"),
+                "{lineage:?}"
+            );
+            assert!(
+                lineage.contains(&"verdict") || lineage.contains(&"proposal_rejected"),
+                "{lineage:?}"
+            );
+            assert!(
+                lineage.contains(&"knowledge_asset_written")
+                    || lineage.contains(&"proposal_rejected")
+            );
         }
     }
     // Production moved: the branch holds the merged candidate.
-    assert!(events.iter().any(|e| matches!(e.event, Event::MergedIntoProduction { .. })));
-    assert!(events.iter().any(|e| matches!(e.event, Event::HarnessVersionCreated { .. })));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e.event, Event::MergedIntoProduction { .. }))
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e.event, Event::HarnessVersionCreated { .. }))
+    );
     let spec = std::fs::read_to_string(ws.path().join("pipeline.toml")).unwrap();
     assert!(!spec.contains("kind = \"mostpop\"\nweight = 1.0\n\n[blend]") || s.kept() == 0);
     // A second `run` starts a new run and never repeats an experiment's exact spec.
-    let s2 = run(ws.path(), &RunOptions { iterations: Some(1), ..Default::default() }).unwrap();
+    let s2 = run(
+        ws.path(),
+        &RunOptions {
+            iterations: Some(1),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(s2.run_id, "run-2");
 }
 
 #[test]
 fn stopped_run_resumes_to_the_same_journal() {
     let a = common::synthetic_workspace();
-    let opts = RunOptions { iterations: Some(3), seed: Some(7), ..Default::default() };
+    let opts = RunOptions {
+        iterations: Some(3),
+        seed: Some(7),
+        ..Default::default()
+    };
     run(a.path(), &opts).unwrap();
     let uninterrupted = common::canonical(a.path());
     // Interrupt at several points (as a kill would), then resume until finished.
     for stop in [2usize, 5] {
         let b = common::synthetic_workspace();
-        let err = run(b.path(), &RunOptions { stop_after_steps: Some(stop), ..opts.clone() }).unwrap_err();
+        let err = run(
+            b.path(),
+            &RunOptions {
+                stop_after_steps: Some(stop),
+                ..opts.clone()
+            },
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("stopped"), "{err}");
         let s = run(b.path(), &opts).unwrap();
         assert_eq!(s.run_id, "run-1");

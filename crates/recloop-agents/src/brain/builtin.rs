@@ -161,19 +161,30 @@ impl BuiltinBrain {
             _ => Step::Global,
         };
         let mut best: Option<Choice> = None;
-        let want = if self.search == Search::Random { 1 } else { self.samples };
+        let want = if self.search == Search::Random {
+            1
+        } else {
+            self.samples
+        };
         let mut found = 0;
         for _ in 0..want * 20 {
             if found >= want {
                 break;
             }
-            let step = if self.search == Search::Random { Step::Global } else { step };
-            let Some(m) = space::sample(base, step, rng) else { continue };
+            let step = if self.search == Search::Random {
+                Step::Global
+            } else {
+                step
+            };
+            let Some(m) = space::sample(base, step, rng) else {
+                continue;
+            };
             if self.search == Search::Tpe {
                 if kind == ProposalKind::Novel && tried_levers.contains(&m.lever()) {
                     continue;
                 }
-                if kind == ProposalKind::Explore && !m.is_structural() && rng.random::<f64>() < 0.5 {
+                if kind == ProposalKind::Explore && !m.is_structural() && rng.random::<f64>() < 0.5
+                {
                     continue;
                 }
             }
@@ -226,7 +237,11 @@ impl Brain for BuiltinBrain {
         let sign = primary.direction.sign();
         let mut rng = Pcg64Mcg::seed_from_u64(input.seed);
         let obs = Self::observations(input.history, sign);
-        let tpe = if self.search == Search::Tpe { Tpe::fit(&obs) } else { None };
+        let tpe = if self.search == Search::Tpe {
+            Tpe::fit(&obs)
+        } else {
+            None
+        };
         let mut avoid_specs = input.history.tried_specs();
         avoid_specs.insert(spec_hash(base));
         let avoid_dirs = input.history.rejected_directions();
@@ -236,8 +251,15 @@ impl Brain for BuiltinBrain {
         let mut proposals = Vec::new();
         for i in 0..input.batch_size.max(1) {
             let kind = slot_kind(i);
-            let Some(c) = self.choose(base, kind, tpe.as_ref(), &avoid_specs, &avoid_dirs, &tried_levers, &mut rng)
-            else {
+            let Some(c) = self.choose(
+                base,
+                kind,
+                tpe.as_ref(),
+                &avoid_specs,
+                &avoid_dirs,
+                &tried_levers,
+                &mut rng,
+            ) else {
                 continue;
             };
             avoid_specs.insert(spec_hash(&c.spec));
@@ -251,7 +273,10 @@ impl Brain for BuiltinBrain {
             let mut evidence = vec![EvidenceItem {
                 source: EvidenceSource::SystemKb,
                 reference: "pipeline.toml".into(),
-                summary: format!("stage `{}`, lever `{lever}` is part of the editable pipeline schema", c.mutation.stage()),
+                summary: format!(
+                    "stage `{}`, lever `{lever}` is part of the editable pipeline schema",
+                    c.mutation.stage()
+                ),
             }];
             for t in same_lever.iter().rev().take(3) {
                 evidence.push(EvidenceItem {
@@ -263,7 +288,9 @@ impl Brain for BuiltinBrain {
                         primary.name,
                         t.value.map_or("not measured".into(), |v| format!("{v:.4}")),
                         t.decision.map_or_else(
-                            || t.rejected.clone().map_or("undecided".into(), |r| format!("rejected: {r}")),
+                            || t.rejected
+                                .clone()
+                                .map_or("undecided".into(), |r| format!("rejected: {r}")),
                             |d| d.to_string()
                         )
                     ),
@@ -283,10 +310,17 @@ impl Brain for BuiltinBrain {
             let (risks, risk) = risks_of(&c.mutation);
             let parts = ScoreParts {
                 objective: c.objective.clamp(0.0, 1.0),
-                business: if c.mutation.stage() == "rerank" { 0.7 } else { 0.5 },
+                business: if c.mutation.stage() == "rerank" {
+                    0.7
+                } else {
+                    0.5
+                },
                 feasibility: match &c.mutation {
                     Mutation::SwitchModel { kind, .. } | Mutation::AddModel { kind, .. }
-                        if kind == "bpr" || kind == "ials" => 0.7,
+                        if kind == "bpr" || kind == "ials" =>
+                    {
+                        0.7
+                    }
                     _ => 0.9,
                 },
                 handoff: 1.0,
@@ -312,7 +346,8 @@ impl Brain for BuiltinBrain {
                 location: vec!["pipeline.toml".into()],
                 required_signals: vec![],
                 risks,
-                validation: "gates + validation split, sealed holdout pass/fail, guarded online A/B".into(),
+                validation:
+                    "gates + validation split, sealed holdout pass/fail, guarded online A/B".into(),
                 maturity: Maturity::Ready,
                 kind,
                 evidence,

@@ -64,7 +64,11 @@ impl LlmBrain {
         call: &dyn Fn(&str, &Value) -> std::result::Result<String, String>,
     ) -> Result<(String, TrajectoryStep)> {
         let started = Instant::now();
-        let input = messages.iter().map(|m| m.content.clone()).collect::<Vec<_>>().join("\n---\n");
+        let input = messages
+            .iter()
+            .map(|m| m.content.clone())
+            .collect::<Vec<_>>()
+            .join("\n---\n");
         let mut step = TrajectoryStep {
             agent: agent.into(),
             input,
@@ -78,7 +82,10 @@ impl LlmBrain {
         for _ in 0..self.max_turns {
             let mut req = ChatRequest::new(messages.clone());
             req.tools = tools.clone();
-            let resp = self.model.chat(&req).map_err(|e| AgentError::Llm(e.to_string()))?;
+            let resp = self
+                .model
+                .chat(&req)
+                .map_err(|e| AgentError::Llm(e.to_string()))?;
             let (i, o, usd) = self.account(&resp);
             step.tokens_in += i;
             step.tokens_out += o;
@@ -103,7 +110,10 @@ impl LlmBrain {
                 });
             }
         }
-        Err(AgentError::Llm(format!("{agent}: no final answer after {} turns", self.max_turns)))
+        Err(AgentError::Llm(format!(
+            "{agent}: no final answer after {} turns",
+            self.max_turns
+        )))
     }
 }
 
@@ -113,7 +123,10 @@ fn read_docs(dir: &Path) -> String {
         let p = dir.join(name);
         if p.is_file() {
             if let Ok(t) = std::fs::read_to_string(&p) {
-                out.push_str(&format!("### {name}\n{}\n", t.chars().take(4000).collect::<String>()));
+                out.push_str(&format!(
+                    "### {name}\n{}\n",
+                    t.chars().take(4000).collect::<String>()
+                ));
             }
         } else if p.is_dir()
             && let Ok(entries) = std::fs::read_dir(&p)
@@ -122,7 +135,11 @@ fn read_docs(dir: &Path) -> String {
             files.sort();
             for f in files.into_iter().take(5) {
                 if let Ok(t) = std::fs::read_to_string(&f) {
-                    out.push_str(&format!("### {}\n{}\n", f.display(), t.chars().take(2000).collect::<String>()));
+                    out.push_str(&format!(
+                        "### {}\n{}\n",
+                        f.display(),
+                        t.chars().take(2000).collect::<String>()
+                    ));
                 }
             }
         }
@@ -132,19 +149,35 @@ fn read_docs(dir: &Path) -> String {
 
 fn read_notes(dir: &Path) -> String {
     let notes = dir.join("notes");
-    let Ok(entries) = std::fs::read_dir(&notes) else { return String::new() };
+    let Ok(entries) = std::fs::read_dir(&notes) else {
+        return String::new();
+    };
     let mut files: Vec<_> = entries.flatten().map(|e| e.path()).collect();
     files.sort();
     files
         .into_iter()
         .take(10)
-        .filter_map(|f| Some(format!("### notes/{}\n{}\n", f.file_name()?.to_string_lossy(), std::fs::read_to_string(&f).ok()?.chars().take(2000).collect::<String>())))
+        .filter_map(|f| {
+            Some(format!(
+                "### notes/{}\n{}\n",
+                f.file_name()?.to_string_lossy(),
+                std::fs::read_to_string(&f)
+                    .ok()?
+                    .chars()
+                    .take(2000)
+                    .collect::<String>()
+            ))
+        })
         .collect()
 }
 
 fn defs(list: Vec<(String, String, Value)>) -> Vec<ToolDefinition> {
     list.into_iter()
-        .map(|(name, description, parameters)| ToolDefinition { name, description, parameters })
+        .map(|(name, description, parameters)| ToolDefinition {
+            name,
+            description,
+            parameters,
+        })
         .collect()
 }
 
@@ -155,7 +188,11 @@ fn str_of(v: &Value, k: &str) -> String {
 fn strs_of(v: &Value, k: &str) -> Vec<String> {
     v.get(k)
         .and_then(|x| x.as_array())
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -191,13 +228,19 @@ pub fn proposal_from_json(v: &Value, id: String) -> Proposal {
         hypothesis: str_of(v, "hypothesis"),
         mechanism: str_of(v, "mechanism"),
         target_metric: str_of(v, "target_metric"),
-        direction: if str_of(v, "direction") == "decrease" { Direction::Decrease } else { Direction::Increase },
+        direction: if str_of(v, "direction") == "decrease" {
+            Direction::Decrease
+        } else {
+            Direction::Increase
+        },
         location: strs_of(v, "location"),
         required_signals: strs_of(v, "required_signals"),
         risks: strs_of(v, "risks"),
         validation: str_of(v, "validation"),
-        maturity: serde_json::from_value(v.get("maturity").cloned().unwrap_or(Value::Null)).unwrap_or(Maturity::Backlog),
-        kind: serde_json::from_value(v.get("kind").cloned().unwrap_or(Value::Null)).unwrap_or(ProposalKind::Explore),
+        maturity: serde_json::from_value(v.get("maturity").cloned().unwrap_or(Value::Null))
+            .unwrap_or(Maturity::Backlog),
+        kind: serde_json::from_value(v.get("kind").cloned().unwrap_or(Value::Null))
+            .unwrap_or(ProposalKind::Explore),
         evidence,
         score_parts: parts,
         score: parts.score(&ScoreWeights::default()),
@@ -229,29 +272,56 @@ impl Brain for LlmBrain {
         let map: Vec<String> = files
             .list_files("")?
             .into_iter()
-            .map(|f| format!("{f}{}", if m.is_editable(&f) { "  (editable)" } else { "" }))
+            .map(|f| {
+                format!(
+                    "{f}{}",
+                    if m.is_editable(&f) {
+                        "  (editable)"
+                    } else {
+                        ""
+                    }
+                )
+            })
             .collect();
         let user = format!(
             "# Objective\nprimary: {} ({:?}, min effect {}); north star: {}; guardrails: {}\n\n# Evidence\n{}\n# Workspace files\n{}\n\n# Workspace docs\n{}\n# Research notes\n{}\n\nPropose {} proposals as one JSON object.",
             m.metrics.primary.name,
             m.metrics.primary.direction,
             m.metrics.primary.min_effect,
-            m.metrics.north_star.as_ref().map_or("none".into(), |n| n.name.clone()),
-            m.metrics.guardrails.iter().map(|g| g.name.clone()).collect::<Vec<_>>().join(", "),
+            m.metrics
+                .north_star
+                .as_ref()
+                .map_or("none".into(), |n| n.name.clone()),
+            m.metrics
+                .guardrails
+                .iter()
+                .map(|g| g.name.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
             input.evidence,
             map.join("\n"),
             read_docs(input.workspace),
             read_notes(input.workspace),
             input.batch_size
         );
-        let messages = vec![Message::system(input.harness.system_prompt()), Message::user(user)];
+        let messages = vec![
+            Message::system(input.harness.system_prompt()),
+            Message::user(user),
+        ];
         let tools = defs(
             Tools::definitions()
                 .into_iter()
-                .filter(|(n, _, _)| n == "list_files" || n == "read_file" || n == "search_files" || n == "query_schema")
+                .filter(|(n, _, _)| {
+                    n == "list_files"
+                        || n == "read_file"
+                        || n == "search_files"
+                        || n == "query_schema"
+                })
                 .collect(),
         );
-        let (text, trajectory) = self.converse("brainstorm", messages, tools, &|name, args| files.call(name, args))?;
+        let (text, trajectory) = self.converse("brainstorm", messages, tools, &|name, args| {
+            files.call(name, args)
+        })?;
         let prefix = input.id_prefix;
         let answer = match recloop_llm::parse_json_lenient(&text) {
             Ok(v) => v,
@@ -259,7 +329,10 @@ impl Brain for LlmBrain {
                 let reason = format!("the answer is not JSON: {e}");
                 return Ok(BrainstormOutput {
                     proposals: vec![],
-                    rejected: vec![Rejection { proposal: invalid_proposal(format!("{prefix}-invalid"), &reason), reason }],
+                    rejected: vec![Rejection {
+                        proposal: invalid_proposal(format!("{prefix}-invalid"), &reason),
+                        reason,
+                    }],
                     trajectory,
                 });
             }
@@ -268,7 +341,10 @@ impl Brain for LlmBrain {
             let reason = format!("the answer fails the brainstorm contract: {e}");
             return Ok(BrainstormOutput {
                 proposals: vec![],
-                rejected: vec![Rejection { proposal: invalid_proposal(format!("{prefix}-invalid"), &reason), reason }],
+                rejected: vec![Rejection {
+                    proposal: invalid_proposal(format!("{prefix}-invalid"), &reason),
+                    reason,
+                }],
                 trajectory,
             });
         }
@@ -283,7 +359,11 @@ impl Brain for LlmBrain {
             })
             .unwrap_or_default();
         proposals.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
-        Ok(BrainstormOutput { proposals, rejected: vec![], trajectory })
+        Ok(BrainstormOutput {
+            proposals,
+            rejected: vec![],
+            trajectory,
+        })
     }
 
     fn develop(&self, input: &DevelopInput<'_>) -> Result<DevelopOutput> {
@@ -292,10 +372,14 @@ impl Brain for LlmBrain {
         if let Some(r) = input.repair {
             user.push_str(&format!("\n# Repair instructions\n{r}\n"));
         }
-        let messages = vec![Message::system(input.harness.system_prompt()), Message::user(user)];
+        let messages = vec![
+            Message::system(input.harness.system_prompt()),
+            Message::user(user),
+        ];
         let tools = defs(Tools::definitions());
         let t = input.tools;
-        let (text, trajectory) = self.converse("develop", messages, tools, &|name, args| t.call(name, args))?;
+        let (text, trajectory) =
+            self.converse("develop", messages, tools, &|name, args| t.call(name, args))?;
         let answer = recloop_llm::parse_json_lenient(&text)
             .map_err(|e| AgentError::Llm(format!("develop answer is not JSON: {e}")))?;
         input

@@ -21,7 +21,10 @@ fn strip_timings(v: &mut serde_json::Value) {
     match v {
         serde_json::Value::Object(m) => {
             m.retain(|k, _| {
-                !(k.ends_with("_s") || k.ends_with("_ms") || k.starts_with("latency") || k == "duration_ms")
+                !(k.ends_with("_s")
+                    || k.ends_with("_ms")
+                    || k.starts_with("latency")
+                    || k == "duration_ms")
             });
             for x in m.values_mut() {
                 strip_timings(x);
@@ -45,7 +48,10 @@ pub fn canonical(ws: &Path) -> Vec<String> {
         .map(|e| {
             let mut v = serde_json::to_value(&e.event).unwrap();
             strip_timings(&mut v);
-            let text = v.to_string().replace(&root, "WS").replace(&ws.display().to_string(), "WS");
+            let text = v
+                .to_string()
+                .replace(&root, "WS")
+                .replace(&ws.display().to_string(), "WS");
             format!(
                 "{} {} {} {}",
                 e.idempotency_key.clone().unwrap_or_default(),

@@ -20,7 +20,10 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let created = recloop_agents::stages::ensure_example(&args.dir)?;
     if created {
-        eprintln!("created the MovieLens example workspace in {}", args.dir.display());
+        eprintln!(
+            "created the MovieLens example workspace in {}",
+            args.dir.display()
+        );
     }
     let mut opts = recloop_agents::orchestrator::RunOptions {
         iterations: Some(args.iterations),

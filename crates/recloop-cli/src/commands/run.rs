@@ -96,7 +96,9 @@ pub fn brainstorm(args: StageArgs) -> anyhow::Result<()> {
 
 /// Run Develop only.
 pub fn develop(args: StageArgs) -> anyhow::Result<()> {
-    let id = args.id.ok_or_else(|| anyhow::anyhow!("give the proposal id: recloop develop ID"))?;
+    let id = args
+        .id
+        .ok_or_else(|| anyhow::anyhow!("give the proposal id: recloop develop ID"))?;
     let r = stages::develop(&args.workspace, &id)?;
     println!("{}", serde_json::to_string_pretty(&r)?);
     Ok(())
@@ -104,7 +106,9 @@ pub fn develop(args: StageArgs) -> anyhow::Result<()> {
 
 /// Run Evaluate only.
 pub fn evaluate(args: StageArgs) -> anyhow::Result<()> {
-    let id = args.id.ok_or_else(|| anyhow::anyhow!("give the proposal id: recloop evaluate ID"))?;
+    let id = args
+        .id
+        .ok_or_else(|| anyhow::anyhow!("give the proposal id: recloop evaluate ID"))?;
     let v = stages::evaluate(&args.workspace, &id)?;
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
