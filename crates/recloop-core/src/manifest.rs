@@ -329,7 +329,7 @@ impl Manifest {
         if self.metrics.primary.name.trim().is_empty() {
             return Err(invalid("metrics.primary.name", "must not be empty".into()));
         }
-        if !(self.metrics.primary.min_effect >= 0.0) {
+        if self.metrics.primary.min_effect.is_nan() || self.metrics.primary.min_effect < 0.0 {
             return Err(invalid(
                 "metrics.primary.min_effect",
                 "must be a non-negative number".into(),
@@ -406,7 +406,7 @@ impl Manifest {
                 ));
             }
             if let Some(b) = llm.budget_usd
-                && !(b >= 0.0)
+                && (b.is_nan() || b < 0.0)
             {
                 return Err(invalid("llm.budget_usd", "must be non-negative".into()));
             }

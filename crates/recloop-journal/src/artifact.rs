@@ -33,9 +33,7 @@ impl ArtifactHash {
             ));
         }
         if !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(format!(
-                "artifact hash `{s}` must be lowercase hexadecimal"
-            ));
+            return Err(format!("artifact hash `{s}` must be lowercase hexadecimal"));
         }
         Ok(ArtifactHash(s.to_string()))
     }
@@ -179,9 +177,17 @@ mod tests {
 
     #[test]
     fn parse_rejects_bad_hashes() {
-        assert!(ArtifactHash::parse("abc").unwrap_err().contains("64 hex digits"));
+        assert!(
+            ArtifactHash::parse("abc")
+                .unwrap_err()
+                .contains("64 hex digits")
+        );
         let upper = "A".repeat(64);
-        assert!(ArtifactHash::parse(&upper).unwrap_err().contains("lowercase"));
+        assert!(
+            ArtifactHash::parse(&upper)
+                .unwrap_err()
+                .contains("lowercase")
+        );
         assert!(serde_json::from_str::<ArtifactHash>("\"xyz\"").is_err());
     }
 }

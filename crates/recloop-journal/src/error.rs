@@ -79,7 +79,9 @@ pub enum JournalError {
         reason: String,
     },
     /// Import requires an empty journal.
-    #[error("cannot import into {location}: it already holds {events} events (import needs an empty journal)")]
+    #[error(
+        "cannot import into {location}: it already holds {events} events (import needs an empty journal)"
+    )]
     NotEmpty {
         /// File path or URL.
         location: String,

@@ -594,3 +594,18 @@ mod tests {
         assert!(err.to_string().contains("teleported"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod roundtrip_tests {
+    use super::*;
+
+    #[test]
+    fn record_json_round_trip_keeps_body_text() {
+        for ne in crate::fixtures::loop_stream("r1", 5, 800) {
+            let body = serde_json::to_string(&ne.event).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let back: Event = serde_json::from_value(v).unwrap();
+            assert_eq!(serde_json::to_string(&back).unwrap(), body);
+        }
+    }
+}

@@ -56,12 +56,36 @@ pub const LEVERS: &[&str] = &[
     "model.mostpop.window",
 ];
 const NOUNS: &[&str] = &[
-    "popularity", "recency", "diversity", "coverage", "novelty", "regularisation", "neighbours",
-    "embedding", "cold-start", "long-tail", "session", "genre", "rating", "exposure", "freshness",
-    "calibration", "serendipity", "similarity", "co-occurrence", "decay",
+    "popularity",
+    "recency",
+    "diversity",
+    "coverage",
+    "novelty",
+    "regularisation",
+    "neighbours",
+    "embedding",
+    "cold-start",
+    "long-tail",
+    "session",
+    "genre",
+    "rating",
+    "exposure",
+    "freshness",
+    "calibration",
+    "serendipity",
+    "similarity",
+    "co-occurrence",
+    "decay",
 ];
 const VERBS: &[&str] = &[
-    "increases", "reduces", "stabilises", "improves", "penalises", "boosts", "smooths", "shrinks",
+    "increases",
+    "reduces",
+    "stabilises",
+    "improves",
+    "penalises",
+    "boosts",
+    "smooths",
+    "shrinks",
 ];
 
 /// A proposal with the given id and text.
@@ -289,7 +313,12 @@ pub fn one_of_each(run: &str) -> Vec<Event> {
             },
         },
         Event::LessonProposed {
-            lesson: lesson("l-1", "Raising EASE lambda helps sparse data", LessonStatus::Contested, &[run]),
+            lesson: lesson(
+                "l-1",
+                "Raising EASE lambda helps sparse data",
+                LessonStatus::Contested,
+                &[run],
+            ),
         },
         Event::LessonPromoted {
             lesson: lesson(
@@ -377,7 +406,10 @@ pub fn loop_stream(run: &str, seed: u64, n: usize) -> Vec<NewEvent> {
         let stage = mix.pick(STAGES).to_string();
         let lever = mix.pick(LEVERS).to_string();
         let (a, b, v) = (mix.pick(NOUNS), mix.pick(NOUNS), mix.pick(VERBS));
-        let title = format!("{} {a} via {lever}", if mix.below(2) == 0 { "Tune" } else { "Adjust" });
+        let title = format!(
+            "{} {a} via {lever}",
+            if mix.below(2) == 0 { "Tune" } else { "Adjust" }
+        );
         let hypothesis = format!("More {a} {v} {b} for sparse users in the {stage} stage");
         let mut evs = vec![Event::ProposalMade {
             proposal: proposal(&pid, &title, &hypothesis, &stage, &lever),
@@ -398,7 +430,13 @@ pub fn loop_stream(run: &str, seed: u64, n: usize) -> Vec<NewEvent> {
                 branch: format!("recloop/{pid}"),
                 base_commit: production.clone(),
             });
-            for gate in [Gate::EditablePaths, Gate::Build, Gate::Tests, Gate::Schema, Gate::DryRun] {
+            for gate in [
+                Gate::EditablePaths,
+                Gate::Build,
+                Gate::Tests,
+                Gate::Schema,
+                Gate::DryRun,
+            ] {
                 evs.push(Event::GatePassed {
                     proposal_id: pid.clone(),
                     candidate_id: cid.clone(),

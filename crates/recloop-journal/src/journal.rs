@@ -62,7 +62,12 @@ impl<B: Backend> AsyncJournal<B> {
         self.backend.location()
     }
 
-    async fn rows(&self, sql: String, params: Vec<Val>, types: Vec<ColType>) -> Result<Vec<Vec<Val>>> {
+    async fn rows(
+        &self,
+        sql: String,
+        params: Vec<Val>,
+        types: Vec<ColType>,
+    ) -> Result<Vec<Vec<Val>>> {
         self.backend.query(sql, params, types).await
     }
 
@@ -191,7 +196,8 @@ impl<B: Backend> AsyncJournal<B> {
             .limit
             .map(|l| format!(" LIMIT {l}"))
             .unwrap_or_default();
-        let sql = format!("SELECT {EVENT_COLUMNS} FROM events {where_sql} ORDER BY seq {order}{limit}");
+        let sql =
+            format!("SELECT {EVENT_COLUMNS} FROM events {where_sql} ORDER BY seq {order}{limit}");
         let rows = self.rows(sql, params, EVENT_TYPES.to_vec()).await?;
         rows.iter()
             .map(|r| record_from_row(r, self.location(), false))
@@ -247,13 +253,13 @@ impl<B: Backend> AsyncJournal<B> {
     /// Number of events.
     pub async fn event_count(&self) -> Result<u64> {
         let rows = self
-            .rows("SELECT COUNT(*) FROM events".into(), vec![], vec![ColType::Int])
+            .rows(
+                "SELECT COUNT(*) FROM events".into(),
+                vec![],
+                vec![ColType::Int],
+            )
             .await?;
-        Ok(rows
-            .first()
-            .and_then(|r| r[0].as_i64())
-            .unwrap_or(0)
-            .max(0) as u64)
+        Ok(rows.first().and_then(|r| r[0].as_i64()).unwrap_or(0).max(0) as u64)
     }
 
     // ----- views -----------------------------------------------------------------------------
@@ -307,7 +313,9 @@ impl<B: Backend> AsyncJournal<B> {
 
     /// Knowledge assets, oldest first.
     pub async fn assets(&self) -> Result<Vec<AssetView>> {
-        let (rows, def) = self.view_rows("v_assets", "", vec![], "seq, asset_id").await?;
+        let (rows, def) = self
+            .view_rows("v_assets", "", vec![], "seq, asset_id")
+            .await?;
         self.map(def, rows, asset_view)
     }
 
@@ -323,8 +331,13 @@ impl<B: Backend> AsyncJournal<B> {
     pub async fn trajectories(&self, run_id: Option<&str>) -> Result<Vec<TrajectoryView>> {
         let (rows, def) = match run_id {
             Some(r) => {
-                self.view_rows("v_trajectories", "WHERE run_id = ?", vec![Val::text(r)], "seq")
-                    .await?
+                self.view_rows(
+                    "v_trajectories",
+                    "WHERE run_id = ?",
+                    vec![Val::text(r)],
+                    "seq",
+                )
+                .await?
             }
             None => self.view_rows("v_trajectories", "", vec![], "seq").await?,
         };
@@ -392,7 +405,11 @@ impl<B: Backend> AsyncJournal<B> {
                     "12 DESC, d.seq",
                 )
             }
-            (None, _) => ("search_docs d".to_string(), "0.0", "d.seq DESC"),
+            (None, _) => (
+                "search_docs d".to_string(),
+                "CAST(0 AS DOUBLE PRECISION)",
+                "d.seq DESC",
+            ),
         };
         if !filter.kinds.is_empty() {
             wheres.push(format!(
@@ -419,7 +436,9 @@ impl<B: Backend> AsyncJournal<B> {
         } else {
             format!("WHERE {}", wheres.join(" AND "))
         };
-        let sql = format!("SELECT {cols}, {score} FROM {from} {where_sql} ORDER BY {order} LIMIT {limit}");
+        let sql = format!(
+            "SELECT {cols}, {score} FROM {from} {where_sql} ORDER BY {order} LIMIT {limit}"
+        );
         let mut types = vec![ColType::Text; 10];
         types.push(ColType::Int);
         types.push(ColType::Real);
@@ -647,9 +666,14 @@ impl Journal {
             .thread_name("recloop-journal")
             .enable_all()
             .build()
-            .map_err(|e| JournalError::Internal(format!("cannot start the journal runtime: {e}")))?;
+            .map_err(|e| {
+                JournalError::Internal(format!("cannot start the journal runtime: {e}"))
+            })?;
         let loc = location.clone();
-        let journal = run_on(&runtime, async move { AsyncJournal::open_location(&loc).await })?;
+        let journal = run_on(
+            &runtime,
+            async move { AsyncJournal::open_location(&loc).await },
+        )?;
         Ok(Journal {
             inner: Arc::new(SyncInner {
                 runtime: Some(runtime),
@@ -665,11 +689,10 @@ impl Journal {
         F: FnOnce(AsyncJournal) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
-        let rt = self
-            .inner
-            .runtime
-            .as_ref()
-            .ok_or_else(|| JournalError::Internal("journal runtime already shut down".into()))?;
+        let rt =
+            self.inner.runtime.as_ref().ok_or_else(|| {
+                JournalError::Internal("journal runtime already shut down".into())
+            })?;
         run_on(rt, f(self.inner.journal.clone()))
     }
 
@@ -832,7 +855,11 @@ impl Journal {
 
     /// Write the whole journal as JSONL: a header line, one [`EventRecord`] per line, then (with
     /// `with_artifacts`) one `{"artifact": HASH, "hex": BYTES}` line per artifact.
-    pub fn export_jsonl<W: Write>(&self, mut out: W, with_artifacts: bool) -> Result<TransferSummary> {
+    pub fn export_jsonl<W: Write>(
+        &self,
+        mut out: W,
+        with_artifacts: bool,
+    ) -> Result<TransferSummary> {
         let count = self.event_count()?;
         let header = ExportHeader {
             format: "recloop-journal".into(),
@@ -892,13 +919,17 @@ impl Journal {
                 continue;
             }
             if !saw_header {
-                let h: ExportHeader = serde_json::from_str(&line).map_err(|e| {
-                    err(n, format!("expected the export header line ({e})"))
-                })?;
+                let h: ExportHeader = serde_json::from_str(&line)
+                    .map_err(|e| err(n, format!("expected the export header line ({e})")))?;
                 if h.format != "recloop-journal" {
-                    return Err(err(n, format!("format `{}` is not recloop-journal", h.format)));
+                    return Err(err(
+                        n,
+                        format!("format `{}` is not recloop-journal", h.format),
+                    ));
                 }
-                if h.schema_version > SCHEMA_VERSION || h.event_schema_version > EVENT_SCHEMA_VERSION {
+                if h.schema_version > SCHEMA_VERSION
+                    || h.event_schema_version > EVENT_SCHEMA_VERSION
+                {
                     return Err(JournalError::FutureSchema {
                         location: source_name.to_string(),
                         found: h.schema_version.max(i64::from(h.event_schema_version)),
@@ -916,7 +947,10 @@ impl Journal {
                 let bytes = hex::decode(&a.hex)
                     .map_err(|e| err(n, format!("artifact bytes are not hex ({e})")))?;
                 if ArtifactHash::of(&bytes) != a.artifact {
-                    return Err(err(n, format!("artifact {} does not match its content", a.artifact)));
+                    return Err(err(
+                        n,
+                        format!("artifact {} does not match its content", a.artifact),
+                    ));
                 }
                 artifacts.push(bytes);
             } else {
@@ -930,7 +964,10 @@ impl Journal {
         }
         for (i, (n, rec)) in records.iter().enumerate() {
             if rec.seq != i as u64 + 1 {
-                return Err(err(*n, format!("expected event #{}, found #{}", i + 1, rec.seq)));
+                return Err(err(
+                    *n,
+                    format!("expected event #{}, found #{}", i + 1, rec.seq),
+                ));
             }
         }
         let n_art = artifacts.len() as u64;

@@ -147,7 +147,8 @@ impl ViewOp {
                         Assign::SetUnless(v, _) => v.clone(),
                     });
                 }
-                let wheres: Vec<String> = self.key.iter().map(|(k, _)| format!("{k} = ?")).collect();
+                let wheres: Vec<String> =
+                    self.key.iter().map(|(k, _)| format!("{k} = ?")).collect();
                 for (_, v) in &self.key {
                     params.push(v.clone());
                 }
@@ -212,7 +213,10 @@ fn lesson_ops(rec: &EventRecord, lesson: &recloop_core::Lesson) -> Vec<ViewOp> {
             .set("segment", Val::text_or_null(&lesson.index.segment))
             .set("lever", Val::text_or_null(&lesson.index.lever))
             .set("supporting_runs", json(&lesson.supporting_runs))
-            .set("supporting_experiments", json(&lesson.supporting_experiments))
+            .set(
+                "supporting_experiments",
+                json(&lesson.supporting_experiments),
+            )
             .set(
                 "falsification_failed",
                 Val::int(i64::from(lesson.falsification_failed)),
@@ -258,21 +262,24 @@ pub(crate) fn project(rec: &EventRecord) -> Vec<ViewOp> {
             ];
             if !production_commit.is_empty() {
                 ops.push(
-                    ViewOp::upsert("v_leaderboard", vec![("commit_id", Val::text(production_commit))])
-                        .with_mode(Mode::InsertIgnore)
-                        .set("seq", Val::int(seq))
-                        .set("run_id", run())
-                        .set("iteration", iteration())
-                        .set("proposal_id", Val::Text(None))
-                        .set("candidate_id", Val::Text(None))
-                        .set("metrics", json(baseline)),
+                    ViewOp::upsert(
+                        "v_leaderboard",
+                        vec![("commit_id", Val::text(production_commit))],
+                    )
+                    .with_mode(Mode::InsertIgnore)
+                    .set("seq", Val::int(seq))
+                    .set("run_id", run())
+                    .set("iteration", iteration())
+                    .set("proposal_id", Val::Text(None))
+                    .set("candidate_id", Val::Text(None))
+                    .set("metrics", json(baseline)),
                 );
             }
             ops
         }
-        Event::RunResumed { .. } => vec![
-            ViewOp::upsert("v_runs", vec![("run_id", run())]).add("resumes", Val::int(1)),
-        ],
+        Event::RunResumed { .. } => {
+            vec![ViewOp::upsert("v_runs", vec![("run_id", run())]).add("resumes", Val::int(1))]
+        }
         Event::RunFinished { outcome, summary } => vec![
             ViewOp::upsert("v_runs", vec![("run_id", run())])
                 .set("outcome", Val::text(outcome.as_str()))
@@ -520,7 +527,10 @@ pub(crate) fn project(rec: &EventRecord) -> Vec<ViewOp> {
                 ops.push(
                     search_doc(format!("diagnosis:{}:{}", spec.agent, version))
                         .set("kind", Val::text("diagnosis"))
-                        .set("title", Val::text(format!("harness {} v{}", spec.agent, version)))
+                        .set(
+                            "title",
+                            Val::text(format!("harness {} v{}", spec.agent, version)),
+                        )
                         .set("body", Val::text(diagnosis))
                         .set("stage", Val::text(format!("harness:{}", spec.agent)))
                         .set("objective", Val::Text(None))

@@ -46,12 +46,14 @@ pub(crate) fn fts_expression(dialect: Dialect, terms: &[String], any: bool) -> O
 
 /// Similarity of a past experiment to a proposal, in [0, 1].
 pub(crate) fn similarity(p: &Proposal, e: &ExperimentView) -> f64 {
-    let a: BTreeSet<String> = content_words(&format!("{} {} {}", p.title, p.hypothesis, p.mechanism))
-        .into_iter()
-        .collect();
-    let b: BTreeSet<String> = content_words(&format!("{} {} {}", e.title, e.hypothesis, e.mechanism))
-        .into_iter()
-        .collect();
+    let a: BTreeSet<String> =
+        content_words(&format!("{} {} {}", p.title, p.hypothesis, p.mechanism))
+            .into_iter()
+            .collect();
+    let b: BTreeSet<String> =
+        content_words(&format!("{} {} {}", e.title, e.hypothesis, e.mechanism))
+            .into_iter()
+            .collect();
     let union = a.union(&b).count();
     let jaccard = if union == 0 {
         0.0
@@ -60,8 +62,16 @@ pub(crate) fn similarity(p: &Proposal, e: &ExperimentView) -> f64 {
     };
     let same = |x: &str, y: Option<&String>| !x.is_empty() && y.is_some_and(|y| y == x);
     0.6 * jaccard
-        + if same(&p.lever, e.lever.as_ref()) { 0.25 } else { 0.0 }
-        + if same(&p.stage, e.stage.as_ref()) { 0.15 } else { 0.0 }
+        + if same(&p.lever, e.lever.as_ref()) {
+            0.25
+        } else {
+            0.0
+        }
+        + if same(&p.stage, e.stage.as_ref()) {
+            0.15
+        } else {
+            0.0
+        }
 }
 
 /// Rank experiments by `metric` in `direction` (best first), with deltas against the production

@@ -236,11 +236,7 @@ pub(crate) async fn list_tables<C: SqlConn>(
 
 /// Check the database is a recloop journal of a known version; create or migrate it when needed.
 /// Must run inside the write transaction so two processes never initialise at once.
-pub(crate) async fn prepare<C: SqlConn>(
-    c: &mut C,
-    dialect: Dialect,
-    location: &str,
-) -> Result<()> {
+pub(crate) async fn prepare<C: SqlConn>(c: &mut C, dialect: Dialect, location: &str) -> Result<()> {
     let tables = list_tables(c, dialect, location).await?;
     let current = if tables.is_empty() {
         0
@@ -276,7 +272,10 @@ pub(crate) async fn prepare<C: SqlConn>(
             for (k, v) in [
                 ("app", APP_NAME.to_string()),
                 ("created_at", chrono::Utc::now().to_rfc3339()),
-                ("created_by", format!("recloop-journal {}", env!("CARGO_PKG_VERSION"))),
+                (
+                    "created_by",
+                    format!("recloop-journal {}", env!("CARGO_PKG_VERSION")),
+                ),
             ] {
                 c.exec(
                     "INSERT INTO meta (key, value) VALUES (?, ?)",
@@ -321,7 +320,9 @@ async fn read_version<C: SqlConn>(c: &mut C, location: &str) -> Result<i64> {
                 location: location.to_string(),
                 detail: format!(
                     "meta.app is {}, expected `{APP_NAME}`",
-                    other.map(|a| format!("`{a}`")).unwrap_or_else(|| "missing".into())
+                    other
+                        .map(|a| format!("`{a}`"))
+                        .unwrap_or_else(|| "missing".into())
                 ),
             });
         }

@@ -52,16 +52,8 @@ pub(crate) async fn log_extent<C: SqlConn>(c: &mut C, location: &str) -> Result<
         )
         .await
         .map_err(db(location, "reading the log extent"))?;
-    let count = rows
-        .first()
-        .and_then(|r| r[0].as_i64())
-        .unwrap_or(0)
-        .max(0) as u64;
-    let max = rows
-        .first()
-        .and_then(|r| r[1].as_i64())
-        .unwrap_or(0)
-        .max(0) as u64;
+    let count = rows.first().and_then(|r| r[0].as_i64()).unwrap_or(0).max(0) as u64;
+    let max = rows.first().and_then(|r| r[1].as_i64()).unwrap_or(0).max(0) as u64;
     Ok((count, max))
 }
 
@@ -104,16 +96,21 @@ pub(crate) async fn append_in_tx<C: SqlConn>(
         }
         let body = serde_json::to_string(&ne.event)
             .map_err(|e| invalid(format!("cannot serialise: {e}")))?;
-        if let Err(e) = serde_json::from_str::<Event>(&body) {
-            return Err(invalid(format!(
+        // Project exactly what a rebuild will read back from the stored text.
+        let event = serde_json::from_str::<Event>(&body).map_err(|e| {
+            invalid(format!(
                 "does not survive a JSON round trip ({e}); NaN or infinite numbers are not allowed"
-            )));
-        }
+            ))
+        })?;
         if let Some(p) = ne.parent
             && !batch_ids.contains(&p)
         {
             let rows = c
-                .query("SELECT seq FROM events WHERE id = ?", &[Val::text(p.to_string())], &[ColType::Int])
+                .query(
+                    "SELECT seq FROM events WHERE id = ?",
+                    &[Val::text(p.to_string())],
+                    &[ColType::Int],
+                )
                 .await
                 .map_err(db(location, "checking the parent"))?;
             if rows.is_empty() {
@@ -131,7 +128,7 @@ pub(crate) async fn append_in_tx<C: SqlConn>(
             iteration: ne.iteration,
             artifacts: ne.artifacts,
             idempotency_key: ne.idempotency_key,
-            event: ne.event,
+            event,
             checksum: String::new(),
         };
         insert_record(c, location, record, Some(body)).await?;
@@ -181,9 +178,8 @@ pub(crate) async fn insert_record<C: SqlConn>(
             reason: format!("cannot serialise: {e}"),
         })?,
     };
-    let artifacts = serde_json::to_string(&record.artifacts).map_err(|e| {
-        JournalError::Internal(format!("cannot serialise artifact list: {e}"))
-    })?;
+    let artifacts = serde_json::to_string(&record.artifacts)
+        .map_err(|e| JournalError::Internal(format!("cannot serialise artifact list: {e}")))?;
     let ts = record.timestamp_text();
     let checksum = EventRecord::compute_checksum(
         record.seq,
@@ -291,8 +287,8 @@ pub(crate) fn record_from_row(row: &[Val], location: &str, verify: bool) -> Resu
     let checksum = row[10].string();
     let artifacts = serde_json::from_str(&artifacts_text)
         .map_err(|e| corrupt(format!("artifact list is malformed ({e})")))?;
-    let event: Event =
-        serde_json::from_str(&body).map_err(|e| corrupt(format!("event body is malformed ({e})")))?;
+    let event: Event = serde_json::from_str(&body)
+        .map_err(|e| corrupt(format!("event body is malformed ({e})")))?;
     let record = EventRecord {
         schema_version,
         seq,
@@ -344,7 +340,9 @@ where
     loop {
         let rows = c
             .query(
-                &format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT 2000"),
+                &format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT 2000"
+                ),
                 &[Val::int(after)],
                 EVENT_TYPES,
             )
@@ -373,7 +371,9 @@ pub(crate) async fn rebuild_in_tx<C: SqlConn>(c: &mut C, location: &str) -> Resu
     loop {
         let rows = c
             .query(
-                &format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT 2000"),
+                &format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT 2000"
+                ),
                 &[Val::int(after)],
                 EVENT_TYPES,
             )
@@ -405,9 +405,8 @@ pub(crate) async fn import_in_tx<C: SqlConn>(
         });
     }
     let mut seen: HashSet<Uuid> = HashSet::new();
-    let mut expected = 1u64;
     let n = records.len() as u64;
-    for rec in records {
+    for (expected, rec) in (1u64..).zip(records) {
         if rec.seq != expected {
             return Err(JournalError::Corrupt {
                 location: location.to_string(),
@@ -422,7 +421,10 @@ pub(crate) async fn import_in_tx<C: SqlConn>(
         {
             return Err(JournalError::Corrupt {
                 location: location.to_string(),
-                detail: format!("event #{}: causal parent {p} is not an earlier event", rec.seq),
+                detail: format!(
+                    "event #{}: causal parent {p} is not an earlier event",
+                    rec.seq
+                ),
             });
         }
         if rec.schema_version > EVENT_SCHEMA_VERSION {
@@ -434,7 +436,6 @@ pub(crate) async fn import_in_tx<C: SqlConn>(
         }
         seen.insert(rec.id);
         insert_record(c, location, rec, None).await?;
-        expected += 1;
     }
     Ok(n)
 }
@@ -461,7 +462,10 @@ pub(crate) async fn verify_log<C: SqlConn>(c: &mut C, location: &str) -> Result<
         if rec.seq != expected {
             return Err(JournalError::Corrupt {
                 location: loc.clone(),
-                detail: format!("gap in the log: expected event #{expected}, found #{}", rec.seq),
+                detail: format!(
+                    "gap in the log: expected event #{expected}, found #{}",
+                    rec.seq
+                ),
             });
         }
         if let Some(p) = rec.parent
@@ -469,7 +473,10 @@ pub(crate) async fn verify_log<C: SqlConn>(c: &mut C, location: &str) -> Result<
         {
             return Err(JournalError::Corrupt {
                 location: loc.clone(),
-                detail: format!("event #{}: causal parent {p} is not an earlier event", rec.seq),
+                detail: format!(
+                    "event #{}: causal parent {p} is not an earlier event",
+                    rec.seq
+                ),
             });
         }
         seen.insert(rec.id);

@@ -374,10 +374,12 @@ impl RowMap<'_> {
     pub fn json<T: DeserializeOwned>(&self, col: &str) -> Result<Option<T>> {
         match self.text(col)? {
             None => Ok(None),
-            Some(s) => serde_json::from_str(&s).map(Some).map_err(|e| JournalError::Corrupt {
-                location: self.location.to_string(),
-                detail: format!("view {}.{col} holds malformed JSON ({e})", self.def.name),
-            }),
+            Some(s) => serde_json::from_str(&s)
+                .map(Some)
+                .map_err(|e| JournalError::Corrupt {
+                    location: self.location.to_string(),
+                    detail: format!("view {}.{col} holds malformed JSON ({e})", self.def.name),
+                }),
         }
     }
 

@@ -228,13 +228,11 @@ impl BudgetLedger {
                 state.unpriced.insert(model.to_string());
             }
             let role_spend = state.roles.entry(role.to_string()).or_default();
-            for spend in [role_spend] {
-                spend.input_tokens += usage.input_tokens;
-                spend.output_tokens += usage.output_tokens;
-                spend.usd += usd;
-                spend.seconds += seconds;
-                spend.calls += 1;
-            }
+            role_spend.input_tokens += usage.input_tokens;
+            role_spend.output_tokens += usage.output_tokens;
+            role_spend.usd += usd;
+            role_spend.seconds += seconds;
+            role_spend.calls += 1;
             let run = &mut state.run;
             run.input_tokens += usage.input_tokens;
             run.output_tokens += usage.output_tokens;

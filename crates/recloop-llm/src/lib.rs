@@ -39,8 +39,7 @@ pub mod wire;
 pub use anthropic::{AnthropicChat, AnthropicConfig};
 pub use breaker::{BreakerConfig, BreakerState, BreakerStatus, CircuitBreaker};
 pub use budget::{
-    BudgetLedger, BudgetLimits, Budgeted, CallCost, CallEstimate, Spend, SpendReport,
-    estimate_call,
+    BudgetLedger, BudgetLimits, Budgeted, CallCost, CallEstimate, Spend, SpendReport, estimate_call,
 };
 pub use cache::{CachedModel, cache_key};
 pub use cassette::{CassetteTransport, LlmMode, MODE_ENV};
@@ -52,7 +51,7 @@ pub use openai::{OpenAiChat, OpenAiConfig};
 pub use ping::{PingReport, ping};
 pub use prices::{PRICE_TABLE, PRICES_VERSION, cost_usd, price_of};
 pub use retry::{RetryPolicy, Retrying};
-pub use router::{Fallback, LlmRouter, LlmSettings, ModelSpec};
+pub use router::{Fallback, LlmRouter, LlmSettings, ModelSpec, SettingsOverrides};
 pub use scripted::{ScriptedModel, ScriptedTurn, estimate_text_tokens};
 pub use structured::{Schema, Structured, parse_json_lenient, structured, structured_detailed};
 pub use tools::{
@@ -67,7 +66,10 @@ pub use wire::{HttpTransport, Secret, SseEvent, Transport, WireRequest, WireResp
 /// Load a local GGUF model (cargo feature `local`).
 #[cfg(feature = "local")]
 pub fn local_model(path: &std::path::Path, temperature: Option<f64>) -> Result<SharedModel> {
-    Ok(std::sync::Arc::new(local::LocalModel::load(path, temperature)?))
+    Ok(std::sync::Arc::new(local::LocalModel::load(
+        path,
+        temperature,
+    )?))
 }
 
 /// Load a local GGUF model: this build lacks the `local` feature, so this is a configuration

@@ -64,14 +64,7 @@ pub const PRICE_TABLE: &[ModelPrice] = &[
 /// Strip `provider:` and `org/` prefixes.
 fn bare_model_name(model: &str) -> &str {
     let after_provider = match model.split_once(':') {
-        Some((provider, rest))
-            if matches!(
-                provider,
-                "openai" | "anthropic" | "openai-compatible" | "local" | "scripted"
-            ) =>
-        {
-            rest
-        }
+        Some(("openai" | "anthropic" | "openai-compatible" | "local" | "scripted", rest)) => rest,
         _ => model,
     };
     after_provider.rsplit('/').next().unwrap_or(after_provider)

@@ -69,6 +69,19 @@ impl std::fmt::Display for ModelSpec {
     }
 }
 
+/// Command-line overrides of the manifest's `[llm]` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettingsOverrides {
+    /// Provider.
+    pub provider: Option<String>,
+    /// Model.
+    pub model: Option<String>,
+    /// Base URL of the (resulting) provider.
+    pub base_url: Option<String>,
+    /// Environment variable holding the key.
+    pub api_key_env: Option<String>,
+}
+
 /// Resolved settings of the language-model layer.
 #[derive(Debug, Clone)]
 pub struct LlmSettings {
@@ -163,6 +176,83 @@ impl LlmSettings {
         }
         s.apply_env()?;
         Ok(s)
+    }
+
+    /// Settings for a command-line tool: the `[llm]` section of `workspace`'s `recloop.toml`
+    /// (when given), with `overrides` applied on top; without a workspace, `overrides` must
+    /// name at least the provider and model.
+    pub fn resolve(workspace: Option<&Path>, overrides: &SettingsOverrides) -> Result<LlmSettings> {
+        let mut settings = match workspace {
+            Some(dir) => {
+                let manifest = recloop_core::Manifest::load(dir).map_err(|e| LlmError::Config {
+                    field: "--workspace".into(),
+                    reason: e.to_string(),
+                })?;
+                match (&manifest.llm, &overrides.provider, &overrides.model) {
+                    (Some(section), _, _) => LlmSettings::from_section(section, dir)?,
+                    (None, Some(p), Some(m)) => {
+                        let mut s = LlmSettings::new(p, m, dir);
+                        s.apply_env()?;
+                        s
+                    }
+                    (None, _, _) => {
+                        return Err(LlmError::Config {
+                            field: "llm".into(),
+                            reason: format!(
+                                "{} has no [llm] section; add one or pass --provider and --model",
+                                dir.display()
+                            ),
+                        });
+                    }
+                }
+            }
+            None => match (&overrides.provider, &overrides.model) {
+                (Some(p), Some(m)) => {
+                    let cwd = std::env::current_dir().map_err(|source| LlmError::Io {
+                        path: PathBuf::from("."),
+                        source,
+                    })?;
+                    let mut s = LlmSettings::new(p, m, &cwd);
+                    s.apply_env()?;
+                    s
+                }
+                _ => {
+                    return Err(LlmError::Config {
+                        field: "--provider/--model".into(),
+                        reason: "pass --workspace DIR (with an [llm] section) or both --provider and --model".into(),
+                    });
+                }
+            },
+        };
+        if let Some(p) = &overrides.provider {
+            if !PROVIDERS.contains(&p.as_str()) {
+                return Err(LlmError::Config {
+                    field: "--provider".into(),
+                    reason: format!("{p:?} is not one of {PROVIDERS:?}"),
+                });
+            }
+            if *p != settings.provider {
+                // A different provider: the manifest's base_url and key variable were for the
+                // old one.
+                settings.base_urls.remove(&settings.provider);
+                settings.api_key_env = None;
+            }
+            settings.provider = p.clone();
+            settings.roles.clear();
+        }
+        if let Some(m) = &overrides.model {
+            settings.model = m.clone();
+            settings.roles.clear();
+        }
+        if let Some(u) = &overrides.base_url {
+            settings
+                .base_urls
+                .insert(settings.provider.clone(), u.clone());
+        }
+        if let Some(v) = &overrides.api_key_env {
+            settings.api_key_env = Some(v.clone());
+        }
+        Ok(settings)
     }
 
     /// Read `RECLOOP_LLM`, `RECLOOP_LLM_CASSETTES` and `RECLOOP_LLM_CACHE`.

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::columns::{f64_column, i64_column, str_column, u32_column, u64_column};
 use crate::error::{LogsError, Result};
 use crate::reader::LogReader;
-use crate::unit_index::UnitIndex;
+use crate::unit_index::{HeadTable, UnitIndex};
 
 /// A metric to aggregate from events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,6 +226,7 @@ pub struct Aggregator {
     events_read: u64,
     events_used: u64,
     events_started: bool,
+    heads: Option<HeadTable>,
 }
 
 impl Aggregator {
@@ -273,6 +274,7 @@ impl Aggregator {
             events_read: 0,
             events_used: 0,
             events_started: false,
+            heads: None,
         })
     }
 
@@ -371,7 +373,15 @@ impl Aggregator {
         if !self.events_started {
             self.events_started = true;
             self.acc = vec![0.0; self.memberships.len() * self.stride];
+            let mems = &self.memberships;
+            self.heads = Some(HeadTable::build(&self.units, |m| {
+                let mem = &mems[m as usize];
+                (mem.first_ts, mem.next != NONE)
+            }));
         }
+        let Some(heads) = self.heads.as_ref() else {
+            return Err(LogsError::invalid("events", "internal: unit table missing"));
+        };
         let unit = u64_column(batch, "unit_id", source)?;
         let ts = i64_column(batch, "ts", source)?;
         let metric = str_column(batch, "metric", source)?;
@@ -394,14 +404,11 @@ impl Aggregator {
         let cuped = self.options.cuped;
         let max_day = self.options.max_day.unwrap_or(u32::MAX);
         let stride = self.stride;
-        let units = &self.units;
         let mems: &[Membership] = &self.memberships;
         let acc: &mut [f64] = &mut self.acc;
         let keys: &[u32] = &metric.keys;
         let (unit, ts, value) = (&unit[..], &ts[..], &value[..]);
         let mut used = 0u64;
-        let mut last_unit = u64::MAX;
-        let mut last_head = NONE;
         for i in 0..batch.num_rows() {
             let slot = slot_of[keys[i] as usize];
             if slot == NONE {
@@ -412,12 +419,21 @@ impl Aggregator {
             {
                 continue;
             }
-            let u = unit[i];
-            if u != last_unit {
-                last_unit = u;
-                last_head = units.get(u).unwrap_or(NONE);
+            let Some(h) = heads.get(unit[i]) else {
+                continue;
+            };
+            if h.more == 0 {
+                let base = h.membership as usize * stride + slot as usize;
+                if ts[i] >= h.first_ts {
+                    acc[base] += value[i];
+                    used += 1;
+                } else if cuped {
+                    acc[base + n_events] += value[i];
+                    used += 1;
+                }
+                continue;
             }
-            let mut m = last_head;
+            let mut m = h.membership;
             while m != NONE {
                 let mem = &mems[m as usize];
                 let base = m as usize * stride + slot as usize;

@@ -115,3 +115,81 @@ mod tests {
         assert_eq!(idx.len(), 10_000);
     }
 }
+
+/// The first membership of a unit with its exposure time, stored inline in the hash slot so
+/// that the event loop touches one cache line per event for single-membership units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Unit id.
+    pub key: u64,
+    /// First exposure time of the head membership.
+    pub first_ts: i64,
+    /// Head membership index (`u32::MAX` marks an empty slot).
+    pub membership: u32,
+    /// Non-zero when the unit has further memberships (other experiments).
+    pub more: u32,
+}
+
+/// Read-only open-addressing table of [`Head`]s, built once all exposures are known.
+#[derive(Debug, Clone)]
+pub struct HeadTable {
+    slots: Vec<Head>,
+    shift: u32,
+}
+
+impl HeadTable {
+    /// Build from a unit index; `describe(membership)` gives (first_ts, has_more).
+    pub fn build(index: &UnitIndex, describe: impl Fn(u32) -> (i64, bool)) -> Self {
+        let cap = (index.len().max(8) * 2).next_power_of_two();
+        let empty = Head {
+            key: 0,
+            first_ts: 0,
+            membership: EMPTY,
+            more: 0,
+        };
+        let mut t = HeadTable {
+            slots: vec![empty; cap],
+            shift: 64 - cap.trailing_zeros(),
+        };
+        let mask = cap - 1;
+        for &(key, m) in &index.slots {
+            if m == EMPTY {
+                continue;
+            }
+            let (first_ts, more) = describe(m);
+            let mut i = t.home(key);
+            while t.slots[i].membership != EMPTY {
+                i = (i + 1) & mask;
+            }
+            t.slots[i] = Head {
+                key,
+                first_ts,
+                membership: m,
+                more: u32::from(more),
+            };
+        }
+        t
+    }
+
+    #[inline]
+    fn home(&self, key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    /// The head of `key`, if the unit was exposed.
+    #[inline]
+    pub fn get(&self, key: u64) -> Option<&Head> {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(key);
+        loop {
+            let h = &self.slots[i];
+            if h.membership == EMPTY {
+                return None;
+            }
+            if h.key == key {
+                return Some(h);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}

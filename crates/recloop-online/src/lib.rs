@@ -8,6 +8,8 @@ pub mod assign;
 pub mod calibration;
 pub mod error;
 pub mod experiment;
+pub mod harness;
+pub mod logs_adapter;
 pub mod sim_adapter;
 pub mod stats;
 pub mod verdict;
@@ -20,6 +22,8 @@ pub use experiment::{
     Ack, ExperimentEvent, ExperimentReport, ExperimentSettings, Outcome, resolve_metrics,
     run_with_adapter,
 };
+pub use harness::{BUILTIN_POLICIES, builtin_policy, default_sim_manifest, resolve_policy};
+pub use logs_adapter::{LogsAdapter, sim_log_metrics};
 pub use sim_adapter::{
     ExperimentConfig, SIM_METRICS, SimAdapter, default_sim_guardrails, run_experiment,
 };

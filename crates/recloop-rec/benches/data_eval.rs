@@ -1,6 +1,7 @@
 //! Medians of loading ML-1M, splitting it (protocol A), fitting ItemKNN (K = 20) and full-ranking
 //! evaluation of all users, plus the NDCG@10 reached. Run:
-//! `cargo bench -p recloop-rec --bench data_eval -- [runs] [dataset]` (default 5, ml-1m).
+//! `cargo bench -p recloop-rec --bench data_eval -- [runs] [dataset] [protocol]`
+//! (default 5, ml-1m, a). Protocol B reports the holdout (test) after fitting on train.
 
 use recloop_rec::Model;
 use recloop_rec::data::{self, DatasetName};
@@ -27,6 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let runs: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(5);
     let name: DatasetName = args.get(1).map_or(Ok(DatasetName::Ml1m), |a| a.parse())?;
+    let protocol: Protocol = args.get(2).map_or(Ok(Protocol::A), |a| a.parse())?;
     let dir = data::ensure(name)?;
     let mut load = Vec::new();
     let mut ds = None;
@@ -36,7 +38,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ds = Some(d?);
     }
     let ds = ds.ok_or("no runs")?;
-    let (t_split, s) = time(|| split::split(&ds, Protocol::A, 0));
+    let ds = protocol.prepare(&ds);
+    let (t_split, s) = time(|| split::split(&ds, protocol, 0));
     let s = s?;
     let target = Target::Holdout;
     let train = s.fit_data(target);
@@ -76,19 +79,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rayon::current_num_threads()
     );
     println!("load            {:.4} s", median(load));
-    println!("split A         {:.4} s", t_split);
+    println!("split {:<9} {:.4} s", protocol.as_str(), t_split);
     println!("itemknn fit     {:.4} s", median(fit));
     println!(
-        "eval mostpop    {:.4} s  ndcg@10 {:.4}  recall@20 {:.4}  hr@10 {:.4}",
+        "eval mostpop    {:.4} s  ndcg@10 {:.4}  recall@10 {:.4}  recall@20 {:.4}  hr@10 {:.4}",
         median(ev_pre),
         m_pre["ndcg@10"],
+        m_pre["recall@10"],
         m_pre["recall@20"],
         m_pre["hr@10"]
     );
     println!(
-        "eval itemknn    {:.4} s  ndcg@10 {:.4}  recall@20 {:.4}  hr@10 {:.4}  coverage@10 {:.4}",
+        "eval itemknn    {:.4} s  ndcg@10 {:.4}  recall@10 {:.4}  recall@20 {:.4}  hr@10 {:.4}  coverage@10 {:.4}",
         median(ev_knn),
         m_knn["ndcg@10"],
+        m_knn["recall@10"],
         m_knn["recall@20"],
         m_knn["hr@10"],
         m_knn["coverage@10"]

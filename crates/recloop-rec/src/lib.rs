@@ -3,6 +3,7 @@
 //!
 //! It knows nothing about agents or the journal.
 
+pub mod bench;
 pub mod data;
 pub mod error;
 pub mod eval;

@@ -212,11 +212,11 @@ fn bpr_is_deterministic_and_beats_popularity() {
     // hold out one own-group item per user
     let mut train = Vec::new();
     let mut test = vec![Vec::new(); nu];
-    for u in 0..nu {
+    for (u, held_out) in test.iter_mut().enumerate() {
         let mut held = false;
         for &i in full.items_of(u) {
             if !held && i as usize % groups == u % groups {
-                test[u].push(i);
+                held_out.push(i);
                 held = true;
             } else {
                 train.push((u as u32, i));

@@ -25,6 +25,9 @@ pub enum SimError {
         /// Why.
         reason: String,
     },
+    /// The recommender (dataset, pipeline) failed.
+    #[error("recommender: {0}")]
+    Rec(#[from] recloop_rec::RecError),
     /// Writing logs failed.
     #[error("{path}: {message}")]
     Logs {

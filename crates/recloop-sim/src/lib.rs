@@ -6,6 +6,8 @@
 
 pub mod engine;
 pub mod error;
+pub mod grounded;
+pub mod logs;
 pub mod params;
 pub mod policy;
 pub mod population;

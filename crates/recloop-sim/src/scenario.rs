@@ -93,3 +93,68 @@ pub fn compare_policies(
     }
     Ok(out)
 }
+
+/// Result of [`bench_ab`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchResult {
+    /// Users per arm.
+    pub users_per_arm: usize,
+    /// Days simulated.
+    pub days: u32,
+    /// Wall-clock seconds of each repetition (world and policies excluded, population included).
+    pub seconds: Vec<f64>,
+    /// Median of `seconds`.
+    pub median_seconds: f64,
+    /// Impressions simulated per repetition.
+    pub impressions: u64,
+    /// Sessions-days: user-days with at least one session, per repetition.
+    pub active_user_days: u64,
+    /// Threads used.
+    pub threads: usize,
+}
+
+/// Time a 50/50 A/B test (relevance model against its clickbait-boosted variant) with
+/// `users_per_arm` users per arm for `days` days, `runs` times; reports the median.
+pub fn bench_ab(
+    world: Arc<World>,
+    users_per_arm: usize,
+    days: u32,
+    runs: u32,
+) -> Result<BenchResult> {
+    let control = crate::policy::relevance_policy(&world, 1.0, 7);
+    let treatment = crate::policy::clickbait_boost_policy(&world, 1.0, 7, 1.0);
+    let mut seconds = Vec::new();
+    let (mut impressions, mut active) = (0u64, 0u64);
+    for r in 0..runs.max(1) {
+        let start = std::time::Instant::now();
+        let mut sim = Simulation::new(world.clone(), 2 * users_per_arm, 100 + u64::from(r))?;
+        let (mut imp, mut act) = (0u64, 0u64);
+        for day in 0..days {
+            let t = sim.step_day(
+                day,
+                &|u| Some((u & 1) as usize),
+                &[&control, &treatment],
+                None,
+            )?;
+            imp += t.impressions.iter().sum::<u64>();
+            act += t.active.iter().sum::<u64>();
+            // the per-user aggregation the platform does every day
+            let n = sim.summaries(day).filter(|s| s.clicks > 0).count();
+            std::hint::black_box(n);
+        }
+        seconds.push(start.elapsed().as_secs_f64());
+        impressions = imp;
+        active = act;
+    }
+    let mut sorted = seconds.clone();
+    sorted.sort_by(f64::total_cmp);
+    Ok(BenchResult {
+        users_per_arm,
+        days,
+        median_seconds: sorted[sorted.len() / 2],
+        seconds,
+        impressions,
+        active_user_days: active,
+        threads: rayon::current_num_threads(),
+    })
+}

@@ -1,17 +1,450 @@
-//! `recloop sim ...`.
+//! `recloop sim ...`: guarded A/B and A/A tests in the simulated world, scenarios, benchmark.
 
-use clap::Subcommand;
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use recloop_core::Manifest;
+use recloop_online::{
+    Ack, ExperimentConfig, ExperimentEvent, default_sim_manifest, repeated_runs, resolve_policy,
+    run_experiment,
+};
+use recloop_sim::grounded::{WorkspaceWorld, load_workspace_world, ml1m_world};
+use recloop_sim::{Policy, World};
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where the simulated world comes from.
+#[derive(Args, Clone)]
+pub struct WorldArgs {
+    /// Production workspace: its `recloop.toml`, pipeline and dataset (the world is grounded in it).
+    #[arg(long)]
+    workspace: Option<PathBuf>,
+    /// World without a workspace: `ml-1m` (fetched on first use) or `synthetic`.
+    #[arg(long, default_value = "ml-1m")]
+    world: String,
+    /// Seed of the ground-truth fit.
+    #[arg(long, default_value_t = 1)]
+    world_seed: u64,
+}
 
 /// Subcommands of `recloop sim`.
 #[derive(Subcommand)]
 pub enum Command {
-    /// Placeholder until this command group lands.
-    Todo,
+    /// A/B test of a candidate against production: full ramp, gates and verdict.
+    Run {
+        #[command(flatten)]
+        world: WorldArgs,
+        /// Candidate: a workspace directory or `builtin:NAME`.
+        #[arg(long)]
+        candidate: String,
+        /// Production policy when not the workspace's pipeline (`builtin:NAME`).
+        #[arg(long)]
+        control: Option<String>,
+        /// Maximum days (default: the manifest's `online.max_days`).
+        #[arg(long)]
+        days: Option<u32>,
+        /// Simulated population (default: the manifest's `online.users`).
+        #[arg(long)]
+        users: Option<usize>,
+        /// Seed of assignment and behaviour (default: the manifest's `run.seed`).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Ask on the terminal before continuing past an attention escalation.
+        #[arg(long)]
+        approve: bool,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A/A calibration: production against itself over many seeds.
+    Aa {
+        #[command(flatten)]
+        world: WorldArgs,
+        /// Production policy when no workspace is given.
+        #[arg(long, default_value = "builtin:relevance")]
+        policy: String,
+        /// Runs.
+        #[arg(long, default_value_t = 100)]
+        runs: u32,
+        /// Simulated population per run.
+        #[arg(long, default_value_t = 20_000)]
+        users: usize,
+        /// Maximum days per run.
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+        /// First seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Repeat an A/B test over many seeds: KEEP, rollback and step-reached rates.
+    Repeat {
+        #[command(flatten)]
+        world: WorldArgs,
+        /// Candidate: a workspace directory or `builtin:NAME`.
+        #[arg(long)]
+        candidate: String,
+        /// Control when not the workspace's pipeline.
+        #[arg(long, default_value = "builtin:relevance")]
+        control: String,
+        /// Runs.
+        #[arg(long, default_value_t = 100)]
+        runs: u32,
+        /// Simulated population per run.
+        #[arg(long, default_value_t = 50_000)]
+        users: usize,
+        /// Maximum days per run.
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+        /// First seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run policies side by side on the same users (north stars and proxies).
+    Scenarios {
+        #[command(flatten)]
+        world: WorldArgs,
+        /// Policies (`builtin:NAME` or workspace directories), comma-separated.
+        #[arg(
+            long,
+            default_value = "builtin:relevance,builtin:clickbait-boost,builtin:diversity,builtin:most-popular,builtin:random"
+        )]
+        policies: String,
+        /// Users.
+        #[arg(long, default_value_t = 20_000)]
+        users: usize,
+        /// Days.
+        #[arg(long, default_value_t = 42)]
+        days: u32,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmark: a 50/50 A/B test with `--users` per arm for `--days` days, median of `--runs`.
+    Bench {
+        #[command(flatten)]
+        world: WorldArgs,
+        /// Users per arm.
+        #[arg(long, default_value_t = 200_000)]
+        users: usize,
+        /// Days.
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+        /// Repetitions.
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+    },
+}
+
+struct Loaded {
+    dir: Option<PathBuf>,
+    world: Arc<World>,
+    workspace: Option<WorkspaceWorld>,
+    manifest: Manifest,
+}
+
+fn load(w: &WorldArgs) -> anyhow::Result<Loaded> {
+    if let Some(dir) = &w.workspace {
+        let manifest = Manifest::load(dir)?;
+        let ww = load_workspace_world(dir, w.world_seed)
+            .with_context(|| format!("grounding the world in workspace {}", dir.display()))?;
+        return Ok(Loaded {
+            dir: Some(dir.clone()),
+            world: ww.world.clone(),
+            workspace: Some(ww),
+            manifest,
+        });
+    }
+    let world = match w.world.as_str() {
+        "ml-1m" => ml1m_world(w.world_seed).context("building the ML-1M world")?,
+        "synthetic" => World::synthetic(2000, 1500, w.world_seed)?,
+        other => anyhow::bail!("--world {other:?}: expected `ml-1m` or `synthetic`"),
+    };
+    Ok(Loaded {
+        dir: None,
+        world: Arc::new(world),
+        workspace: None,
+        manifest: default_sim_manifest()?,
+    })
+}
+
+/// The production policy: `explicit` if given, else the workspace's own pipeline, else the
+/// built-in relevance model.
+fn control_policy(
+    l: &Loaded,
+    explicit: Option<&str>,
+    seed: u64,
+) -> anyhow::Result<Box<dyn Policy>> {
+    let spec = match (explicit, &l.dir) {
+        (Some(s), _) => s.to_string(),
+        (None, Some(dir)) => dir.display().to_string(),
+        (None, None) => "builtin:relevance".to_string(),
+    };
+    Ok(resolve_policy(&spec, &l.world, l.workspace.as_ref(), seed)?)
+}
+
+fn describe(e: &ExperimentEvent) -> String {
+    match e {
+        ExperimentEvent::Started {
+            id,
+            platform,
+            ramp,
+            primary,
+            guardrails,
+            max_days,
+        } => format!(
+            "start {id} on {platform}: ramp {ramp:?}, primary {primary}, guardrails {guardrails:?}, up to {max_days} days"
+        ),
+        ExperimentEvent::Day { day, share, units } => {
+            format!(
+                "day {day:>2}: {:>4.1}% traffic, units control {} / treatment {}",
+                share * 100.0,
+                units[0],
+                units[1]
+            )
+        }
+        ExperimentEvent::Hold {
+            day,
+            srm_p,
+            srm_sequential_p,
+            ..
+        } => {
+            format!(
+                "day {day}: HOLD, sample ratio mismatch (χ² p {srm_p:.2e}, sequential p {srm_sequential_p:.2e})"
+            )
+        }
+        ExperimentEvent::Escalation {
+            day,
+            metric,
+            relative_harm,
+            threshold,
+            ..
+        } => format!(
+            "day {day}: ATTENTION {metric} {:.1}% worse (threshold {:.1}%)",
+            relative_harm * 100.0,
+            threshold * 100.0
+        ),
+        ExperimentEvent::Blocked {
+            day,
+            metric,
+            relative_harm,
+            threshold,
+            ..
+        } => format!(
+            "day {day}: BLOCKED {metric} {:.1}% worse (hard {:.1}%)",
+            relative_harm * 100.0,
+            threshold * 100.0
+        ),
+        ExperimentEvent::RampAdvanced { day, from, to } => {
+            format!("day {day}: ramp {:.0}% -> {:.0}%", from * 100.0, to * 100.0)
+        }
+        ExperimentEvent::Rollback {
+            day,
+            share,
+            metric,
+            relative,
+            p_value,
+            ..
+        } => format!(
+            "day {day}: ROLLBACK at {:.0}%: {metric} {:+.2}% (p {p_value:.2e})",
+            share * 100.0,
+            relative * 100.0
+        ),
+        ExperimentEvent::Verdict { verdict } => {
+            format!("verdict {}: {}", verdict.decision, verdict.reason)
+        }
+    }
 }
 
 /// Execute a `recloop sim` subcommand.
 pub fn run(cmd: Command) -> anyhow::Result<()> {
     match cmd {
-        Command::Todo => anyhow::bail!("`recloop sim` is not available yet"),
+        Command::Run {
+            world,
+            candidate,
+            control,
+            days,
+            users,
+            seed,
+            approve,
+            json,
+        } => {
+            let l = load(&world)?;
+            let seed = seed.unwrap_or(l.manifest.run.seed);
+            let control = control_policy(&l, control.as_deref(), seed)?;
+            let treatment = resolve_policy(&candidate, &l.world, l.workspace.as_ref(), seed)?;
+            let users = users.unwrap_or(l.manifest.online.users as usize);
+            let mut config = ExperimentConfig::new(l.world.clone(), users, seed);
+            config.settings.id = format!("sim-{seed}");
+            config.settings.approve = approve;
+            config.settings.max_days = days;
+            let stdin = std::io::stdin();
+            let report = run_experiment(
+                &l.manifest,
+                control.as_ref(),
+                treatment.as_ref(),
+                &config,
+                &mut |e| {
+                    if !json {
+                        println!("{}", describe(e));
+                    }
+                    if approve && matches!(e, ExperimentEvent::Escalation { .. }) {
+                        eprint!("approve and continue the ramp? [y/N] ");
+                        let _ = std::io::stderr().flush();
+                        let mut line = String::new();
+                        let _ = stdin.lock().read_line(&mut line);
+                        if line.trim().eq_ignore_ascii_case("y") {
+                            Ack::Continue
+                        } else {
+                            Ack::Reject
+                        }
+                    } else {
+                        Ack::Continue
+                    }
+                },
+            )?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            }
+            Ok(())
+        }
+        Command::Aa {
+            world,
+            policy,
+            runs,
+            users,
+            days,
+            seed,
+            json,
+        } => {
+            let l = load(&world)?;
+            let explicit = if l.workspace.is_some() && policy == "builtin:relevance" {
+                None
+            } else {
+                Some(policy.as_str())
+            };
+            let p = control_policy(&l, explicit, seed)?;
+            let mut config = ExperimentConfig::new(l.world.clone(), users, seed);
+            config.settings.id = "aa".into();
+            config.settings.max_days = Some(days);
+            let start = std::time::Instant::now();
+            let r = repeated_runs(&l.manifest, p.as_ref(), p.as_ref(), &config, runs, seed)?;
+            let out = serde_json::json!({
+                "runs": r.runs,
+                "false_keep_rate": r.keep_rate,
+                "false_veto_rate": r.veto_rate,
+                "held_rate": f64::from(r.held) / f64::from(r.runs.max(1)),
+                "detail": r,
+                "seconds": start.elapsed().as_secs_f64(),
+            });
+            if json {
+                println!("{out}");
+            } else {
+                println!(
+                    "A/A over {} runs: false KEEP {:.1}%, false veto {:.1}%, held {} ({:.0} s)",
+                    r.runs,
+                    r.keep_rate * 100.0,
+                    r.veto_rate * 100.0,
+                    r.held,
+                    start.elapsed().as_secs_f64()
+                );
+            }
+            Ok(())
+        }
+        Command::Repeat {
+            world,
+            candidate,
+            control,
+            runs,
+            users,
+            days,
+            seed,
+            json,
+        } => {
+            let l = load(&world)?;
+            let explicit = if l.workspace.is_some() && control == "builtin:relevance" {
+                None
+            } else {
+                Some(control.as_str())
+            };
+            let c = control_policy(&l, explicit, seed)?;
+            let t = resolve_policy(&candidate, &l.world, l.workspace.as_ref(), seed)?;
+            let mut config = ExperimentConfig::new(l.world.clone(), users, seed);
+            config.settings.id = "repeat".into();
+            config.settings.max_days = Some(days);
+            let start = std::time::Instant::now();
+            let r = repeated_runs(&l.manifest, c.as_ref(), t.as_ref(), &config, runs, seed)?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "{} runs: KEEP {}, EXTEND {}, DISCARD {}; rolled back {} ({} by step 2), reached step 3 in {}, held {} ({:.0} s)",
+                    r.runs,
+                    r.keep,
+                    r.extend,
+                    r.discard,
+                    r.rolled_back,
+                    r.rolled_back_by_step2,
+                    r.reached_step3,
+                    r.held,
+                    start.elapsed().as_secs_f64()
+                );
+            }
+            Ok(())
+        }
+        Command::Scenarios {
+            world,
+            policies,
+            users,
+            days,
+            seed,
+            json,
+        } => {
+            let l = load(&world)?;
+            let owned: Vec<Box<dyn Policy>> = policies
+                .split(',')
+                .map(|s| resolve_policy(s.trim(), &l.world, l.workspace.as_ref(), seed))
+                .collect::<Result<_, _>>()?;
+            let refs: Vec<&dyn Policy> = owned.iter().map(|b| b.as_ref()).collect();
+            let out =
+                recloop_sim::scenario::compare_policies(l.world.clone(), &refs, users, days, seed)?;
+            if json {
+                println!("{}", serde_json::to_string(&out)?);
+            } else {
+                for o in &out {
+                    println!(
+                        "{:16} ctr {:.4} hide/click {:.3} watch/user {:7.1} active days {:5.2} D7 {:.3} D30 {:.3} churned {:.3}",
+                        o.policy,
+                        o.ctr,
+                        o.hide_rate,
+                        o.watch_per_user,
+                        o.active_days,
+                        o.retention_d7,
+                        o.retention_d30,
+                        o.churned
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Bench {
+            world,
+            users,
+            days,
+            runs,
+        } => {
+            let l = load(&world)?;
+            let r = recloop_sim::scenario::bench_ab(l.world.clone(), users, days, runs)?;
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
     }
 }

@@ -110,7 +110,9 @@ impl Location {
         {
             return Location::parse(&u);
         }
-        Ok(Location::Sqlite(workspace.join(".recloop").join("journal.db")))
+        Ok(Location::Sqlite(
+            workspace.join(".recloop").join("journal.db"),
+        ))
     }
 
     /// Printable form (passwords hidden).
@@ -152,10 +154,8 @@ pub trait Backend: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<EventId>>> + Send;
 
     /// Insert exported records into an empty journal (one transaction).
-    fn import_records(
-        &self,
-        records: Vec<EventRecord>,
-    ) -> impl Future<Output = Result<u64>> + Send;
+    fn import_records(&self, records: Vec<EventRecord>)
+    -> impl Future<Output = Result<u64>> + Send;
 
     /// Empty the views and replay the log (one transaction). Returns events replayed.
     fn rebuild_views(&self) -> impl Future<Output = Result<u64>> + Send;

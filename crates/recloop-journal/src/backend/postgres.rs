@@ -111,9 +111,12 @@ impl PostgresBackend {
             .begin()
             .await
             .map_err(|e| JournalError::db(&loc, operation, e))?;
-        tx.exec("SELECT pg_advisory_xact_lock(?)", &[Val::int(self.lock_key)])
-            .await
-            .map_err(|e| JournalError::db(&loc, "taking the write lock", e))?;
+        tx.exec(
+            "SELECT pg_advisory_xact_lock(?)",
+            &[Val::int(self.lock_key)],
+        )
+        .await
+        .map_err(|e| JournalError::db(&loc, "taking the write lock", e))?;
         let out = f(&mut tx, loc.clone()).await?;
         tx.commit()
             .await

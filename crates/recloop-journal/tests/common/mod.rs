@@ -98,6 +98,9 @@ impl TestDb {
         rt.block_on(async move {
             match Location::parse(&self.url).unwrap() {
                 Location::Sqlite(path) => {
+                    if let Some(dir) = path.parent() {
+                        std::fs::create_dir_all(dir).unwrap();
+                    }
                     let opts = sqlx::sqlite::SqliteConnectOptions::new()
                         .filename(path)
                         .create_if_missing(true);
@@ -137,7 +140,10 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if self.kind == Kind::Postgres
-            && let Ok(Location::Postgres { url, schema: Some(s) }) = Location::parse(&self.url)
+            && let Ok(Location::Postgres {
+                url,
+                schema: Some(s),
+            }) = Location::parse(&self.url)
         {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -45,12 +45,21 @@ pub fn child_main() {
             // Retry the last step as if its acknowledgement had been lost: same key, same id.
             let n = step_of(last.idempotency_key.as_deref().unwrap());
             let prev = if n > 1 {
-                Some(j.find_by_key(&format!("step-{}", n - 1)).unwrap().unwrap().id)
+                Some(
+                    j.find_by_key(&format!("step-{}", n - 1))
+                        .unwrap()
+                        .unwrap()
+                        .id,
+                )
             } else {
                 None
             };
             let again = j.append(step_event(&stream, n, prev)).unwrap();
-            assert_eq!(again, last.event_id(), "retried step must return the existing id");
+            assert_eq!(
+                again,
+                last.event_id(),
+                "retried step must return the existing id"
+            );
             writeln!(out, "ACK {} {} step-{n}", again.seq, again.id).unwrap();
             (n + 1, Some(last.id))
         }
@@ -94,7 +103,13 @@ pub fn kill_and_recover(db: &TestDb) {
     let mut kills_before_ready = 0;
     for round in 0..20 {
         let mut child = Command::new(&exe)
-            .args(["crash_writer_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "crash_writer_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, "1")
             .env(URL_ENV, &db.url)
             .stdout(Stdio::piped())
@@ -130,7 +145,7 @@ pub fn kill_and_recover(db: &TestDb) {
                 let now = Instant::now();
                 assert!(now < deadline, "writer did not start within 60 s");
                 match rx.recv_timeout(deadline - now) {
-                    Ok(l) if l == "READY" => break,
+                    Ok(l) if l.ends_with("READY") => break,
                     Ok(_) => {}
                     Err(e) => panic!("writer produced no READY line: {e}"),
                 }
@@ -143,7 +158,7 @@ pub fn kill_and_recover(db: &TestDb) {
         reader.join().unwrap();
         let mut ready = false;
         for line in rx.try_iter() {
-            if line == "READY" {
+            if line.ends_with("READY") {
                 ready = true;
             }
             if let Some(rest) = line.strip_prefix("ACK ") {
@@ -163,7 +178,11 @@ pub fn kill_and_recover(db: &TestDb) {
             kills_before_ready += 1;
         }
     }
-    assert!(acked.len() > 50, "too few acknowledged events ({}) to mean anything", acked.len());
+    assert!(
+        acked.len() > 50,
+        "too few acknowledged events ({}) to mean anything",
+        acked.len()
+    );
     eprintln!(
         "crash test: {} acknowledged events over 20 kills ({} before the writer was ready)",
         acked.len(),
@@ -193,5 +212,9 @@ pub fn kill_and_recover(db: &TestDb) {
     // Views are consistent with a rebuild from the log.
     let before = j.dump_views().unwrap();
     j.rebuild_views().unwrap();
-    assert_eq!(before, j.dump_views().unwrap(), "views differ from a rebuild");
+    assert_eq!(
+        before,
+        j.dump_views().unwrap(),
+        "views differ from a rebuild"
+    );
 }

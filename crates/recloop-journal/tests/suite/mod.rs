@@ -3,11 +3,13 @@
 use crate::common::TestDb;
 use recloop_core::{Decision, Direction, LessonStatus, MetricValues};
 use recloop_journal::fixtures::{self, one_of_each};
-use recloop_journal::{
-    Event, EventFilter, JournalError, NewEvent, SearchFilter, SCHEMA_VERSION,
-};
+use recloop_journal::{Event, EventFilter, JournalError, NewEvent, SCHEMA_VERSION, SearchFilter};
 
-fn append_all(j: &recloop_journal::Journal, run: &str, events: Vec<Event>) -> Vec<recloop_journal::EventId> {
+fn append_all(
+    j: &recloop_journal::Journal,
+    run: &str,
+    events: Vec<Event>,
+) -> Vec<recloop_journal::EventId> {
     let mut ids = Vec::new();
     let mut parent = None;
     for (i, e) in events.into_iter().enumerate() {
@@ -56,7 +58,10 @@ pub fn append_and_read_back(db: &TestDb) {
         })
         .unwrap();
     assert_eq!(newest[0].seq, events.len() as u64);
-    assert_eq!(j.event(3).unwrap().unwrap().event.type_name(), "proposal_made");
+    assert_eq!(
+        j.event(3).unwrap().unwrap().event.type_name(),
+        "proposal_made"
+    );
     assert_eq!(j.event_by_id(ids[4].id).unwrap().unwrap().seq, 5);
     assert!(j.event(999).unwrap().is_none());
     // Reopen: same content.
@@ -85,10 +90,22 @@ pub fn idempotency_keys_do_not_duplicate(db: &TestDb) {
     let ids = j
         .append_batch(vec![
             e(),
-            NewEvent::new("r1", 1, Event::ProposalAdmitted { proposal_id: "p-2".into() })
-                .key("r1/1/admit/p-2"),
-            NewEvent::new("r1", 1, Event::ProposalAdmitted { proposal_id: "p-2".into() })
-                .key("r1/1/admit/p-2"),
+            NewEvent::new(
+                "r1",
+                1,
+                Event::ProposalAdmitted {
+                    proposal_id: "p-2".into(),
+                },
+            )
+            .key("r1/1/admit/p-2"),
+            NewEvent::new(
+                "r1",
+                1,
+                Event::ProposalAdmitted {
+                    proposal_id: "p-2".into(),
+                },
+            )
+            .key("r1/1/admit/p-2"),
         ])
         .unwrap();
     assert_eq!(ids[0], a);
@@ -108,7 +125,10 @@ pub fn idempotency_keys_do_not_duplicate(db: &TestDb) {
             .key("r1/1/admit/p-1"),
         )
         .unwrap_err();
-    assert!(matches!(err, JournalError::KeyConflict { seq: 1, .. }), "{err}");
+    assert!(
+        matches!(err, JournalError::KeyConflict { seq: 1, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("proposal_admitted"), "{err}");
     assert_eq!(j.event_count().unwrap(), 2);
     // Resumption queries.
@@ -120,13 +140,26 @@ pub fn idempotency_keys_do_not_duplicate(db: &TestDb) {
 
 pub fn batches_are_atomic(db: &TestDb) {
     let j = db.open();
-    j.append(NewEvent::new("r1", 0, Event::RunResumed { after_seq: 0, reason: String::new() }))
-        .unwrap();
+    j.append(NewEvent::new(
+        "r1",
+        0,
+        Event::RunResumed {
+            after_seq: 0,
+            reason: String::new(),
+        },
+    ))
+    .unwrap();
     let mut metrics = MetricValues::new();
     metrics.insert("ndcg@10".into(), f64::NAN);
     let err = j
         .append_batch(vec![
-            NewEvent::new("r1", 0, Event::ProposalAdmitted { proposal_id: "ok".into() }),
+            NewEvent::new(
+                "r1",
+                0,
+                Event::ProposalAdmitted {
+                    proposal_id: "ok".into(),
+                },
+            ),
             NewEvent::new(
                 "r1",
                 0,
@@ -148,17 +181,35 @@ pub fn batches_are_atomic(db: &TestDb) {
     // Unknown parent and empty run id.
     let err = j
         .append(
-            NewEvent::new("r1", 0, Event::ProposalAdmitted { proposal_id: "x".into() })
-                .parent(uuid::Uuid::nil()),
+            NewEvent::new(
+                "r1",
+                0,
+                Event::ProposalAdmitted {
+                    proposal_id: "x".into(),
+                },
+            )
+            .parent(uuid::Uuid::nil()),
         )
         .unwrap_err();
     assert!(err.to_string().contains("causal parent"), "{err}");
     let err = j
-        .append(NewEvent::new(" ", 0, Event::ProposalAdmitted { proposal_id: "x".into() }))
+        .append(NewEvent::new(
+            " ",
+            0,
+            Event::ProposalAdmitted {
+                proposal_id: "x".into(),
+            },
+        ))
         .unwrap_err();
     assert!(err.to_string().contains("run_id is empty"), "{err}");
     let next = j
-        .append(NewEvent::new("r1", 0, Event::ProposalAdmitted { proposal_id: "y".into() }))
+        .append(NewEvent::new(
+            "r1",
+            0,
+            Event::ProposalAdmitted {
+                proposal_id: "y".into(),
+            },
+        ))
         .unwrap();
     assert_eq!(next.seq, 2, "no gap after failed appends");
     j.verify().unwrap();
@@ -198,7 +249,10 @@ pub fn views_follow_the_events(db: &TestDb) {
 
     let board = j.leaderboard().unwrap();
     assert_eq!(
-        board.iter().map(|v| (v.version, v.commit.as_str())).collect::<Vec<_>>(),
+        board
+            .iter()
+            .map(|v| (v.version, v.commit.as_str()))
+            .collect::<Vec<_>>(),
         vec![(1, "c0"), (2, "c1")]
     );
     assert_eq!(board[1].proposal_id.as_deref(), Some("p-1"));
@@ -208,7 +262,10 @@ pub fn views_follow_the_events(db: &TestDb) {
     assert_eq!(lessons.len(), 1);
     assert_eq!(lessons[0].lesson.status, LessonStatus::Falsified);
     assert_eq!(lessons[0].lesson.supporting_runs, vec!["r1", "r-other"]);
-    assert_eq!(lessons[0].reason.as_deref(), Some("falsification check refuted it"));
+    assert_eq!(
+        lessons[0].reason.as_deref(),
+        Some("falsification check refuted it")
+    );
     // Falsified is permanent, even if a later event tries to promote it.
     j.append(NewEvent::new(
         "r1",
@@ -218,7 +275,10 @@ pub fn views_follow_the_events(db: &TestDb) {
         },
     ))
     .unwrap();
-    assert_eq!(j.lessons().unwrap()[0].lesson.status, LessonStatus::Falsified);
+    assert_eq!(
+        j.lessons().unwrap()[0].lesson.status,
+        LessonStatus::Falsified
+    );
 
     let assets = j.assets().unwrap();
     assert_eq!(assets.len(), 1);
@@ -243,7 +303,8 @@ pub fn views_follow_the_events(db: &TestDb) {
 
 pub fn rebuild_reproduces_views(db: &TestDb) {
     let j = db.open();
-    j.append_batch(fixtures::loop_stream("r1", 3, 1500)).unwrap();
+    j.append_batch(fixtures::loop_stream("r1", 3, 1500))
+        .unwrap();
     j.append_batch(fixtures::loop_stream("r2", 4, 500)).unwrap();
     append_all(&j, "r3", one_of_each("r3"));
     let before = j.dump_views().unwrap();
@@ -260,10 +321,13 @@ pub fn rebuild_reproduces_views(db: &TestDb) {
 
 pub fn search_filters_by_index_fields(db: &TestDb) {
     let j = db.open();
-    j.append_batch(fixtures::loop_stream("r1", 11, 3000)).unwrap();
+    j.append_batch(fixtures::loop_stream("r1", 11, 3000))
+        .unwrap();
     append_all(&j, "r2", one_of_each("r2"));
     // A word that only exists in the hand-made failure asset.
-    let hits = j.search("penalised twice", &SearchFilter::default()).unwrap();
+    let hits = j
+        .search("penalised twice", &SearchFilter::default())
+        .unwrap();
     assert_eq!(hits.len(), 1, "{hits:?}");
     assert_eq!(hits[0].doc_id, "asset:a-1");
     assert_eq!(hits[0].kind, "failure");
@@ -285,7 +349,9 @@ pub fn search_filters_by_index_fields(db: &TestDb) {
         assert_eq!(h.stage.as_deref(), Some("rerank"));
         assert_eq!(h.kind, "hypothesis");
         assert!(
-            format!("{} {}", h.title, h.body).to_lowercase().contains("diversity"),
+            format!("{} {}", h.title, h.body)
+                .to_lowercase()
+                .contains("diversity"),
             "{h:?}"
         );
     }
@@ -303,8 +369,11 @@ pub fn search_filters_by_index_fields(db: &TestDb) {
         )
         .unwrap();
     assert!(!hits.is_empty());
-    assert!(hits.iter().all(|h| h.lever.as_deref() == Some("blend.weights")
-        && h.segment.as_deref() == Some("sparse")));
+    assert!(
+        hits.iter()
+            .all(|h| h.lever.as_deref() == Some("blend.weights")
+                && h.segment.as_deref() == Some("sparse"))
+    );
     // Lessons by status; the falsified lesson is findable only under its status.
     let falsified = j
         .search(
@@ -320,7 +389,13 @@ pub fn search_filters_by_index_fields(db: &TestDb) {
     assert_eq!(falsified[0].doc_id, "lesson:l-1");
     // Diagnoses from harness versions.
     let diag = j
-        .search("avoid set", &SearchFilter { kinds: vec!["diagnosis".into()], ..Default::default() })
+        .search(
+            "avoid set",
+            &SearchFilter {
+                kinds: vec!["diagnosis".into()],
+                ..Default::default()
+            },
+        )
         .unwrap();
     assert_eq!(diag.len(), 1);
     // Query syntax is not interpreted: quotes, operators and stars are just separators.
@@ -328,7 +403,14 @@ pub fn search_filters_by_index_fields(db: &TestDb) {
         .unwrap();
     // No words: newest documents matching the filter.
     let newest = j
-        .search("", &SearchFilter { kinds: vec!["lesson".into()], limit: Some(3), ..Default::default() })
+        .search(
+            "",
+            &SearchFilter {
+                kinds: vec!["lesson".into()],
+                limit: Some(3),
+                ..Default::default()
+            },
+        )
         .unwrap();
     assert_eq!(newest.len(), 3);
     assert!(newest[0].seq >= newest[1].seq);
@@ -345,14 +427,46 @@ pub fn similar_and_best_first(db: &TestDb) {
         config: serde_json::Value::Null,
     }];
     let specs = [
-        ("p-a", "Raise EASE lambda", "Stronger regularisation helps sparse users", "candidates", "model.ease.lambda", 0.36),
-        ("p-b", "Lower EASE lambda", "Weaker regularisation overfits popular items", "candidates", "model.ease.lambda", 0.31),
-        ("p-c", "Diversity rerank", "Maximal marginal relevance raises coverage", "rerank", "rerank.diversity", 0.33),
-        ("p-d", "Recency boost script", "Fresh items matter for returning users", "script", "script.recency_boost", 0.29),
+        (
+            "p-a",
+            "Raise EASE lambda",
+            "Stronger regularisation helps sparse users",
+            "candidates",
+            "model.ease.lambda",
+            0.36,
+        ),
+        (
+            "p-b",
+            "Lower EASE lambda",
+            "Weaker regularisation overfits popular items",
+            "candidates",
+            "model.ease.lambda",
+            0.31,
+        ),
+        (
+            "p-c",
+            "Diversity rerank",
+            "Maximal marginal relevance raises coverage",
+            "rerank",
+            "rerank.diversity",
+            0.33,
+        ),
+        (
+            "p-d",
+            "Recency boost script",
+            "Fresh items matter for returning users",
+            "script",
+            "script.recency_boost",
+            0.29,
+        ),
     ];
     for (id, title, hyp, stage, lever, ndcg) in specs {
-        evs.push(Event::ProposalMade { proposal: fixtures::proposal(id, title, hyp, stage, lever) });
-        evs.push(Event::CandidateReady { candidate: fixtures::candidate(id, "c0", ndcg) });
+        evs.push(Event::ProposalMade {
+            proposal: fixtures::proposal(id, title, hyp, stage, lever),
+        });
+        evs.push(Event::CandidateReady {
+            candidate: fixtures::candidate(id, "c0", ndcg),
+        });
     }
     evs.push(Event::Verdict {
         proposal_id: "p-a".into(),
@@ -369,7 +483,10 @@ pub fn similar_and_best_first(db: &TestDb) {
         "model.ease.lambda",
     );
     let sim = j.similar_experiments(&new, 3).unwrap();
-    let ids: Vec<&str> = sim.iter().map(|s| s.experiment.proposal_id.as_str()).collect();
+    let ids: Vec<&str> = sim
+        .iter()
+        .map(|s| s.experiment.proposal_id.as_str())
+        .collect();
     assert_eq!(&ids[..2], &["p-a", "p-b"], "{sim:?}");
     assert!(sim[0].similarity > sim[1].similarity);
     assert!(sim.iter().all(|s| s.experiment.proposal_id != "p-new"));
@@ -378,15 +495,27 @@ pub fn similar_and_best_first(db: &TestDb) {
     let order: Vec<&str> = best.iter().map(|b| b.proposal_id.as_str()).collect();
     assert_eq!(order, vec!["p-a", "p-c", "p-b", "p-d"]);
     assert!((best[0].delta.unwrap() - 0.06).abs() < 1e-9);
-    assert!(best[0].line.starts_with("p-a ndcg@10=0.3600 (+0.0600) KEEP [model.ease.lambda]"), "{}", best[0].line);
+    assert!(
+        best[0]
+            .line
+            .starts_with("p-a ndcg@10=0.3600 (+0.0600) KEEP [model.ease.lambda]"),
+        "{}",
+        best[0].line
+    );
     let worst = j.best_first("ndcg@10", Direction::Decrease, 1).unwrap();
     assert_eq!(worst[0].proposal_id, "p-d");
-    assert!(j.best_first("missing", Direction::Increase, 5).unwrap().is_empty());
+    assert!(
+        j.best_first("missing", Direction::Increase, 5)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub fn export_import_reproduces_views(db: &TestDb, target: &TestDb) {
     let j = db.open();
-    let art = j.put_artifact(b"--- a/pipeline.toml\n+++ b/pipeline.toml\n").unwrap();
+    let art = j
+        .put_artifact(b"--- a/pipeline.toml\n+++ b/pipeline.toml\n")
+        .unwrap();
     j.append_batch(fixtures::loop_stream("r1", 5, 800)).unwrap();
     let mut evs = fixtures::loop_stream("r2", 6, 200);
     evs[5] = evs[5].clone().artifact(art.clone()).key("r2/with-artifact");
@@ -405,8 +534,17 @@ pub fn export_import_reproduces_views(db: &TestDb, target: &TestDb) {
         j.events(&EventFilter::default()).unwrap(),
         k.events(&EventFilter::default()).unwrap()
     );
-    assert_eq!(k.get_artifact(&art).unwrap(), b"--- a/pipeline.toml\n+++ b/pipeline.toml\n");
-    assert_eq!(k.find_by_key("r2/with-artifact").unwrap().unwrap().artifacts, vec![art]);
+    assert_eq!(
+        k.get_artifact(&art).unwrap(),
+        b"--- a/pipeline.toml\n+++ b/pipeline.toml\n"
+    );
+    assert_eq!(
+        k.find_by_key("r2/with-artifact")
+            .unwrap()
+            .unwrap()
+            .artifacts,
+        vec![art]
+    );
     k.verify().unwrap();
 
     // Importing again into a non-empty journal is refused.
@@ -435,10 +573,14 @@ pub fn import_rejects_tampering(db: &TestDb) {
     // A gap.
     let mut gap = lines.clone();
     gap.remove(2);
-    let err = k.import_jsonl(gap.join("\n").as_bytes(), "x.jsonl").unwrap_err();
+    let err = k
+        .import_jsonl(gap.join("\n").as_bytes(), "x.jsonl")
+        .unwrap_err();
     assert!(err.to_string().contains("line 3"), "{err}");
     // Not an export.
-    let err = k.import_jsonl(&b"{\"hello\":1}\n"[..], "x.jsonl").unwrap_err();
+    let err = k
+        .import_jsonl(&b"{\"hello\":1}\n"[..], "x.jsonl")
+        .unwrap_err();
     assert!(err.to_string().contains("line 1"), "{err}");
     let err = k.import_jsonl(&b""[..], "x.jsonl").unwrap_err();
     assert!(err.to_string().contains("header"), "{err}");
@@ -454,7 +596,10 @@ pub fn future_and_foreign_databases_are_refused(db: &TestDb) {
         SCHEMA_VERSION + 1
     ));
     let err = recloop_journal::Journal::open(&db.url).unwrap_err();
-    assert!(matches!(err, JournalError::FutureSchema { found, .. } if found == SCHEMA_VERSION + 1), "{err}");
+    assert!(
+        matches!(err, JournalError::FutureSchema { found, .. } if found == SCHEMA_VERSION + 1),
+        "{err}"
+    );
     assert!(err.to_string().contains("upgrade recloop"), "{err}");
 
     let foreign = TestDb::new(db.kind).unwrap();
@@ -477,12 +622,18 @@ pub fn tampered_rows_fail_verification(db: &TestDb) {
     db.exec_raw("UPDATE events SET body = replace(body, 'EASE', 'EAZE') WHERE seq = 3");
     let j = db.open();
     let err = j.verify().unwrap_err();
-    assert!(err.to_string().contains("event #3") && err.to_string().contains("checksum"), "{err}");
+    assert!(
+        err.to_string().contains("event #3") && err.to_string().contains("checksum"),
+        "{err}"
+    );
     drop(j);
     db.exec_raw("DELETE FROM events WHERE seq = 5");
     let j = db.open();
     let err = j.verify().unwrap_err();
-    assert!(err.to_string().contains("gap") || err.to_string().contains("checksum"), "{err}");
+    assert!(
+        err.to_string().contains("gap") || err.to_string().contains("checksum"),
+        "{err}"
+    );
 }
 
 pub fn concurrent_writers_stay_gap_free(db: &TestDb) {
@@ -499,7 +650,9 @@ pub fn concurrent_writers_stay_gap_free(db: &TestDb) {
                     NewEvent::new(
                         format!("r{t}"),
                         i,
-                        Event::ProposalAdmitted { proposal_id: format!("p-{t}-{i}") },
+                        Event::ProposalAdmitted {
+                            proposal_id: format!("p-{t}-{i}"),
+                        },
                     )
                     .key(format!("k-{t}-{i}")),
                 )
@@ -524,14 +677,26 @@ pub fn works_inside_a_tokio_runtime(db: &TestDb) {
     rt.block_on(async move {
         // The blocking facade inside async code (agents may do this) ...
         let j = recloop_journal::Journal::open(&url).unwrap();
-        j.append(NewEvent::new("r", 0, Event::ProposalAdmitted { proposal_id: "p".into() }))
-            .unwrap();
+        j.append(NewEvent::new(
+            "r",
+            0,
+            Event::ProposalAdmitted {
+                proposal_id: "p".into(),
+            },
+        ))
+        .unwrap();
         assert_eq!(j.event_count().unwrap(), 1);
         drop(j);
         // ... and the async handle.
         let aj = recloop_journal::AsyncJournal::open(&url).await.unwrap();
         let id = aj
-            .append(NewEvent::new("r", 0, Event::ProposalAdmitted { proposal_id: "q".into() }))
+            .append(NewEvent::new(
+                "r",
+                0,
+                Event::ProposalAdmitted {
+                    proposal_id: "q".into(),
+                },
+            ))
             .await
             .unwrap();
         assert_eq!(id.seq, 2);
@@ -544,7 +709,10 @@ pub fn artifacts_are_content_addressed(db: &TestDb) {
     let j = db.open();
     let h = j.put_artifact(b"metrics {\"ndcg@10\": 0.4}").unwrap();
     assert_eq!(h, j.put_artifact(b"metrics {\"ndcg@10\": 0.4}").unwrap());
-    assert_eq!(h, recloop_journal::ArtifactHash::of(b"metrics {\"ndcg@10\": 0.4}"));
+    assert_eq!(
+        h,
+        recloop_journal::ArtifactHash::of(b"metrics {\"ndcg@10\": 0.4}")
+    );
     assert_eq!(j.get_artifact(&h).unwrap(), b"metrics {\"ndcg@10\": 0.4}");
     let missing = recloop_journal::ArtifactHash::of(b"absent");
     let err = j.get_artifact(&missing).unwrap_err();

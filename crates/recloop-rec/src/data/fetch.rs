@@ -237,8 +237,18 @@ pub fn fetch_with(name: DatasetName, opts: &FetchOptions) -> Result<PathBuf> {
     });
     write_file(&staged.join(MARKER), marker.to_string().as_bytes())?;
     let dest = opts.root.join(name.as_str());
-    replace_dir(&staged, &dest, work.path())?;
-    Ok(dest)
+    if !opts.force
+        && let Some(dir) = cached_in(&opts.root, name)
+    {
+        // completed concurrently by another process: keep theirs, drop ours
+        return Ok(dir);
+    }
+    match replace_dir(&staged, &dest, work.path()) {
+        Ok(()) => Ok(dest),
+        // another process (or test thread) completed the same fetch first: theirs is as good
+        Err(_) if !opts.force && cached_in(&opts.root, name).is_some() => Ok(dest),
+        Err(e) => Err(e),
+    }
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -115,32 +115,34 @@ fn neighbour_lists(train: &Interactions, k: usize) -> Vec<(Vec<u32>, Vec<f32>)> 
         .into_par_iter()
         .with_min_len(16)
         .map_init(
-            || (vec![0f32; n], Vec::<u32>::with_capacity(n)),
-            |(acc, touched), i| {
+            || {
+                (
+                    vec![0f32; n],
+                    Vec::<u32>::with_capacity(n),
+                    Vec::<u32>::new(),
+                )
+            },
+            |(acc, touched, best), i| {
+                // branch-free accumulation; the non-zeros are collected afterwards (O(n_items))
                 for &u in by_item.items_of(i) {
                     for &j in train.items_of(u as usize) {
-                        let a = &mut acc[j as usize];
-                        if *a == 0.0 {
-                            touched.push(j);
-                        }
-                        *a += 1.0;
+                        acc[j as usize] += 1.0;
                     }
                 }
                 let ni = inv_norm[i];
-                for &j in touched.iter() {
-                    acc[j as usize] *= ni * inv_norm[j as usize];
-                }
-                top_k_of(acc, k, touched);
-                let sims: Vec<f32> = touched.iter().map(|&j| acc[j as usize]).collect();
-                let ids = touched.clone();
-                // reset only what this item touched (the rest of acc is still zero)
-                for &u in by_item.items_of(i) {
-                    for &j in train.items_of(u as usize) {
-                        acc[j as usize] = 0.0;
+                touched.clear();
+                for (j, a) in acc.iter_mut().enumerate() {
+                    if *a != 0.0 {
+                        *a *= ni * inv_norm[j];
+                        touched.push(j as u32);
                     }
                 }
-                touched.clear();
-                (ids, sims)
+                best.clear();
+                best.extend_from_slice(touched);
+                top_k_of(acc, k, best);
+                let sims: Vec<f32> = best.iter().map(|&j| acc[j as usize]).collect();
+                acc.fill(0.0);
+                (best.clone(), sims)
             },
         )
         .collect()

@@ -1,0 +1,176 @@
+//! The `logs` adapter: exposures and events from Parquet/CSV files (via `recloop-logs`), for teams
+//! whose real platform writes to a warehouse. The allocation is whatever the real platform did:
+//! the adapter replays the logs day by day and cannot change traffic.
+//!
+//! PostgreSQL tables are not supported yet: export them to Parquet or CSV first.
+
+use crate::adapter::{Adapter, DayReport};
+use crate::error::{OnlineError, Result};
+use crate::stats::MetricStats;
+use recloop_logs::{AggregateOptions, LogReader, MetricDef, aggregate};
+use std::path::{Path, PathBuf};
+
+/// The metrics the simulator's logs support, as log aggregations.
+pub fn sim_log_metrics() -> Vec<MetricDef> {
+    vec![
+        MetricDef::ratio("ctr", "clicks", "impressions"),
+        MetricDef::ratio("hide_rate", "hides", "clicks"),
+        MetricDef::Mean {
+            name: "clicks_per_user".into(),
+            event: "clicks".into(),
+        },
+        MetricDef::Mean {
+            name: "watch_time_per_user".into(),
+            event: "watch_min".into(),
+        },
+        MetricDef::Mean {
+            name: "likes_per_user".into(),
+            event: "likes".into(),
+        },
+    ]
+}
+
+/// Replays logs in a directory (`exposures.*` and `events.*`).
+pub struct LogsAdapter {
+    reader: LogReader,
+    dir: PathBuf,
+    experiment: String,
+    control: String,
+    treatment: String,
+    metrics: Vec<MetricDef>,
+    days: u32,
+}
+
+impl LogsAdapter {
+    /// Open the logs of `experiment` in `dir`, comparing arm `treatment` with arm `control`.
+    pub fn open(
+        dir: &Path,
+        experiment: &str,
+        control: &str,
+        treatment: &str,
+        metrics: Vec<MetricDef>,
+    ) -> Result<LogsAdapter> {
+        if dir.to_string_lossy().starts_with("postgres") {
+            return Err(OnlineError::Config {
+                field: "online.logs".into(),
+                reason: "PostgreSQL log tables are not supported yet; export exposures and events to Parquet or CSV".into(),
+            });
+        }
+        let err = |e: recloop_logs::LogsError| OnlineError::Logs {
+            path: dir.to_path_buf(),
+            message: e.to_string(),
+        };
+        let reader = LogReader::open(dir).map_err(err)?;
+        let exposures = reader.read_exposures().map_err(err)?;
+        let mine: Vec<_> = exposures
+            .iter()
+            .filter(|e| e.experiment == experiment)
+            .collect();
+        if mine.is_empty() {
+            return Err(OnlineError::Logs {
+                path: reader.exposures_path(),
+                message: format!("no exposures for experiment `{experiment}`"),
+            });
+        }
+        for arm in [control, treatment] {
+            if !mine.iter().any(|e| e.arm == arm) {
+                return Err(OnlineError::Logs {
+                    path: reader.exposures_path(),
+                    message: format!("experiment `{experiment}` has no exposures in arm `{arm}`"),
+                });
+            }
+        }
+        let days = mine.iter().map(|e| e.day).max().unwrap_or(0) + 1;
+        Ok(LogsAdapter {
+            reader,
+            dir: dir.to_path_buf(),
+            experiment: experiment.to_string(),
+            control: control.to_string(),
+            treatment: treatment.to_string(),
+            metrics,
+            days,
+        })
+    }
+}
+
+fn to_stats(s: &recloop_stats::ArmSummary) -> MetricStats {
+    match (s.m_sum, s.d_sum) {
+        (Some(m), Some(d)) => MetricStats {
+            n: s.n as u64,
+            sum: m,
+            sum_sq: s.m_sum_squares.unwrap_or(0.0),
+            den: d,
+            den_sq: s.d_sum_squares.unwrap_or(0.0),
+            cross: s.m_d_sum_of_products.unwrap_or(0.0),
+            ratio: true,
+        },
+        _ => {
+            let (sum, sum_sq) = match (s.sum, s.successes) {
+                (Some(sum), _) => (sum, s.sum_squares.unwrap_or(0.0)),
+                (None, Some(k)) => (k, k),
+                (None, None) => (0.0, 0.0),
+            };
+            MetricStats {
+                n: s.n as u64,
+                sum,
+                sum_sq,
+                den: s.n,
+                den_sq: s.n,
+                cross: sum,
+                ratio: false,
+            }
+        }
+    }
+}
+
+impl Adapter for LogsAdapter {
+    fn name(&self) -> &str {
+        "logs"
+    }
+
+    fn metrics(&self) -> Vec<String> {
+        self.metrics.iter().map(|m| m.name().to_string()).collect()
+    }
+
+    fn days_available(&self) -> Option<u32> {
+        Some(self.days)
+    }
+
+    fn run_day(&mut self, day: u32, _share: f64) -> Result<DayReport> {
+        let agg = aggregate(
+            &self.reader,
+            AggregateOptions {
+                metrics: self.metrics.clone(),
+                experiment: Some(self.experiment.clone()),
+                max_day: Some(day),
+                cuped: false,
+            },
+        )
+        .map_err(|e| OnlineError::Logs {
+            path: self.dir.clone(),
+            message: e.to_string(),
+        })?;
+        let mut report = DayReport {
+            day,
+            ..Default::default()
+        };
+        for (arm, units) in agg.unit_counts(&self.experiment) {
+            if arm == self.control {
+                report.units[0] = units;
+            } else if arm == self.treatment {
+                report.units[1] = units;
+            }
+        }
+        for m in &self.metrics {
+            let name = m.name();
+            let get = |arm: &str| {
+                agg.summary(&self.experiment, arm, name)
+                    .map(|a| to_stats(&a.summary))
+            };
+            if let (Some(c), Some(t)) = (get(&self.control), get(&self.treatment)) {
+                report.metrics.insert(name.to_string(), [c, t]);
+            }
+        }
+        Ok(report)
+    }
+}

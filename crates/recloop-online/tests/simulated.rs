@@ -1,0 +1,67 @@
+//! Guarded experiments on simulated users (small generated world).
+
+use recloop_core::Decision;
+use recloop_online::{
+    Ack, ExperimentConfig, ExperimentEvent, Outcome, builtin_policy, default_sim_manifest,
+    run_experiment,
+};
+use recloop_sim::World;
+use std::sync::Arc;
+
+fn world() -> Arc<World> {
+    Arc::new(World::synthetic(1000, 800, 1).unwrap())
+}
+
+#[test]
+fn harmful_candidate_is_rolled_back_before_20_percent() {
+    let w = world();
+    let m = default_sim_manifest().unwrap();
+    let control = builtin_policy("relevance", &w, 7).unwrap();
+    let bad = builtin_policy("clickbait-only", &w, 7).unwrap();
+    let config = ExperimentConfig::new(w, 30_000, 11);
+    let mut events = Vec::new();
+    let r = run_experiment(&m, control.as_ref(), bad.as_ref(), &config, &mut |e| {
+        events.push(e.clone());
+        Ack::Continue
+    })
+    .unwrap();
+    assert_eq!(r.verdict.decision, Decision::Discard);
+    assert!(
+        matches!(r.outcome, Outcome::RolledBack { share, .. } if share <= 0.05),
+        "{:?}",
+        r.outcome
+    );
+    assert!(r.max_share < 0.2);
+    // the rollback was reported before the verdict
+    let rb = events
+        .iter()
+        .position(|e| matches!(e, ExperimentEvent::Rollback { .. }))
+        .unwrap();
+    let v = events
+        .iter()
+        .position(|e| matches!(e, ExperimentEvent::Verdict { .. }))
+        .unwrap();
+    assert!(rb < v);
+}
+
+#[test]
+fn better_candidate_is_kept_and_runs_are_reproducible() {
+    let w = world();
+    let m = default_sim_manifest().unwrap();
+    let pop = builtin_policy("most-popular", &w, 7).unwrap();
+    let rel = builtin_policy("relevance", &w, 7).unwrap();
+    let config = ExperimentConfig::new(w, 10_000, 3);
+    let run = || {
+        run_experiment(&m, pop.as_ref(), rel.as_ref(), &config, &mut |_| {
+            Ack::Continue
+        })
+        .unwrap()
+    };
+    let r = run();
+    assert_eq!(r.verdict.decision, Decision::Keep, "{:?}", r.verdict);
+    assert_eq!(r.max_share, 0.5);
+    let primary = &r.verdict.effects[0];
+    assert_eq!(primary.metric, "watch_time_per_user");
+    assert!(primary.effect > 0.0 && primary.ci.0.unwrap() > 0.0);
+    assert_eq!(run(), r);
+}
