@@ -20,6 +20,28 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Fit and evaluate every built-in model with the anchors' hyper-parameters on one dataset
+    /// and protocol; report median fit and evaluation seconds and the metrics per model.
+    Bench {
+        /// `ml-100k` or `ml-1m` (fetched if absent).
+        #[arg(long, default_value = "ml-1m")]
+        dataset: String,
+        /// Splitting protocol: `a`, `b` or `temporal`.
+        #[arg(long, default_value = "a")]
+        protocol: String,
+        /// Repetitions per model (medians are reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Seed of the split.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Only these models (comma-separated: mostpop,itemknn,ease,ials,bpr).
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<String>,
+        /// Print one JSON object keyed by model name (the default output is a table).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Execute a `recloop rec` subcommand.
@@ -41,6 +63,51 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
                 }
             }
             Ok(())
+        }
+        Command::Bench {
+            dataset,
+            protocol,
+            runs,
+            seed,
+            models,
+            json,
+        } => {
+            let opts = recloop_rec::bench::BenchOptions {
+                dataset: dataset.parse()?,
+                protocol: protocol.parse()?,
+                runs,
+                seed,
+                models,
+            };
+            let report = recloop_rec::bench::run(&opts)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_bench_table(&report);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// One line per model: median fit and evaluation seconds and the headline metrics.
+fn print_bench_table(report: &serde_json::Value) {
+    println!(
+        "{:<10} {:>9} {:>9} {:>9} {:>10} {:>9}",
+        "model", "fit_s", "eval_s", "ndcg@10", "recall@20", "hr@10"
+    );
+    if let Some(models) = report.as_object() {
+        for (name, m) in models {
+            let get = |k: &str| m.get(k).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
+            println!(
+                "{:<10} {:>9.3} {:>9.3} {:>9.4} {:>10.4} {:>9.4}",
+                name,
+                get("fit_s"),
+                get("eval_s"),
+                get("ndcg@10"),
+                get("recall@20"),
+                get("hr@10")
+            );
         }
     }
 }
