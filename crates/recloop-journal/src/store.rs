@@ -57,13 +57,22 @@ pub(crate) async fn log_extent<C: SqlConn>(c: &mut C, location: &str) -> Result<
     Ok((count, max))
 }
 
+/// Highest sequence number (0 for an empty log). Uses the primary key: O(log n), unlike COUNT.
+pub(crate) async fn last_seq<C: SqlConn>(c: &mut C, location: &str) -> Result<u64> {
+    let rows = c
+        .query("SELECT MAX(seq) FROM events", &[], &[ColType::Int])
+        .await
+        .map_err(db(location, "reading the last sequence number"))?;
+    Ok(rows.first().and_then(|r| r[0].as_i64()).unwrap_or(0).max(0) as u64)
+}
+
 /// Validate, number, insert and project a batch of new events (inside the caller's transaction).
 pub(crate) async fn append_in_tx<C: SqlConn>(
     c: &mut C,
     location: &str,
     events: Vec<NewEvent>,
 ) -> Result<Vec<EventId>> {
-    let (_, max) = log_extent(c, location).await?;
+    let max = last_seq(c, location).await?;
     let mut next = max + 1;
     let mut out = Vec::with_capacity(events.len());
     let mut batch_ids: HashSet<Uuid> = HashSet::new();

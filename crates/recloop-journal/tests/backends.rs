@@ -2,6 +2,7 @@
 //! `RECLOOP_TEST_POSTGRES_URL` is set, and required when `CI` is set).
 
 mod common;
+mod corrupt;
 mod crash;
 mod suite;
 
@@ -26,6 +27,26 @@ macro_rules! for_each_backend {
             #[test]
             fn crash_kill_and_recover() {
                 crash::kill_and_recover(&TestDb::new(Kind::Sqlite).unwrap());
+            }
+            #[test]
+            fn text_file_is_not_a_journal() {
+                corrupt::text_file_is_not_a_journal();
+            }
+            #[test]
+            fn garbage_after_header_is_corrupt() {
+                corrupt::garbage_after_header_is_corrupt();
+            }
+            #[test]
+            fn truncated_journal_is_corrupt() {
+                corrupt::truncated_journal_is_corrupt();
+            }
+            #[test]
+            fn damaged_pages_are_found_by_verify() {
+                corrupt::damaged_pages_are_found_by_verify();
+            }
+            #[test]
+            fn directory_instead_of_file() {
+                corrupt::directory_instead_of_file();
             }
         }
         mod postgres {
@@ -70,6 +91,7 @@ for_each_backend!(
     similar_and_best_first,
     import_rejects_tampering,
     future_and_foreign_databases_are_refused,
+    future_events_and_exports_are_refused,
     tampered_rows_fail_verification,
     concurrent_writers_stay_gap_free,
     works_inside_a_tokio_runtime,

@@ -1,12 +1,68 @@
 //! Test databases for both backends.
 //!
 //! PostgreSQL tests read `RECLOOP_TEST_POSTGRES_URL` (start one with
-//! `source .ci/postgres.sh && start_postgres`). Without it they print a notice and skip — except
-//! when `CI` is set, where a missing URL fails the test so CI never silently skips the suite.
+//! `source .ci/postgres.sh && start_postgres`). Without it they print a notice (straight to the
+//! terminal, not captured by the test harness) and skip — except when `CI` is set, where a missing
+//! URL fails the test so CI never silently skips the suite. When the URL is set but the server
+//! cannot be reached, every PostgreSQL test FAILS with the connection error.
 #![allow(dead_code)]
 
 use recloop_journal::{Journal, Location};
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, Once};
+
+/// Say once per test binary, visibly (the harness captures `eprintln!` of passing tests), that
+/// the PostgreSQL tests are skipped and why.
+fn skip_notice() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\nNOTICE: {PG_ENV} is not set: the PostgreSQL journal tests are SKIPPED (they pass \
+             without running). Start a server with `source .ci/postgres.sh && start_postgres` \
+             and export {PG_ENV} to run them.\n"
+        );
+    });
+}
+
+/// Panic (fail the test) with a clear message when the configured server cannot be reached.
+/// Checked once per test binary; later tests reuse the answer.
+fn check_reachable(base: &str) {
+    static RESULT: Mutex<Option<Result<(), String>>> = Mutex::new(None);
+    let mut guard = RESULT.lock().unwrap_or_else(|e| e.into_inner());
+    if guard.is_none() {
+        let base = base.to_string();
+        let outcome = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async move {
+                let opts = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(&base)
+                    .map_err(|e| format!("invalid URL: {e}"))?;
+                let pool = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(std::time::Duration::from_secs(10))
+                    .connect_with(opts)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                pool.close().await;
+                Ok::<(), String>(())
+            })
+        })
+        .join()
+        .unwrap_or_else(|_| Err("connection check panicked".into()));
+        *guard = Some(outcome);
+    }
+    if let Some(Err(e)) = guard.as_ref() {
+        panic!(
+            "{PG_ENV} is set but the PostgreSQL server cannot be used: {e}. \
+             Start it (`source .ci/postgres.sh && start_postgres`) or unset {PG_ENV} to skip \
+             the PostgreSQL tests."
+        );
+    }
+}
 
 /// Which backend a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,13 +110,11 @@ impl TestDb {
                          (source .ci/postgres.sh && start_postgres)"
                     );
                 }
-                eprintln!(
-                    "NOTICE: {PG_ENV} not set; skipping the PostgreSQL journal test \
-                     (start a server with `source .ci/postgres.sh && start_postgres`)"
-                );
+                skip_notice();
                 return None;
             }
         };
+        check_reachable(&base);
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

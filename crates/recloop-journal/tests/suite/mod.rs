@@ -718,3 +718,48 @@ pub fn artifacts_are_content_addressed(db: &TestDb) {
     let err = j.get_artifact(&missing).unwrap_err();
     assert!(matches!(err, JournalError::NotFound { .. }), "{err}");
 }
+
+pub fn future_events_and_exports_are_refused(db: &TestDb) {
+    let j = db.open();
+    append_all(&j, "r1", one_of_each("r1"));
+    let mut buf = Vec::new();
+    j.export_jsonl(&mut buf, false).unwrap();
+    let text = String::from_utf8(buf).unwrap();
+    // An export written by a newer recloop (database schema or event format).
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut header: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    header["schema_version"] = serde_json::json!(SCHEMA_VERSION + 1);
+    lines[0] = header.to_string();
+    let target = TestDb::new(db.kind).unwrap();
+    let k = target.open();
+    let err = k
+        .import_jsonl(lines.join("\n").as_bytes(), "new.jsonl")
+        .unwrap_err();
+    assert!(matches!(err, JournalError::FutureSchema { .. }), "{err}");
+    assert!(
+        err.to_string().contains("new.jsonl") && err.to_string().contains("upgrade recloop"),
+        "{err}"
+    );
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut rec: serde_json::Value = serde_json::from_str(&lines[2]).unwrap();
+    rec["schema_version"] = serde_json::json!(recloop_journal::EVENT_SCHEMA_VERSION + 1);
+    lines[2] = rec.to_string();
+    let err = k
+        .import_jsonl(lines.join("\n").as_bytes(), "new.jsonl")
+        .unwrap_err();
+    assert!(matches!(err, JournalError::FutureSchema { .. }), "{err}");
+    assert_eq!(k.event_count().unwrap(), 0);
+    drop(j);
+    // An event row written in a newer event format: reading it says so instead of misreading.
+    db.exec_raw(&format!(
+        "UPDATE events SET schema_version = {} WHERE seq = 3",
+        recloop_journal::EVENT_SCHEMA_VERSION + 1
+    ));
+    let j = db.open();
+    let err = j.events(&EventFilter::default()).unwrap_err();
+    assert!(matches!(err, JournalError::FutureSchema { .. }), "{err}");
+    let err = j.verify().unwrap_err();
+    assert!(err.to_string().contains("upgrade recloop"), "{err}");
+    // Events before it are still readable.
+    assert_eq!(j.event(2).unwrap().unwrap().seq, 2);
+}
