@@ -1,7 +1,7 @@
 //! The adapter trait: how the platform obtains traffic data from a world (simulated or real).
 
+use crate::analysis::MetricStats;
 use crate::error::Result;
-use crate::stats::MetricStats;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

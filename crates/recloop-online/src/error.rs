@@ -70,6 +70,14 @@ pub enum OnlineError {
         /// What was wrong (row, column, value).
         message: String,
     },
+    /// A statistics computation (recloop-stats) refused its input.
+    #[error("statistics ({context}): {message}")]
+    Stats {
+        /// What the platform was computing.
+        context: String,
+        /// The error of recloop-stats, naming the offending field.
+        message: String,
+    },
     /// The simulator failed.
     #[error("simulator: {0}")]
     Sim(#[from] recloop_sim::SimError),

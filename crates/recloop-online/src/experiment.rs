@@ -1,10 +1,11 @@
 //! The guarded experiment: ramp state machine, health gate, harm veto, escalation, verdict.
 
 use crate::adapter::{Adapter, DayReport};
+use crate::analysis::{Comparison, stats_error};
 use crate::error::{OnlineError, Result};
-use crate::stats::{Comparison, srm_chi2_p, srm_sequential_p};
 use crate::verdict::{ResolvedMetrics, decide};
 use recloop_core::{Decision, Direction, GuardrailSpec, Manifest, MetricSpec, Verdict};
+use recloop_stats::{srm_chi2, srm_sequential};
 use serde::{Deserialize, Serialize};
 
 /// Settings of one experiment beyond the manifest.
@@ -286,7 +287,9 @@ pub fn resolve_metrics(
     })
 }
 
-fn comparison(report: &DayReport, metric: &str) -> Result<Comparison> {
+/// The comparison of `metric` in `report`: an error when the adapter did not report it or it is
+/// not finite, `None` while the data cannot be compared yet (too few units, no variance).
+pub(crate) fn comparison(report: &DayReport, metric: &str) -> Result<Option<Comparison>> {
     let arms = report
         .metrics
         .get(metric)
@@ -300,22 +303,11 @@ fn comparison(report: &DayReport, metric: &str) -> Result<Comparison> {
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;
-    let c = Comparison::new(&arms[0], &arms[1]);
-    if !(c.control.is_finite() && c.treatment.is_finite() && c.se.is_finite()) {
-        return Err(OnlineError::NonFinite {
-            metric: metric.to_string(),
-            day: report.day,
-            detail: format!(
-                "control {}, treatment {}, se {}",
-                c.control, c.treatment, c.se
-            ),
-        });
-    }
-    Ok(c)
+    Comparison::of(metric, report.day, arms)
 }
 
 /// Relative harm of a comparison for a guardrail (positive = worse).
-fn relative_harm(c: &Comparison, direction: Direction) -> f64 {
+pub(crate) fn relative_harm(c: &Comparison, direction: Direction) -> f64 {
     -direction.sign() * c.relative()
 }
 
@@ -379,12 +371,18 @@ pub fn run_with_adapter(
         let enough = last.units.iter().all(|&u| u >= settings.min_units_per_arm);
         // 1. health gate
         if enough {
-            let p_fixed = srm_chi2_p(&last.units, &[1.0, 1.0]);
-            srm_seq_min = srm_seq_min.min(srm_sequential_p(
-                &last.units,
+            let counts = [last.units[0] as f64, last.units[1] as f64];
+            let p_fixed = srm_chi2(&counts, &[1.0, 1.0])
+                .map_err(|e| stats_error("SRM χ² test", e))?
+                .p;
+            srm_seq_min = srm_sequential(
+                &counts,
                 &[1.0, 1.0],
                 settings.srm_concentration,
-            ));
+                Some(srm_seq_min),
+            )
+            .map_err(|e| stats_error("sequential SRM test", e))?
+            .p;
             if p_fixed < settings.srm_threshold || srm_seq_min < alpha {
                 emit(
                     observer,
@@ -419,8 +417,10 @@ pub fn run_with_adapter(
         // 2. harm veto
         if enough {
             for g in &metrics.guardrails {
-                let c = comparison(&last, &g.name)?;
-                let p = c.sequential_harm_p(-g.direction.sign(), alpha, settings.sequential_tuning);
+                let Some(c) = comparison(&last, &g.name)? else {
+                    continue;
+                };
+                let p = c.harm_p(g.direction, alpha, settings.sequential_tuning)?;
                 if p < alpha {
                     emit(
                         observer,
@@ -469,12 +469,12 @@ pub fn run_with_adapter(
             // 3. attention and hard thresholds before advancing
             let mut blocked = false;
             for g in &metrics.guardrails {
-                let c = comparison(&last, &g.name)?;
+                let Some(c) = comparison(&last, &g.name)? else {
+                    continue;
+                };
                 let harm = relative_harm(&c, g.direction);
-                let plausible =
-                    c.sequential_harm_p(-g.direction.sign(), 0.5, settings.sequential_tuning) < 0.5
-                        || one_sided_fixed_harm_p(&c, g.direction) < alpha;
-                if !plausible {
+                // act on thresholds only when the harm is also statistically evident
+                if c.fixed_harm_p(g.direction, alpha)? >= alpha {
                     continue;
                 }
                 if harm > g.hard {
@@ -589,15 +589,6 @@ pub fn run_with_adapter(
         escalations,
         last,
     )
-}
-
-fn one_sided_fixed_harm_p(c: &Comparison, direction: Direction) -> f64 {
-    let p2 = c.p_two_sided();
-    if -direction.sign() * c.effect > 0.0 {
-        p2 / 2.0
-    } else {
-        1.0 - p2 / 2.0
-    }
 }
 
 fn finish(

@@ -4,6 +4,7 @@
 //! puts two [`recloop_sim::Policy`]s in front of simulated users.
 
 pub mod adapter;
+pub mod analysis;
 pub mod assign;
 pub mod calibration;
 pub mod error;
@@ -11,10 +12,10 @@ pub mod experiment;
 pub mod harness;
 pub mod logs_adapter;
 pub mod sim_adapter;
-pub mod stats;
 pub mod verdict;
 
 pub use adapter::{Adapter, DayReport};
+pub use analysis::{Comparison, MetricStats};
 pub use assign::{Arm, Assignment, Layer, Layers};
 pub use calibration::{RepeatedRuns, repeated_runs};
 pub use error::{OnlineError, Result};
@@ -27,5 +28,4 @@ pub use logs_adapter::{LogsAdapter, sim_log_metrics};
 pub use sim_adapter::{
     ExperimentConfig, SIM_METRICS, SimAdapter, default_sim_guardrails, run_experiment,
 };
-pub use stats::{Comparison, MetricStats};
 pub use verdict::{ResolvedMetrics, decide};

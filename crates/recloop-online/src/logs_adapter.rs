@@ -5,8 +5,8 @@
 //! PostgreSQL tables are not supported yet: export them to Parquet or CSV first.
 
 use crate::adapter::{Adapter, DayReport};
+use crate::analysis::MetricStats;
 use crate::error::{OnlineError, Result};
-use crate::stats::MetricStats;
 use recloop_logs::{AggregateOptions, LogReader, MetricDef, aggregate};
 use std::path::{Path, PathBuf};
 
@@ -93,36 +93,6 @@ impl LogsAdapter {
     }
 }
 
-fn to_stats(s: &recloop_stats::ArmSummary) -> MetricStats {
-    match (s.m_sum, s.d_sum) {
-        (Some(m), Some(d)) => MetricStats {
-            n: s.n as u64,
-            sum: m,
-            sum_sq: s.m_sum_squares.unwrap_or(0.0),
-            den: d,
-            den_sq: s.d_sum_squares.unwrap_or(0.0),
-            cross: s.m_d_sum_of_products.unwrap_or(0.0),
-            ratio: true,
-        },
-        _ => {
-            let (sum, sum_sq) = match (s.sum, s.successes) {
-                (Some(sum), _) => (sum, s.sum_squares.unwrap_or(0.0)),
-                (None, Some(k)) => (k, k),
-                (None, None) => (0.0, 0.0),
-            };
-            MetricStats {
-                n: s.n as u64,
-                sum,
-                sum_sq,
-                den: s.n,
-                den_sq: s.n,
-                cross: sum,
-                ratio: false,
-            }
-        }
-    }
-}
-
 impl Adapter for LogsAdapter {
     fn name(&self) -> &str {
         "logs"
@@ -165,7 +135,7 @@ impl Adapter for LogsAdapter {
             let name = m.name();
             let get = |arm: &str| {
                 agg.summary(&self.experiment, arm, name)
-                    .map(|a| to_stats(&a.summary))
+                    .map(|a| MetricStats::from_summary(&a.summary))
             };
             if let (Some(c), Some(t)) = (get(&self.control), get(&self.treatment)) {
                 report.metrics.insert(name.to_string(), [c, t]);

@@ -1,12 +1,12 @@
 //! The simulator adapter: an experiment's arms served to simulated users.
 
 use crate::adapter::{Adapter, DayReport};
+use crate::analysis::MetricStats;
 use crate::assign::Assignment;
 use crate::error::Result;
 use crate::experiment::{
     Ack, ExperimentEvent, ExperimentReport, ExperimentSettings, run_with_adapter,
 };
-use crate::stats::MetricStats;
 use recloop_core::{Direction, GuardrailSpec, Manifest};
 use recloop_sim::{LogRecord, Policy, Simulation, UserSummary, World};
 use std::sync::Arc;

@@ -1,8 +1,9 @@
 //! The verdict in plain code: KEEP, EXTEND or DISCARD from the final observations.
 
 use crate::adapter::DayReport;
-use crate::error::{OnlineError, Result};
-use crate::stats::{Comparison, holm};
+use crate::analysis::{Comparison, Interval, stats_error};
+use crate::error::Result;
+use crate::experiment::{comparison, relative_harm};
 use recloop_core::{Decision, GuardrailSpec, GuardrailStatus, MetricEffect, MetricSpec, Verdict};
 use std::collections::BTreeMap;
 
@@ -21,33 +22,7 @@ pub struct ResolvedMetrics {
     pub caveats: Vec<String>,
 }
 
-fn compare(report: &DayReport, metric: &str) -> Result<Comparison> {
-    let arms = report
-        .metrics
-        .get(metric)
-        .ok_or_else(|| OnlineError::MissingMetric {
-            metric: metric.to_string(),
-            role: "reported".into(),
-            available: report
-                .metrics
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
-    let c = Comparison::new(&arms[0], &arms[1]);
-    if !(c.effect.is_finite() && c.se.is_finite()) {
-        return Err(OnlineError::NonFinite {
-            metric: metric.to_string(),
-            day: report.day,
-            detail: format!("effect {}, se {}", c.effect, c.se),
-        });
-    }
-    Ok(c)
-}
-
-fn effect_record(metric: &str, c: &Comparison, alpha: f64, p: f64) -> MetricEffect {
-    let (lo, hi) = c.ci(alpha);
+fn effect_record(metric: &str, c: &Comparison, ci: Interval, p: f64) -> MetricEffect {
     MetricEffect {
         metric: metric.to_string(),
         control: c.control,
@@ -55,10 +30,36 @@ fn effect_record(metric: &str, c: &Comparison, alpha: f64, p: f64) -> MetricEffe
         effect: c.effect,
         relative: c.relative(),
         ci: (
-            Some(lo).filter(|v| v.is_finite()),
-            Some(hi).filter(|v| v.is_finite()),
+            ci.0.filter(|v| v.is_finite()),
+            ci.1.filter(|v| v.is_finite()),
         ),
         p_value: p,
+    }
+}
+
+/// The verdict when the primary cannot be compared yet (too few units or no variance).
+fn not_comparable(
+    metrics: &ResolvedMetrics,
+    window_days: u32,
+    max_traffic: f64,
+    caveats: Vec<String>,
+) -> Verdict {
+    Verdict {
+        decision: Decision::Extend,
+        effects: Vec::new(),
+        method: "none: the primary metric could not be compared".into(),
+        window_days,
+        max_traffic,
+        guardrails: metrics
+            .guardrails
+            .iter()
+            .map(|g| (g.name.clone(), GuardrailStatus::Inconclusive))
+            .collect(),
+        caveats,
+        reason: format!(
+            "evidence insufficient: primary `{}` has too few units or no variance yet",
+            metrics.primary.name
+        ),
     }
 }
 
@@ -77,35 +78,54 @@ pub fn decide(
     max_traffic: f64,
     mut caveats: Vec<String>,
 ) -> Result<Verdict> {
-    let mut success: Vec<(&MetricSpec, Comparison)> = Vec::new();
+    let mut success: Vec<(&MetricSpec, Comparison, (f64, Interval))> = Vec::new();
     for spec in std::iter::once(&metrics.primary).chain(metrics.secondary.iter()) {
-        success.push((spec, compare(report, &spec.name)?));
+        match comparison(report, &spec.name)? {
+            Some(c) => {
+                let test = c.two_sided(alpha)?;
+                success.push((spec, c, test));
+            }
+            None if spec.name == metrics.primary.name => {
+                return Ok(not_comparable(metrics, window_days, max_traffic, caveats));
+            }
+            None => caveats.push(format!(
+                "success metric `{}` could not be compared (too few units or no variance)",
+                spec.name
+            )),
+        }
     }
-    let raw: Vec<f64> = success.iter().map(|(_, c)| c.p_two_sided()).collect();
-    let adjusted = holm(&raw);
+    let raw: Vec<f64> = success.iter().map(|(_, _, t)| t.0).collect();
+    let adjusted = recloop_stats::holm(&raw).map_err(|e| stats_error("Holm correction", e))?;
     let effects: Vec<MetricEffect> = success
         .iter()
         .zip(&adjusted)
-        .map(|((s, c), &p)| effect_record(&s.name, c, alpha, p))
+        .map(|((s, c, t), &p)| effect_record(&s.name, c, t.1, p))
         .collect();
     let (pspec, pc) = (&success[0].0, &success[0].1);
     let sign = pspec.direction.sign();
     let improvement = sign * pc.effect;
-    let (lo, hi) = pc.ci(alpha);
-    let best_case = if sign > 0.0 { hi } else { -lo };
+    let (lo, hi) = success[0].2.1;
+    let best_case = if sign > 0.0 {
+        hi.unwrap_or(f64::INFINITY)
+    } else {
+        -lo.unwrap_or(f64::NEG_INFINITY)
+    };
     let p_primary = adjusted[0];
 
     let mut guardrails = BTreeMap::new();
     let mut all_ok = true;
     let mut harmed = Vec::new();
     for g in &metrics.guardrails {
-        let c = compare(report, &g.name)?;
-        let better = g.direction.sign();
-        let p_ni = c.non_inferiority_p(better, g.hard);
+        let Some(c) = comparison(report, &g.name)? else {
+            all_ok = false;
+            guardrails.insert(g.name.clone(), GuardrailStatus::Inconclusive);
+            continue;
+        };
+        let p_ni = c.non_inferiority_p(g.direction, g.hard, alpha)?;
         // significantly worse than the hard margin: the mirrored test
-        let p_bad = c.non_inferiority_p(-better, -g.hard);
+        let p_bad = c.beyond_margin_p(g.direction, g.hard, alpha)?;
         let status = if p_ni < alpha {
-            if -better * c.relative() > g.attention {
+            if relative_harm(&c, g.direction) > g.attention {
                 GuardrailStatus::Attention
             } else {
                 GuardrailStatus::Ok
@@ -131,18 +151,16 @@ pub fn decide(
         let mut var = 0.0;
         let mut ok = true;
         for (name, w) in &metrics.exchange {
-            match report.metrics.get(name) {
-                Some(arms) => {
-                    let c = Comparison::new(&arms[0], &arms[1]);
-                    let base = c.control.abs();
-                    if base > 0.0 {
-                        score += w * c.effect / base;
-                        var += (w * c.se / base).powi(2);
-                    }
-                }
-                None => {
-                    ok = false;
-                    caveats.push(format!("exchange metric `{name}` not observed online"));
+            if !report.metrics.contains_key(name) {
+                ok = false;
+                caveats.push(format!("exchange metric `{name}` not observed online"));
+                continue;
+            }
+            if let Some(c) = comparison(report, name)? {
+                let base = c.control.abs();
+                if base > 0.0 {
+                    score += w * c.effect / base;
+                    var += (w * c.se / base).powi(2);
                 }
             }
         }

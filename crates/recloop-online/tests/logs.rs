@@ -124,3 +124,46 @@ fn csv_logs_work_too_and_malformed_logs_are_clear_errors() {
     .unwrap();
     assert!(err.to_string().contains("/nonexistent/logs"), "{err}");
 }
+
+#[test]
+fn truncated_parquet_and_missing_metrics_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    simulate(dir.path(), LogFormat::Parquet);
+    // a metric the logs cannot provide, required by the manifest
+    let mut m = manifest();
+    m.metrics.primary.name = "retention_d30".into();
+    let mut adapter = LogsAdapter::open(
+        dir.path(),
+        "exp-1",
+        "control",
+        "treatment",
+        sim_log_metrics(),
+    )
+    .unwrap();
+    let err = run_with_adapter(
+        &m,
+        &mut adapter,
+        &ExperimentSettings::default(),
+        &mut |_| Ack::Continue,
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("retention_d30") && msg.contains("watch_time_per_user"),
+        "{msg}"
+    );
+    // a truncated events file names the file
+    let events = dir.path().join("events.parquet");
+    let bytes = std::fs::read(&events).unwrap();
+    std::fs::write(&events, &bytes[..bytes.len() / 2]).unwrap();
+    let err = LogsAdapter::open(
+        dir.path(),
+        "exp-1",
+        "control",
+        "treatment",
+        sim_log_metrics(),
+    )
+    .and_then(|mut a| a.run_day(0, 0.5).map(|_| ()))
+    .unwrap_err();
+    assert!(err.to_string().contains("events.parquet"), "{err}");
+}

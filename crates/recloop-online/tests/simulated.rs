@@ -3,7 +3,7 @@
 use recloop_core::Decision;
 use recloop_online::{
     Ack, ExperimentConfig, ExperimentEvent, Outcome, builtin_policy, default_sim_manifest,
-    run_experiment,
+    repeated_runs, run_experiment,
 };
 use recloop_sim::World;
 use std::sync::Arc;
@@ -64,4 +64,34 @@ fn better_candidate_is_kept_and_runs_are_reproducible() {
     assert_eq!(primary.metric, "watch_time_per_user");
     assert!(primary.effect > 0.0 && primary.ci.0.unwrap() > 0.0);
     assert_eq!(run(), r);
+}
+
+#[test]
+fn harmful_candidates_are_rolled_back_by_the_second_step_in_almost_every_seed() {
+    let w = world();
+    let m = default_sim_manifest().unwrap();
+    let control = builtin_policy("relevance", &w, 7).unwrap();
+    let mut config = ExperimentConfig::new(w.clone(), 20_000, 100);
+    config.settings.id = "harm".into();
+    for name in ["clickbait-boost", "clickbait-only"] {
+        let bad = builtin_policy(name, &w, 7).unwrap();
+        let r = repeated_runs(&m, control.as_ref(), bad.as_ref(), &config, 20, 100).unwrap();
+        assert!(r.rolled_back_by_step2 >= 19, "{name}: {r:?}");
+        assert_eq!(r.reached_step3, 0, "{name}: {r:?}");
+        assert_eq!(r.keep, 0, "{name}: {r:?}");
+    }
+}
+
+#[test]
+fn aa_runs_on_simulated_users_rarely_keep_or_veto() {
+    let w = world();
+    let m = default_sim_manifest().unwrap();
+    let p = builtin_policy("relevance", &w, 7).unwrap();
+    let mut config = ExperimentConfig::new(w, 4_000, 500);
+    config.settings.id = "aa".into();
+    let r = repeated_runs(&m, p.as_ref(), p.as_ref(), &config, 40, 500).unwrap();
+    assert_eq!(r.runs, 40);
+    assert!(r.keep <= 4, "{r:?}");
+    assert!(r.rolled_back <= 4, "{r:?}");
+    assert!(r.held <= 2, "{r:?}");
 }
