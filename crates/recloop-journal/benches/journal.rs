@@ -7,7 +7,12 @@
 //!    segment);
 //! 3. for reference, single-event appends (one transaction and one fsync each).
 //!
-//! Set `RECLOOP_BENCH_RUNS` to change the number of append repetitions (default 3).
+//! Set `RECLOOP_BENCH_RUNS` to change the number of append repetitions (default 3) and
+//! `RECLOOP_BENCH_KEEP=DIR` to keep the last 100,000-event journal in `DIR/journal.db`.
+//!
+//! Every line gives wall-clock time and, in brackets, the CPU time the process used (all threads,
+//! from `/proc/self/stat`, 10 ms resolution): on a shared machine the wall time includes waiting for
+//! a core, the CPU time does not.
 
 use recloop_journal::fixtures::loop_stream;
 use recloop_journal::{Journal, SearchFilter};
@@ -18,39 +23,97 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// CPU time (user + system, all threads) of this process so far; zero where unavailable.
+fn cpu_time() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return Duration::ZERO;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| f.get(i).and_then(|v| v.parse::<u64>().ok()))
+        .sum();
+    // Clock ticks are 100 per second on Linux.
+    Duration::from_millis(ticks * 10)
+}
+
+/// Wall and CPU time of `f`.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration, Duration) {
+    let (c, t) = (cpu_time(), Instant::now());
+    let out = f();
+    (out, t.elapsed(), cpu_time().saturating_sub(c))
+}
+
 fn main() {
     let runs: usize = std::env::var("RECLOOP_BENCH_RUNS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     let n = 100_000;
+    if let Ok(db) = std::env::var("RECLOOP_BENCH_DB") {
+        let j = Journal::open(&db).expect("open");
+        for _ in 0..3 {
+            let ((), w, c) = timed(|| {
+                for _ in 0..20 {
+                    j.event(5).expect("event");
+                }
+            });
+            println!("20x event(5): wall {w:?} cpu {c:?}");
+            let ((), w, c) = timed(|| {
+                for _ in 0..20 {
+                    j.search("diversity coverage", &SearchFilter::default())
+                        .expect("search");
+                }
+            });
+            println!("20x search: wall {w:?} cpu {c:?}");
+        }
+        return;
+    }
     let events = loop_stream("bench", 42, n);
     let mut append_times = Vec::new();
+    let mut append_cpu = Vec::new();
     let mut keep = None;
     for run in 0..runs {
         let dir = tempfile::tempdir().expect("temp dir");
         let j = Journal::open(&dir.path().join("journal.db").display().to_string())
             .expect("open journal");
         let batches: Vec<Vec<_>> = events.chunks(1000).map(|c| c.to_vec()).collect();
-        let t = Instant::now();
-        for b in batches {
-            j.append_batch(b).expect("append");
-        }
-        let dt = t.elapsed();
+        let ((), dt, cpu) = timed(|| {
+            for b in batches {
+                j.append_batch(b).expect("append");
+            }
+        });
         println!(
-            "run {run}: appended {n} events in {:.3} s",
-            dt.as_secs_f64()
+            "run {run}: appended {n} events in {:.3} s [cpu {:.3} s]",
+            dt.as_secs_f64(),
+            cpu.as_secs_f64()
         );
+        let wal = std::fs::metadata(dir.path().join("journal.db-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let main = std::fs::metadata(dir.path().join("journal.db"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        println!("  database {main} bytes, WAL {wal} bytes");
         append_times.push(dt);
+        append_cpu.push(cpu);
         if run + 1 == runs {
             keep = Some((dir, j));
         }
     }
-    let Some((_dir, j)) = keep else { return };
+    let Some((dir, j)) = keep else { return };
+    let wall = median(append_times);
     println!(
-        "MEDIAN append {n} events (batches of 1000, SQLite WAL, synchronous=FULL): {:.3} s ({:.0} events/s)",
-        median(append_times.clone()).as_secs_f64(),
-        n as f64 / median(append_times).as_secs_f64()
+        "MEDIAN append {n} events (batches of 1000, SQLite WAL, synchronous=FULL): {:.3} s \
+         ({:.0} events/s) [cpu {:.3} s]",
+        wall.as_secs_f64(),
+        n as f64 / wall.as_secs_f64(),
+        median(append_cpu).as_secs_f64()
     );
 
     let queries: Vec<(&str, SearchFilter)> = vec![
@@ -74,20 +137,42 @@ fn main() {
             },
         ),
     ];
+    {
+        let j2 = Journal::open(&dir.path().join("journal.db").display().to_string()).expect("open");
+        for (text, filter) in &queries {
+            let ((), w, c) = timed(|| {
+                for _ in 0..10 {
+                    j2.search(text, filter).expect("search");
+                }
+            });
+            println!("fresh handle: 10x {text:?} wall {w:?} cpu {c:?}");
+        }
+    }
     for (text, filter) in &queries {
         let hits = j.search(text, filter).expect("search");
         let mut times = Vec::new();
-        for _ in 0..50 {
-            let t = Instant::now();
-            let h = j.search(text, filter).expect("search");
-            times.push(t.elapsed());
-            assert_eq!(h.len(), hits.len());
-        }
+        let reps = 50;
+        let ((), _, cpu) = timed(|| {
+            for _ in 0..reps {
+                let t = Instant::now();
+                let h = j.search(text, filter).expect("search");
+                times.push(t.elapsed());
+                assert_eq!(h.len(), hits.len());
+            }
+        });
         println!(
-            "MEDIAN filtered search {text:?} over {n} events: {:.2} ms ({} hits)",
+            "MEDIAN filtered search {text:?} over {n} events: {:.2} ms ({} hits) [cpu {:.2} ms/query]",
             median(times).as_secs_f64() * 1e3,
-            hits.len()
+            hits.len(),
+            cpu.as_secs_f64() * 1e3 / reps as f64
         );
+    }
+    if let Ok(keep_dir) = std::env::var("RECLOOP_BENCH_KEEP") {
+        drop(j);
+        let to = std::path::Path::new(&keep_dir);
+        std::fs::create_dir_all(to).expect("create RECLOOP_BENCH_KEEP");
+        std::fs::copy(dir.path().join("journal.db"), to.join("journal.db")).expect("keep db");
+        println!("kept the journal in {}", to.join("journal.db").display());
     }
 
     let dir = tempfile::tempdir().expect("temp dir");

@@ -484,7 +484,8 @@ pub fn loop_stream(run: &str, seed: u64, n: usize) -> Vec<NewEvent> {
                 verdict: verdict(decision, ndcg - 0.30),
             });
             if decision == Decision::Keep {
-                let commit = format!("{production}-{pid}");
+                // A git-like 40-hex-digit commit id (fixed length, like real ones).
+                let commit = format!("{:040x}", mix.next_u64() as u128 * 0x9e37_79b9_7f4a_7c15);
                 evs.push(Event::MergedIntoProduction {
                     proposal_id: pid.clone(),
                     candidate_id: cid.clone(),
