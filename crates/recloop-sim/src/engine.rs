@@ -268,7 +268,7 @@ pub fn run_session(
             let aff = world.affinity(&user.interest, item);
             let (q, cb) = (world.quality[i], world.clickbait[i]);
             let watch = p.watch_median_min
-                * (0.35 * aff + 1.0 * (q - 0.5) - 0.8 * cb
+                * (p.watch_affinity * aff + p.watch_quality * (q - 0.5) - p.watch_clickbait * cb
                     + 0.5 * (user.satisfaction - 0.5)
                     + p.watch_sigma * std_normal(rng))
                 .exp();
@@ -278,8 +278,8 @@ pub fn run_session(
             user.watch_min += watch;
             budget -= watch * (1.0 - p.quality_refund * q);
             let liked = rng.random::<f32>() < sigmoid(-1.5 + aff + 2.0 * (q - 0.5) - cb);
-            let hidden =
-                rng.random::<f32>() < sigmoid(-3.0 + 3.5 * cb - 0.8 * aff - 2.0 * (q - 0.5));
+            let hidden = rng.random::<f32>()
+                < sigmoid(-3.0 + 3.5 * cb - p.hide_affinity * aff - p.hide_quality * (q - 0.5));
             user.likes += u32::from(liked);
             user.hides += u32::from(hidden);
             user.satisfaction += p.sat_quality * (2.0 * q - 1.0) - p.sat_clickbait * cb

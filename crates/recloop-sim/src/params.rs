@@ -53,6 +53,16 @@ pub struct Params {
     pub watch_median_min: f32,
     /// Log-sd of watch time.
     pub watch_sigma: f32,
+    /// Weight of standardised affinity in the log watch time.
+    pub watch_affinity: f32,
+    /// Weight of centred quality in the log watch time.
+    pub watch_quality: f32,
+    /// Weight of clickbait (a penalty) in the log watch time.
+    pub watch_clickbait: f32,
+    /// Weight of centred quality (a reduction) in the logit of hiding a clicked item.
+    pub hide_quality: f32,
+    /// Weight of standardised affinity (a reduction) in the logit of hiding a clicked item.
+    pub hide_affinity: f32,
     /// Median session time budget (minutes).
     pub budget_median_min: f32,
     /// Log-sd of the budget.
@@ -105,6 +115,11 @@ impl Default for Params {
             familiarity_per_impression: 0.1,
             watch_median_min: 20.0,
             watch_sigma: 0.7,
+            watch_affinity: 0.35,
+            watch_quality: 1.0,
+            watch_clickbait: 0.8,
+            hide_quality: 2.0,
+            hide_affinity: 0.8,
             budget_median_min: 45.0,
             budget_sigma: 0.5,
             slate_cost_min: 1.0,
