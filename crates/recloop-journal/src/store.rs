@@ -10,7 +10,7 @@ use crate::projection::project;
 use crate::schema::VIEW_TABLES;
 use crate::sql::{ColType, SqlConn, Val};
 use chrono::{DateTime, NaiveDateTime, Utc};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 /// Columns of `events` in the order [`record_from_row`] expects.
@@ -32,9 +32,9 @@ pub(crate) const EVENT_TYPES: &[ColType] = &[
     ColType::Text,
 ];
 
-const INSERT_EVENT: &str = "INSERT INTO events (seq, id, parent, ts, run_id, iteration, type, \
-     proposal_id, idem_key, schema_version, artifacts, body, checksum) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+const INSERT_EVENTS: &str = "INSERT INTO events (seq, id, parent, ts, run_id, iteration, type, \
+     proposal_id, idem_key, schema_version, artifacts, body, checksum) VALUES";
+const EVENT_ROW_MARKS: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 fn db(location: &str, op: &str) -> impl Fn(sqlx::Error) -> JournalError {
     let location = location.to_string();
@@ -76,6 +76,8 @@ pub(crate) async fn append_in_tx<C: SqlConn>(
     let mut next = max + 1;
     let mut out = Vec::with_capacity(events.len());
     let mut batch_ids: HashSet<Uuid> = HashSet::new();
+    let mut batch_keys: HashMap<String, (EventId, String)> = HashMap::new();
+    let mut pending: Vec<(EventRecord, Vec<Val>)> = Vec::with_capacity(events.len());
     for ne in events {
         let type_name = ne.event.type_name();
         let invalid = |reason: String| JournalError::InvalidEvent {
@@ -89,8 +91,12 @@ pub(crate) async fn append_in_tx<C: SqlConn>(
             if key.is_empty() {
                 return Err(invalid("idempotency key is empty".into()));
             }
-            // Rows inserted earlier in this batch are visible inside the transaction.
-            if let Some((id, existing_type)) = find_key(c, location, key).await? {
+            // Keys of earlier events of this batch (not inserted yet), then the log.
+            let known = match batch_keys.get(key) {
+                Some(found) => Some(found.clone()),
+                None => find_key(c, location, key).await?,
+            };
+            if let Some((id, existing_type)) = known {
                 if existing_type != type_name {
                     return Err(JournalError::KeyConflict {
                         key: key.clone(),
@@ -140,13 +146,43 @@ pub(crate) async fn append_in_tx<C: SqlConn>(
             event,
             checksum: String::new(),
         };
-        insert_record(c, location, record, Some(body)).await?;
         let eid = EventId { seq: next, id };
+        if let Some(key) = &record.idempotency_key {
+            batch_keys.insert(key.clone(), (eid, type_name.to_string()));
+        }
+        pending.push(prepare_row(location, record, Some(body))?);
         batch_ids.insert(id);
         out.push(eid);
         next += 1;
     }
+    insert_rows(c, location, pending).await?;
     Ok(out)
+}
+
+/// Events per multi-row INSERT (13 parameters each; well below both databases' limits).
+const ROWS_PER_INSERT: usize = 100;
+
+/// Insert prepared rows (several per statement, in order) and run their projections.
+pub(crate) async fn insert_rows<C: SqlConn>(
+    c: &mut C,
+    location: &str,
+    rows: Vec<(EventRecord, Vec<Val>)>,
+) -> Result<()> {
+    let (records, params): (Vec<EventRecord>, Vec<Vec<Val>>) = rows.into_iter().unzip();
+    let mut params = params.into_iter().peekable();
+    while params.peek().is_some() {
+        let chunk: Vec<Vec<Val>> = params.by_ref().take(ROWS_PER_INSERT).collect();
+        let marks = vec![EVENT_ROW_MARKS; chunk.len()].join(", ");
+        let sql = format!("{INSERT_EVENTS} {marks}");
+        let flat: Vec<Val> = chunk.into_iter().flatten().collect();
+        c.exec(&sql, &flat)
+            .await
+            .map_err(db(location, "inserting events"))?;
+    }
+    for record in &records {
+        apply_projection(c, location, record).await?;
+    }
+    Ok(())
 }
 
 async fn find_key<C: SqlConn>(
@@ -172,14 +208,13 @@ async fn find_key<C: SqlConn>(
     }
 }
 
-/// Insert a complete record (checksum computed here when empty, verified otherwise) and run
-/// its projection. `body` is the event JSON when the caller already has it.
-pub(crate) async fn insert_record<C: SqlConn>(
-    c: &mut C,
+/// Complete a record's checksum (computed when empty, verified otherwise) and build its
+/// `events` row. `body` is the event JSON when the caller already has it.
+pub(crate) fn prepare_row(
     location: &str,
     mut record: EventRecord,
     body: Option<String>,
-) -> Result<EventRecord> {
+) -> Result<(EventRecord, Vec<Val>)> {
     let body = match body {
         Some(b) => b,
         None => serde_json::to_string(&record.event).map_err(|e| JournalError::InvalidEvent {
@@ -213,7 +248,7 @@ pub(crate) async fn insert_record<C: SqlConn>(
             ),
         });
     }
-    let params = [
+    let params = vec![
         Val::int(record.seq as i64),
         Val::text(record.id.to_string()),
         Val::Text(record.parent.map(|p| p.to_string())),
@@ -228,11 +263,7 @@ pub(crate) async fn insert_record<C: SqlConn>(
         Val::text(body),
         Val::text(&record.checksum),
     ];
-    c.exec(INSERT_EVENT, &params)
-        .await
-        .map_err(db(location, "inserting an event"))?;
-    apply_projection(c, location, &record).await?;
-    Ok(record)
+    Ok((record, params))
 }
 
 /// Run the projection of one record.
@@ -414,6 +445,7 @@ pub(crate) async fn import_in_tx<C: SqlConn>(
         });
     }
     let mut seen: HashSet<Uuid> = HashSet::new();
+    let mut rows = Vec::new();
     let n = records.len() as u64;
     for (expected, rec) in (1u64..).zip(records) {
         if rec.seq != expected {
@@ -444,8 +476,12 @@ pub(crate) async fn import_in_tx<C: SqlConn>(
             });
         }
         seen.insert(rec.id);
-        insert_record(c, location, rec, None).await?;
+        rows.push(prepare_row(location, rec, None)?);
+        if rows.len() >= 2000 {
+            insert_rows(c, location, std::mem::take(&mut rows)).await?;
+        }
     }
+    insert_rows(c, location, rows).await?;
     Ok(n)
 }
 
