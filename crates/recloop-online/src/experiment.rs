@@ -33,6 +33,10 @@ pub struct ExperimentSettings {
     pub min_units_per_arm: u64,
     /// Override of the manifest's maximum duration in days.
     pub max_days: Option<u32>,
+    /// One-sided fixed-horizon p-value below which a guardrail worse than its hard threshold
+    /// blocks a ramp advance from the second step on (the first advance needs α; the veto itself
+    /// stays at α, always-valid).
+    pub block_evidence: f64,
 }
 
 impl Default for ExperimentSettings {
@@ -49,6 +53,7 @@ impl Default for ExperimentSettings {
             srm_threshold: 0.001,
             min_units_per_arm: 8,
             max_days: None,
+            block_evidence: 0.2,
         }
     }
 }
@@ -473,11 +478,16 @@ pub fn run_with_adapter(
                     continue;
                 };
                 let harm = relative_harm(&c, g.direction);
-                // act on thresholds only when the harm is also statistically evident
-                if c.fixed_harm_p(g.direction, alpha)? >= alpha {
-                    continue;
-                }
-                if harm > g.hard {
+                // past the second step, a hard threshold blocks the advance on weaker evidence
+                // (`block_evidence`) than an attention escalation (α): holding traffic at a small
+                // share costs time, not correctness
+                let p_harm = c.fixed_harm_p(g.direction, alpha)?;
+                let evidence = if step >= 1 {
+                    settings.block_evidence.max(alpha)
+                } else {
+                    alpha
+                };
+                if harm > g.hard && p_harm < evidence {
                     blocked = true;
                     emit(
                         observer,
@@ -490,7 +500,10 @@ pub fn run_with_adapter(
                         },
                         day,
                     )?;
-                } else if harm > g.attention && !escalated.contains(&(step, g.name.clone())) {
+                } else if p_harm < alpha
+                    && harm > g.attention
+                    && !escalated.contains(&(step, g.name.clone()))
+                {
                     escalated.push((step, g.name.clone()));
                     escalations += 1;
                     let ack = emit(

@@ -71,7 +71,7 @@ fn harmful_candidates_are_rolled_back_by_the_second_step_in_almost_every_seed() 
     let w = world();
     let m = default_sim_manifest().unwrap();
     let control = builtin_policy("relevance", &w, 7).unwrap();
-    let mut config = ExperimentConfig::new(w.clone(), 20_000, 100);
+    let mut config = ExperimentConfig::new(w.clone(), 50_000, 100);
     config.settings.id = "harm".into();
     for name in ["clickbait-boost", "clickbait-only"] {
         let bad = builtin_policy(name, &w, 7).unwrap();

@@ -203,6 +203,20 @@ impl World {
     ) -> Result<World> {
         let n_profiles = user_factors.len() / DIM;
         let n_items = item_factors.len() / DIM;
+        // true affinity is the user-specific part of the fitted preference: centring the profiles
+        // removes the item-level term `mean_profile · item` (largely popularity), which quality
+        // and clickbait already carry; otherwise most-popular lists look "relevant" to everyone
+        let mut centre = [0.0f64; DIM];
+        for u in user_factors.chunks(DIM) {
+            for k in 0..DIM {
+                centre[k] += f64::from(u[k]);
+            }
+        }
+        for u in user_factors.chunks_mut(DIM) {
+            for k in 0..DIM {
+                u[k] -= (centre[k] / n_profiles.max(1) as f64) as f32;
+            }
+        }
         // equalise mean norms (the dot product is unchanged) so interest drift mixes like with like
         let mean_norm = |f: &[f32]| {
             f.chunks(DIM)
