@@ -41,13 +41,16 @@ fn check_reachable(base: &str) {
             rt.block_on(async move {
                 let opts = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(&base)
                     .map_err(|e| format!("invalid URL: {e}"))?;
-                let pool = sqlx::postgres::PgPoolOptions::new()
-                    .max_connections(1)
-                    .acquire_timeout(std::time::Duration::from_secs(10))
-                    .connect_with(opts)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                pool.close().await;
+                // A single connection (not a pool) so the driver's own error is reported.
+                use sqlx::Connection;
+                let conn = tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    sqlx::postgres::PgConnection::connect_with(&opts),
+                )
+                .await
+                .map_err(|_| "no answer within 10 s".to_string())?
+                .map_err(|e| e.to_string())?;
+                conn.close().await.map_err(|e| e.to_string())?;
                 Ok::<(), String>(())
             })
         })
