@@ -1,6 +1,12 @@
-"""Evaluate params.json: prints one JSON object of metrics (ndcg@10, recall@10, coverage@10)."""
+"""Evaluate params.json: prints one JSON object of metrics (ndcg@10, recall@10, coverage@10).
+
+When the environment variable RECLOOP_SIM_EXPORT names a file, also writes there what recloop's
+simulator needs for an online A/B test: the training interactions (they ground the simulated
+world) and this recommender's ranked list (top 200) for every user.
+"""
 import argparse
 import json
+import os
 import time
 
 import numpy as np
@@ -26,6 +32,14 @@ def main():
                      int(params["iterations"]))
     s = mf.scores(x, y, r, float(params.get("popularity_blend", 0.0)))
     s[r > 0] = -np.inf
+    export = os.environ.get("RECLOOP_SIM_EXPORT")
+    if export:
+        lists = np.argsort(-s, axis=1, kind="stable")[:, :200]
+        lists = [[int(i) for i in row if np.isfinite(s[u, i])] for u, row in enumerate(lists)]
+        pairs = [[u, int(i), 1.0] for u, items in enumerate(train) for i in items]
+        with open(export, "w") as f:
+            json.dump({"n_users": len(train), "n_items": n_items,
+                       "interactions": pairs, "lists": lists}, f)
     top = np.argsort(-s, axis=1)[:, :10]
     discounts = 1.0 / np.log2(np.arange(2, 12))
     ndcg, recall = [], []

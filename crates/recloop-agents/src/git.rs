@@ -62,6 +62,42 @@ impl Repo {
         Ok(repo)
     }
 
+    /// Remove the lock files a killed git process leaves behind (`index.lock`, `HEAD.lock`,
+    /// `refs/heads/*.lock`, per-worktree locks). Only call it when no other process can be
+    /// running git on this repository (the orchestrator holds its run lock). Returns what it removed.
+    pub fn clear_stale_locks(&self) -> Result<Vec<PathBuf>> {
+        let common = git(&self.root, &["rev-parse", "--git-common-dir"])?;
+        let common = if Path::new(&common).is_absolute() {
+            PathBuf::from(common)
+        } else {
+            self.root.join(common)
+        };
+        let mut removed = Vec::new();
+        let mut stack = vec![
+            (common.clone(), false),
+            (common.join("refs"), true),
+            (common.join("worktrees"), true),
+        ];
+        while let Some((dir, recurse)) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+                if is_dir {
+                    if recurse {
+                        stack.push((p, true));
+                    }
+                } else if p.extension().is_some_and(|x| x == "lock") {
+                    std::fs::remove_file(&p).map_err(|err| AgentError::io(&p, err))?;
+                    removed.push(p);
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Add a pattern to `.git/info/exclude` (recloop's state never shows up as a change).
     fn exclude(&self, pattern: &str) -> Result<()> {
         let common = git(&self.root, &["rev-parse", "--git-common-dir"])?;

@@ -4,6 +4,7 @@
 //! workspace's own dataset.
 
 use crate::evaluate::OnlinePlatform;
+use crate::sandbox::Sandbox;
 use recloop_core::Manifest;
 use recloop_online::{
     Ack, ExperimentConfig, ExperimentEvent, ExperimentReport, ExperimentSettings, run_experiment,
@@ -72,12 +73,158 @@ impl OnlinePlatform for SimulatorPlatform {
     }
 }
 
-/// The platform for a workspace: the simulator for built-in pipeline workspaces whose
-/// `[online] platform` is `simulator`; None otherwise (the cascade then stops offline, with a caveat).
+/// Environment variable naming the file an external workspace's `holdout_eval` writes its
+/// export to (see the module documentation).
+pub const EXPORT_ENV: &str = "RECLOOP_SIM_EXPORT";
+/// The export file, inside the worktree (the sandbox allows writes there only).
+pub const EXPORT_FILE: &str = ".recloop-sim-export.json";
+
+/// What an external workspace exports for the simulator.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct SimExport {
+    /// Users (dense ids `0..n_users`).
+    pub n_users: usize,
+    /// Items (dense ids `0..n_items`).
+    pub n_items: usize,
+    /// Training interactions `(user, item, rating)` (implicit data: rating 1).
+    pub interactions: Vec<(u32, u32, f32)>,
+    /// Ranked list per user, best first.
+    pub lists: Vec<Vec<u32>>,
+}
+
+/// The simulator platform of an external workspace: recommendations come from its export.
+pub struct ExportPlatform {
+    sandbox: Sandbox,
+    world_seed: u64,
+    /// Simulated users per experiment (default: `[online] users`).
+    pub users: Option<usize>,
+}
+
+impl ExportPlatform {
+    /// A platform running exports in `sandbox`, worlds seeded with `world_seed`.
+    pub fn new(sandbox: Sandbox, world_seed: u64) -> ExportPlatform {
+        ExportPlatform {
+            sandbox,
+            world_seed,
+            users: None,
+        }
+    }
+
+    /// Run the export of the checkout at `dir`.
+    pub fn export(&self, manifest: &Manifest, dir: &Path) -> Result<SimExport, String> {
+        let cmd = &manifest.commands.holdout_eval;
+        if cmd.trim().is_empty() {
+            return Err("recloop.toml declares no holdout_eval command to export from".into());
+        }
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        let file = dir.join(EXPORT_FILE);
+        let _ = std::fs::remove_file(&file);
+        let mut sb = self.sandbox.clone();
+        sb.env.push((EXPORT_ENV.into(), file.display().to_string()));
+        let out = sb.run(&dir, cmd).map_err(|e| e.to_string())?;
+        if !out.success() {
+            return Err(format!("export: {}", out.failure_reason()));
+        }
+        let text = std::fs::read_to_string(&file).map_err(|e| {
+            format!(
+                "`{cmd}` did not write the simulator export {} (it must when {EXPORT_ENV} is set): {e}",
+                file.display()
+            )
+        })?;
+        let _ = std::fs::remove_file(&file);
+        let x: SimExport = serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not a simulator export: {e}", file.display()))?;
+        if x.lists.len() != x.n_users {
+            return Err(format!(
+                "{}: {} lists for {} users",
+                file.display(),
+                x.lists.len(),
+                x.n_users
+            ));
+        }
+        Ok(x)
+    }
+}
+
+impl OnlinePlatform for ExportPlatform {
+    fn name(&self) -> String {
+        "simulator (exported lists)".into()
+    }
+
+    fn run(
+        &self,
+        manifest: &Manifest,
+        control: &Path,
+        treatment: &Path,
+        settings: &ExperimentSettings,
+        observer: &mut dyn FnMut(&ExperimentEvent) -> Ack,
+    ) -> Result<ExperimentReport, String> {
+        let c = self
+            .export(manifest, control)
+            .map_err(|e| format!("control: {e}"))?;
+        let t = self
+            .export(manifest, treatment)
+            .map_err(|e| format!("candidate: {e}"))?;
+        if (c.n_users, c.n_items, &c.interactions) != (t.n_users, t.n_items, &t.interactions) {
+            return Err(
+                "control and candidate exported different training data: the data must not depend on editable files"
+                    .into(),
+            );
+        }
+        let world = recloop_sim::World::from_ratings(
+            c.n_users,
+            c.n_items,
+            &c.interactions,
+            self.world_seed,
+        )
+        .map_err(|e| format!("ground truth from the exported interactions: {e}"))?;
+        let world = Arc::new(world);
+        let policy = |name: &str, x: &SimExport| {
+            let n_items = x.n_items;
+            recloop_sim::policy::RankedListPolicy::from_fn(
+                name,
+                world.n_profiles,
+                recloop_sim::policy::LIST_LEN,
+                |p| {
+                    x.lists
+                        .get(p)
+                        .map(|l| {
+                            l.iter()
+                                .copied()
+                                .filter(|&i| (i as usize) < n_items)
+                                .take(recloop_sim::policy::LIST_LEN)
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                },
+            )
+        };
+        let cp = policy("control", &c);
+        let tp = policy("candidate", &t);
+        let users = self.users.unwrap_or(manifest.online.users as usize);
+        let mut config = ExperimentConfig::new(world, users, settings.seed);
+        config.settings.id = settings.id.clone();
+        config.settings.approve = settings.approve;
+        run_experiment(manifest, &cp, &tp, &config, observer).map_err(|e| e.to_string())
+    }
+}
+
+/// The platform for a workspace whose `[online] platform` is `simulator`: the simulator grounded
+/// in the workspace's dataset for built-in pipeline workspaces, the export platform for external
+/// ones (when a sandbox can be built); None otherwise (the cascade then stops offline, with a
+/// caveat).
 pub fn platform_for(workspace: &Path) -> Option<Arc<dyn OnlinePlatform>> {
     let m = Manifest::load(workspace).ok()?;
+    if m.online.platform != "simulator" {
+        return None;
+    }
     let pipeline =
         workspace.join("pipeline.toml").exists() && workspace.join("eval/eval.toml").exists();
-    (m.online.platform == "simulator" && pipeline)
-        .then(|| Arc::new(SimulatorPlatform::new(workspace, m.run.seed)) as Arc<dyn OnlinePlatform>)
+    if pipeline {
+        return Some(Arc::new(SimulatorPlatform::new(workspace, m.run.seed)));
+    }
+    let sandbox = Sandbox::new(&m, &workspace.join(".recloop")).ok()?;
+    Some(Arc::new(ExportPlatform::new(sandbox, m.run.seed)))
 }

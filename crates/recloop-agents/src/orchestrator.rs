@@ -66,6 +66,31 @@ pub struct Tried {
     pub merged: bool,
 }
 
+/// The ending production against the starting production in one guarded online experiment on
+/// the platform (same seed-derived users): the online metric the platform decides on (the north
+/// star when the primary is an offline metric), in both arms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinalAb {
+    /// Experiment id.
+    pub experiment_id: String,
+    /// Metric (e.g. `retention_d7`).
+    pub metric: String,
+    /// Value under the starting production (control).
+    pub start: f64,
+    /// Value under the ending production (treatment).
+    pub end: f64,
+    /// Confidence interval of the difference, when the platform gives one.
+    pub ci: (Option<f64>, Option<f64>),
+    /// p-value of the difference (Holm-adjusted by the platform).
+    pub p_value: f64,
+    /// The platform's decision on end vs start.
+    pub decision: Decision,
+    /// Days the experiment ran and the highest treatment share reached.
+    pub days: u32,
+    /// Highest treatment share.
+    pub max_traffic: f64,
+}
+
 /// The final summary of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
@@ -85,6 +110,10 @@ pub struct RunSummary {
     pub tried: Vec<Tried>,
     /// Online effects of kept experiments on the north star (metric, effect) when measured.
     pub north_star_effects: Vec<(String, f64)>,
+    /// The final online comparison of the ending production against the starting one (None when
+    /// production did not move or no online platform is configured).
+    #[serde(default)]
+    pub final_ab: Option<FinalAb>,
     /// Language-model spend.
     pub cost_usd: f64,
     /// How the run ended.
@@ -138,6 +167,24 @@ impl std::fmt::Display for RunSummary {
         for (m, e) in &self.north_star_effects {
             writeln!(f, "online {m} effect of a kept change: {e:+.4}")?;
         }
+        if let Some(a) = &self.final_ab {
+            let ci = match a.ci {
+                (Some(lo), Some(hi)) => format!(", 95% CI [{lo:+.4}, {hi:+.4}]"),
+                _ => String::new(),
+            };
+            writeln!(
+                f,
+                "simulated {}: start {:.4} → end {:.4} ({:+.4}{ci}, p = {:.3}; {} after {} days at {:.0}% traffic)",
+                a.metric,
+                a.start,
+                a.end,
+                a.end - a.start,
+                a.p_value,
+                a.decision,
+                a.days,
+                a.max_traffic * 100.0
+            )?;
+        }
         write!(f, "language-model cost: ${:.4}", self.cost_usd)
     }
 }
@@ -166,6 +213,53 @@ struct CandidateOutcome {
     verdict: Option<Verdict>,
 }
 
+/// Held while a loop works on a workspace: `.recloop/run.lock` holds the process id. A lock left
+/// by a process that no longer exists (a `kill -9`) is taken over, and the git lock files such a
+/// process may have left are removed first.
+pub struct RunLock {
+    path: PathBuf,
+}
+
+impl RunLock {
+    /// Take the lock of the workspace at `root` for this process.
+    pub fn acquire(repo: &Repo) -> Result<RunLock> {
+        let dir = repo.root.join(".recloop");
+        let path = dir.join("run.lock");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let pid = text.trim().parse::<u32>().ok();
+            if let Some(pid) = pid
+                && pid != std::process::id()
+                && Path::new(&format!("/proc/{pid}")).exists()
+            {
+                return Err(AgentError::Invalid {
+                    path: path.display().to_string(),
+                    reason: format!(
+                        "another recloop process (pid {pid}) is working on this workspace; \
+                         wait for it, or delete this file if that process is not recloop"
+                    ),
+                });
+            }
+            let removed = repo.clear_stale_locks()?;
+            if !removed.is_empty() {
+                tracing::warn!(
+                    "removed {} git lock file(s) left by an interrupted run: {removed:?}",
+                    removed.len()
+                );
+            }
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| AgentError::io(&dir, e))?;
+        std::fs::write(&path, std::process::id().to_string())
+            .map_err(|e| AgentError::io(&path, e))?;
+        Ok(RunLock { path })
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// Everything a run needs, opened once.
 pub struct Loop {
     /// Workspace root.
@@ -186,6 +280,8 @@ pub struct Loop {
     pub online: Option<Arc<dyn OnlinePlatform>>,
     /// Harnesses (brainstorm, develop, evaluate).
     pub harness: [Harness; 3],
+    /// The workspace's run lock, held while this value lives.
+    pub lock: RunLock,
 }
 
 impl Loop {
@@ -194,6 +290,7 @@ impl Loop {
         let manifest = Manifest::load(workspace)?;
         let repo = Repo::open(workspace)?;
         let root = repo.root.clone();
+        let lock = RunLock::acquire(&repo)?;
         harness::install_defaults(&root)?;
         let harness = [
             Harness::load(&root, "brainstorm")?,
@@ -230,6 +327,7 @@ impl Loop {
             brain,
             online: opts.online.clone(),
             harness,
+            lock,
         })
     }
 
@@ -656,11 +754,29 @@ impl Loop {
             }
             msg("done", best);
         }
+        let final_ab = match &self.online {
+            Some(platform) if prod.commit != start.commit => {
+                msg_final(&bar);
+                let ab: FinalAb = rec.step(0, "final_ab", || {
+                    self.final_ab(
+                        platform.as_ref(),
+                        &run_id,
+                        &start,
+                        &prod,
+                        seed,
+                        opts.approve,
+                    )
+                })?;
+                Some(ab)
+            }
+            _ => None,
+        };
         if let Some(b) = &bar {
             b.finish_and_clear();
         }
         let _ = self.repo.drop_worktree(&prod_dir);
-        let summary = self.summary(&run_id, &start, &prod, outcome)?;
+        let mut summary = self.summary(&run_id, &start, &prod, outcome)?;
+        summary.final_ab = final_ab;
         rec.emit(
             0,
             "finished",
@@ -671,6 +787,55 @@ impl Loop {
             None,
         )?;
         Ok(summary)
+    }
+
+    /// Ending production against starting production online (one guarded experiment).
+    fn final_ab(
+        &self,
+        platform: &dyn OnlinePlatform,
+        run_id: &str,
+        start: &ProductionState,
+        end: &ProductionState,
+        seed: u64,
+        approve: bool,
+    ) -> Result<FinalAb> {
+        let wt = self.workspace.join(".recloop").join("worktrees");
+        let (a, b) = (wt.join("final-start"), wt.join("final-end"));
+        self.repo.checkout_detached(&a, &start.commit)?;
+        self.repo.checkout_detached(&b, &end.commit)?;
+        let id = format!("{run_id}-final");
+        let settings = recloop_online::ExperimentSettings {
+            id: id.clone(),
+            seed: seed ^ 0xF1A1,
+            approve,
+            ..Default::default()
+        };
+        let report = platform
+            .run(
+                &self.manifest,
+                &a,
+                &b,
+                &settings,
+                &mut |_: &recloop_online::ExperimentEvent| recloop_online::Ack::Continue,
+            )
+            .map_err(|e| AgentError::Online(format!("final start-vs-end experiment: {e}")))?;
+        self.repo.drop_worktree(&a)?;
+        self.repo.drop_worktree(&b)?;
+        let v = &report.verdict;
+        let e = v.effects.first().ok_or_else(|| {
+            AgentError::Online("final start-vs-end experiment reported no effect".into())
+        })?;
+        Ok(FinalAb {
+            experiment_id: id,
+            metric: e.metric.clone(),
+            start: e.control,
+            end: e.treatment,
+            ci: e.ci,
+            p_value: e.p_value,
+            decision: v.decision,
+            days: report.days,
+            max_traffic: report.max_share,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -811,6 +976,7 @@ impl Loop {
             end: end.metrics.clone(),
             tried,
             north_star_effects: north,
+            final_ab: None,
             cost_usd: self.brain.spent_usd(),
             outcome: outcome.as_str().to_string(),
         })
@@ -823,6 +989,12 @@ fn cand_value(o: &CandidateOutcome, primary: &str) -> f64 {
             candidate.offline.get(primary).copied().unwrap_or(f64::NAN)
         }
         DevelopResult::Failed { .. } => f64::NAN,
+    }
+}
+
+fn msg_final(bar: &Option<ProgressBar>) {
+    if let Some(b) = bar {
+        b.set_message("final online comparison: ending vs starting production");
     }
 }
 

@@ -189,6 +189,7 @@ impl Sandbox {
                 std::env::var("HOME").unwrap_or_else(|_| "/tmp".into()),
             )
             .env("LANG", "C.UTF-8")
+            .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("TMPDIR", "/tmp");
         for key in ["PYENV_ROOT", "PYENV_VERSION", "RECLOOP_DATA"] {
             if let Ok(v) = std::env::var(key) {

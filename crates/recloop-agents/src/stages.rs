@@ -70,14 +70,20 @@ pub fn online_for(workspace: &Path) -> Result<Option<Arc<dyn OnlinePlatform>>> {
     Ok(crate::online::platform_for(workspace))
 }
 
-/// Create the MovieLens example at `dir` unless a workspace is already there, and fetch its data.
+/// Create the MovieLens example at `dir` (as `recloop init --example movielens DIR` does) unless a
+/// workspace is already there, and fetch its data.
 /// Returns true when it was created.
 pub fn ensure_example(dir: &Path) -> Result<bool> {
     let created = if dir.join(recloop_core::manifest::MANIFEST_FILE).exists() {
         false
     } else {
-        std::fs::create_dir_all(dir).map_err(|e| AgentError::io(dir, e))?;
-        crate::example::write_pipeline_workspace(dir, "movielens-demo", "ml-1m", None)?;
+        // Exactly what `recloop init --example movielens DIR` writes.
+        recloop_rec::example::init_example("movielens", dir, None).map_err(|e| {
+            AgentError::Invalid {
+                path: dir.display().to_string(),
+                reason: format!("cannot create the MovieLens example: {e}"),
+            }
+        })?;
         true
     };
     let config = recloop_rec::pipeline::EvalConfig::load_workspace(dir).map_err(|e| {

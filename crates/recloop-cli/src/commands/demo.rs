@@ -18,6 +18,7 @@ pub struct Args {
 
 /// Run the main job.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let created = recloop_agents::stages::ensure_example(&args.dir)?;
     if created {
         eprintln!(
@@ -33,5 +34,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     opts.brain = Some(recloop_agents::stages::brain_for(&args.dir, "builtin")?);
     opts.online = recloop_agents::stages::online_for(&args.dir)?;
     let summary = recloop_agents::orchestrator::run(&args.dir, &opts)?;
-    super::run::print_summary(&summary, args.json)
+    super::run::print_summary(&summary, args.json)?;
+    if !args.json {
+        println!(
+            "wall time {:.0} s; every experiment and its lineage: recloop journal list --workspace {}",
+            started.elapsed().as_secs_f64(),
+            args.dir.display()
+        );
+    }
+    Ok(())
 }

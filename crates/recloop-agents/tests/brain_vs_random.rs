@@ -1,0 +1,51 @@
+//! Built-in brain (TPE) vs random search over the same mutation space, same budget, 5 seeds:
+//! best validation NDCG@10 after 10 and 30 trials. A quality measurement, not a speed one; ignored
+//! by default because it trains 300 pipelines:
+//!
+//! `cargo test -p recloop-agents --test brain_vs_random -- --ignored --nocapture`
+//! (`RECLOOP_BENCH_DATASET=ml-100k|ml-1m` for MovieLens; `RECLOOP_BENCH_TRIALS` to change 30).
+//! The same measurement in release mode: `cargo bench -p recloop-agents --bench brain`.
+
+use recloop_agents::bench::bench_brains;
+use recloop_agents::example::write_pipeline_workspace;
+
+#[test]
+#[ignore = "trains 2 brains x 5 seeds x 30 pipelines; run explicitly"]
+fn builtin_brain_vs_random_search() {
+    let dataset = std::env::var("RECLOOP_BENCH_DATASET").unwrap_or_else(|_| "synthetic".into());
+    let trials: usize = std::env::var("RECLOOP_BENCH_TRIALS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(30);
+    let dir = tempfile::tempdir().unwrap();
+    let synthetic = (dataset == "synthetic").then_some((600, 400));
+    write_pipeline_workspace(dir.path(), "bench", &dataset, synthetic).unwrap();
+    let seeds = [1u64, 2, 3, 4, 5];
+    let checkpoints = [10usize, trials];
+    let report = bench_brains(dir.path(), trials, &seeds, &checkpoints).unwrap();
+    println!(
+        "dataset {dataset}, {trials} trials, seeds {seeds:?}, start {} = {:.4}",
+        report.metric, report.start
+    );
+    for (brain, per_seed) in &report.best {
+        for (ci, c) in checkpoints.iter().enumerate() {
+            let mut v: Vec<f64> = per_seed.iter().map(|s| s[ci]).collect();
+            v.sort_by(f64::total_cmp);
+            println!(
+                "{brain:>8} best {} after {c:>2} trials: mean {:.4} median {:.4} min {:.4} max {:.4} per seed {:?}",
+                report.metric,
+                report.mean(brain, ci),
+                v[v.len() / 2],
+                v[0],
+                v[v.len() - 1],
+                per_seed
+                    .iter()
+                    .map(|s| (s[ci] * 1e4).round() / 1e4)
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+    for ci in 0..checkpoints.len() {
+        assert!(report.mean("builtin", ci) >= report.start);
+    }
+}
