@@ -39,7 +39,7 @@ pub enum Command {
         /// List raw events instead of experiments.
         #[arg(long)]
         events: bool,
-        /// Only this run (events).
+        /// Only this run.
         #[arg(long)]
         run: Option<String>,
         /// Only events of these types (repeatable).
@@ -128,8 +128,8 @@ pub enum Command {
     },
 }
 
-fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+fn print_json<T: serde::Serialize>(out: &mut dyn Write, v: &T) -> anyhow::Result<()> {
+    writeln!(out, "{}", serde_json::to_string_pretty(v)?)?;
     Ok(())
 }
 
@@ -142,8 +142,28 @@ fn short(s: &str, n: usize) -> String {
     }
 }
 
-/// Execute a `recloop journal` subcommand.
+/// Lesson statuses accepted by `lessons --status`.
+const LESSON_STATUSES: &[&str] = &["contested", "confirmed", "falsified"];
+
+/// The serde (snake_case) name of a unit enum value.
+fn name_of<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+/// Execute a `recloop journal` subcommand, printing to standard output.
 pub fn run(cmd: Command) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    run_to(cmd, &mut out)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Execute a `recloop journal` subcommand, writing its output (text, JSON or the export) to `out`.
+pub fn run_to(cmd: Command, out: &mut dyn Write) -> anyhow::Result<()> {
     match cmd {
         Command::List {
             target,
@@ -163,10 +183,14 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
                 })?;
                 evs.sort_by_key(|e| e.seq);
                 if target.json {
-                    return print_json(&evs);
+                    return print_json(out, &evs);
+                }
+                if evs.is_empty() {
+                    writeln!(out, "no events in {}", j.location())?;
                 }
                 for e in evs {
-                    println!(
+                    writeln!(
+                        out,
                         "{:>6}  {}  {:<10} it{:<3} {:<24} {}",
                         e.seq,
                         e.timestamp.format("%Y-%m-%d %H:%M:%S"),
@@ -174,16 +198,22 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
                         e.iteration,
                         e.event.type_name(),
                         e.event.proposal_id().unwrap_or("")
-                    );
+                    )?;
                 }
             } else {
                 let mut exps = j.experiments()?;
+                if let Some(r) = &run {
+                    exps.retain(|e| e.run_id.as_deref() == Some(r.as_str()));
+                }
                 if let Some(l) = limit {
                     let skip = exps.len().saturating_sub(l);
                     exps.drain(..skip);
                 }
                 if target.json {
-                    return print_json(&exps);
+                    return print_json(out, &exps);
+                }
+                if exps.is_empty() {
+                    writeln!(out, "no experiments in {}", j.location())?;
                 }
                 for e in exps {
                     let metric = e
@@ -191,14 +221,15 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
                         .get(&e.target_metric)
                         .map(|v| format!("{}={v:.4}", e.target_metric))
                         .unwrap_or_default();
-                    println!(
+                    writeln!(
+                        out,
                         "{:<16} {:<10} {:<8} {:<22} {}",
                         short(&e.proposal_id, 16),
                         e.status,
                         e.decision.map(|d| d.to_string()).unwrap_or_default(),
                         metric,
                         short(&e.title, 60)
-                    );
+                    )?;
                 }
             }
         }
@@ -207,25 +238,33 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
             if let Some(e) = j.experiment(&id)? {
                 let lineage = j.lineage(&id)?;
                 if target.json {
-                    return print_json(&serde_json::json!({"experiment": e, "lineage": lineage}));
-                }
-                println!("experiment {} [{}] {}", e.proposal_id, e.status, e.title);
-                println!("  hypothesis: {}", e.hypothesis);
-                if let Some(d) = e.decision {
-                    println!(
-                        "  verdict: {d} — {}",
-                        e.verdict_reason.as_deref().unwrap_or("")
+                    return print_json(
+                        out,
+                        &serde_json::json!({"experiment": e, "lineage": lineage}),
                     );
                 }
+                writeln!(
+                    out,
+                    "experiment {} [{}] {}",
+                    e.proposal_id, e.status, e.title
+                )?;
+                writeln!(out, "  hypothesis: {}", e.hypothesis)?;
+                if let Some(d) = e.decision {
+                    writeln!(
+                        out,
+                        "  verdict: {d} — {}",
+                        e.verdict_reason.as_deref().unwrap_or("")
+                    )?;
+                }
                 if let Some(r) = &e.reason {
-                    println!("  reason: {r}");
+                    writeln!(out, "  reason: {r}")?;
                 }
                 if !e.offline_metrics.is_empty() {
-                    println!("  offline: {:?}", e.offline_metrics);
+                    writeln!(out, "  offline: {:?}", e.offline_metrics)?;
                 }
-                println!("  lineage:");
+                writeln!(out, "  lineage:")?;
                 for ev in lineage {
-                    println!("    #{:<6} {}", ev.seq, ev.event.type_name());
+                    writeln!(out, "    #{:<6} {}", ev.seq, ev.event.type_name())?;
                 }
                 return Ok(());
             }
@@ -242,7 +281,7 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
                     j.location()
                 );
             };
-            print_json(&rec)?;
+            print_json(out, &rec)?;
         }
         Command::Search {
             target,
@@ -272,48 +311,58 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
                 },
             )?;
             if target.json {
-                return print_json(&hits);
+                return print_json(out, &hits);
             }
             if hits.is_empty() {
-                println!("no matches");
+                writeln!(out, "no matches")?;
             }
             for h in hits {
-                println!(
+                writeln!(
+                    out,
                     "{:<28} {:<11} {:<10} {:<22} {}",
                     short(&h.doc_id, 28),
                     h.kind,
                     h.stage.as_deref().unwrap_or("-"),
                     short(h.lever.as_deref().unwrap_or("-"), 22),
                     short(&format!("{}: {}", h.title, h.body), 80)
-                );
+                )?;
             }
         }
         Command::Lessons { target, status } => {
+            if let Some(s) = &status
+                && !LESSON_STATUSES.contains(&s.as_str())
+            {
+                bail!(
+                    "unknown lesson status `{s}` (expected one of: {})",
+                    LESSON_STATUSES.join(", ")
+                );
+            }
             let j = target.open()?;
             let lessons: Vec<_> = j
                 .lessons()?
                 .into_iter()
                 .filter(|l| {
-                    status.as_deref().is_none_or(|s| {
-                        serde_json::to_value(l.lesson.status)
-                            .ok()
-                            .and_then(|v| v.as_str().map(|x| x == s))
-                            .unwrap_or(false)
-                    })
+                    status
+                        .as_deref()
+                        .is_none_or(|s| name_of(&l.lesson.status) == s)
                 })
                 .collect();
             if target.json {
-                return print_json(&lessons);
+                return print_json(out, &lessons);
+            }
+            if lessons.is_empty() {
+                writeln!(out, "no lessons")?;
             }
             for l in lessons {
-                println!(
+                writeln!(
+                    out,
                     "{:<16} {:<10} {:<13} runs={} {}",
                     short(&l.lesson.id, 16),
-                    format!("{:?}", l.lesson.status).to_lowercase(),
-                    format!("{:?}", l.lesson.kind).to_lowercase(),
+                    name_of(&l.lesson.status),
+                    name_of(&l.lesson.kind),
                     l.lesson.supporting_runs.len(),
                     short(&l.lesson.text, 70)
-                );
+                )?;
             }
         }
         Command::Export {
@@ -323,22 +372,34 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
             with_artifacts,
         } => {
             let j = target.open()?;
-            let summary = match &output {
+            match &output {
                 Some(p) => {
                     let f = std::fs::File::create(p)
                         .with_context(|| format!("cannot create {}", p.display()))?;
-                    j.export_jsonl(std::io::BufWriter::new(f), with_artifacts)?
+                    let summary = j.export_jsonl(std::io::BufWriter::new(f), with_artifacts)?;
+                    if target.json {
+                        return print_json(out, &summary);
+                    }
+                    writeln!(
+                        out,
+                        "exported {} events and {} artifacts to {}",
+                        summary.events,
+                        summary.artifacts,
+                        p.display()
+                    )?;
                 }
                 None => {
-                    let out = std::io::stdout();
-                    j.export_jsonl(std::io::BufWriter::new(out.lock()), with_artifacts)?
+                    // The export itself goes to `out`; the summary to standard error.
+                    let summary = j.export_jsonl(&mut *out, with_artifacts)?;
+                    if target.json {
+                        eprintln!("{}", serde_json::to_string(&summary)?);
+                    } else {
+                        eprintln!(
+                            "exported {} events and {} artifacts",
+                            summary.events, summary.artifacts
+                        );
+                    }
                 }
-            };
-            if output.is_some() || target.json {
-                eprintln!(
-                    "exported {} events, {} artifacts",
-                    summary.events, summary.artifacts
-                );
             }
         }
         Command::Import { target, file } => {
@@ -351,35 +412,263 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
                 j.import_jsonl(std::io::BufReader::new(f), &file.display().to_string())?
             };
             if target.json {
-                return print_json(&summary);
+                return print_json(out, &summary);
             }
-            println!(
+            writeln!(
+                out,
                 "imported {} events and {} artifacts into {}",
                 summary.events,
                 summary.artifacts,
                 j.location()
-            );
+            )?;
         }
         Command::Verify { target } => {
             let j = target.open()?;
             let report = j.verify()?;
             if target.json {
-                return print_json(&report);
+                return print_json(out, &report);
             }
-            println!(
+            writeln!(
+                out,
                 "ok: {} events, {} runs, sequence 1..{} without gaps, checksums and parents valid",
                 report.events, report.runs, report.last_seq
-            );
+            )?;
         }
         Command::Rebuild { target } => {
             let j = target.open()?;
             let n = j.rebuild_views()?;
             if target.json {
-                return print_json(&serde_json::json!({"replayed": n}));
+                return print_json(out, &serde_json::json!({"replayed": n}));
             }
-            println!("rebuilt every view from {n} events");
+            writeln!(out, "rebuilt every view from {n} events")?;
         }
     }
-    std::io::stdout().flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use recloop_journal::{NewEvent, fixtures};
+    use serde_json::Value;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: Command,
+    }
+
+    /// A scratch directory removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new() -> Scratch {
+            static N: AtomicU32 = AtomicU32::new(0);
+            let p = std::env::temp_dir().join(format!(
+                "recloop-cli-journal-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::SeqCst)
+            ));
+            std::fs::create_dir_all(&p).unwrap();
+            Scratch(p)
+        }
+
+        fn path(&self, name: &str) -> String {
+            self.0.join(name).display().to_string()
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn call(args: &[&str]) -> anyhow::Result<String> {
+        let cli = Cli::try_parse_from(std::iter::once("journal").chain(args.iter().copied()))?;
+        let mut buf = Vec::new();
+        run_to(cli.cmd, &mut buf)?;
+        Ok(String::from_utf8(buf)?)
+    }
+
+    fn json(args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let text = call(&a).unwrap();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}\n{text}"))
+    }
+
+    /// A journal with a simulated loop, every event type, and an artifact.
+    fn filled(url: &str) {
+        let j = Journal::open(url).unwrap();
+        let art = j.put_artifact(b"diff --git a/x b/x\n").unwrap();
+        let mut stream = fixtures::loop_stream("r1", 3, 400);
+        stream[10] = stream[10].clone().artifact(art);
+        j.append_batch(stream).unwrap();
+        let mut parent = None;
+        for (i, e) in fixtures::one_of_each("r2").into_iter().enumerate() {
+            let id = j
+                .append(NewEvent::new("r2", i as u32 / 5, e).parent(parent))
+                .unwrap();
+            parent = Some(id.id);
+        }
+    }
+
+    #[test]
+    fn export_then_import_reproduces_every_view() {
+        let dir = Scratch::new();
+        let (a, b) = (dir.path("a/journal.db"), dir.path("b/journal.db"));
+        let (file, again) = (dir.path("export.jsonl"), dir.path("again.jsonl"));
+        filled(&a);
+        let exported = json(&[
+            "export",
+            "--jsonl",
+            "--with-artifacts",
+            "--url",
+            &a,
+            "-o",
+            &file,
+        ]);
+        let count = Journal::open(&a).unwrap().event_count().unwrap();
+        assert_eq!(exported["events"], count);
+        assert_eq!(exported["artifacts"], 1);
+        let imported = json(&["import", "--url", &b, &file]);
+        assert_eq!(imported, exported);
+
+        let (ja, jb) = (Journal::open(&a).unwrap(), Journal::open(&b).unwrap());
+        assert_eq!(ja.dump_views().unwrap(), jb.dump_views().unwrap());
+        jb.verify().unwrap();
+        for args in [
+            vec!["list"],
+            vec!["list", "--events"],
+            vec!["lessons"],
+            vec!["search", "diversity", "--limit", "50"],
+            vec!["show", "p-1"],
+        ] {
+            let mut on_a = args.clone();
+            on_a.extend(["--url", a.as_str()]);
+            let mut on_b = args.clone();
+            on_b.extend(["--url", b.as_str()]);
+            assert_eq!(json(&on_a), json(&on_b), "{args:?}");
+        }
+        // Exporting the copy gives the same bytes.
+        call(&[
+            "export",
+            "--jsonl",
+            "--with-artifacts",
+            "--url",
+            &b,
+            "-o",
+            &again,
+        ])
+        .unwrap();
+        assert_eq!(
+            std::fs::read(&file).unwrap(),
+            std::fs::read(&again).unwrap()
+        );
+        // Import needs an empty journal.
+        let err = call(&["import", "--url", &b, &file]).unwrap_err();
+        assert!(err.to_string().contains("empty journal"), "{err}");
+    }
+
+    #[test]
+    fn commands_print_text_and_json() {
+        let dir = Scratch::new();
+        let url = dir.path("w/journal.db");
+        filled(&url);
+        let u = url.as_str();
+
+        let list = json(&["list", "--url", u]);
+        let exps = list.as_array().unwrap();
+        assert!(exps.iter().any(|e| e["proposal_id"] == "p-1"));
+        let text = call(&["list", "--url", u, "--run", "r2"]).unwrap();
+        assert!(text.contains("p-1") && text.contains("merged"), "{text}");
+        assert!(!text.contains("r1-p"), "{text}");
+
+        let verdicts = json(&["list", "--events", "--type", "verdict", "--url", u]);
+        let verdicts = verdicts.as_array().unwrap();
+        assert!(!verdicts.is_empty());
+        assert!(verdicts.iter().all(|v| v["event"]["type"] == "verdict"));
+        let last2 = json(&["list", "--events", "--limit", "2", "--url", u]);
+        let last2 = last2.as_array().unwrap();
+        assert_eq!(last2.len(), 2);
+        assert!(last2[0]["seq"].as_u64() < last2[1]["seq"].as_u64());
+
+        let show = json(&["show", "p-1", "--url", u]);
+        assert_eq!(show["experiment"]["proposal_id"], "p-1");
+        assert_eq!(show["lineage"][0]["event"]["type"], "proposal_made");
+        let text = call(&["show", "p-1", "--url", u]).unwrap();
+        assert!(
+            text.contains("lineage:") && text.contains("verdict"),
+            "{text}"
+        );
+        assert_eq!(json(&["show", "1", "--url", u])["seq"], 1);
+        let err = call(&["show", "nope", "--url", u]).unwrap_err();
+        assert!(err.to_string().contains("no experiment"), "{err}");
+
+        let hits = json(&["search", "penalised twice", "--url", u]);
+        assert_eq!(hits.as_array().unwrap().len(), 1);
+        assert_eq!(hits[0]["doc_id"], "asset:a-1");
+        let hits = json(&[
+            "search",
+            "root cause",
+            "--kind",
+            "failure",
+            "--lever",
+            "blend.weights",
+            "--url",
+            u,
+        ]);
+        assert!(
+            hits.as_array()
+                .unwrap()
+                .iter()
+                .all(|h| h["lever"] == "blend.weights" && h["kind"] == "failure")
+        );
+        assert!(
+            call(&["search", "zzzzqqq", "--url", u])
+                .unwrap()
+                .contains("no matches")
+        );
+
+        let falsified = json(&["lessons", "--status", "falsified", "--url", u]);
+        let falsified = falsified.as_array().unwrap();
+        assert_eq!(falsified.len(), 1);
+        assert_eq!(falsified[0]["lesson"]["id"], "l-1");
+        let text = call(&["lessons", "--url", u]).unwrap();
+        assert!(text.contains("l-1") && text.contains("falsified"), "{text}");
+        let err = call(&["lessons", "--status", "maybe", "--url", u]).unwrap_err();
+        assert!(err.to_string().contains("contested, confirmed"), "{err}");
+
+        let report = json(&["verify", "--url", u]);
+        let count = Journal::open(u).unwrap().event_count().unwrap();
+        assert_eq!(report["events"], count);
+        assert_eq!(json(&["rebuild", "--url", u])["replayed"], count);
+
+        // Export to standard output: a header line, then one line per event.
+        let text = call(&["export", "--jsonl", "--url", u]).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len() as u64, count + 1);
+        assert!(lines[0].contains("\"format\":\"recloop-journal\""));
+    }
+
+    #[test]
+    fn bad_files_give_clear_errors() {
+        let dir = Scratch::new();
+        let notes = dir.path("notes.txt");
+        std::fs::write(&notes, "just some notes\n").unwrap();
+        let err = call(&["list", "--url", &notes]).unwrap_err();
+        assert!(err.to_string().contains("not a SQLite database"), "{err}");
+        let url = dir.path("j/journal.db");
+        let junk = dir.path("junk.jsonl");
+        std::fs::write(&junk, "{\"hello\": 1}\n").unwrap();
+        let err = call(&["import", "--url", &url, &junk]).unwrap_err();
+        assert!(err.to_string().contains("line 1"), "{err}");
+        let err = call(&["import", "--url", &url, &dir.path("missing.jsonl")]).unwrap_err();
+        assert!(err.to_string().contains("cannot open"), "{err}");
+        // `--jsonl` is required: the format is explicit.
+        assert!(call(&["export", "--url", &url]).is_err());
+    }
 }
