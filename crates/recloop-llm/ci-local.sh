@@ -11,10 +11,10 @@
 # OMP_WAIT_POLICY=PASSIVE: llama.cpp's OpenMP threads otherwise spin while waiting, which on a
 # busy machine cut decoding from 12.5 to 0.7 tokens/s.
 set -eu
-if ! command -v cmake >/dev/null || ! command -v clang >/dev/null; then
+if ! command -v cmake >/dev/null || ! command -v clang >/dev/null || ! dpkg -s libclang-dev >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
     $SUDO apt-get update
     $SUDO apt-get install -y cmake clang libclang-dev
 fi
 OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" \
-    cargo test -p recloop-llm --features local --test local -- --nocapture
+    cargo test --locked -p recloop-llm --features local --test local -- --nocapture

