@@ -26,6 +26,9 @@ pub struct Sandbox {
     pub bin_dir: Option<PathBuf>,
     /// Extra read-write directories besides the worktree (rarely needed).
     pub extra_rw: Vec<PathBuf>,
+    /// Paths bound read-only again after `/tmp` is replaced by an empty tmpfs, so that the
+    /// `recloop` link and the executable it points to stay visible for workspaces under `/tmp`.
+    pub extra_ro: Vec<PathBuf>,
     /// Extra environment variables (name, value) passed through.
     pub env: Vec<(String, String)>,
 }
@@ -111,6 +114,7 @@ impl Sandbox {
             memory_mib: manifest.sandbox.memory_mib,
             bin_dir: None,
             extra_rw: Vec::new(),
+            extra_ro: Vec::new(),
             env: Vec::new(),
         };
         if let Some(exe) = recloop_exe() {
@@ -136,6 +140,8 @@ impl Sandbox {
             .permissions();
         std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
         std::fs::set_permissions(&link, perm).map_err(|e| AgentError::io(&link, e))?;
+        self.extra_ro.push(bin.clone());
+        self.extra_ro.push(exe.to_path_buf());
         self.bin_dir = Some(bin);
         Ok(())
     }
@@ -159,6 +165,10 @@ impl Sandbox {
                 ]);
                 c.args(["--ro-bind", "/", "/"]);
                 c.args(["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]);
+                for ro in &self.extra_ro {
+                    let p = ro.display().to_string();
+                    c.args(["--ro-bind", &p, &p]);
+                }
                 c.args(["--bind", &wt, &wt]);
                 for rw in &self.extra_rw {
                     let p = rw.display().to_string();
@@ -262,6 +272,7 @@ mod tests {
             memory_mib: 1024,
             bin_dir: None,
             extra_rw: vec![],
+            extra_ro: vec![],
             env: vec![],
         }
     }

@@ -14,7 +14,7 @@ use crate::split::{Protocol, Target, prepare_and_split};
 pub struct PipelineData {
     /// What models are trained on before scoring validation.
     pub train: Interactions,
-    /// What `--split validation` is scored against (train masked).
+    /// What `--split validation` is scored against (train and holdout masked).
     pub validation: Interactions,
     /// What models are trained on before scoring the holdout (train ∪ validation under protocols
     /// A and temporal, train under B).

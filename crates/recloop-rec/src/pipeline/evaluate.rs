@@ -1,5 +1,6 @@
 //! `recloop rec eval`: train what `pipeline.toml` says on the train split and score the requested
-//! split with full ranking (training items masked; validation items too for the holdout).
+//! split with full ranking (training items masked; validation items too for the holdout, holdout
+//! items too for validation).
 
 use super::config::EvalConfig;
 use super::data::{PipelineData, check_shapes, load_data};
@@ -87,8 +88,11 @@ pub fn evaluate_trained(
         .collect();
     let exclude_for = |u: usize| -> Vec<u32> {
         let mut ex = data.train.items_of(u).to_vec();
-        if split == EvalSplit::Holdout {
-            ex.extend_from_slice(data.validation.items_of(u));
+        match split {
+            EvalSplit::Holdout => ex.extend_from_slice(data.validation.items_of(u)),
+            // Holdout items are positives the model was never shown: ranking them high must not
+            // count as a miss on validation. They stay sealed: only the metric is reported.
+            EvalSplit::Validation => ex.extend_from_slice(data.holdout.items_of(u)),
         }
         ex
     };
