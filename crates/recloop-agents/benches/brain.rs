@@ -22,24 +22,8 @@ fn main() {
     let checkpoints = [10usize, trials];
     let started = std::time::Instant::now();
     let report = bench_brains(&dir, trials, &seeds, &checkpoints).expect("benchmark");
-    println!(
-        "dataset {dataset}, {trials} trials, seeds {seeds:?}, start {} = {:.4}",
-        report.metric, report.start
-    );
-    for (brain, per_seed) in &report.best {
-        for (ci, c) in checkpoints.iter().enumerate() {
-            let mut v: Vec<f64> = per_seed.iter().map(|s| s[ci]).collect();
-            v.sort_by(f64::total_cmp);
-            println!(
-                "{brain:>8} best {} after {c:>2} trials: mean {:.4}  median {:.4}  min {:.4}  max {:.4}",
-                report.metric,
-                report.mean(brain, ci),
-                v[v.len() / 2],
-                v[0],
-                v[v.len() - 1]
-            );
-        }
-    }
+    println!("dataset {dataset}, {trials} trials");
+    print!("{report}");
     println!("{}", serde_json::to_string(&report).unwrap_or_default());
     println!("elapsed {:.1} s", started.elapsed().as_secs_f64());
     let _ = std::fs::remove_dir_all(&dir);

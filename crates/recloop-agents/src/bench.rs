@@ -39,6 +39,39 @@ impl BenchReport {
     }
 }
 
+/// One line per brain and checkpoint: mean, median, min and max over seeds, then the per-seed
+/// values.
+impl std::fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "seeds {:?}, start {} = {:.4}",
+            self.seeds, self.metric, self.start
+        )?;
+        for (brain, per_seed) in &self.best {
+            for (ci, c) in self.checkpoints.iter().enumerate() {
+                let mut v: Vec<f64> = per_seed.iter().map(|s| s[ci]).collect();
+                v.sort_by(f64::total_cmp);
+                let (Some(min), Some(max)) = (v.first(), v.last()) else {
+                    continue;
+                };
+                let rounded: Vec<f64> = per_seed
+                    .iter()
+                    .map(|s| (s[ci] * 1e4).round() / 1e4)
+                    .collect();
+                writeln!(
+                    f,
+                    "{brain:>8} best {} after {c:>2} trials: mean {:.4} median {:.4} min {min:.4} max {max:.4} per seed {rounded:?}",
+                    self.metric,
+                    self.mean(brain, ci),
+                    v[v.len() / 2],
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Run the benchmark on the workspace at `dir` (its `pipeline.toml` is the starting point, its
 /// `eval/eval.toml` the data), `trials` trials per seed.
 pub fn bench_brains(
@@ -47,6 +80,10 @@ pub fn bench_brains(
     seeds: &[u64],
     checkpoints: &[usize],
 ) -> Result<BenchReport> {
+    // One value is recorded per distinct checkpoint (e.g. `[10, 10]` when only 10 trials run).
+    let mut checkpoints = checkpoints.to_vec();
+    checkpoints.sort_unstable();
+    checkpoints.dedup();
     let manifest = Manifest::load(dir)?;
     let rec_err = |e: recloop_rec::RecError| AgentError::Invalid {
         path: dir.display().to_string(),
@@ -69,7 +106,7 @@ pub fn bench_brains(
     let harness = Harness::load(&tmp, "brainstorm")?;
     let mut report = BenchReport {
         metric: primary.clone(),
-        checkpoints: checkpoints.to_vec(),
+        checkpoints: checkpoints.clone(),
         seeds: seeds.to_vec(),
         best: Default::default(),
         start,

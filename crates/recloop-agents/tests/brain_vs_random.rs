@@ -23,29 +23,9 @@ fn builtin_brain_vs_random_search() {
     let seeds = [1u64, 2, 3, 4, 5];
     let checkpoints = [10usize, trials];
     let report = bench_brains(dir.path(), trials, &seeds, &checkpoints).unwrap();
-    println!(
-        "dataset {dataset}, {trials} trials, seeds {seeds:?}, start {} = {:.4}",
-        report.metric, report.start
-    );
-    for (brain, per_seed) in &report.best {
-        for (ci, c) in checkpoints.iter().enumerate() {
-            let mut v: Vec<f64> = per_seed.iter().map(|s| s[ci]).collect();
-            v.sort_by(f64::total_cmp);
-            println!(
-                "{brain:>8} best {} after {c:>2} trials: mean {:.4} median {:.4} min {:.4} max {:.4} per seed {:?}",
-                report.metric,
-                report.mean(brain, ci),
-                v[v.len() / 2],
-                v[0],
-                v[v.len() - 1],
-                per_seed
-                    .iter()
-                    .map(|s| (s[ci] * 1e4).round() / 1e4)
-                    .collect::<Vec<_>>()
-            );
-        }
-    }
-    for ci in 0..checkpoints.len() {
+    println!("dataset {dataset}, {trials} trials");
+    print!("{report}");
+    for ci in 0..report.checkpoints.len() {
         assert!(report.mean("builtin", ci) >= report.start);
     }
 }

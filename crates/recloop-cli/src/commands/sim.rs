@@ -191,6 +191,12 @@ fn control_policy(
     Ok(resolve_policy(&spec, &l.world, l.workspace.as_ref(), seed)?)
 }
 
+/// The `--policy`/`--control` argument as an explicit production policy: its default
+/// `builtin:relevance` stands for "the workspace's own pipeline" when a workspace is loaded.
+fn explicit_control<'a>(l: &Loaded, policy: &'a str) -> Option<&'a str> {
+    (l.workspace.is_none() || policy != "builtin:relevance").then_some(policy)
+}
+
 fn describe(e: &ExperimentEvent) -> String {
     match e {
         ExperimentEvent::Started {
@@ -326,11 +332,7 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
             json,
         } => {
             let l = load(&world)?;
-            let explicit = if l.workspace.is_some() && policy == "builtin:relevance" {
-                None
-            } else {
-                Some(policy.as_str())
-            };
+            let explicit = explicit_control(&l, &policy);
             let p = control_policy(&l, explicit, seed)?;
             let mut config = ExperimentConfig::new(l.world.clone(), users, seed);
             config.settings.id = "aa".into();
@@ -370,11 +372,7 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
             json,
         } => {
             let l = load(&world)?;
-            let explicit = if l.workspace.is_some() && control == "builtin:relevance" {
-                None
-            } else {
-                Some(control.as_str())
-            };
+            let explicit = explicit_control(&l, &control);
             let c = control_policy(&l, explicit, seed)?;
             let t = resolve_policy(&candidate, &l.world, l.workspace.as_ref(), seed)?;
             let mut config = ExperimentConfig::new(l.world.clone(), users, seed);
