@@ -30,6 +30,7 @@ mod retrieval;
 pub mod schema;
 pub mod sql;
 mod store;
+mod viewbatch;
 pub mod views;
 
 pub use artifact::ArtifactHash;

@@ -82,7 +82,9 @@ impl ViewOp {
         self
     }
 
-    /// The SQL statement (with `?` placeholders) and its parameters.
+    /// The SQL statement (with `?` placeholders) and its parameters: the meaning of the op, and
+    /// the one-statement-per-op reference `viewbatch` is tested against.
+    #[cfg(test)]
     pub(crate) fn to_sql(&self) -> (String, Vec<Val>) {
         let t = self.table;
         let mut params = Vec::with_capacity(self.key.len() + self.cols.len());
@@ -165,6 +167,7 @@ impl ViewOp {
     }
 }
 
+#[cfg(test)]
 fn zero(v: &Val) -> &'static str {
     match v {
         Val::Real(_) => "0.0",

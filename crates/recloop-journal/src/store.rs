@@ -6,9 +6,11 @@ use crate::event::{
     EVENT_SCHEMA_VERSION, Event, EventId, EventRecord, NewEvent, TIMESTAMP_FORMAT,
     normalise_timestamp,
 };
+#[cfg(test)]
 use crate::projection::project;
 use crate::schema::VIEW_TABLES;
 use crate::sql::{ColType, SqlConn, Val};
+use crate::viewbatch::apply_projections;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
@@ -179,10 +181,7 @@ pub(crate) async fn insert_rows<C: SqlConn>(
             .await
             .map_err(db(location, "inserting events"))?;
     }
-    for record in &records {
-        apply_projection(c, location, record).await?;
-    }
-    Ok(())
+    apply_projections(c, location, &records).await
 }
 
 async fn find_key<C: SqlConn>(
@@ -266,7 +265,9 @@ pub(crate) fn prepare_row(
     Ok((record, params))
 }
 
-/// Run the projection of one record.
+/// Run the projection of one record, one statement per op: the reference the batched path
+/// ([`apply_projections`]) is tested against.
+#[cfg(test)]
 pub(crate) async fn apply_projection<C: SqlConn>(
     c: &mut C,
     location: &str,
@@ -422,12 +423,14 @@ pub(crate) async fn rebuild_in_tx<C: SqlConn>(c: &mut C, location: &str) -> Resu
         if rows.is_empty() {
             return Ok(n);
         }
+        let mut records = Vec::with_capacity(rows.len());
         for row in &rows {
             let rec = record_from_row(row, location, false)?;
             after = rec.seq as i64;
-            apply_projection(c, location, &rec).await?;
-            n += 1;
+            records.push(rec);
         }
+        apply_projections(c, location, &records).await?;
+        n += records.len() as u64;
     }
 }
 
