@@ -2,9 +2,11 @@
 //!
 //! [`project`] is pure: it turns a stored [`EventRecord`] into a list of [`ViewOp`]s (upsert a row,
 //! add to a counter, ...). Appending runs the ops in the same transaction as the event insert;
-//! rebuilding empties the view tables and runs the ops of every event in sequence order. Because
-//! both paths use this function and the ops never read the clock or anything outside the event,
-//! a rebuilt view is identical to the incrementally maintained one.
+//! rebuilding empties the view tables and runs the ops of every event in sequence order. Both go
+//! through `viewbatch`, which applies a batch's ops in memory and writes each touched row once,
+//! with the same result as running `ViewOp::to_sql` op by op (tested). Because both paths use
+//! this function and the ops never read the clock or anything outside the event, a rebuilt view
+//! is identical to the incrementally maintained one.
 //!
 //! The projection records what happened; it holds no business rules (e.g. it does not decide a
 //! lesson's status — the agents do, with `Lesson::promoted_status` — it only keeps `falsified`

@@ -10,7 +10,7 @@
 //!    ops touch;
 //! 2. read those rows (one `SELECT ... WHERE key IN (...)` per chunk of keys);
 //! 3. apply the ops in log order in memory, with exactly the semantics of the SQL in
-//!    [`ViewOp`]'s documentation (`Set`, `Add` = `COALESCE(cur, 0) + v`, `Keep`, `SetUnless`;
+//!    `ViewOp::to_sql` (`Set`, `Add` = `COALESCE(cur, 0) + v`, `Keep`, `SetUnless`;
 //!    `Update` is a no-op on an absent row, `InsertIgnore` on a present one);
 //! 4. write every changed row once, with multi-row `INSERT ... ON CONFLICT (key) DO UPDATE`
 //!    statements: rows that existed first, then new rows in the order they came into existence

@@ -135,6 +135,8 @@ pub fn kill_and_recover(db: &TestDb) {
         });
         let early = round % 7 == 3;
         let start = Instant::now();
+        // The wait below consumes the READY line, so remember it was seen.
+        let mut ready = false;
         if early {
             // Kill during start-up (opening, schema check, resumption).
             std::thread::sleep(Duration::from_millis(rng.random_range(5..80)));
@@ -145,7 +147,10 @@ pub fn kill_and_recover(db: &TestDb) {
                 let now = Instant::now();
                 assert!(now < deadline, "writer did not start within 60 s");
                 match rx.recv_timeout(deadline - now) {
-                    Ok(l) if l.ends_with("READY") => break,
+                    Ok(l) if l.ends_with("READY") => {
+                        ready = true;
+                        break;
+                    }
                     Ok(_) => {}
                     Err(e) => panic!("writer produced no READY line: {e}"),
                 }
@@ -156,7 +161,6 @@ pub fn kill_and_recover(db: &TestDb) {
         let status = child.wait().unwrap();
         assert!(!status.success());
         reader.join().unwrap();
-        let mut ready = false;
         for line in rx.try_iter() {
             if line.ends_with("READY") {
                 ready = true;
