@@ -89,6 +89,9 @@ pub struct FinalAb {
     pub days: u32,
     /// Highest treatment share.
     pub max_traffic: f64,
+    /// The other success metrics of the comparison (the north star when a proxy decided).
+    #[serde(default)]
+    pub others: Vec<recloop_core::MetricEffect>,
 }
 
 /// The final summary of a run.
@@ -168,10 +171,7 @@ impl std::fmt::Display for RunSummary {
             writeln!(f, "online {m} effect of a kept change: {e:+.4}")?;
         }
         if let Some(a) = &self.final_ab {
-            let ci = match a.ci {
-                (Some(lo), Some(hi)) => format!(", 95% CI [{lo:+.4}, {hi:+.4}]"),
-                _ => String::new(),
-            };
+            let ci = fmt_ci(a.ci);
             writeln!(
                 f,
                 "simulated {}: start {:.4} → end {:.4} ({:+.4}{ci}, p = {:.3}; {} after {} days at {:.0}% traffic)",
@@ -184,8 +184,24 @@ impl std::fmt::Display for RunSummary {
                 a.days,
                 a.max_traffic * 100.0
             )?;
+            for e in &a.others {
+                let ci = fmt_ci(e.ci);
+                writeln!(
+                    f,
+                    "simulated {}: start {:.4} → end {:.4} ({:+.4}{ci}, p = {:.3})",
+                    e.metric, e.control, e.treatment, e.effect, e.p_value
+                )?;
+            }
         }
         write!(f, "language-model cost: ${:.4}", self.cost_usd)
+    }
+}
+
+/// `", 95% CI [lo, hi]"` when both bounds are known, else nothing.
+fn fmt_ci(ci: (Option<f64>, Option<f64>)) -> String {
+    match ci {
+        (Some(lo), Some(hi)) => format!(", 95% CI [{lo:+.4}, {hi:+.4}]"),
+        _ => String::new(),
     }
 }
 
@@ -835,6 +851,7 @@ impl Loop {
             decision: v.decision,
             days: report.days,
             max_traffic: report.max_share,
+            others: v.effects[1..].to_vec(),
         })
     }
 

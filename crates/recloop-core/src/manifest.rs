@@ -95,6 +95,12 @@ pub struct OnlineSection {
     /// Significance level.
     #[serde(default = "default_alpha")]
     pub alpha: f64,
+    /// The metric that decides KEEP online (e.g. `watch_time_per_user`). Absent: the `[metrics]`
+    /// primary when the platform observes it, else the north star. Name a proxy here when the
+    /// north star moves too little to be detected at the experiment's size; the north star then
+    /// stays a success metric, and a guardrail on it keeps it from being harmed.
+    #[serde(default)]
+    pub primary: Option<crate::metric::MetricSpec>,
     /// Minimum days per ramp step.
     #[serde(default = "default_step_days")]
     pub min_days_per_step: u32,
@@ -140,6 +146,7 @@ impl Default for OnlineSection {
             platform: default_platform(),
             ramp: default_ramp(),
             alpha: default_alpha(),
+            primary: None,
             min_days_per_step: default_step_days(),
             max_days: default_max_days(),
             users: default_users(),

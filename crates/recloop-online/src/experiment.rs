@@ -17,7 +17,8 @@ pub struct ExperimentSettings {
     pub seed: u64,
     /// Approve mode: attention escalations wait for the observer's answer.
     pub approve: bool,
-    /// Online primary metric; `None` uses the manifest primary if observed online, else its north star.
+    /// Online primary metric; `None` uses the manifest's `[online] primary`, else its `[metrics]`
+    /// primary if observed online, else its north star.
     pub primary: Option<MetricSpec>,
     /// Guardrails observed online in addition to the manifest's.
     pub online_guardrails: Vec<GuardrailSpec>,
@@ -232,7 +233,11 @@ pub fn resolve_metrics(
     };
     let mut caveats = Vec::new();
     let m = &manifest.metrics;
-    let primary = if let Some(p) = &settings.primary {
+    let primary = if let Some(p) = settings
+        .primary
+        .as_ref()
+        .or(manifest.online.primary.as_ref())
+    {
         if !observed(&p.name) {
             return Err(missing(&p.name, "online primary"));
         }

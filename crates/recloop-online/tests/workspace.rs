@@ -21,10 +21,9 @@ fn ease_candidate_workspace_beats_most_popular_and_is_kept() {
     let ww = load_workspace_world(&prod, 1).unwrap();
     let control = resolve_policy(prod.to_str().unwrap(), &ww.world, Some(&ww), 1).unwrap();
     let candidate = resolve_policy(cand.to_str().unwrap(), &ww.world, Some(&ww), 1).unwrap();
-    // On this 400-user generated world EASE's gain in D7 retention is small, so a single run
-    // often ends EXTEND (insufficient evidence); the full-size check is on the ML-1M world
-    // (`examples/measure.rs`: KEEP in 45 of 50 runs at 50,000 users). Here: across seeds the
-    // better candidate is never vetoed or discarded, and it is kept at least once.
+    // On this 400-user generated world EASE's gain is small, so a single run may end EXTEND
+    // (insufficient evidence, or retention not yet shown non-inferior). Across seeds the better
+    // candidate is never vetoed or discarded, and it is kept at least once.
     let mut kept = 0;
     for seed in 1..=4 {
         let config = ExperimentConfig::new(ww.world.clone(), 50_000, seed);
@@ -48,9 +47,11 @@ fn ease_candidate_workspace_beats_most_popular_and_is_kept() {
             "seed {seed}: {:?}",
             r.verdict
         );
-        // the offline primary (ndcg@10) is replaced online by the north star, with a caveat
-        assert_eq!(r.verdict.effects[0].metric, "retention_d7");
-        assert!(r.verdict.caveats.iter().any(|c| c.contains("ndcg@10")));
+        // the example's `[online] primary` (watch time) decides; the north star is measured as
+        // a success metric and guarded
+        assert_eq!(r.verdict.effects[0].metric, "watch_time_per_user");
+        assert!(r.verdict.effects.iter().any(|e| e.metric == "retention_d7"));
+        assert!(r.verdict.guardrails.contains_key("retention_d7"));
         kept += usize::from(r.verdict.decision == Decision::Keep);
     }
     assert!(

@@ -7,7 +7,7 @@ use recloop_rec::Model;
 use recloop_rec::data::{self, DatasetName};
 use recloop_rec::eval::{Evaluator, FnScorer};
 use recloop_rec::models::{itemknn::ItemKnn, mostpop::MostPop};
-use recloop_rec::split::{self, Protocol, Target};
+use recloop_rec::split::{self, Protocol};
 use std::time::Instant;
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -41,9 +41,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ds = protocol.prepare(&ds);
     let (t_split, s) = time(|| split::split(&ds, protocol, 0));
     let s = s?;
-    let target = Target::Holdout;
-    let train = s.fit_data(target);
-    let ev = Evaluator::new(&s, target).with_genres(&ds.item_genres);
+    let train = s.benchmark_fit();
+    let ev = Evaluator::benchmark(&s).with_genres(&ds.item_genres);
 
     let mut fit = Vec::new();
     let mut knn = ItemKnn::new(20)?;

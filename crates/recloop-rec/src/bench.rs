@@ -3,8 +3,9 @@
 //! dataset and protocol, reporting median (and minimum) fit and evaluation seconds plus the
 //! metrics, as one JSON object keyed by model name.
 //!
-//! Models are fitted on [`Split::fit_data`] for the holdout and evaluated on the holdout with all
-//! items ranked and training items masked (protocol A: fit on the 80 %, test on the 20 %).
+//! Models are fitted on [`Split::benchmark_fit`] and evaluated on [`Split::benchmark_truth`] with
+//! all items ranked and training items masked (protocol A: fit on the 80 %, test on the 20 % of
+//! every user — validation and holdout together).
 
 use crate::Model;
 use crate::data::{self, DatasetName};
@@ -15,7 +16,7 @@ use crate::models::ease::Ease;
 use crate::models::ials::Ials;
 use crate::models::itemknn::ItemKnn;
 use crate::models::mostpop::MostPop;
-use crate::split::{self, Protocol, Split, Target};
+use crate::split::{self, Protocol, Split};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -118,9 +119,8 @@ pub fn bench_model(
     split: &Split,
     runs: usize,
 ) -> Result<Value> {
-    let target = Target::Holdout;
-    let train = split.fit_data(target);
-    let evaluator = Evaluator::new(split, target);
+    let train = split.benchmark_fit();
+    let evaluator = Evaluator::benchmark(split);
     let mut fit_s = Vec::new();
     let mut eval_s = Vec::new();
     let mut metrics = BTreeMap::new();

@@ -10,10 +10,9 @@
 //! use recloop_rec::{data, eval::Evaluator, models::itemknn::ItemKnn, split, Model};
 //! let ds = data::load(data::DatasetName::Ml100k)?;
 //! let s = split::split(&ds, split::Protocol::A, 0)?;
-//! let target = split::Target::Holdout;
 //! let mut m = ItemKnn::new(20)?;
-//! m.fit(s.fit_data(target))?;
-//! let metrics = Evaluator::new(&s, target).with_genres(&ds.item_genres).evaluate(&m)?;
+//! m.fit(s.benchmark_fit())?;
+//! let metrics = Evaluator::benchmark(&s).with_genres(&ds.item_genres).evaluate(&m)?;
 //! println!("{}", metrics["ndcg@10"]);
 //! # Ok::<(), recloop_rec::RecError>(())
 //! ```
@@ -131,6 +130,16 @@ impl<'a> Evaluator<'a> {
     pub fn new(split: &'a Split, target: Target) -> Evaluator<'a> {
         let fit = split.fit_data(target);
         Evaluator::from_parts(split.mask(target), split.truth(target), fit)
+    }
+
+    /// Evaluate what `recloop rec bench` reports: the anchors' whole test set
+    /// ([`Split::benchmark_truth`]) for a model fitted on [`Split::benchmark_fit`].
+    pub fn benchmark(split: &'a Split) -> Evaluator<'a> {
+        Evaluator::from_parts(
+            split.benchmark_mask(),
+            &split.benchmark_truth,
+            split.benchmark_fit(),
+        )
     }
 
     /// Evaluate against explicit `mask` and `truth`; popularity comes from `fit_data`.

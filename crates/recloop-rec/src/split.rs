@@ -7,23 +7,27 @@
 //!
 //! | protocol | target | fit on | mask | relevant |
 //! |---|---|---|---|---|
-//! | A | validation | train | train ∪ holdout | validation |
-//! | A | holdout | train ∪ validation | train ∪ validation | holdout |
+//! | A | validation | train | train | validation (test rows of the validation users) |
+//! | A | holdout | train | train | holdout (test rows of the holdout users) |
 //! | B | validation | train | train ∪ holdout | validation |
 //! | B | holdout | train | train ∪ validation | holdout |
 //! | temporal | validation | train | train ∪ holdout | validation |
 //! | temporal | holdout | train ∪ validation | train ∪ validation | holdout |
 //!
-//! Validation masks the holdout items as well: they are positives the model was not shown, so
-//! ranking them high must not count as a miss (that would reward popularity over personalisation);
-//! they are neither fitted on nor relevant, and the holdout stays sealed.
+//! Where validation and holdout share users (B, temporal), validation masks the holdout items as
+//! well: they are positives the model was not shown, so ranking them high must not count as a miss
+//! (that would reward popularity over personalisation); they are neither fitted on nor relevant,
+//! and the holdout stays sealed.
 //!
 //! **Protocol A** (per-user random 80/20, the anchors' protocol): per user (in index order, one
 //! `Pcg64` seeded with `seed` for the whole pass) the user's rows, in dataset order, are shuffled;
-//! the first `h = max(1, round(0.2·n))` go to the holdout — exactly the anchors' 20 % test set, so
-//! holdout numbers are comparable to the anchors. The validation set is carved from the remaining
-//! `m = n − h` rows the same way: the next `v = max(1, round(0.2·m))` rows if `m ≥ 2` (else none);
-//! the rest is train. So train ∪ validation is the anchors' training set (≈ 64 % + 16 %).
+//! the first `h = max(1, round(0.2·n))` are the user's test rows and the rest is train — exactly
+//! the anchors' 80/20 split. The users are then dealt into two halves by a second `Pcg64` (seeded
+//! with `seed ^ USER_HALVES_SALT`): the test rows of one half are the validation set, those of the
+//! other half the sealed holdout. Both are scored with a model fitted on the anchors' training set,
+//! so validation and holdout numbers are each comparable to the anchors (and to each other: a gap
+//! between them means a change overfitted the validation users), and
+//! [`Split::benchmark_truth`] (validation ∪ holdout) is the anchors' whole test set.
 //!
 //! **Protocol B** (RecBole-GNN replica): apply [`Protocol::prepare`] first (ratings ≥ 3, users and
 //! items without rows dropped). Per user, shuffle the rows and cut 80/10/10 with RecBole's
@@ -48,7 +52,7 @@ use std::str::FromStr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
-    /// Per-user random 80/20 holdout, validation carved from the 80 %.
+    /// Per-user random 80/20; the 20 % of half the users is validation, of the others holdout.
     A,
     /// RecBole-GNN replica: ratings ≥ 3, per-user 80/10/10.
     B,
@@ -138,6 +142,9 @@ pub struct Split {
     pub train_validation: Interactions,
     /// Train ∪ holdout: the mask when evaluating on validation.
     pub train_holdout: Interactions,
+    /// The anchors' test set, which `recloop rec bench` scores: validation ∪ holdout under
+    /// protocol A, the holdout otherwise.
+    pub benchmark_truth: Interactions,
 }
 
 impl Split {
@@ -154,16 +161,18 @@ impl Split {
     /// The interactions a model is fitted on before being evaluated on `target`.
     pub fn fit_data(&self, target: Target) -> &Interactions {
         match (self.protocol, target) {
-            (_, Target::Validation) | (Protocol::B, Target::Holdout) => &self.train,
-            (_, Target::Holdout) => &self.train_validation,
+            (_, Target::Validation) | (Protocol::A | Protocol::B, Target::Holdout) => &self.train,
+            (Protocol::Temporal, Target::Holdout) => &self.train_validation,
         }
     }
 
     /// Row indices of [`Split::fit_data`] (for models that need ratings or timestamps).
     pub fn fit_rows(&self, target: Target) -> Vec<usize> {
         match (self.protocol, target) {
-            (_, Target::Validation) | (Protocol::B, Target::Holdout) => self.train_rows.clone(),
-            (_, Target::Holdout) => {
+            (_, Target::Validation) | (Protocol::A | Protocol::B, Target::Holdout) => {
+                self.train_rows.clone()
+            }
+            (Protocol::Temporal, Target::Holdout) => {
                 let mut r = self.train_rows.clone();
                 r.extend_from_slice(&self.validation_rows);
                 r.sort_unstable();
@@ -180,6 +189,19 @@ impl Split {
         }
     }
 
+    /// What `recloop rec bench` fits on: the anchors' training set.
+    pub fn benchmark_fit(&self) -> &Interactions {
+        self.fit_data(Target::Holdout)
+    }
+
+    /// What `recloop rec bench` masks: everything it fits on plus, under protocol B, validation.
+    pub fn benchmark_mask(&self) -> &Interactions {
+        match self.protocol {
+            Protocol::A => &self.train,
+            Protocol::B | Protocol::Temporal => &self.train_validation,
+        }
+    }
+
     /// The relevant items when evaluating `target`.
     pub fn truth(&self, target: Target) -> &Interactions {
         match target {
@@ -189,16 +211,29 @@ impl Split {
     }
 }
 
-/// Per-user split of protocol A: (holdout, validation) sizes for `n` rows.
-pub fn protocol_a_sizes(n: usize) -> (usize, usize) {
-    let round = |x: usize| (0.2 * x as f64).round() as usize;
+/// Per-user split of protocol A: the number of test rows of a user with `n` rows
+/// (`max(1, round(0.2·n))`, the anchors' 20 %).
+pub fn protocol_a_test_size(n: usize) -> usize {
     if n == 0 {
-        return (0, 0);
+        return 0;
     }
-    let h = round(n).max(1).min(n);
-    let m = n - h;
-    let v = if m >= 2 { round(m).max(1) } else { 0 };
-    (h, v)
+    ((0.2 * n as f64).round() as usize).max(1).min(n)
+}
+
+/// Salt of the seed that deals protocol A's users into validation and holdout halves (kept apart
+/// from the row shuffle, so the test rows are the anchors' whatever the halves).
+const USER_HALVES_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// Protocol A's halves: `true` for the users whose test rows are the holdout. Exactly
+/// `⌊n_users / 2⌋` users are holdout users.
+fn protocol_a_holdout_users(n_users: usize, seed: u64) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..n_users).collect();
+    order.shuffle(&mut Pcg64::seed_from_u64(seed ^ USER_HALVES_SALT));
+    let mut holdout = vec![false; n_users];
+    for &u in &order[..n_users / 2] {
+        holdout[u] = true;
+    }
+    holdout
 }
 
 /// Per-user split of protocol B: (train, validation, test) sizes for `n` rows, as RecBole's
@@ -236,6 +271,10 @@ pub fn split(ds: &Dataset, protocol: Protocol, seed: u64) -> Result<Split> {
     let mut validation_rows = Vec::new();
     let mut holdout_rows = Vec::new();
     let mut user_rows: Vec<usize> = Vec::new();
+    let holdout_users = match protocol {
+        Protocol::A => protocol_a_holdout_users(ds.n_users(), seed),
+        Protocol::B | Protocol::Temporal => Vec::new(),
+    };
     for u in 0..ds.n_users() {
         user_rows.clear();
         user_rows.extend_from_slice(&rows[indptr[u]..indptr[u + 1]]);
@@ -246,10 +285,14 @@ pub fn split(ds: &Dataset, protocol: Protocol, seed: u64) -> Result<Split> {
         match protocol {
             Protocol::A => {
                 user_rows.shuffle(&mut rng);
-                let (h, v) = protocol_a_sizes(n);
-                holdout_rows.extend_from_slice(&user_rows[..h]);
-                validation_rows.extend_from_slice(&user_rows[h..h + v]);
-                train_rows.extend_from_slice(&user_rows[h + v..]);
+                let h = protocol_a_test_size(n);
+                let test = if holdout_users[u] {
+                    &mut holdout_rows
+                } else {
+                    &mut validation_rows
+                };
+                test.extend_from_slice(&user_rows[..h]);
+                train_rows.extend_from_slice(&user_rows[h..]);
             }
             Protocol::B => {
                 user_rows.shuffle(&mut rng);
@@ -283,6 +326,14 @@ pub fn split(ds: &Dataset, protocol: Protocol, seed: u64) -> Result<Split> {
     let mut th = train_rows.clone();
     th.extend_from_slice(&holdout_rows);
     let train_holdout = ds.interactions_of(&th);
+    let benchmark_truth = match protocol {
+        Protocol::A => {
+            let mut test = validation_rows.clone();
+            test.extend_from_slice(&holdout_rows);
+            ds.interactions_of(&test)
+        }
+        Protocol::B | Protocol::Temporal => holdout.clone(),
+    };
     Ok(Split {
         protocol,
         seed,
@@ -294,6 +345,7 @@ pub fn split(ds: &Dataset, protocol: Protocol, seed: u64) -> Result<Split> {
         holdout,
         train_validation,
         train_holdout,
+        benchmark_truth,
     })
 }
 
@@ -332,11 +384,13 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(protocol_a_sizes(1), (1, 0));
-        assert_eq!(protocol_a_sizes(2), (1, 0));
-        assert_eq!(protocol_a_sizes(3), (1, 1));
-        assert_eq!(protocol_a_sizes(20), (4, 3));
-        assert_eq!(protocol_a_sizes(22), (4, 4));
+        assert_eq!(protocol_a_test_size(0), 0);
+        assert_eq!(protocol_a_test_size(1), 1);
+        assert_eq!(protocol_a_test_size(2), 1);
+        assert_eq!(protocol_a_test_size(3), 1);
+        assert_eq!(protocol_a_test_size(8), 2);
+        assert_eq!(protocol_a_test_size(20), 4);
+        assert_eq!(protocol_a_test_size(22), 4);
         // RecBole: 20 → 16/2/2, 5 → 3/1/1, 15 → 13/1/1, 2 → 1/0/1, 1 → 1/0/0
         assert_eq!(protocol_b_sizes(20), (16, 2, 2));
         assert_eq!(protocol_b_sizes(5), (3, 1, 1));
@@ -376,10 +430,14 @@ mod tests {
         let t = split(&ds, Protocol::Temporal, 3).unwrap();
         for u in 0..12 {
             let n = 5 + 3 * u;
-            let (h, v) = protocol_a_sizes(n);
-            assert_eq!(a.holdout.items_of(u).len(), h);
-            assert_eq!(a.validation.items_of(u).len(), v);
-            assert_eq!(a.train.items_of(u).len(), n - h - v);
+            let h = protocol_a_test_size(n);
+            let (va, ho) = (a.validation.items_of(u).len(), a.holdout.items_of(u).len());
+            assert!(
+                (va, ho) == (h, 0) || (va, ho) == (0, h),
+                "user {u}: {va} + {ho}"
+            );
+            assert_eq!(a.train.items_of(u).len(), n - h);
+            assert_eq!(a.benchmark_truth.items_of(u).len(), h);
             let (tr, va, te) = protocol_b_sizes(n);
             assert_eq!(
                 (
@@ -400,12 +458,48 @@ mod tests {
     fn fit_and_mask_per_protocol() {
         let ds = fixture(6);
         let a = split(&ds, Protocol::A, 0).unwrap();
-        assert_eq!(a.fit_data(Target::Holdout), &a.train_validation);
-        assert_eq!(a.fit_rows(Target::Holdout).len(), a.train_validation.nnz());
+        assert_eq!(a.fit_data(Target::Holdout), &a.train);
+        assert_eq!(a.fit_rows(Target::Holdout).len(), a.train.nnz());
+        assert_eq!(a.benchmark_fit(), &a.train);
+        assert_eq!(a.benchmark_mask(), &a.train);
+        let t = split(&ds, Protocol::Temporal, 0).unwrap();
+        assert_eq!(t.fit_data(Target::Holdout), &t.train_validation);
+        assert_eq!(t.benchmark_truth, t.holdout);
         let b = split(&ds, Protocol::B, 0).unwrap();
         assert_eq!(b.fit_data(Target::Holdout), &b.train);
         assert_eq!(b.mask(Target::Holdout), &b.train_validation);
         assert_eq!(b.truth(Target::Validation), &b.validation);
+    }
+
+    #[test]
+    fn protocol_a_halves_users_and_keeps_the_anchors_test_rows() {
+        let ds = fixture(13);
+        let a = split(&ds, Protocol::A, 11).unwrap();
+        let holdout_users = (0..13)
+            .filter(|&u| !a.holdout.items_of(u).is_empty())
+            .count();
+        let validation_users = (0..13)
+            .filter(|&u| !a.validation.items_of(u).is_empty())
+            .count();
+        assert_eq!((holdout_users, validation_users), (6, 7));
+        // the halves come from their own stream: the test rows do not depend on them
+        let mut test = a.validation_rows.clone();
+        test.extend_from_slice(&a.holdout_rows);
+        test.sort_unstable();
+        let other = split(&ds, Protocol::A, 11).unwrap();
+        let mut other_test = other.validation_rows.clone();
+        other_test.extend_from_slice(&other.holdout_rows);
+        other_test.sort_unstable();
+        assert_eq!(test, other_test);
+        assert_eq!(a.benchmark_truth.nnz(), test.len());
+        // another seed deals the users differently
+        let b = split(&ds, Protocol::A, 12).unwrap();
+        let halves = |s: &Split| {
+            (0..13)
+                .map(|u| s.holdout.items_of(u).is_empty())
+                .collect::<Vec<_>>()
+        };
+        assert_ne!(halves(&a), halves(&b));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use recloop_rec::Model;
 use recloop_rec::data::{self, DatasetName};
 use recloop_rec::eval::Evaluator;
 use recloop_rec::models::{itemknn::ItemKnn, mostpop::MostPop};
-use recloop_rec::split::{self, Protocol, Target};
+use recloop_rec::split::{self, Protocol};
 
 #[test]
 fn ml100k_protocol_a_matches_the_anchors() {
@@ -18,15 +18,15 @@ fn ml100k_protocol_a_matches_the_anchors() {
     let (mut pop, mut knn, mut knn_recall) = (0.0, 0.0, 0.0);
     for &seed in &seeds {
         let s = split::split(&ds, Protocol::A, seed).unwrap();
-        // the holdout is exactly the anchors' 20 % test set
-        assert_eq!(s.holdout.nnz(), 20_000, "holdout size");
-        let t = Target::Holdout;
-        let ev = Evaluator::new(&s, t).with_genres(&ds.item_genres);
+        // validation ∪ holdout is exactly the anchors' 20 % test set
+        assert_eq!(s.benchmark_truth.nnz(), 20_000, "test size");
+        assert_eq!(s.validation.nnz() + s.holdout.nnz(), 20_000);
+        let ev = Evaluator::benchmark(&s).with_genres(&ds.item_genres);
         let mut m = MostPop::new();
-        m.fit(s.fit_data(t)).unwrap();
+        m.fit(s.benchmark_fit()).unwrap();
         pop += ev.evaluate(&m).unwrap()["ndcg@10"];
         let mut k = ItemKnn::new(20).unwrap();
-        k.fit(s.fit_data(t)).unwrap();
+        k.fit(s.benchmark_fit()).unwrap();
         let mk = ev.evaluate(&k).unwrap();
         knn += mk["ndcg@10"];
         knn_recall += mk["recall@20"];

@@ -16,8 +16,8 @@ pub struct PipelineData {
     pub train: Interactions,
     /// What `--split validation` is scored against (train and holdout masked).
     pub validation: Interactions,
-    /// What models are trained on before scoring the holdout (train ∪ validation under protocols
-    /// A and temporal, train under B).
+    /// What models are trained on before scoring the holdout (train under protocols A and B,
+    /// train ∪ validation under temporal).
     pub holdout_train: Interactions,
     /// What `--split holdout` is scored against (train ∪ validation masked).
     pub holdout: Interactions,
