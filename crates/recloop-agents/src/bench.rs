@@ -163,6 +163,7 @@ pub fn bench_brains(
                         }),
                         rejected: None,
                         merged: better,
+                        online: false,
                     });
                 }
                 if checkpoints.contains(&(t + 1)) {

@@ -5,12 +5,13 @@
 use crate::error::{AgentError, Result};
 use crate::evaluator::{OfflineEvaluator, Split, primary_value};
 use crate::record::Recorder;
+use recloop_core::manifest::EXTENSION_SCALE;
 use recloop_core::{
     AssetKind, Candidate, Decision, FailureIndex, KnowledgeAsset, Lesson, LessonKind, LessonStatus,
     Manifest, MetricEffect, MetricValues, Proposal, Verdict,
 };
 use recloop_journal::Event;
-use recloop_online::{Ack, ExperimentEvent, ExperimentReport, ExperimentSettings};
+use recloop_online::{Ack, ExperimentEvent, ExperimentReport, ExperimentSettings, Outcome};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -217,10 +218,51 @@ pub fn evaluate(
             .push("no online platform configured: decided offline only".into());
         return finish(ctx, proposal, candidate, v, None);
     };
-    let exp_id = format!("x-{pid}");
+    // An inconclusive experiment that ran its course is extended: a new, independent experiment
+    // with EXTENSION_SCALE times the users, judged on its own (`[online] extensions`).
+    let mut extension = 0u32;
+    let mut earlier: Vec<String> = Vec::new();
+    loop {
+        let (report, exp_id) = run_online(ctx, proposal, candidate, platform, extension)?;
+        let mut verdict = report.verdict;
+        let inconclusive =
+            verdict.decision == Decision::Extend && report.outcome == Outcome::Completed;
+        if inconclusive && extension < ctx.manifest.online.extensions {
+            earlier.push(format!(
+                "experiment {exp_id} was inconclusive ({}); extended to {}× the users",
+                verdict.reason, EXTENSION_SCALE
+            ));
+            extension += 1;
+            continue;
+        }
+        verdict.caveats.splice(0..0, earlier);
+        return finish(ctx, proposal, candidate, verdict, Some(exp_id));
+    }
+}
+
+/// Run extension `extension` (0: the first experiment) of the candidate's online experiment,
+/// journaling its start and every ramp, hold, veto and escalation.
+fn run_online(
+    ctx: &EvaluateCtx<'_>,
+    proposal: &Proposal,
+    candidate: &Candidate,
+    platform: &dyn OnlinePlatform,
+    extension: u32,
+) -> Result<(ExperimentReport, String)> {
+    let pid = &proposal.id;
+    let cid = &candidate.id;
+    // step keys and ids of the first experiment are unchanged by extensions (resumable journals)
+    let (exp_id, key) = if extension == 0 {
+        (format!("x-{pid}"), format!("evaluate/{pid}/online"))
+    } else {
+        (
+            format!("x-{pid}-ext{extension}"),
+            format!("evaluate/{pid}/online-ext{extension}"),
+        )
+    };
     ctx.rec.emit(
         ctx.iteration,
-        &format!("evaluate/{pid}/online/start"),
+        &format!("{key}/start"),
         Event::ExperimentStarted {
             proposal_id: pid.clone(),
             candidate_id: cid.clone(),
@@ -231,8 +273,13 @@ pub fn evaluate(
     )?;
     let settings = ExperimentSettings {
         id: exp_id.clone(),
-        seed: ctx.seed,
+        seed: if extension == 0 {
+            ctx.seed
+        } else {
+            ctx.seed ^ u64::from(extension).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        },
         approve: ctx.approve,
+        population_scale: EXTENSION_SCALE.pow(extension),
         ..ExperimentSettings::default()
     };
     let mut n = 0u32;
@@ -290,12 +337,7 @@ pub fn evaluate(
             _ => None,
         };
         if let Some(ev) = event
-            && let Err(err) = ctx.rec.emit(
-                ctx.iteration,
-                &format!("evaluate/{pid}/online/{n}"),
-                ev,
-                None,
-            )
+            && let Err(err) = ctx.rec.emit(ctx.iteration, &format!("{key}/{n}"), ev, None)
         {
             journal_error = Some(err.to_string());
             return Ack::Stop(err.to_string());
@@ -313,7 +355,7 @@ pub fn evaluate(
         return Err(AgentError::Journal(e));
     }
     let report = report.map_err(AgentError::Online)?;
-    finish(ctx, proposal, candidate, report.verdict, Some(exp_id))
+    Ok((report, exp_id))
 }
 
 /// Record the verdict and the knowledge assets.

@@ -26,9 +26,17 @@ pub struct Trial {
     pub rejected: Option<String>,
     /// Merged into production.
     pub merged: bool,
+    /// Went online (an experiment was started for it).
+    pub online: bool,
 }
 
 impl Trial {
+    /// Passed the offline cascade, was tested online, and was not kept: its validation value
+    /// overstates it (e.g. a guardrail could not be shown unharmed).
+    pub fn failed_online(&self) -> bool {
+        self.online && matches!(self.decision, Some(Decision::Extend | Decision::Discard))
+    }
+
     /// The typed mutation, when the proposal carries one.
     pub fn mutation(&self) -> Option<Mutation> {
         serde_json::from_value(self.proposal.change.get("mutation")?.clone()).ok()
@@ -100,6 +108,7 @@ impl History {
                         decision: None,
                         rejected: None,
                         merged: false,
+                        online: false,
                     });
                 }
                 Event::ProposalRejected {
@@ -127,6 +136,11 @@ impl History {
                 } => {
                     if let Some(&i) = index.get(proposal_id) {
                         h.trials[i].decision = Some(verdict.decision);
+                    }
+                }
+                Event::ExperimentStarted { proposal_id, .. } => {
+                    if let Some(&i) = index.get(proposal_id) {
+                        h.trials[i].online = true;
                     }
                 }
                 Event::MergedIntoProduction {

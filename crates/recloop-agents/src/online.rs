@@ -65,7 +65,8 @@ impl OnlinePlatform for SimulatorPlatform {
         let ww = self.world()?;
         let c = workspace_policy(control, &ww).map_err(|e| format!("control pipeline: {e}"))?;
         let t = workspace_policy(treatment, &ww).map_err(|e| format!("candidate pipeline: {e}"))?;
-        let users = self.users.unwrap_or(manifest.online.users as usize);
+        let users = self.users.unwrap_or(manifest.online.users as usize)
+            * settings.population_scale.max(1) as usize;
         let mut config = ExperimentConfig::new(ww.world.clone(), users, settings.seed);
         config.settings.id = settings.id.clone();
         config.settings.approve = settings.approve;
@@ -203,7 +204,8 @@ impl OnlinePlatform for ExportPlatform {
         };
         let cp = policy("control", &c);
         let tp = policy("candidate", &t);
-        let users = self.users.unwrap_or(manifest.online.users as usize);
+        let users = self.users.unwrap_or(manifest.online.users as usize)
+            * settings.population_scale.max(1) as usize;
         let mut config = ExperimentConfig::new(world, users, settings.seed);
         config.settings.id = settings.id.clone();
         config.settings.approve = settings.approve;

@@ -110,6 +110,12 @@ pub struct OnlineSection {
     /// Simulated users per experiment (simulator only).
     #[serde(default = "default_users")]
     pub users: u64,
+    /// How many times an inconclusive experiment (EXTEND) is extended before EXTEND stands: each
+    /// extension is a new, independent experiment with [`EXTENSION_SCALE`] times the users (the
+    /// simulator) judged on its own, so a change without effect is kept with probability at
+    /// most α per extension. 0 turns extensions off.
+    #[serde(default = "default_extensions")]
+    pub extensions: u32,
     /// Where logs live for the `logs` platform (directory of Parquet/CSV, or a postgres:// URL).
     #[serde(default)]
     pub logs: Option<String>,
@@ -136,6 +142,11 @@ fn default_max_days() -> u32 {
 fn default_users() -> u64 {
     20_000
 }
+fn default_extensions() -> u32 {
+    1
+}
+/// Population multiplier of each extension of an inconclusive experiment.
+pub const EXTENSION_SCALE: u32 = 4;
 fn default_layer() -> String {
     "ranking".to_string()
 }
@@ -150,6 +161,7 @@ impl Default for OnlineSection {
             min_days_per_step: default_step_days(),
             max_days: default_max_days(),
             users: default_users(),
+            extensions: default_extensions(),
             logs: None,
             layer: default_layer(),
         }

@@ -34,6 +34,9 @@ pub struct ExperimentSettings {
     pub min_units_per_arm: u64,
     /// Override of the manifest's maximum duration in days.
     pub max_days: Option<u32>,
+    /// Multiplier of the simulated population (an extended experiment reruns larger). Adapters
+    /// over real traffic or logs have no population to scale and ignore it.
+    pub population_scale: u32,
     /// One-sided fixed-horizon p-value below which a guardrail worse than its hard threshold
     /// blocks a ramp advance from the second step on (the first advance needs α; the veto itself
     /// stays at α, always-valid).
@@ -54,6 +57,7 @@ impl Default for ExperimentSettings {
             srm_threshold: 0.001,
             min_units_per_arm: 8,
             max_days: None,
+            population_scale: 1,
             block_evidence: 0.2,
         }
     }

@@ -131,14 +131,27 @@ struct Choice {
 }
 
 impl BuiltinBrain {
+    /// What TPE learns from: each measured trial's spec and signed validation value. A trial
+    /// that went online and was not kept counts as no better than the current production: its
+    /// offline gain did not survive the users (inconclusive, or a guardrail not shown unharmed),
+    /// so the search must not crowd around it.
     fn observations(history: &History, sign: f64) -> Vec<Observation> {
+        let production = history
+            .production_values
+            .last()
+            .map_or(f64::NEG_INFINITY, |p| sign * p.1);
         history
             .trials
             .iter()
             .filter_map(|t| {
+                let y = sign * t.value?;
                 Some(Observation {
                     x: features(t.spec.as_ref()?),
-                    y: sign * t.value?,
+                    y: if t.failed_online() {
+                        y.min(production)
+                    } else {
+                        y
+                    },
                 })
             })
             .collect()
