@@ -528,3 +528,138 @@ pub fn update_lesson(
     }
     Some(l)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use recloop_journal::{EventFilter, Journal, fixtures};
+    use recloop_online::DayReport;
+    use std::sync::Mutex;
+
+    /// An online platform that answers with scripted decisions and records what it was asked.
+    struct Scripted {
+        decisions: Vec<Decision>,
+        calls: Mutex<Vec<(u32, u64, String)>>,
+    }
+
+    impl OnlinePlatform for Scripted {
+        fn name(&self) -> String {
+            "scripted".into()
+        }
+
+        fn run(
+            &self,
+            _manifest: &Manifest,
+            _control: &Path,
+            _treatment: &Path,
+            settings: &ExperimentSettings,
+            _observer: &mut dyn FnMut(&ExperimentEvent) -> Ack,
+        ) -> std::result::Result<ExperimentReport, String> {
+            let mut calls = self.calls.lock().map_err(|e| e.to_string())?;
+            let decision = self.decisions[calls.len()];
+            calls.push((
+                settings.population_scale,
+                settings.seed,
+                settings.id.clone(),
+            ));
+            let mut verdict = fixtures::verdict(decision, 0.01);
+            verdict.reason = format!("scripted {decision} #{}", calls.len());
+            Ok(ExperimentReport {
+                verdict,
+                outcome: recloop_online::Outcome::Completed,
+                days: 14,
+                max_share: 0.5,
+                escalations: 0,
+                last_report: DayReport::default(),
+            })
+        }
+    }
+
+    /// Candidate worktrees (named `cand`) score 0.5, production 0.3.
+    struct Fixed;
+
+    impl OfflineEvaluator for Fixed {
+        fn evaluate(&self, dir: &Path, _split: Split) -> std::result::Result<MetricValues, String> {
+            let v = if dir.ends_with("cand") { 0.5 } else { 0.3 };
+            Ok([("ndcg@10".to_string(), v)].into_iter().collect())
+        }
+    }
+
+    /// Evaluate one candidate against `decisions` with `[online] extensions = extensions`:
+    /// the verdict, the platform's calls, and the journaled experiment ids.
+    fn run(
+        decisions: &[Decision],
+        extensions: u32,
+    ) -> (Verdict, Vec<(u32, u64, String)>, Vec<String>) {
+        let tmp = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[project]\nname = \"t\"\neditable = [\"pipeline.toml\"]\n[commands]\noffline_eval = \"true\"\n[metrics]\nprimary = {{ name = \"ndcg@10\", direction = \"increase\", min_effect = 0.002 }}\n[online]\nextensions = {extensions}\n"
+        );
+        let manifest = Manifest::parse(&text, &tmp.path().join("recloop.toml")).unwrap();
+        let journal = Journal::open(tmp.path().join("j.db").to_str().unwrap()).unwrap();
+        let rec = Recorder::new(journal.clone(), "run-t");
+        let platform = Scripted {
+            decisions: decisions.to_vec(),
+            calls: Mutex::new(Vec::new()),
+        };
+        let holdout = SealedHoldout::new(tmp.path());
+        let production_metrics: MetricValues = [("ndcg@10".to_string(), 0.3)].into_iter().collect();
+        let (prod, cand) = (tmp.path().join("prod"), tmp.path().join("cand"));
+        let ctx = EvaluateCtx {
+            manifest: &manifest,
+            rec: &rec,
+            iteration: 1,
+            evaluator: &Fixed,
+            holdout: &holdout,
+            online: Some(&platform),
+            production: ("base", &prod),
+            production_metrics: &production_metrics,
+            candidate_dir: &cand,
+            seed: 7,
+            approve: false,
+        };
+        let proposal = fixtures::proposal("p1", "t", "h", "ranking", "model.ease.lambda");
+        let candidate = fixtures::candidate("p1", "base", 0.5);
+        let verdict = evaluate(&ctx, &proposal, &candidate).unwrap();
+        let started = journal
+            .events(&EventFilter {
+                types: vec!["experiment_started".into()],
+                ..EventFilter::default()
+            })
+            .unwrap()
+            .into_iter()
+            .filter_map(|r| match r.event {
+                Event::ExperimentStarted { experiment_id, .. } => Some(experiment_id),
+                _ => None,
+            })
+            .collect();
+        let calls = platform.calls.into_inner().unwrap();
+        (verdict, calls, started)
+    }
+
+    #[test]
+    fn an_inconclusive_experiment_is_extended_once_four_times_larger_and_journaled() {
+        let (v, calls, started) = run(&[Decision::Extend, Decision::Keep], 1);
+        assert_eq!(v.decision, Decision::Keep);
+        assert_eq!(calls.len(), 2);
+        assert_eq!((calls[0].0, calls[1].0), (1, EXTENSION_SCALE));
+        assert_ne!(calls[0].1, calls[1].1, "an extension needs its own seed");
+        assert_eq!(started, vec!["x-p1".to_string(), "x-p1-ext1".to_string()]);
+        assert!(
+            v.caveats[0].contains("x-p1 was inconclusive (scripted EXTEND #1)"),
+            "{:?}",
+            v.caveats
+        );
+    }
+
+    #[test]
+    fn extend_stands_after_the_last_extension_and_extensions_can_be_off() {
+        let (v, calls, _) = run(&[Decision::Extend, Decision::Extend], 1);
+        assert_eq!((v.decision, calls.len()), (Decision::Extend, 2));
+        let (v, calls, started) = run(&[Decision::Extend], 0);
+        assert_eq!((v.decision, calls.len()), (Decision::Extend, 1));
+        assert_eq!(started, vec!["x-p1".to_string()]);
+        let (v, calls, _) = run(&[Decision::Discard], 1);
+        assert_eq!((v.decision, calls.len()), (Decision::Discard, 1));
+    }
+}
