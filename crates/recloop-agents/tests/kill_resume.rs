@@ -56,43 +56,55 @@ fn killed_run_resumes_to_the_same_journal() {
                 .map_or(1, |d| d.as_nanos() as u64)
         });
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
-    let b = common::synthetic_workspace();
     let exe = std::env::current_exe().unwrap();
-    let mut kills = 0;
-    for round in 0..2 {
-        // A random moment within the (remaining) run, after the child's start-up.
-        let delay = full.mul_f64(rng.random_range(0.05..0.8)) + Duration::from_millis(50);
-        let mut child = Command::new(&exe)
-            .args(["--exact", "kill_child", "--ignored", "--test-threads=1"])
-            .env(CHILD_ENV, b.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        let mut exited = false;
-        while start.elapsed() < delay {
-            if child.try_wait().unwrap().is_some() {
-                exited = true;
+    // A child that finishes before its kill moment leaves nothing to resume: start over on a
+    // fresh workspace (a later child on a finished workspace would begin a second run).
+    let mut attempts = 0;
+    let b = loop {
+        attempts += 1;
+        assert!(
+            attempts <= 4,
+            "kill seed {seed}: the child always finished first"
+        );
+        let b = common::synthetic_workspace();
+        let mut kills = 0;
+        for round in 0..2 {
+            if finished(b.path()) {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(5));
+            // A random moment within the (remaining) run, after the child's start-up.
+            let delay = full.mul_f64(rng.random_range(0.05..0.8)) + Duration::from_millis(50);
+            let mut child = Command::new(&exe)
+                .args(["--exact", "kill_child", "--ignored", "--test-threads=1"])
+                .env(CHILD_ENV, b.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let start = Instant::now();
+            let mut exited = false;
+            while start.elapsed() < delay {
+                if child.try_wait().unwrap().is_some() {
+                    exited = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if !exited {
+                child.kill().unwrap(); // SIGKILL: no destructor, no flush, no cleanup
+                kills += 1;
+            }
+            child.wait().unwrap();
+            println!(
+                "kill seed {seed}: attempt {attempts} round {round} {} after {delay:?}; finished = {}",
+                if exited { "exited by itself" } else { "killed" },
+                finished(b.path())
+            );
         }
-        if !exited {
-            child.kill().unwrap(); // SIGKILL: no destructor, no flush, no cleanup
-            kills += 1;
+        if kills >= 1 {
+            break b;
         }
-        child.wait().unwrap();
-        println!(
-            "kill seed {seed}: round {round} {} after {delay:?}; finished = {}",
-            if exited { "exited by itself" } else { "killed" },
-            finished(b.path())
-        );
-    }
-    assert!(
-        kills >= 1,
-        "kill seed {seed}: the child always finished first"
-    );
+    };
     if !finished(b.path()) {
         let s = run(b.path(), &opts()).unwrap();
         assert_eq!(s.run_id, "run-1", "kill seed {seed}");
