@@ -57,10 +57,30 @@ pub fn brain_for(workspace: &Path, choice: &str) -> Result<Arc<dyn Brain>> {
                 },
             )))
         }
-        other => Err(AgentError::Llm(format!(
-            "provider {other:?}: this build's recloop-llm exposes no provider factory to the agents yet; \
-             use provider = \"scripted\" with recorded responses, or remove [llm] for the built-in brain"
-        ))),
+        // Real providers (openai, anthropic, openai-compatible, local) come from the router:
+        // fallback chains, retries, circuit breakers, budgets and record/replay cassettes
+        // (`RECLOOP_LLM`), all configured by `[llm]`.
+        _ => {
+            let llm_err = |e: recloop_llm::LlmError| AgentError::Llm(e.to_string());
+            let router = recloop_llm::LlmRouter::from_workspace(workspace)
+                .map_err(llm_err)?
+                .ok_or_else(|| AgentError::Invalid {
+                    path: "recloop.toml".into(),
+                    reason: "[llm] disappeared while loading".into(),
+                })?;
+            let model = router.for_role("brainstorm").map_err(llm_err)?;
+            let prices = recloop_llm::price_of(&llm.model).map_or(
+                Prices {
+                    input: 0.0,
+                    output: 0.0,
+                },
+                |p| Prices {
+                    input: p.input_per_mtok,
+                    output: p.output_per_mtok,
+                },
+            );
+            Ok(Arc::new(LlmBrain::new(model, prices)))
+        }
     }
 }
 
@@ -164,6 +184,15 @@ pub fn brainstorm(workspace: &Path) -> Result<Vec<Proposal>> {
         id_prefix: &format!("manual-i{it:02}"),
         harness: &l.harness[0],
     })?;
+    rec.emit(
+        it,
+        "brainstorm/trajectory",
+        Event::TrajectoryStep {
+            proposal_id: None,
+            step: out.trajectory.clone(),
+        },
+        None,
+    )?;
     let tried = history.tried_specs();
     let mut admitted = Vec::new();
     for r in &out.rejected {
