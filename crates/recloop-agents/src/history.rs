@@ -178,19 +178,28 @@ impl History {
             .collect()
     }
 
-    /// Rejected directions: (base spec hash, lever, direction sign) of failed trials.
-    pub fn rejected_directions(&self) -> BTreeSet<(String, String, i64)> {
-        self.trials
-            .iter()
-            .filter(|t| t.failed())
-            .filter_map(|t| {
-                Some((
-                    t.base_hash.clone()?,
-                    t.proposal.lever.clone(),
-                    t.direction(),
-                ))
-            })
-            .collect()
+    /// Rejected directions: (base spec hash, lever, direction sign) of failed trials, each with
+    /// the smallest step that failed (`change.step`; 0 when unknown, which bans the whole
+    /// direction). A later move the same way must be smaller than every step that failed: one
+    /// failure far out (λ × 80 rolled back) does not rule out a modest move (λ × 3).
+    pub fn rejected_directions(&self) -> BTreeMap<(String, String, i64), f64> {
+        let mut out: BTreeMap<(String, String, i64), f64> = BTreeMap::new();
+        for t in self.trials.iter().filter(|t| t.failed()) {
+            let Some(base) = t.base_hash.clone() else {
+                continue;
+            };
+            let step = t
+                .proposal
+                .change
+                .get("step")
+                .and_then(serde_json::Value::as_f64)
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .unwrap_or(0.0);
+            let key = (base, t.proposal.lever.clone(), t.direction());
+            let e = out.entry(key).or_insert(f64::INFINITY);
+            *e = e.min(step);
+        }
+        out
     }
 
     /// Levers tried so far.

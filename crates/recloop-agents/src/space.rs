@@ -230,17 +230,8 @@ impl Mutation {
         )
     }
 
-    /// Sign of the change of a numeric lever relative to `base` (+1 up, −1 down, 0 structural).
-    pub fn direction(&self, base: &PipelineSpec) -> i8 {
-        let sign = |new: f64, old: f64| {
-            if new > old {
-                1
-            } else if new < old {
-                -1
-            } else {
-                0
-            }
-        };
+    /// Old and new value of a numeric lever relative to `base` (None for structural changes).
+    pub fn numeric_change(&self, base: &PipelineSpec) -> Option<(f64, f64)> {
         match self {
             Mutation::SetParam {
                 model,
@@ -258,7 +249,7 @@ impl Mutation {
                             .unwrap_or(0.0)
                     })
                     .unwrap_or(0.0);
-                sign(*value, old)
+                Some((old, *value))
             }
             Mutation::SetWeight { model, weight } => {
                 let old = base
@@ -266,7 +257,7 @@ impl Mutation {
                     .iter()
                     .find(|m| &m.name == model)
                     .map_or(1.0, |m| m.weight);
-                sign(*weight, old)
+                Some((old, *weight))
             }
             Mutation::SetRerank { field, value } => {
                 let r = &base.rerank;
@@ -276,9 +267,29 @@ impl Mutation {
                     "genre_cap" => r.genre_cap as f64,
                     _ => 0.0,
                 };
-                sign(*value, old)
+                Some((old, *value))
             }
+            _ => None,
+        }
+    }
+
+    /// Sign of the change of a numeric lever relative to `base` (+1 up, −1 down, 0 structural).
+    pub fn direction(&self, base: &PipelineSpec) -> i8 {
+        match self.numeric_change(base) {
+            Some((old, new)) if new > old => 1,
+            Some((old, new)) if new < old => -1,
             _ => 0,
+        }
+    }
+
+    /// How far a numeric lever moves from `base`: the distance of the logarithms when both values
+    /// are positive (λ 50 → 100 is as far as 500 → 1000), else the absolute difference; 0 for
+    /// structural changes.
+    pub fn step_size(&self, base: &PipelineSpec) -> f64 {
+        match self.numeric_change(base) {
+            Some((old, new)) if old > 0.0 && new > 0.0 => (new.ln() - old.ln()).abs(),
+            Some((old, new)) => (new - old).abs(),
+            None => 0.0,
         }
     }
 

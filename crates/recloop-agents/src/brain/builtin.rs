@@ -14,7 +14,7 @@ use recloop_core::{
     TrajectoryStep,
 };
 use recloop_rec::pipeline::PipelineSpec;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// How the built-in brain chooses among sampled mutations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,7 +164,7 @@ impl BuiltinBrain {
         kind: ProposalKind,
         tpe: Option<&Tpe>,
         avoid_specs: &BTreeSet<String>,
-        avoid_dirs: &BTreeSet<(String, String, i64)>,
+        avoid_dirs: &BTreeMap<(String, String, i64), f64>,
         tried_levers: &BTreeSet<String>,
         rng: &mut Pcg64Mcg,
     ) -> Option<Choice> {
@@ -207,7 +207,12 @@ impl BuiltinBrain {
                 continue;
             }
             let dir = (base_hash.clone(), m.lever(), i64::from(m.direction(base)));
-            if self.search == Search::Tpe && dir.2 != 0 && avoid_dirs.contains(&dir) {
+            if self.search == Search::Tpe
+                && dir.2 != 0
+                && avoid_dirs
+                    .get(&dir)
+                    .is_some_and(|&failed| m.step_size(base) >= failed)
+            {
                 continue;
             }
             found += 1;
@@ -371,6 +376,7 @@ impl Brain for BuiltinBrain {
                     "spec": c.spec,
                     "base_hash": base_hash,
                     "direction": direction,
+                    "step": c.mutation.step_size(base),
                 }),
                 stage: c.mutation.stage().into(),
                 lever,
