@@ -55,3 +55,72 @@ pub fn check(
     }
     Ok(())
 }
+
+/// Journal a Brainstorm batch under iteration `it`: the agent's trajectory step, every proposal
+/// the brain rejected, then every proposal with its admission verdict ([`check`] against
+/// `tried_specs`), each caused by its `proposal_made` event. Returns the admitted proposals in
+/// the brain's order.
+pub fn record_batch(
+    rec: &crate::record::Recorder,
+    it: u32,
+    out: crate::brain::BrainstormOutput,
+    manifest: &Manifest,
+    tried_specs: &BTreeSet<String>,
+) -> crate::error::Result<Vec<Proposal>> {
+    use recloop_journal::Event;
+    rec.emit(
+        it,
+        "brainstorm/trajectory",
+        Event::TrajectoryStep {
+            proposal_id: None,
+            step: out.trajectory,
+        },
+        None,
+    )?;
+    let made = |p: &Proposal| {
+        rec.emit(
+            it,
+            &format!("brainstorm/{}/made", p.id),
+            Event::ProposalMade {
+                proposal: p.clone(),
+            },
+            None,
+        )
+    };
+    let rejected = |id: &str, reason: String, parent| {
+        rec.emit(
+            it,
+            &format!("brainstorm/{id}/rejected"),
+            Event::ProposalRejected {
+                proposal_id: id.to_string(),
+                reason,
+            },
+            Some(parent),
+        )
+    };
+    for r in out.rejected {
+        let parent = made(&r.proposal)?;
+        rejected(&r.proposal.id, r.reason, parent)?;
+    }
+    let mut admitted = Vec::new();
+    for p in out.proposals {
+        let parent = made(&p)?;
+        match check(&p, manifest, tried_specs) {
+            Ok(()) => {
+                rec.emit(
+                    it,
+                    &format!("brainstorm/{}/admitted", p.id),
+                    Event::ProposalAdmitted {
+                        proposal_id: p.id.clone(),
+                    },
+                    Some(parent),
+                )?;
+                admitted.push(p);
+            }
+            Err(reason) => {
+                rejected(&p.id, reason, parent)?;
+            }
+        }
+    }
+    Ok(admitted)
+}

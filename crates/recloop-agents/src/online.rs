@@ -9,6 +9,7 @@ use recloop_core::Manifest;
 use recloop_online::{
     Ack, ExperimentConfig, ExperimentEvent, ExperimentReport, ExperimentSettings, run_experiment,
 };
+use recloop_sim::Policy;
 use recloop_sim::grounded::{WorkspaceWorld, load_workspace_world, workspace_policy};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -65,13 +66,29 @@ impl OnlinePlatform for SimulatorPlatform {
         let ww = self.world()?;
         let c = workspace_policy(control, &ww).map_err(|e| format!("control pipeline: {e}"))?;
         let t = workspace_policy(treatment, &ww).map_err(|e| format!("candidate pipeline: {e}"))?;
-        let users = self.users.unwrap_or(manifest.online.users as usize)
-            * settings.population_scale.max(1) as usize;
-        let mut config = ExperimentConfig::new(ww.world.clone(), users, settings.seed);
-        config.settings.id = settings.id.clone();
-        config.settings.approve = settings.approve;
-        run_experiment(manifest, &c, &t, &config, observer).map_err(|e| e.to_string())
+        let world = ww.world.clone();
+        run_simulated(manifest, world, self.users, &c, &t, settings, observer)
     }
+}
+
+/// The guarded experiment of `treatment` against `control` in `world`, with `users` simulated
+/// users (default `[online] users`) times the settings' population scale, and the settings' id,
+/// seed and approve mode.
+fn run_simulated(
+    manifest: &Manifest,
+    world: Arc<recloop_sim::World>,
+    users: Option<usize>,
+    control: &dyn Policy,
+    treatment: &dyn Policy,
+    settings: &ExperimentSettings,
+    observer: &mut dyn FnMut(&ExperimentEvent) -> Ack,
+) -> Result<ExperimentReport, String> {
+    let users =
+        users.unwrap_or(manifest.online.users as usize) * settings.population_scale.max(1) as usize;
+    let mut config = ExperimentConfig::new(world, users, settings.seed);
+    config.settings.id = settings.id.clone();
+    config.settings.approve = settings.approve;
+    run_experiment(manifest, control, treatment, &config, observer).map_err(|e| e.to_string())
 }
 
 /// Environment variable naming the file an external workspace's `holdout_eval` writes its
@@ -204,12 +221,7 @@ impl OnlinePlatform for ExportPlatform {
         };
         let cp = policy("control", &c);
         let tp = policy("candidate", &t);
-        let users = self.users.unwrap_or(manifest.online.users as usize)
-            * settings.population_scale.max(1) as usize;
-        let mut config = ExperimentConfig::new(world, users, settings.seed);
-        config.settings.id = settings.id.clone();
-        config.settings.approve = settings.approve;
-        run_experiment(manifest, &cp, &tp, &config, observer).map_err(|e| e.to_string())
+        run_simulated(manifest, world, self.users, &cp, &tp, settings, observer)
     }
 }
 

@@ -523,71 +523,8 @@ impl Loop {
                     id_prefix: &prefix,
                     harness: &self.harness[0],
                 })?;
-                rec.emit(
-                    it,
-                    "brainstorm/trajectory",
-                    Event::TrajectoryStep {
-                        proposal_id: None,
-                        step: out.trajectory.clone(),
-                    },
-                    None,
-                )?;
-                for r in &out.rejected {
-                    let made = rec.emit(
-                        it,
-                        &format!("brainstorm/{}/made", r.proposal.id),
-                        Event::ProposalMade {
-                            proposal: r.proposal.clone(),
-                        },
-                        None,
-                    )?;
-                    rec.emit(
-                        it,
-                        &format!("brainstorm/{}/rejected", r.proposal.id),
-                        Event::ProposalRejected {
-                            proposal_id: r.proposal.id.clone(),
-                            reason: r.reason.clone(),
-                        },
-                        Some(made),
-                    )?;
-                }
                 let tried = history.tried_specs();
-                let mut admitted = Vec::new();
-                for p in out.proposals {
-                    let made = rec.emit(
-                        it,
-                        &format!("brainstorm/{}/made", p.id),
-                        Event::ProposalMade {
-                            proposal: p.clone(),
-                        },
-                        None,
-                    )?;
-                    match crate::admission::check(&p, &self.manifest, &tried) {
-                        Ok(()) => {
-                            rec.emit(
-                                it,
-                                &format!("brainstorm/{}/admitted", p.id),
-                                Event::ProposalAdmitted {
-                                    proposal_id: p.id.clone(),
-                                },
-                                Some(made),
-                            )?;
-                            admitted.push(p);
-                        }
-                        Err(reason) => {
-                            rec.emit(
-                                it,
-                                &format!("brainstorm/{}/rejected", p.id),
-                                Event::ProposalRejected {
-                                    proposal_id: p.id.clone(),
-                                    reason,
-                                },
-                                Some(made),
-                            )?;
-                        }
-                    }
-                }
-                Ok(admitted)
+                crate::admission::record_batch(&rec, it, out, &self.manifest, &tried)
             })?;
             stop_check(&mut steps_done)?;
             let selected: Vec<Proposal> = admitted

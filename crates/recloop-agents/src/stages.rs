@@ -184,71 +184,8 @@ pub fn brainstorm(workspace: &Path) -> Result<Vec<Proposal>> {
         id_prefix: &format!("manual-i{it:02}"),
         harness: &l.harness[0],
     })?;
-    rec.emit(
-        it,
-        "brainstorm/trajectory",
-        Event::TrajectoryStep {
-            proposal_id: None,
-            step: out.trajectory.clone(),
-        },
-        None,
-    )?;
     let tried = history.tried_specs();
-    let mut admitted = Vec::new();
-    for r in &out.rejected {
-        rec.emit(
-            it,
-            &format!("brainstorm/{}/made", r.proposal.id),
-            Event::ProposalMade {
-                proposal: r.proposal.clone(),
-            },
-            None,
-        )?;
-        rec.emit(
-            it,
-            &format!("brainstorm/{}/rejected", r.proposal.id),
-            Event::ProposalRejected {
-                proposal_id: r.proposal.id.clone(),
-                reason: r.reason.clone(),
-            },
-            None,
-        )?;
-    }
-    for p in out.proposals {
-        rec.emit(
-            it,
-            &format!("brainstorm/{}/made", p.id),
-            Event::ProposalMade {
-                proposal: p.clone(),
-            },
-            None,
-        )?;
-        match crate::admission::check(&p, &l.manifest, &tried) {
-            Ok(()) => {
-                rec.emit(
-                    it,
-                    &format!("brainstorm/{}/admitted", p.id),
-                    Event::ProposalAdmitted {
-                        proposal_id: p.id.clone(),
-                    },
-                    None,
-                )?;
-                admitted.push(p);
-            }
-            Err(reason) => {
-                rec.emit(
-                    it,
-                    &format!("brainstorm/{}/rejected", p.id),
-                    Event::ProposalRejected {
-                        proposal_id: p.id.clone(),
-                        reason,
-                    },
-                    None,
-                )?;
-            }
-        }
-    }
-    Ok(admitted)
+    crate::admission::record_batch(&rec, it, out, &l.manifest, &tried)
 }
 
 /// Develop one journaled proposal from the current production commit.

@@ -32,6 +32,24 @@ fn completion(content: &Value) -> Value {
     })
 }
 
+/// A mock OpenAI-compatible server answering every chat completion with `answer`, and the runtime
+/// it runs on (our client is synchronous).
+fn chat_server(answer: ResponseTemplate) -> (tokio::runtime::Runtime, MockServer) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt.block_on(MockServer::start());
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(path("/v1/chat/completions"))
+            .respond_with(answer)
+            .mount(&server),
+    );
+    (rt, server)
+}
+
 fn add_llm_section(ws: &Path, base_url: &str) {
     let file = ws.join("recloop.toml");
     let mut text = std::fs::read_to_string(&file).unwrap();
@@ -43,20 +61,8 @@ fn add_llm_section(ws: &Path, base_url: &str) {
 
 #[test]
 fn an_openai_compatible_server_answers_brainstorm_through_the_router() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = rt.block_on(MockServer::start());
-    rt.block_on(
-        Mock::given(method("POST"))
-            .and(path("/v1/chat/completions"))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(completion(&json!({"proposals": [proposal()]}))),
-            )
-            .mount(&server),
+    let (rt, server) = chat_server(
+        ResponseTemplate::new(200).set_body_json(completion(&json!({"proposals": [proposal()]}))),
     );
     let ws = common::synthetic_workspace();
     add_llm_section(ws.path(), &format!("{}/v1", server.uri()));
@@ -94,20 +100,9 @@ fn an_openai_compatible_server_answers_brainstorm_through_the_router() {
 
 #[test]
 fn a_provider_error_is_a_clear_error_not_a_silent_fallback() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = rt.block_on(MockServer::start());
-    rt.block_on(
-        Mock::given(method("POST"))
-            .and(path("/v1/chat/completions"))
-            .respond_with(ResponseTemplate::new(401).set_body_json(
-                json!({"error": {"message": "invalid api key", "type": "invalid_request_error"}}),
-            ))
-            .mount(&server),
-    );
+    let (_rt, server) = chat_server(ResponseTemplate::new(401).set_body_json(
+        json!({"error": {"message": "invalid api key", "type": "invalid_request_error"}}),
+    ));
     let ws = common::synthetic_workspace();
     add_llm_section(ws.path(), &format!("{}/v1", server.uri()));
     let err = brainstorm(ws.path()).unwrap_err().to_string();

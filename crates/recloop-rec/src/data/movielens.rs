@@ -118,8 +118,7 @@ pub fn parse_inter(name: &str, file: &str, bytes: &[u8]) -> Result<Dataset> {
     let mut users = IdMap::default();
     let mut items = IdMap::default();
     let mut tables = Vec::with_capacity(parsed.len());
-    let mut line = 2;
-    for (chunk, result) in chunks.iter().zip(&parsed) {
+    for (k, result) in parsed.iter().enumerate() {
         match result {
             Ok(c) => tables.push((
                 c.user_keys
@@ -133,10 +132,13 @@ pub fn parse_inter(name: &str, file: &str, bytes: &[u8]) -> Result<Dataset> {
             )),
             // the line number is only needed for an error: count the lines before it here
             Err((local_line, reason)) => {
-                return Err(data_err(name, file, line + local_line - 1, reason));
+                let before: usize = chunks[..k]
+                    .iter()
+                    .map(|c| c.iter().filter(|&&b| b == b'\n').count())
+                    .sum();
+                return Err(data_err(name, file, 1 + before + local_line, reason));
             }
         }
-        line += chunk.iter().filter(|&&b| b == b'\n').count();
     }
     let chunks: Vec<Chunk<'_>> = parsed.into_iter().flatten().collect();
     let global = |local: &[u32], table: &[u32]| -> Vec<u32> {
