@@ -89,8 +89,8 @@ pub struct Evaluator<'a> {
 #[derive(Default)]
 struct Acc {
     users: usize,
-    // per k: ndcg, recall, precision, hr, mrr, novelty, arp, diversity
-    sums: Vec<[f64; 8]>,
+    // per k: ndcg, recall, precision, hr, mrr, novelty, arp, diversity, recall of all
+    sums: Vec<[f64; 9]>,
     covered: Vec<Vec<bool>>,
 }
 
@@ -98,7 +98,7 @@ impl Acc {
     fn new(nk: usize, n_items: usize) -> Acc {
         Acc {
             users: 0,
-            sums: vec![[0.0; 8]; nk],
+            sums: vec![[0.0; 9]; nk],
             covered: vec![vec![false; n_items]; nk],
         }
     }
@@ -301,6 +301,7 @@ impl<'a> Evaluator<'a> {
             if let Some(g) = self.item_genres {
                 s[7] += metrics::intra_list_diversity(top, g);
             }
+            s[8] += metrics::recall_of_all_from_hits(&hits, rel.len(), k);
             for &i in top {
                 acc.covered[ki][i as usize] = true;
             }
@@ -313,7 +314,7 @@ impl<'a> Evaluator<'a> {
         out.insert("users".into(), acc.users as f64);
         let n = self.n_items().max(1) as f64;
         for (ki, &k) in self.ks.iter().enumerate() {
-            let s = acc.sums.get(ki).copied().unwrap_or([0.0; 8]);
+            let s = acc.sums.get(ki).copied().unwrap_or([0.0; 9]);
             let names = [
                 "ndcg",
                 "recall",
@@ -323,6 +324,7 @@ impl<'a> Evaluator<'a> {
                 "novelty",
                 "arp",
                 "diversity",
+                "recall_of_all",
             ];
             for (j, name) in names.iter().enumerate() {
                 if j == 7 && self.item_genres.is_none() {

@@ -4,7 +4,9 @@
 //! and `hit(r) = 1` when the item at rank `r` (1-based) is in `R`:
 //!
 //! - `ndcg@K` = DCG / IDCG, DCG = Σ_{r ≤ K} hit(r) / log2(r + 1), IDCG over `min(K, |R|)` hits;
-//! - `recall@K` = hits@K / min(K, |R|) (the anchors' definition, so a perfect list scores 1);
+//! - `recall@K` = hits@K / min(K, |R|) (the anchors' protocol-A definition, so a perfect list
+//!   scores 1);
+//! - `recall_of_all@K` = hits@K / |R| (RecBole's Recall, the anchors' protocol-B second number);
 //! - `precision@K` = hits@K / K;
 //! - `hr@K` = 1 if any hit in the top K;
 //! - `mrr@K` = 1 / rank of the first hit in the top K (0 if none).
@@ -60,6 +62,16 @@ pub fn recall_from_hits(hits: &[bool], n_relevant: usize, k: usize) -> f64 {
         0.0
     } else {
         hits_at(hits, k) as f64 / denom as f64
+    }
+}
+
+/// RecBole's Recall@k = hits / |relevant| (a user with more than k relevant items cannot reach 1;
+/// the anchors' protocol-B recall is this one).
+pub fn recall_of_all_from_hits(hits: &[bool], n_relevant: usize, k: usize) -> f64 {
+    if n_relevant == 0 {
+        0.0
+    } else {
+        hits_at(hits, k) as f64 / n_relevant as f64
     }
 }
 
@@ -224,6 +236,16 @@ mod tests {
         ));
         assert!(close(recall_at_k(&ranked, &rel, 4), 2.0 / 3.0));
         assert!(close(recall_at_k(&ranked, &rel, 2), 1.0 / 2.0)); // min(2, 3) = 2
+        let flags = hit_flags(&ranked, &rel);
+        assert!(close(
+            recall_of_all_from_hits(&flags, rel.len(), 2),
+            1.0 / 3.0
+        )); // RecBole: / |R|
+        assert!(close(
+            recall_of_all_from_hits(&flags, rel.len(), 4),
+            2.0 / 3.0
+        ));
+        assert_eq!(recall_of_all_from_hits(&flags, 0, 4), 0.0);
         assert!(close(precision_at_k(&ranked, &rel, 4), 0.5));
         assert!(close(hit_rate_at_k(&ranked, &rel, 1), 0.0));
         assert!(close(hit_rate_at_k(&ranked, &rel, 2), 1.0));
