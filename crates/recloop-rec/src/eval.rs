@@ -20,7 +20,7 @@
 use crate::Interactions;
 use crate::error::{RecError, Result};
 use crate::metrics;
-use crate::models::{Model, top_k_of};
+use crate::models::{Model, top_k_unmasked};
 use crate::split::{Split, Target};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -219,11 +219,15 @@ impl<'a> Evaluator<'a> {
                 let mut scores = vec![0f32; us.len() * n];
                 scorer.score_batch(us, &mut scores);
                 let mut acc = Acc::new(nk, n);
-                let mut cand: Vec<u32> = Vec::with_capacity(n);
+                let mut best: Vec<u32> = Vec::with_capacity(k);
                 for (row, &u) in scores.chunks(n).zip(us) {
-                    self.candidates(row, u, &mut cand)?;
-                    top_k_of(row, k, &mut cand);
-                    self.accumulate(&mut acc, u, &cand);
+                    if let Some(i) = top_k_unmasked(row, k, self.mask.items_of(u), &mut best) {
+                        return Err(RecError::Model {
+                            model: "scorer".into(),
+                            reason: format!("NaN score for user {u}, item {i}"),
+                        });
+                    }
+                    self.accumulate(&mut acc, u, &best);
                 }
                 Ok(acc)
             })
@@ -260,28 +264,6 @@ impl<'a> Evaluator<'a> {
             })
             .try_reduce(|| Acc::new(0, 0), |a, b| Ok(a.merge(b)))?;
         Ok(self.finish(acc))
-    }
-
-    /// Unmasked items of `row` into `cand`; NaN is an error.
-    fn candidates(&self, row: &[f32], u: usize, cand: &mut Vec<u32>) -> Result<()> {
-        cand.clear();
-        let mask = self.mask.items_of(u);
-        let mut m = 0;
-        for (i, s) in row.iter().enumerate() {
-            let i = i as u32;
-            if m < mask.len() && mask[m] == i {
-                m += 1;
-                continue;
-            }
-            if s.is_nan() {
-                return Err(RecError::Model {
-                    model: "scorer".into(),
-                    reason: format!("NaN score for user {u}, item {i}"),
-                });
-            }
-            cand.push(i);
-        }
-        Ok(())
     }
 
     fn accumulate(&self, acc: &mut Acc, u: usize, list: &[u32]) {
