@@ -13,7 +13,7 @@
 
 use super::hparams::{self, HyperParam};
 use super::ials::{factor_scores, factor_scores_batch};
-use super::kernels::{dot, simd};
+use super::kernels::{dot, simd, simd_kernel};
 use super::persist::{Reader, Writer};
 use crate::error::{RecError, Result};
 use crate::{Interactions, Model};
@@ -220,8 +220,11 @@ struct Stratum<'a> {
     train: &'a Interactions,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_stratum(st: &Stratum<'_>, shared: Shared, k: usize, lr: f32, reg: f32, rng: &mut Pcg64) {
+simd_kernel!(RunStratum = run_stratum<'a, 's>((&'a Stratum<'s>, Shared, usize, f32, f32, &'a mut Pcg64)) -> ());
+
+/// SGD over one stratum: `(stratum, factors, k, lr, reg, rng)`; run through [`simd`].
+#[inline(always)]
+fn run_stratum((st, shared, k, lr, reg, rng): (&Stratum<'_>, Shared, usize, f32, f32, &mut Pcg64)) {
     if st.pairs.is_empty() || st.block_items.is_empty() {
         return;
     }
@@ -328,7 +331,7 @@ impl Model for Bpr {
                         .wrapping_mul(0x9E37_79B9_7F4A_7C15)
                         .wrapping_add(((epoch * BLOCKS + s) * BLOCKS + b) as u64);
                     let mut rng = Pcg64::seed_from_u64(task_seed);
-                    simd(|| run_stratum(&st, shared, k, p.lr, p.reg, &mut rng));
+                    simd::<RunStratum, _>((&st, shared, k, p.lr, p.reg, &mut rng));
                 });
             }
         }

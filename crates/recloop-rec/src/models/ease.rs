@@ -9,7 +9,7 @@
 //! `f64` dense solve).
 
 use super::hparams::{self, HyperParam};
-use super::kernels::simd;
+use super::kernels::{simd, simd_kernel};
 use super::persist::{self, Reader, Writer};
 use crate::error::{RecError, Result};
 use crate::{Interactions, Model};
@@ -258,32 +258,34 @@ fn solve_weights(mut g: Vec<f32>, n: usize) -> Result<Vec<f32>> {
     Ok(b)
 }
 
-/// Scores of a block of users, one panel of `B` at a time. A [`pulp::WithSimd`] operation (not a
-/// closure) so that the whole loop nest is compiled for the detected instruction set.
-struct ScoreBlock<'a> {
-    weights: &'a Panels,
-    train: &'a Interactions,
-    users: &'a [usize],
-    block: &'a mut [f32],
-}
-
-impl pulp::WithSimd for ScoreBlock<'_> {
-    type Output = ();
-
-    #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        let n = self.weights.n;
-        for p in 0..Panels::n_panels(n) {
-            let (c0, c1) = (p * PANEL, ((p + 1) * PANEL).min(n));
-            for (row, &u) in self.block.chunks_mut(n).zip(self.users) {
-                if u < self.train.n_users {
-                    let acc = self.weights.sum_rows(p, self.train.items_of(u));
-                    row[c0..c1].copy_from_slice(&acc[..c1 - c0]);
-                }
+/// Scores of a block of `users` into `block` (`users.len() × n` row-major), one panel of `B` at
+/// a time so that the panel stays hot in cache across the block.
+#[inline(always)]
+fn score_block((weights, train, users, block): (&Panels, &Interactions, &[usize], &mut [f32])) {
+    let n = weights.n;
+    for p in 0..Panels::n_panels(n) {
+        let (c0, c1) = (p * PANEL, ((p + 1) * PANEL).min(n));
+        for (row, &u) in block.chunks_mut(n).zip(users) {
+            if u < train.n_users {
+                let acc = weights.sum_rows(p, train.items_of(u));
+                row[c0..c1].copy_from_slice(&acc[..c1 - c0]);
             }
         }
     }
 }
+
+simd_kernel!(ScoreBlock = score_block<'a>((&'a Panels, &'a Interactions, &'a [usize], &'a mut [f32])) -> ());
+
+/// One user's scores into `out`.
+#[inline(always)]
+fn score_user((weights, items, out): (&Panels, &[u32], &mut [f32])) {
+    for (p, seg) in out.chunks_mut(PANEL).enumerate() {
+        let acc = weights.sum_rows(p, items);
+        seg.copy_from_slice(&acc[..seg.len()]);
+    }
+}
+
+simd_kernel!(ScoreUser = score_user<'a>((&'a Panels, &'a [u32], &'a mut [f32])) -> ());
 
 impl Model for Ease {
     fn name(&self) -> &'static str {
@@ -306,13 +308,7 @@ impl Model for Ease {
         if user >= train.n_users || out.len() != self.n_items {
             return;
         }
-        let items = train.items_of(user);
-        simd(|| {
-            for (p, seg) in out.chunks_mut(PANEL).enumerate() {
-                let acc = self.weights.sum_rows(p, items);
-                seg.copy_from_slice(&acc[..seg.len()]);
-            }
-        });
+        simd::<ScoreUser, _>((&self.weights, train.items_of(user), out));
     }
 
     fn score_batch(&self, users: &[usize], out: &mut [f32]) {
@@ -327,14 +323,7 @@ impl Model for Ease {
         const USERS: usize = 256;
         out.par_chunks_mut(n * USERS)
             .zip(users.par_chunks(USERS))
-            .for_each(|(block, users)| {
-                pulp::Arch::new().dispatch(ScoreBlock {
-                    weights: &self.weights,
-                    train,
-                    users,
-                    block,
-                })
-            });
+            .for_each(|(block, users)| simd::<ScoreBlock, _>((&self.weights, train, users, block)));
     }
 
     fn save(&self, path: &Path) -> Result<()> {

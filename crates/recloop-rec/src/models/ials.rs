@@ -16,7 +16,7 @@
 //! row's arithmetic is fixed, so results do not depend on the number of threads.
 
 use super::hparams::{self, HyperParam};
-use super::kernels::{axpy, dot, matvec, simd};
+use super::kernels::{axpy, dot, matvec, simd, simd_kernel};
 use super::persist::{Reader, Writer};
 use crate::error::{RecError, Result};
 use crate::{Interactions, Model};
@@ -243,17 +243,7 @@ fn gram(y: &[f32], k: usize, reg: f32) -> Vec<f32> {
     const BLOCK: usize = 256;
     let partials: Vec<Vec<f64>> = y
         .par_chunks(k * BLOCK)
-        .map(|block| {
-            simd(|| {
-                let mut g = vec![0f32; k * k];
-                for row in block.chunks_exact(k) {
-                    for (a, &ra) in row.iter().enumerate() {
-                        axpy(ra, row, &mut g[a * k..(a + 1) * k]);
-                    }
-                }
-                g.into_iter().map(f64::from).collect()
-            })
-        })
+        .map(|block| simd::<GramBlock, _>((block, k)))
         .collect();
     let mut g = vec![0f64; k * k];
     for p in &partials {
@@ -266,6 +256,24 @@ fn gram(y: &[f32], k: usize, reg: f32) -> Vec<f32> {
         out[a * k + a] += reg;
     }
     out
+}
+
+simd_kernel!(GramBlock = gram_block<'a>((&'a [f32], usize)) -> Vec<f64>);
+simd_kernel!(SolveBlock = solve_block<'a, 'c>((&'a CgInputs<'c>, usize, &'a mut [f32])) -> ());
+simd_kernel!(LossRow = loss_row<'a>((&'a [f32], &'a [f32], &'a [f32], &'a [u32], f32)) -> (f64, f64));
+simd_kernel!(DotsInto = dots_into<'a>((&'a [f32], &'a [f32], &'a mut [f32])) -> ());
+simd_kernel!(FactorBlock = factor_block<'a>((&'a [f32], &'a [f32], usize, &'a [usize], &'a mut [f32])) -> ());
+
+/// `Σ rowᵀ·row` over the rows of one block (in `f32`), widened to `f64` for the reduction.
+#[inline(always)]
+fn gram_block((block, k): (&[f32], usize)) -> Vec<f64> {
+    let mut g = vec![0f32; k * k];
+    for row in block.chunks_exact(k) {
+        for (a, &ra) in row.iter().enumerate() {
+            axpy(ra, row, &mut g[a * k..(a + 1) * k]);
+        }
+    }
+    g.into_iter().map(f64::from).collect()
 }
 
 /// One half-sweep: update every row of `x` (row-major `rows × k`) given the fixed `y`.
@@ -281,66 +289,98 @@ fn solve_rows(
     let yty = gram(y, k, reg);
     let w = alpha - 1.0;
     const ROWS: usize = 64;
+    let cg = CgInputs {
+        rows,
+        y,
+        yty: &yty,
+        k,
+        alpha,
+        w,
+        cg_steps,
+    };
     x.par_chunks_mut(k * ROWS)
         .enumerate()
-        .for_each(|(c, block)| {
-            simd(|| {
-                let mut r = vec![0f32; k];
-                let mut p = vec![0f32; k];
-                let mut ap = vec![0f32; k];
-                for (o, xu) in block.chunks_exact_mut(k).enumerate() {
-                    let items = rows.items_of(c * ROWS + o);
-                    if items.is_empty() {
-                        xu.fill(0.0);
-                        continue;
-                    }
-                    // r = b − A x, with b = Σ alpha·yᵢ and A = YᵀY + reg I + Σ w yᵢyᵢᵀ
-                    matvec(&yty, xu, &mut r);
-                    for v in r.iter_mut() {
-                        *v = -*v;
-                    }
-                    for &i in items {
-                        let yi = &y[i as usize * k..(i as usize + 1) * k];
-                        let coef = if w != 0.0 {
-                            alpha - w * dot(yi, xu)
-                        } else {
-                            alpha
-                        };
-                        axpy(coef, yi, &mut r);
-                    }
-                    p.copy_from_slice(&r);
-                    let mut rsold = dot(&r, &r);
-                    if rsold < 1e-20 {
-                        continue;
-                    }
-                    for _ in 0..cg_steps {
-                        matvec(&yty, &p, &mut ap);
-                        if w != 0.0 {
-                            for &i in items {
-                                let yi = &y[i as usize * k..(i as usize + 1) * k];
-                                axpy(w * dot(yi, &p), yi, &mut ap);
-                            }
-                        }
-                        let pap = dot(&p, &ap);
-                        if pap.is_nan() || pap <= 0.0 {
-                            break;
-                        }
-                        let step = rsold / pap;
-                        axpy(step, &p, xu);
-                        axpy(-step, &ap, &mut r);
-                        let rsnew = dot(&r, &r);
-                        if rsnew < 1e-20 {
-                            break;
-                        }
-                        let beta = rsnew / rsold;
-                        for (pi, ri) in p.iter_mut().zip(&r) {
-                            *pi = ri + beta * *pi;
-                        }
-                        rsold = rsnew;
-                    }
+        .for_each(|(c, block)| simd::<SolveBlock, _>((&cg, c * ROWS, block)));
+}
+
+/// What the conjugate-gradient update of a block of rows reads.
+struct CgInputs<'a> {
+    rows: &'a Interactions,
+    y: &'a [f32],
+    yty: &'a [f32],
+    k: usize,
+    alpha: f32,
+    /// `alpha − 1`, the extra confidence of an observed entry.
+    w: f32,
+    cg_steps: usize,
+}
+
+/// Update the rows of `block` (rows `first_row..`) by `cg_steps` conjugate-gradient steps each.
+#[inline(always)]
+fn solve_block((cg, first_row, block): (&CgInputs<'_>, usize, &mut [f32])) {
+    let CgInputs {
+        y,
+        yty,
+        k,
+        alpha,
+        w,
+        cg_steps,
+        ..
+    } = *cg;
+    let mut r = vec![0f32; k];
+    let mut p = vec![0f32; k];
+    let mut ap = vec![0f32; k];
+    for (o, xu) in block.chunks_exact_mut(k).enumerate() {
+        let items = cg.rows.items_of(first_row + o);
+        if items.is_empty() {
+            xu.fill(0.0);
+            continue;
+        }
+        // r = b − A x, with b = Σ alpha·yᵢ and A = YᵀY + reg I + Σ w yᵢyᵢᵀ
+        matvec(yty, xu, &mut r);
+        for v in r.iter_mut() {
+            *v = -*v;
+        }
+        for &i in items {
+            let yi = &y[i as usize * k..(i as usize + 1) * k];
+            let coef = if w != 0.0 {
+                alpha - w * dot(yi, xu)
+            } else {
+                alpha
+            };
+            axpy(coef, yi, &mut r);
+        }
+        p.copy_from_slice(&r);
+        let mut rsold = dot(&r, &r);
+        if rsold < 1e-20 {
+            continue;
+        }
+        for _ in 0..cg_steps {
+            matvec(yty, &p, &mut ap);
+            if w != 0.0 {
+                for &i in items {
+                    let yi = &y[i as usize * k..(i as usize + 1) * k];
+                    axpy(w * dot(yi, &p), yi, &mut ap);
                 }
-            })
-        });
+            }
+            let pap = dot(&p, &ap);
+            if pap.is_nan() || pap <= 0.0 {
+                break;
+            }
+            let step = rsold / pap;
+            axpy(step, &p, xu);
+            axpy(-step, &ap, &mut r);
+            let rsnew = dot(&r, &r);
+            if rsnew < 1e-20 {
+                break;
+            }
+            let beta = rsnew / rsold;
+            for (pi, ri) in p.iter_mut().zip(&r) {
+                *pi = ri + beta * *pi;
+            }
+            rsold = rsnew;
+        }
+    }
 }
 
 fn loss(train: &Interactions, x: &[f32], y: &[f32], k: usize, alpha: f32, reg: f32) -> f64 {
@@ -348,29 +388,32 @@ fn loss(train: &Interactions, x: &[f32], y: &[f32], k: usize, alpha: f32, reg: f
         return f64::NAN;
     }
     let yty = gram(y, k, 0.0);
-    let w = alpha - 1.0;
     let (err, xnorm): (f64, f64) = x
         .par_chunks(k)
         .enumerate()
-        .map(|(u, xu)| {
-            simd(|| {
-                let mut r = vec![0f32; k];
-                matvec(&yty, xu, &mut r);
-                // xᵀYᵀYx + Σ_observed [ (c−1)(x·y)² − 2c(x·y) + c ]
-                let mut e = dot(&r, xu) as f64;
-                for &i in train.items_of(u) {
-                    let yi = &y[i as usize * k..(i as usize + 1) * k];
-                    let s = dot(yi, xu) as f64;
-                    e += w as f64 * s * s - 2.0 * alpha as f64 * s + alpha as f64;
-                }
-                (e, dot(xu, xu) as f64)
-            })
-        })
+        .map(|(u, xu)| simd::<LossRow, _>((&yty, y, xu, train.items_of(u), alpha)))
         .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
     let ynorm: f64 = y.chunks(k).map(|r| dot(r, r) as f64).sum();
     let nnz = train.nnz() as f64;
     let total = alpha as f64 * nnz + (train.n_users * train.n_items) as f64 - nnz;
     (err + reg as f64 * (xnorm + ynorm)) / total
+}
+
+/// One user's term of the loss and `|x_u|²`: `(yty, y, x_u, items, alpha)`.
+#[inline(always)]
+fn loss_row((yty, y, xu, items, alpha): (&[f32], &[f32], &[f32], &[u32], f32)) -> (f64, f64) {
+    let k = xu.len();
+    let w = alpha - 1.0;
+    let mut r = vec![0f32; k];
+    matvec(yty, xu, &mut r);
+    // xᵀYᵀYx + Σ_observed [ (c−1)(x·y)² − 2c(x·y) + c ]
+    let mut e = dot(&r, xu) as f64;
+    for &i in items {
+        let yi = &y[i as usize * k..(i as usize + 1) * k];
+        let s = dot(yi, xu) as f64;
+        e += w as f64 * s * s - 2.0 * alpha as f64 * s + alpha as f64;
+    }
+    (e, dot(xu, xu) as f64)
 }
 
 impl Model for Ials {
@@ -461,12 +504,15 @@ pub(crate) fn factor_scores(x: &[f32], y: &[f32], k: usize, user: usize, out: &m
         out.fill(0.0);
         return;
     }
-    let xu = &x[user * k..(user + 1) * k];
-    simd(|| {
-        for (o, yi) in out.iter_mut().zip(y.chunks_exact(k)) {
-            *o = dot(xu, yi);
-        }
-    });
+    simd::<DotsInto, _>((&x[user * k..(user + 1) * k], y, out));
+}
+
+/// `out[i] = x_u · y_i` for the rows `y_i` of `y` (row length `x_u.len()`).
+#[inline(always)]
+fn dots_into((xu, y, out): (&[f32], &[f32], &mut [f32])) {
+    for (o, yi) in out.iter_mut().zip(y.chunks_exact(xu.len().max(1))) {
+        *o = dot(xu, yi);
+    }
 }
 
 /// [`factor_scores`] for many users in parallel (identical values).
@@ -483,29 +529,32 @@ pub(crate) fn factor_scores_batch(
         return;
     }
     // Blocks of items × users so the item block stays in cache across users.
-    const ITEMS: usize = 512;
     out.par_chunks_mut(n_items * 8)
         .zip(users.par_chunks(8))
-        .for_each(|(block, us)| {
-            simd(|| {
-                for i0 in (0..n_items).step_by(ITEMS) {
-                    let i1 = (i0 + ITEMS).min(n_items);
-                    for (row, &u) in block.chunks_mut(n_items).zip(us) {
-                        if (u + 1) * k > x.len() {
-                            row[i0..i1].fill(0.0);
-                            continue;
-                        }
-                        let xu = &x[u * k..(u + 1) * k];
-                        for (o, yi) in row[i0..i1]
-                            .iter_mut()
-                            .zip(y[i0 * k..i1 * k].chunks_exact(k))
-                        {
-                            *o = dot(xu, yi);
-                        }
-                    }
-                }
-            })
-        });
+        .for_each(|(block, us)| simd::<FactorBlock, _>((x, y, k, us, block)));
+}
+
+/// Scores of the users `us` into `block` (`us.len() × n_items`), item blocks outermost.
+#[inline(always)]
+fn factor_block((x, y, k, us, block): (&[f32], &[f32], usize, &[usize], &mut [f32])) {
+    const ITEMS: usize = 512;
+    let n_items = y.len() / k.max(1);
+    for i0 in (0..n_items).step_by(ITEMS) {
+        let i1 = (i0 + ITEMS).min(n_items);
+        for (row, &u) in block.chunks_mut(n_items).zip(us) {
+            if (u + 1) * k > x.len() {
+                row[i0..i1].fill(0.0);
+                continue;
+            }
+            let xu = &x[u * k..(u + 1) * k];
+            for (o, yi) in row[i0..i1]
+                .iter_mut()
+                .zip(y[i0 * k..i1 * k].chunks_exact(k))
+            {
+                *o = dot(xu, yi);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
