@@ -11,8 +11,8 @@
 //! drawn uniformly from the positive item's block (a random ~1/`BLOCKS` of the catalogue), never
 //! one the user interacted with.
 
+use super::factor_scores::ItemPanels;
 use super::hparams::{self, HyperParam};
-use super::ials::{factor_scores, factor_scores_batch};
 use super::kernels::{dot, simd, simd_kernel};
 use super::persist::{Reader, Writer};
 use crate::error::{RecError, Result};
@@ -131,6 +131,8 @@ pub struct Bpr {
     user_factors: Vec<f32>,
     /// Item factors, row-major `n_items × (factors + 1)`, last column the bias.
     item_factors: Vec<f32>,
+    /// The item factors packed for scoring.
+    item_panels: ItemPanels,
     n_users: usize,
     n_items: usize,
 }
@@ -143,6 +145,7 @@ impl Bpr {
             params,
             user_factors: Vec::new(),
             item_factors: Vec::new(),
+            item_panels: ItemPanels::default(),
             n_users: 0,
             n_items: 0,
         })
@@ -181,6 +184,7 @@ impl Bpr {
         m.n_users = n_users;
         m.n_items = n_items;
         m.user_factors = user_factors;
+        m.item_panels = ItemPanels::new(&item_factors, k);
         m.item_factors = item_factors;
         Ok(m)
     }
@@ -342,6 +346,7 @@ impl Model for Bpr {
             });
         }
         self.user_factors = users;
+        self.item_panels = ItemPanels::new(&items, kk);
         self.item_factors = items;
         self.n_users = train.n_users;
         self.n_items = train.n_items;
@@ -349,23 +354,11 @@ impl Model for Bpr {
     }
 
     fn score_into(&self, user: usize, out: &mut [f32]) {
-        factor_scores(
-            &self.user_factors,
-            &self.item_factors,
-            self.params.factors + 1,
-            user,
-            out,
-        );
+        self.item_panels.scores(&self.user_factors, &[user], out);
     }
 
     fn score_batch(&self, users: &[usize], out: &mut [f32]) {
-        factor_scores_batch(
-            &self.user_factors,
-            &self.item_factors,
-            self.params.factors + 1,
-            users,
-            out,
-        );
+        self.item_panels.scores(&self.user_factors, users, out);
     }
 
     fn save(&self, path: &Path) -> Result<()> {

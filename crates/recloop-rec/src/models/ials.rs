@@ -15,6 +15,7 @@
 //! the result is the same as evaluating them, only faster. Rows are solved in parallel; each
 //! row's arithmetic is fixed, so results do not depend on the number of threads.
 
+use super::factor_scores::ItemPanels;
 use super::hparams::{self, HyperParam};
 use super::kernels::{axpy, dot, matvec, simd, simd_kernel};
 use super::persist::{Reader, Writer};
@@ -140,6 +141,8 @@ pub struct Ials {
     user_factors: Vec<f32>,
     /// Item factors, row-major `n_items × factors`.
     item_factors: Vec<f32>,
+    /// The item factors packed for scoring.
+    item_panels: ItemPanels,
     n_users: usize,
     n_items: usize,
     /// Training loss (implicit's normalisation) after each iteration, when requested.
@@ -155,6 +158,7 @@ impl Ials {
             params,
             user_factors: Vec::new(),
             item_factors: Vec::new(),
+            item_panels: ItemPanels::default(),
             n_users: 0,
             n_items: 0,
             losses: Vec::new(),
@@ -218,6 +222,7 @@ impl Ials {
         m.n_users = n_users;
         m.n_items = n_items;
         m.user_factors = user_factors;
+        m.item_panels = ItemPanels::new(&item_factors, params.factors);
         m.item_factors = item_factors;
         Ok(m)
     }
@@ -261,8 +266,6 @@ fn gram(y: &[f32], k: usize, reg: f32) -> Vec<f32> {
 simd_kernel!(GramBlock = gram_block<'a>((&'a [f32], usize)) -> Vec<f64>);
 simd_kernel!(SolveBlock = solve_block<'a, 'c>((&'a CgInputs<'c>, usize, &'a mut [f32])) -> ());
 simd_kernel!(LossRow = loss_row<'a>((&'a [f32], &'a [f32], &'a [f32], &'a [u32], f32)) -> (f64, f64));
-simd_kernel!(DotsInto = dots_into<'a>((&'a [f32], &'a [f32], &'a mut [f32])) -> ());
-simd_kernel!(FactorBlock = factor_block<'a>((&'a [f32], &'a [f32], usize, &'a [usize], &'a mut [f32])) -> ());
 
 /// `Σ rowᵀ·row` over the rows of one block (in `f32`), widened to `f64` for the reduction.
 #[inline(always)]
@@ -448,6 +451,7 @@ impl Model for Ials {
             });
         }
         self.user_factors = xu;
+        self.item_panels = ItemPanels::new(&yi, k);
         self.item_factors = yi;
         self.n_users = train.n_users;
         self.n_items = train.n_items;
@@ -455,23 +459,11 @@ impl Model for Ials {
     }
 
     fn score_into(&self, user: usize, out: &mut [f32]) {
-        factor_scores(
-            &self.user_factors,
-            &self.item_factors,
-            self.params.factors,
-            user,
-            out,
-        );
+        self.item_panels.scores(&self.user_factors, &[user], out);
     }
 
     fn score_batch(&self, users: &[usize], out: &mut [f32]) {
-        factor_scores_batch(
-            &self.user_factors,
-            &self.item_factors,
-            self.params.factors,
-            users,
-            out,
-        );
+        self.item_panels.scores(&self.user_factors, users, out);
     }
 
     fn save(&self, path: &Path) -> Result<()> {
@@ -494,66 +486,6 @@ impl Model for Ials {
         w.f32s(&self.user_factors);
         w.f32s(&self.item_factors);
         w.finish(path)
-    }
-}
-
-/// `out[i] = x_user · y_i` for every item; zeros for an unknown user or a wrong `out` length.
-pub(crate) fn factor_scores(x: &[f32], y: &[f32], k: usize, user: usize, out: &mut [f32]) {
-    let n_items = y.len() / k.max(1);
-    if k == 0 || (user + 1) * k > x.len() || out.len() != n_items {
-        out.fill(0.0);
-        return;
-    }
-    simd::<DotsInto, _>((&x[user * k..(user + 1) * k], y, out));
-}
-
-/// `out[i] = x_u · y_i` for the rows `y_i` of `y` (row length `x_u.len()`).
-#[inline(always)]
-fn dots_into((xu, y, out): (&[f32], &[f32], &mut [f32])) {
-    for (o, yi) in out.iter_mut().zip(y.chunks_exact(xu.len().max(1))) {
-        *o = dot(xu, yi);
-    }
-}
-
-/// [`factor_scores`] for many users in parallel (identical values).
-pub(crate) fn factor_scores_batch(
-    x: &[f32],
-    y: &[f32],
-    k: usize,
-    users: &[usize],
-    out: &mut [f32],
-) {
-    let n_items = y.len() / k.max(1);
-    if n_items == 0 || out.len() != users.len() * n_items {
-        out.fill(0.0);
-        return;
-    }
-    // Blocks of items × users so the item block stays in cache across users.
-    out.par_chunks_mut(n_items * 8)
-        .zip(users.par_chunks(8))
-        .for_each(|(block, us)| simd::<FactorBlock, _>((x, y, k, us, block)));
-}
-
-/// Scores of the users `us` into `block` (`us.len() × n_items`), item blocks outermost.
-#[inline(always)]
-fn factor_block((x, y, k, us, block): (&[f32], &[f32], usize, &[usize], &mut [f32])) {
-    const ITEMS: usize = 512;
-    let n_items = y.len() / k.max(1);
-    for i0 in (0..n_items).step_by(ITEMS) {
-        let i1 = (i0 + ITEMS).min(n_items);
-        for (row, &u) in block.chunks_mut(n_items).zip(us) {
-            if (u + 1) * k > x.len() {
-                row[i0..i1].fill(0.0);
-                continue;
-            }
-            let xu = &x[u * k..(u + 1) * k];
-            for (o, yi) in row[i0..i1]
-                .iter_mut()
-                .zip(y[i0 * k..i1 * k].chunks_exact(k))
-            {
-                *o = dot(xu, yi);
-            }
-        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod bpr;
 pub mod ease;
+mod factor_scores;
 pub mod hparams;
 pub mod ials;
 pub mod itemknn;
