@@ -8,6 +8,10 @@
 # build script (cmake + C++ + bindgen) took 1864 s; the test itself 19 s. Expect ~6 min of C++ on
 # an idle 2-core runner.
 #
+# `--workspace` keeps the dependency features of the workspace build that ran before, so only
+# llama.cpp and recloop-llm are compiled here (with `-p recloop-llm` cargo resolved the features of
+# that package alone and rebuilt 89 crates).
+#
 # OMP_WAIT_POLICY=PASSIVE: llama.cpp's OpenMP threads otherwise spin while waiting, which on a
 # busy machine cut decoding from 12.5 to 0.7 tokens/s.
 set -eu
@@ -17,4 +21,4 @@ if ! command -v cmake >/dev/null || ! command -v clang >/dev/null || ! dpkg -s l
     $SUDO apt-get install -y cmake clang libclang-dev
 fi
 OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" \
-    cargo test --locked -p recloop-llm --features local --test local -- --nocapture
+    cargo test --locked --workspace --features recloop-llm/local --test local -- --nocapture
