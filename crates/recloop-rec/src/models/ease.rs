@@ -7,6 +7,11 @@
 //! Everything is `f32`: the Gram matrix of a binary matrix is exact in `f32` (counts < 2²⁴), and
 //! with `λ` in the hundreds the system is well conditioned (the unit tests compare against an
 //! `f64` dense solve).
+//!
+//! Reproducibility: a fit is deterministic on one machine, but faer's blocked factorisation picks
+//! its kernels by the detected vector width, so weights fitted on an AVX-512 machine may differ in
+//! the last bits from weights fitted on an AVX2 one. Scoring a given `B` gives the same bits on
+//! every machine (fixed summation order, see [`Panels`]).
 
 use super::hparams::{self, HyperParam};
 use super::kernels::{simd, simd_kernel};
