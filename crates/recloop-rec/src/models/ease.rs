@@ -11,7 +11,7 @@
 //! Reproducibility: a fit is deterministic on one machine, but faer's blocked factorisation picks
 //! its kernels by the detected vector width, so weights fitted on an AVX-512 machine may differ in
 //! the last bits from weights fitted on an AVX2 one. Scoring a given `B` gives the same bits on
-//! every machine (fixed summation order, see [`Panels`]).
+//! every machine (fixed summation order, no fused multiply-add).
 
 use super::hparams::{self, HyperParam};
 use super::kernels::{simd, simd_kernel};
