@@ -1,11 +1,15 @@
 //! The real ML-100K (fetched through the library into `$RECLOOP_DATA` or the user cache) under
 //! protocol A must reproduce the anchors (shared/reference/anchors.md): MostPop NDCG@10 0.2216,
-//! ItemKNN (cosine, K = 20) 0.3640. The split is random, so several seeds are averaged and a small
-//! tolerance allowed.
+//! ItemKNN (cosine, K = 20) 0.3640; and the factor and linear models must reach the issue's bars:
+//! EASE (λ = 250, the anchors' ML-100K setting) NDCG@10 ≥ 0.43 (anchor 0.4393), iALS (64 factors,
+//! 15 iterations) ≥ 0.34 (anchor 0.3545). The split is random, so several seeds are averaged and
+//! a small tolerance allowed.
 
 use recloop_rec::Model;
 use recloop_rec::data::{self, DatasetName};
 use recloop_rec::eval::Evaluator;
+use recloop_rec::models::ease::Ease;
+use recloop_rec::models::ials::{Ials, IalsParams};
 use recloop_rec::models::{itemknn::ItemKnn, mostpop::MostPop};
 use recloop_rec::split::{self, Protocol};
 
@@ -16,6 +20,7 @@ fn ml100k_protocol_a_matches_the_anchors() {
     assert_eq!(ds.genre_names.len(), 19, "{:?}", ds.genre_names);
     let seeds = [0u64, 1, 2];
     let (mut pop, mut knn, mut knn_recall) = (0.0, 0.0, 0.0);
+    let (mut ease, mut ials) = (0.0, 0.0);
     for &seed in &seeds {
         let s = split::split(&ds, Protocol::A, seed).unwrap();
         // validation ∪ holdout is exactly the anchors' 20 % test set
@@ -30,6 +35,12 @@ fn ml100k_protocol_a_matches_the_anchors() {
         let mk = ev.evaluate(&k).unwrap();
         knn += mk["ndcg@10"];
         knn_recall += mk["recall@20"];
+        let mut e = Ease::new(250.0).unwrap();
+        e.fit(s.benchmark_fit()).unwrap();
+        ease += ev.evaluate(&e).unwrap()["ndcg@10"];
+        let mut a = Ials::new(IalsParams::default()).unwrap();
+        a.fit(s.benchmark_fit()).unwrap();
+        ials += ev.evaluate(&a).unwrap()["ndcg@10"];
         for key in [
             "coverage@10",
             "novelty@10",
@@ -42,7 +53,19 @@ fn ml100k_protocol_a_matches_the_anchors() {
     }
     let n = seeds.len() as f64;
     let (pop, knn, knn_recall) = (pop / n, knn / n, knn_recall / n);
-    eprintln!("mostpop ndcg@10 {pop:.4}, itemknn ndcg@10 {knn:.4} recall@20 {knn_recall:.4}");
+    let (ease, ials) = (ease / n, ials / n);
+    eprintln!(
+        "mostpop ndcg@10 {pop:.4}, itemknn ndcg@10 {knn:.4} recall@20 {knn_recall:.4}, \
+         ease ndcg@10 {ease:.4}, ials ndcg@10 {ials:.4}"
+    );
+    assert!(
+        ease >= 0.43,
+        "EASE NDCG@10 {ease:.4} < 0.43 (anchor 0.4393)"
+    );
+    assert!(
+        ials >= 0.34,
+        "iALS NDCG@10 {ials:.4} < 0.34 (anchor 0.3545)"
+    );
     assert!(
         (pop - 0.2216).abs() < 0.008,
         "MostPop NDCG@10 {pop:.4} vs anchor 0.2216"
