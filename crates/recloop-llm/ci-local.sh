@@ -5,8 +5,8 @@
 # answers a schema-constrained request with valid JSON (prints tokens/s).
 #
 # Measured on the 2-core dev machine shared with 4 other builds (load ~14): the llama-cpp-sys-2
-# build script (cmake + C++ + bindgen) took 1864 s; the test itself 19 s. Expect ~6 min of C++ on
-# an idle 2-core runner.
+# build script (cmake + C++ + bindgen) took 1864 s; the test itself 19 s. On a clean clone on an idle
+# 2-core machine (2026-11-30) this whole step took 5 min 17 s, after the workspace build.
 #
 # `--workspace` keeps the dependency features of the workspace build that ran before, so only
 # llama.cpp and recloop-llm are compiled here (with `-p recloop-llm` cargo resolved the features of
