@@ -49,13 +49,7 @@ pub fn brain_for(workspace: &Path, choice: &str) -> Result<Arc<dyn Brain>> {
             })?;
             let model = recloop_llm::ScriptedModel::from_file(&workspace.join(file))
                 .map_err(|e| AgentError::Llm(e.to_string()))?;
-            Ok(Arc::new(LlmBrain::new(
-                Arc::new(model),
-                Prices {
-                    input: 0.0,
-                    output: 0.0,
-                },
-            )))
+            Ok(Arc::new(LlmBrain::new(Arc::new(model), Prices::FREE)))
         }
         // Real providers (openai, anthropic, openai-compatible, local) come from the router:
         // fallback chains, retries, circuit breakers, budgets and record/replay cassettes
@@ -69,17 +63,7 @@ pub fn brain_for(workspace: &Path, choice: &str) -> Result<Arc<dyn Brain>> {
                     reason: "[llm] disappeared while loading".into(),
                 })?;
             let model = router.for_role("brainstorm").map_err(llm_err)?;
-            let prices = recloop_llm::price_of(&llm.model).map_or(
-                Prices {
-                    input: 0.0,
-                    output: 0.0,
-                },
-                |p| Prices {
-                    input: p.input_per_mtok,
-                    output: p.output_per_mtok,
-                },
-            );
-            Ok(Arc::new(LlmBrain::new(model, prices)))
+            Ok(Arc::new(LlmBrain::new(model, Prices::of(&llm.model))))
         }
     }
 }

@@ -6,10 +6,9 @@
 //! a small tolerance allowed.
 
 use recloop_rec::Model;
+use recloop_rec::bench::{anchor_params, build_model};
 use recloop_rec::data::{self, DatasetName};
 use recloop_rec::eval::Evaluator;
-use recloop_rec::models::ease::Ease;
-use recloop_rec::models::ials::{Ials, IalsParams};
 use recloop_rec::models::{itemknn::ItemKnn, mostpop::MostPop};
 use recloop_rec::split::{self, Protocol};
 
@@ -35,12 +34,11 @@ fn ml100k_protocol_a_matches_the_anchors() {
         let mk = ev.evaluate(&k).unwrap();
         knn += mk["ndcg@10"];
         knn_recall += mk["recall@20"];
-        let mut e = Ease::new(250.0).unwrap();
-        e.fit(s.benchmark_fit()).unwrap();
-        ease += ev.evaluate(&e).unwrap()["ndcg@10"];
-        let mut a = Ials::new(IalsParams::default()).unwrap();
-        a.fit(s.benchmark_fit()).unwrap();
-        ials += ev.evaluate(&a).unwrap()["ndcg@10"];
+        for (name, sum) in [("ease", &mut ease), ("ials", &mut ials)] {
+            let mut m = build_model(name, &anchor_params(name, DatasetName::Ml100k)).unwrap();
+            m.fit(s.benchmark_fit()).unwrap();
+            *sum += ev.evaluate(m.as_ref()).unwrap()["ndcg@10"];
+        }
         for key in [
             "coverage@10",
             "novelty@10",

@@ -4,12 +4,9 @@
 //! second anchor number, RecBole's recall@10 (hits / |test|), is checked as well. The split is
 //! random, so three seeds are averaged.
 
-use recloop_rec::Model;
+use recloop_rec::bench::{anchor_params, build_model};
 use recloop_rec::data::{self, DatasetName};
 use recloop_rec::eval::Evaluator;
-use recloop_rec::models::ease::Ease;
-use recloop_rec::models::ials::{Ials, IalsParams};
-use recloop_rec::models::{itemknn::ItemKnn, mostpop::MostPop};
 use recloop_rec::split::{self, Protocol};
 
 /// (model, NDCG@10, RecBole recall@10) measured by the anchors.
@@ -19,16 +16,6 @@ const ANCHORS: [(&str, f64, f64); 4] = [
     ("ials", 0.2490, 0.1735),
     ("ease", 0.2999, 0.2073),
 ];
-
-fn model(name: &str) -> Box<dyn Model> {
-    match name {
-        "mostpop" => Box::new(MostPop::new()),
-        "itemknn" => Box::new(ItemKnn::new(20).unwrap()),
-        "ials" => Box::new(Ials::new(IalsParams::default()).unwrap()),
-        "ease" => Box::new(Ease::new(500.0).unwrap()),
-        other => panic!("no model {other}"),
-    }
-}
 
 #[test]
 fn ml1m_protocol_b_matches_the_anchors() {
@@ -41,7 +28,7 @@ fn ml1m_protocol_b_matches_the_anchors() {
         let s = split::split(&ds, Protocol::B, seed).unwrap();
         let ev = Evaluator::benchmark(&s);
         for (sum, (name, _, _)) in sums.iter_mut().zip(ANCHORS) {
-            let mut m = model(name);
+            let mut m = build_model(name, &anchor_params(name, DatasetName::Ml1m)).unwrap();
             m.fit(s.benchmark_fit()).unwrap();
             let metrics = ev.evaluate(m.as_ref()).unwrap();
             sum.0 += metrics["ndcg@10"];

@@ -24,6 +24,22 @@ pub struct Prices {
     pub output: f64,
 }
 
+impl Prices {
+    /// No charge (scripted and replayed models).
+    pub const FREE: Prices = Prices {
+        input: 0.0,
+        output: 0.0,
+    };
+
+    /// recloop-llm's price table for `model` ([`Prices::FREE`] when it is not listed).
+    pub fn of(model: &str) -> Prices {
+        recloop_llm::price_of(model).map_or(Prices::FREE, |p| Prices {
+            input: p.input_per_mtok,
+            output: p.output_per_mtok,
+        })
+    }
+}
+
 /// The LLM brain.
 pub struct LlmBrain {
     model: Arc<dyn ChatModel>,

@@ -11,7 +11,7 @@
 //! drawn uniformly from the positive item's block (a random ~1/`BLOCKS` of the catalogue), never
 //! one the user interacted with.
 
-use super::factor_scores::ItemPanels;
+use super::factor_scores::ItemFactors;
 use super::hparams::{self, HyperParam};
 use super::kernels::{dot, simd, simd_kernel};
 use super::persist::{Reader, Writer};
@@ -129,10 +129,9 @@ pub struct Bpr {
     params: BprParams,
     /// User factors, row-major `n_users × (factors + 1)`, last column 1.
     user_factors: Vec<f32>,
-    /// Item factors, row-major `n_items × (factors + 1)`, last column the bias.
-    item_factors: Vec<f32>,
-    /// The item factors packed for scoring.
-    item_panels: ItemPanels,
+    /// Item factors, row-major `n_items × (factors + 1)`, last column the bias (and packed for
+    /// scoring).
+    item_factors: ItemFactors,
     n_users: usize,
     n_items: usize,
 }
@@ -144,8 +143,7 @@ impl Bpr {
         Ok(Bpr {
             params,
             user_factors: Vec::new(),
-            item_factors: Vec::new(),
-            item_panels: ItemPanels::default(),
+            item_factors: ItemFactors::default(),
             n_users: 0,
             n_items: 0,
         })
@@ -184,8 +182,7 @@ impl Bpr {
         m.n_users = n_users;
         m.n_items = n_items;
         m.user_factors = user_factors;
-        m.item_panels = ItemPanels::new(&item_factors, k);
-        m.item_factors = item_factors;
+        m.item_factors = ItemFactors::new(item_factors, k);
         Ok(m)
     }
 }
@@ -346,19 +343,18 @@ impl Model for Bpr {
             });
         }
         self.user_factors = users;
-        self.item_panels = ItemPanels::new(&items, kk);
-        self.item_factors = items;
+        self.item_factors = ItemFactors::new(items, kk);
         self.n_users = train.n_users;
         self.n_items = train.n_items;
         Ok(())
     }
 
     fn score_into(&self, user: usize, out: &mut [f32]) {
-        self.item_panels.scores(&self.user_factors, &[user], out);
+        self.item_factors.scores(&self.user_factors, &[user], out);
     }
 
     fn score_batch(&self, users: &[usize], out: &mut [f32]) {
-        self.item_panels.scores(&self.user_factors, users, out);
+        self.item_factors.scores(&self.user_factors, users, out);
     }
 
     fn save(&self, path: &Path) -> Result<()> {
@@ -378,7 +374,7 @@ impl Model for Bpr {
         w.u64(self.n_users as u64);
         w.u64(self.n_items as u64);
         w.f32s(&self.user_factors);
-        w.f32s(&self.item_factors);
+        w.f32s(self.item_factors.rows());
         w.finish(path)
     }
 }

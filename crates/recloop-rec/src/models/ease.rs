@@ -103,8 +103,7 @@ impl Panels {
 #[derive(Debug, Clone)]
 pub struct Ease {
     lambda: f64,
-    n_items: usize,
-    /// `B` in column panels; empty until fitted.
+    /// `B` in column panels (`n_items` wide); empty until fitted.
     weights: Panels,
     /// The training interactions, whose rows are the users' histories at scoring time.
     train: Option<Interactions>,
@@ -116,7 +115,6 @@ impl Ease {
         hparams::check("ease", &PARAMS[0], lambda)?;
         Ok(Ease {
             lambda,
-            n_items: 0,
             weights: Panels::default(),
             train: None,
         })
@@ -150,7 +148,6 @@ impl Ease {
         }
         r.finish()?;
         let mut m = Ease::new(lambda)?;
-        m.n_items = n_items;
         m.weights = Panels::from_row_major(&weights, n_items);
         m.train = Some(train);
         Ok(m)
@@ -281,17 +278,6 @@ fn score_block((weights, train, users, block): (&Panels, &Interactions, &[usize]
 
 simd_kernel!(ScoreBlock = score_block<'a>((&'a Panels, &'a Interactions, &'a [usize], &'a mut [f32])) -> ());
 
-/// One user's scores into `out`.
-#[inline(always)]
-fn score_user((weights, items, out): (&Panels, &[u32], &mut [f32])) {
-    for (p, seg) in out.chunks_mut(PANEL).enumerate() {
-        let acc = weights.sum_rows(p, items);
-        seg.copy_from_slice(&acc[..seg.len()]);
-    }
-}
-
-simd_kernel!(ScoreUser = score_user<'a>((&'a Panels, &'a [u32], &'a mut [f32])) -> ());
-
 impl Model for Ease {
     fn name(&self) -> &'static str {
         "ease"
@@ -302,29 +288,22 @@ impl Model for Ease {
         let by_item = train.transpose();
         let g = gram_upper(train, &by_item, self.lambda as f32);
         self.weights = Panels::from_row_major(&solve_weights(g, n)?, n);
-        self.n_items = n;
         self.train = Some(train.clone());
         Ok(())
     }
 
     fn score_into(&self, user: usize, out: &mut [f32]) {
-        out.fill(0.0);
-        let Some(train) = &self.train else { return };
-        if user >= train.n_users || out.len() != self.n_items {
-            return;
-        }
-        simd::<ScoreUser, _>((&self.weights, train.items_of(user), out));
+        self.score_batch(&[user], out);
     }
 
     fn score_batch(&self, users: &[usize], out: &mut [f32]) {
         out.fill(0.0);
         let Some(train) = &self.train else { return };
-        let n = self.n_items;
+        let n = self.weights.n;
         if n == 0 || out.len() != users.len() * n {
             return;
         }
-        // Each panel of B is streamed once per chunk of USERS users while it is hot in cache;
-        // per output entry the summation order is that of `score_into` (identical scores).
+        // Each panel of B is streamed once per chunk of USERS users while it is hot in cache.
         const USERS: usize = 256;
         out.par_chunks_mut(n * USERS)
             .zip(users.par_chunks(USERS))
@@ -337,7 +316,7 @@ impl Model for Ease {
         };
         let mut w = Writer::new("ease");
         w.f64(self.lambda);
-        w.u64(self.n_items as u64);
+        w.u64(self.weights.n as u64);
         w.f32s(&self.weights.to_row_major());
         persist::write_interactions(&mut w, train);
         w.finish(path)

@@ -1,8 +1,8 @@
 //! Scores of the factor models (iALS, BPR-MF): `score(u, i) = x_u · y_i` for every item.
 //!
-//! The item factors are kept a second time in panels of [`ITEMS`] items, transposed (`k × ITEMS`,
-//! row `p` holding factor `p` of the panel's items), so that one factor of 16 items is two vector
-//! registers. Users are scored [`USERS`] at a time: each factor value of a user is broadcast and
+//! [`ItemFactors`] keeps the item factors row-major (what training, the loss and the file use) and
+//! a second time in panels of [`ITEMS`] items, transposed (`k × ITEMS`, row `p` holding factor `p`
+//! of the panel's items), so that one factor of 16 items is two vector registers. Users are scored [`USERS`] at a time: each factor value of a user is broadcast and
 //! multiplied into the panel's row, so every loaded value is used 4 times and the panel (4 KB at
 //! k = 64) stays in L1. Each score is the sum over `p = 0..k` in that order, whatever the group
 //! a user is scored in, so a user's scores are the same alone or in a batch, on every machine.
@@ -17,22 +17,24 @@ const USERS: usize = 4;
 /// Users per parallel task.
 const TASK_USERS: usize = 64;
 
-/// Item factors (`n_items × k`, row-major) packed for scoring.
+/// Item factors: row-major `n_items × k`, and the same packed for scoring.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct ItemPanels {
+pub(crate) struct ItemFactors {
     k: usize,
     n_items: usize,
+    /// Row-major `n_items × k`.
+    rows: Vec<f32>,
     /// Panel `q` at `q·k·ITEMS`: `[p][l]` = factor `p` of item `q·ITEMS + l` (zero past the end).
-    data: Vec<f32>,
+    panels: Vec<f32>,
 }
 
-impl ItemPanels {
-    /// Pack the row-major `y` (`n_items × k`).
-    pub(crate) fn new(y: &[f32], k: usize) -> ItemPanels {
+impl ItemFactors {
+    /// The row-major `y` (`n_items × k`), packed for scoring as well.
+    pub(crate) fn new(y: Vec<f32>, k: usize) -> ItemFactors {
         let n_items = y.len().checked_div(k).unwrap_or(0);
         let n_panels = n_items.div_ceil(ITEMS);
-        let mut data = vec![0f32; n_panels * k * ITEMS];
-        for (q, panel) in data.chunks_mut((k * ITEMS).max(1)).enumerate() {
+        let mut panels = vec![0f32; n_panels * k * ITEMS];
+        for (q, panel) in panels.chunks_mut((k * ITEMS).max(1)).enumerate() {
             for l in 0..ITEMS.min(n_items.saturating_sub(q * ITEMS)) {
                 let item = &y[(q * ITEMS + l) * k..(q * ITEMS + l + 1) * k];
                 for (p, &v) in item.iter().enumerate() {
@@ -40,7 +42,17 @@ impl ItemPanels {
                 }
             }
         }
-        ItemPanels { k, n_items, data }
+        ItemFactors {
+            k,
+            n_items,
+            rows: y,
+            panels,
+        }
+    }
+
+    /// The factors, row-major `n_items × k`.
+    pub(crate) fn rows(&self) -> &[f32] {
+        &self.rows
     }
 
     /// Scores of `users` (rows of the row-major `x`, `k` wide) into `out` (`users.len() ×
@@ -74,10 +86,10 @@ impl ItemPanels {
 /// Scores of one group of up to [`USERS`] users: `xs[p][g]` is factor `p` of the group's user
 /// `g`; `rows` holds the group's output rows.
 #[inline(always)]
-fn score_group((panels, xs, rows): (&ItemPanels, &[[f32; USERS]], &mut [f32])) {
-    let (k, n) = (panels.k, panels.n_items);
+fn score_group((factors, xs, rows): (&ItemFactors, &[[f32; USERS]], &mut [f32])) {
+    let (k, n) = (factors.k, factors.n_items);
     let n_rows = rows.len() / n;
-    for (q, panel) in panels.data.chunks_exact(k * ITEMS).enumerate() {
+    for (q, panel) in factors.panels.chunks_exact(k * ITEMS).enumerate() {
         let mut acc = [[0f32; ITEMS]; USERS];
         for (y, x) in panel.chunks_exact(ITEMS).zip(xs) {
             for g in 0..USERS {
@@ -93,7 +105,7 @@ fn score_group((panels, xs, rows): (&ItemPanels, &[[f32; USERS]], &mut [f32])) {
     }
 }
 
-simd_kernel!(ScoreGroup = score_group<'a>((&'a ItemPanels, &'a [[f32; USERS]], &'a mut [f32])) -> ());
+simd_kernel!(ScoreGroup = score_group<'a>((&'a ItemFactors, &'a [[f32; USERS]], &'a mut [f32])) -> ());
 
 #[cfg(test)]
 mod tests {
@@ -104,13 +116,14 @@ mod tests {
         let (n_items, k, n_users) = (37, 5, 11);
         let y: Vec<f32> = (0..n_items * k).map(|i| (i as f32 * 0.37).sin()).collect();
         let x: Vec<f32> = (0..n_users * k).map(|i| (i as f32 * 0.11).cos()).collect();
-        let panels = ItemPanels::new(&y, k);
+        let factors = ItemFactors::new(y.clone(), k);
+        assert_eq!(factors.rows(), &y[..]);
         let users: Vec<usize> = (0..n_users).chain([n_users + 3]).collect();
         let mut batch = vec![1f32; users.len() * n_items];
-        panels.scores(&x, &users, &mut batch);
+        factors.scores(&x, &users, &mut batch);
         for (r, &u) in users.iter().enumerate() {
             let mut alone = vec![0f32; n_items];
-            panels.scores(&x, &[u], &mut alone);
+            factors.scores(&x, &[u], &mut alone);
             assert_eq!(
                 &batch[r * n_items..(r + 1) * n_items],
                 &alone[..],
@@ -126,7 +139,7 @@ mod tests {
             }
         }
         let mut wrong = vec![1f32; 3];
-        panels.scores(&x, &[0], &mut wrong);
+        factors.scores(&x, &[0], &mut wrong);
         assert_eq!(wrong, [0.0; 3]);
     }
 }

@@ -15,7 +15,7 @@
 //! the result is the same as evaluating them, only faster. Rows are solved in parallel; each
 //! row's arithmetic is fixed, so results do not depend on the number of threads.
 
-use super::factor_scores::ItemPanels;
+use super::factor_scores::ItemFactors;
 use super::hparams::{self, HyperParam};
 use super::kernels::{axpy, dot, matvec, simd, simd_kernel};
 use super::persist::{Reader, Writer};
@@ -139,10 +139,8 @@ pub struct Ials {
     params: IalsParams,
     /// User factors, row-major `n_users × factors`.
     user_factors: Vec<f32>,
-    /// Item factors, row-major `n_items × factors`.
-    item_factors: Vec<f32>,
-    /// The item factors packed for scoring.
-    item_panels: ItemPanels,
+    /// Item factors, row-major `n_items × factors` (and packed for scoring).
+    item_factors: ItemFactors,
     n_users: usize,
     n_items: usize,
     /// Training loss (implicit's normalisation) after each iteration, when requested.
@@ -157,8 +155,7 @@ impl Ials {
         Ok(Ials {
             params,
             user_factors: Vec::new(),
-            item_factors: Vec::new(),
-            item_panels: ItemPanels::default(),
+            item_factors: ItemFactors::default(),
             n_users: 0,
             n_items: 0,
             losses: Vec::new(),
@@ -194,7 +191,7 @@ impl Ials {
 
     /// Item factors, row-major `n_items × factors`.
     pub fn item_factors(&self) -> &[f32] {
-        &self.item_factors
+        self.item_factors.rows()
     }
 
     /// Load a model written by [`Model::save`].
@@ -222,8 +219,7 @@ impl Ials {
         m.n_users = n_users;
         m.n_items = n_items;
         m.user_factors = user_factors;
-        m.item_panels = ItemPanels::new(&item_factors, params.factors);
-        m.item_factors = item_factors;
+        m.item_factors = ItemFactors::new(item_factors, params.factors);
         Ok(m)
     }
 
@@ -233,7 +229,7 @@ impl Ials {
         loss(
             train,
             &self.user_factors,
-            &self.item_factors,
+            self.item_factors.rows(),
             self.params.factors,
             self.params.alpha,
             self.params.reg,
@@ -451,19 +447,18 @@ impl Model for Ials {
             });
         }
         self.user_factors = xu;
-        self.item_panels = ItemPanels::new(&yi, k);
-        self.item_factors = yi;
+        self.item_factors = ItemFactors::new(yi, k);
         self.n_users = train.n_users;
         self.n_items = train.n_items;
         Ok(())
     }
 
     fn score_into(&self, user: usize, out: &mut [f32]) {
-        self.item_panels.scores(&self.user_factors, &[user], out);
+        self.item_factors.scores(&self.user_factors, &[user], out);
     }
 
     fn score_batch(&self, users: &[usize], out: &mut [f32]) {
-        self.item_panels.scores(&self.user_factors, users, out);
+        self.item_factors.scores(&self.user_factors, users, out);
     }
 
     fn save(&self, path: &Path) -> Result<()> {
@@ -484,7 +479,7 @@ impl Model for Ials {
         w.u64(self.n_users as u64);
         w.u64(self.n_items as u64);
         w.f32s(&self.user_factors);
-        w.f32s(&self.item_factors);
+        w.f32s(self.item_factors.rows());
         w.finish(path)
     }
 }

@@ -1,4 +1,5 @@
-//! Small dense `f32` kernels shared by the factor models and EASE scoring.
+//! Small dense `f32` kernels of the factor models, and the SIMD dispatch every model's hot loop
+//! runs through.
 //!
 //! They are `#[inline(always)]` so that, inside a function run through [`simd`], they compile for
 //! the best instruction set detected at run time (AVX2+FMA on x86-64) without a `target-cpu` flag.
@@ -96,14 +97,6 @@ pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// `y += x`.
-#[inline(always)]
-pub fn add_assign(y: &mut [f32], x: &[f32]) {
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi += xi;
-    }
-}
-
 /// `y = A·x` for a dense row-major `k × k` matrix `A`.
 #[inline(always)]
 pub fn matvec(a: &[f32], x: &[f32], y: &mut [f32]) {
@@ -146,7 +139,5 @@ mod tests {
         assert_eq!(y, [3.0, 7.0]);
         axpy(2.0, &[1.0, -1.0], &mut y);
         assert_eq!(y, [5.0, 5.0]);
-        add_assign(&mut y, &[1.0, 2.0]);
-        assert_eq!(y, [6.0, 7.0]);
     }
 }
