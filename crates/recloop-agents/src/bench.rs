@@ -164,6 +164,9 @@ pub fn bench_brains(
                         rejected: None,
                         merged: better,
                         online: false,
+                        diff_hash: None,
+                        error: None,
+                        quality: None,
                     });
                 }
                 if checkpoints.contains(&(t + 1)) {

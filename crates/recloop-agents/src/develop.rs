@@ -3,14 +3,16 @@
 //! scored by `Q_code`. Every gate outcome is journaled before the next step relies on it.
 
 use crate::brain::{Brain, DevelopInput};
-use crate::error::Result;
+use crate::error::{AgentError, Result};
 use crate::evaluator::{OfflineEvaluator, Split, nondeterministic_keys, primary_value};
 use crate::git::Repo;
 use crate::harness::Harness;
 use crate::record::Recorder;
 use crate::sandbox::Sandbox;
 use crate::tools::Tools;
-use recloop_core::{Candidate, CodeQuality, Gate, GateResult, Manifest, MetricValues, Proposal};
+use recloop_core::{
+    Candidate, CodeQuality, ErrorClass, Gate, GateResult, Manifest, MetricValues, Proposal,
+};
 use recloop_journal::Event;
 use std::path::{Path, PathBuf};
 
@@ -39,6 +41,9 @@ pub struct DevelopCtx<'a> {
     pub base_commit: String,
     /// Fixed commit time (seconds since the epoch) for reproducible hashes.
     pub commit_time: u64,
+    /// Diff hashes of earlier candidates → their proposal ids (an identical change is a
+    /// duplicate and is not checked again).
+    pub tried_diffs: std::collections::BTreeMap<String, String>,
 }
 
 /// The outcome of Develop.
@@ -87,11 +92,30 @@ fn run_cmd(
     }
 }
 
-/// Run the gates in order, stopping at the first failure. Returns the results and, when the
-/// offline evaluation ran, its metrics.
-pub fn run_gates(ctx: &DevelopCtx<'_>, worktree: &Path) -> (Vec<GateResult>, Option<MetricValues>) {
+/// True when a schema error names a key or parameter the schema does not know (the agent
+/// referred to a field that does not exist).
+fn names_an_unknown_key(error: &str) -> bool {
+    error.contains("unknown field") || error.contains("unknown parameter")
+}
+
+/// What the gates measured besides pass/fail (for Q_code).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GateMeasures {
+    /// Keys or parameters the schema rejected as unknown.
+    pub unknown_keys: u32,
+    /// A dry-run command ran.
+    pub dry_run_ran: bool,
+}
+
+/// Run the gates in order, stopping at the first failure. Returns the results, what they
+/// measured, and, when the offline evaluation ran, its metrics.
+pub fn run_gates(
+    ctx: &DevelopCtx<'_>,
+    worktree: &Path,
+) -> (Vec<GateResult>, GateMeasures, Option<MetricValues>) {
     let mut results = Vec::new();
     let mut metrics = None;
+    let mut outcome = GateMeasures::default();
     let c = &ctx.manifest.commands;
     let pass = |gate: Gate, detail: String| GateResult {
         gate,
@@ -132,7 +156,7 @@ pub fn run_gates(ctx: &DevelopCtx<'_>, worktree: &Path) -> (Vec<GateResult>, Opt
     let ok = r.passed;
     results.push(r);
     if !ok {
-        return (results, None);
+        return (results, outcome, None);
     }
     // 2-3. build, tests
     for (gate, cmd) in [(Gate::Build, &c.build), (Gate::Tests, &c.test)] {
@@ -147,7 +171,7 @@ pub fn run_gates(ctx: &DevelopCtx<'_>, worktree: &Path) -> (Vec<GateResult>, Opt
         let ok = r.passed;
         results.push(r);
         if !ok {
-            return (results, None);
+            return (results, outcome, None);
         }
     }
     // 4. schema
@@ -155,10 +179,16 @@ pub fn run_gates(ctx: &DevelopCtx<'_>, worktree: &Path) -> (Vec<GateResult>, Opt
     let r = if has_pipeline {
         match recloop_rec::pipeline::PipelineSpec::load_workspace(worktree) {
             Ok(_) => pass(Gate::Schema, "pipeline.toml parses and validates".into()),
-            Err(e) => fail(
-                Gate::Schema,
-                format!("{e}; use only fields listed by query_schema"),
-            ),
+            Err(e) => {
+                let text = e.to_string();
+                if names_an_unknown_key(&text) {
+                    outcome.unknown_keys += 1;
+                }
+                fail(
+                    Gate::Schema,
+                    format!("{text}; use only fields listed by query_schema"),
+                )
+            }
         }
     } else {
         pass(Gate::Schema, "no pipeline.toml in this workspace".into())
@@ -166,10 +196,11 @@ pub fn run_gates(ctx: &DevelopCtx<'_>, worktree: &Path) -> (Vec<GateResult>, Opt
     let ok = r.passed;
     results.push(r);
     if !ok {
-        return (results, None);
+        return (results, outcome, None);
     }
     // 5. dry run
     let r = if !c.check.trim().is_empty() {
+        outcome.dry_run_ran = true;
         match run_cmd(ctx.sandbox.as_ref(), worktree, &c.check) {
             Ok(d) => pass(Gate::DryRun, d),
             Err(e) => fail(Gate::DryRun, e),
@@ -177,13 +208,13 @@ pub fn run_gates(ctx: &DevelopCtx<'_>, worktree: &Path) -> (Vec<GateResult>, Opt
     } else {
         pass(
             Gate::DryRun,
-            "no check command; covered by the offline evaluation".into(),
+            "not run: recloop.toml declares no `check` command".into(),
         )
     };
     let ok = r.passed;
     results.push(r);
     if !ok {
-        return (results, None);
+        return (results, outcome, None);
     }
     // 6. offline evaluation
     let first = ctx.evaluator.evaluate(worktree, Split::Validation);
@@ -217,7 +248,7 @@ pub fn run_gates(ctx: &DevelopCtx<'_>, worktree: &Path) -> (Vec<GateResult>, Opt
     let ok = r.passed;
     results.push(r);
     if !ok {
-        return (results, None);
+        return (results, outcome, None);
     }
     let first = first.unwrap_or_default();
     // 7. determinism
@@ -242,7 +273,7 @@ pub fn run_gates(ctx: &DevelopCtx<'_>, worktree: &Path) -> (Vec<GateResult>, Opt
     if ok {
         metrics = Some(first);
     }
-    (results, metrics)
+    (results, outcome, metrics)
 }
 
 /// Implement `proposal`: worktree, brain through tools, gates, repairs, commit.
@@ -270,6 +301,7 @@ pub fn develop(ctx: &DevelopCtx<'_>, proposal: &Proposal) -> Result<DevelopResul
     let mut quality = CodeQuality::default();
     let mut repair: Option<String> = None;
     let mut last_gates = Vec::new();
+    let mut unusable_answers = 0u32;
     for round in 0..=max_rounds {
         quality.repair_rounds = round;
         let out = ctx.brain.develop(&DevelopInput {
@@ -281,9 +313,36 @@ pub fn develop(ctx: &DevelopCtx<'_>, proposal: &Proposal) -> Result<DevelopResul
             tools: &tools,
         });
         let (gates, metrics) = match out {
+            Err(AgentError::Stage { class, detail }) => {
+                // The model failed, not the change: recorded in its own class, never as a gate.
+                ctx.rec.emit(
+                    ctx.iteration,
+                    &format!("develop/{pid}/stage_failed/{round}"),
+                    Event::StageFailed {
+                        proposal_id: Some(pid.clone()),
+                        stage: "develop".into(),
+                        class,
+                        detail: detail.clone(),
+                    },
+                    None,
+                )?;
+                if class != ErrorClass::LlmAnswer {
+                    ctx.repo.remove_worktree(&wt, &branch)?;
+                    return Err(AgentError::Stage { class, detail });
+                }
+                unusable_answers += 1;
+                repair = Some(format!(
+                    "Your previous answer was unusable: {detail}\nAnswer with one JSON object that follows the output contract."
+                ));
+                continue;
+            }
+            Err(e @ (AgentError::Budget(_) | AgentError::Journal(_))) => {
+                ctx.repo.remove_worktree(&wt, &branch)?;
+                return Err(e);
+            }
             Err(e) => {
-                // The change could not be made (a diff that does not apply, a protected path,
-                // an answer that fails its contract): a failed editable-paths gate with the reason.
+                // The change could not be made (a diff that does not apply, a protected path):
+                // a failed editable-paths gate with the reason.
                 let g = GateResult {
                     gate: Gate::EditablePaths,
                     passed: false,
@@ -302,7 +361,16 @@ pub fn develop(ctx: &DevelopCtx<'_>, proposal: &Proposal) -> Result<DevelopResul
                     },
                     None,
                 )?;
-                run_gates(ctx, &wt)
+                if let Some(earlier) = duplicate_change(ctx, &wt)? {
+                    let reason = format!(
+                        "duplicate: the change is identical (same normalized diff) to the candidate of {earlier}"
+                    );
+                    return reject(ctx, proposal, &wt, &branch, reason, vec![], quality);
+                }
+                let (gates, measured, metrics) = run_gates(ctx, &wt);
+                quality.hallucinated_fields += measured.unknown_keys;
+                quality.dry_run_ran |= measured.dry_run_ran;
+                (gates, metrics)
             }
         };
         for g in &gates {
@@ -317,9 +385,6 @@ pub fn develop(ctx: &DevelopCtx<'_>, proposal: &Proposal) -> Result<DevelopResul
                 }
             } else {
                 quality.gate_repairs += 1;
-                if g.detail.contains("unknown") {
-                    quality.hallucinated_fields += 1;
-                }
                 Event::GateFailed {
                     proposal_id: pid.clone(),
                     candidate_id: cid.clone(),
@@ -329,7 +394,7 @@ pub fn develop(ctx: &DevelopCtx<'_>, proposal: &Proposal) -> Result<DevelopResul
                 }
             };
             ctx.rec.emit(ctx.iteration, &step, ev, None)?;
-            if g.gate == Gate::DryRun && g.passed {
+            if g.gate == Gate::DryRun && g.passed && quality.dry_run_ran {
                 quality.dry_run_passed = true;
             }
         }
@@ -382,11 +447,44 @@ pub fn develop(ctx: &DevelopCtx<'_>, proposal: &Proposal) -> Result<DevelopResul
             )
         });
     }
+    if last_gates.is_empty() && unusable_answers > 0 {
+        // Every round ended with an unusable answer: a failure of the model, not of the idea.
+        ctx.repo.remove_worktree(&wt, &branch)?;
+        return Err(AgentError::Stage {
+            class: ErrorClass::LlmAnswer,
+            detail: format!("develop: {unusable_answers} unusable answer(s), no change to check"),
+        });
+    }
     let reason = last_gates
         .iter()
         .find(|g| !g.passed)
         .map(|g| format!("gate {:?} failed: {}", g.gate, g.detail))
         .unwrap_or_else(|| "gates failed".into());
+    reject(ctx, proposal, &wt, &branch, reason, last_gates, quality)
+}
+
+/// The proposal whose candidate made exactly the change now in `worktree` (same normalized
+/// diff against the same base), if any.
+fn duplicate_change(ctx: &DevelopCtx<'_>, worktree: &Path) -> Result<Option<String>> {
+    if ctx.tried_diffs.is_empty() {
+        return Ok(None);
+    }
+    let diff = ctx.repo.diff(worktree, &ctx.base_commit)?;
+    let hash = recloop_journal::ArtifactHash::of(diff.as_bytes()).to_string();
+    Ok(ctx.tried_diffs.get(&hash).cloned())
+}
+
+/// Record the rejection of `proposal` (into the avoid set) and drop its worktree.
+fn reject(
+    ctx: &DevelopCtx<'_>,
+    proposal: &Proposal,
+    wt: &Path,
+    branch: &str,
+    reason: String,
+    gates: Vec<GateResult>,
+    quality: CodeQuality,
+) -> Result<DevelopResult> {
+    let pid = &proposal.id;
     ctx.rec.emit(
         ctx.iteration,
         &format!("develop/{pid}/rejected"),
@@ -396,11 +494,11 @@ pub fn develop(ctx: &DevelopCtx<'_>, proposal: &Proposal) -> Result<DevelopResul
         },
         None,
     )?;
-    ctx.repo.remove_worktree(&wt, &branch)?;
+    ctx.repo.remove_worktree(wt, branch)?;
     Ok(DevelopResult::Failed {
-        candidate_id: cid,
+        candidate_id: candidate_id(proposal),
         reason,
-        gates: last_gates,
+        gates,
         quality,
     })
 }

@@ -57,6 +57,29 @@ pub enum AgentError {
     /// A budget ran out.
     #[error("budget exhausted: {0}")]
     Budget(String),
+    /// A decision waits for a person (`recloop approvals`, `recloop approve ID`).
+    #[error("waiting for approval {id}: {question}")]
+    AwaitingApproval {
+        /// Approval id.
+        id: String,
+        /// The question asked.
+        question: String,
+    },
+    /// The machinery failed on one candidate (holdout, platform, language model): recorded as
+    /// `stage_failed`, not as a verdict or a gate failure.
+    #[error("{} failure: {detail}", class.as_str())]
+    Stage {
+        /// The class of failure.
+        class: recloop_core::ErrorClass,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The run was stopped on purpose after a number of steps (resumption tests).
+    #[error("stopped after {0} steps (resumption test)")]
+    Stopped(usize),
+    /// A worker thread panicked.
+    #[error("a worker thread panicked while working on {0}")]
+    WorkerPanicked(String),
 }
 
 impl AgentError {

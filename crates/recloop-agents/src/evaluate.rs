@@ -2,13 +2,15 @@
 //! the online platform with ramp, health gate, harm veto and verdict. The decision is plain code.
 //! Writes the knowledge assets (experiment record, verdict, failure asset, lesson).
 
+use crate::approvals::{ApprovalRequest, Approvals};
 use crate::error::{AgentError, Result};
 use crate::evaluator::{OfflineEvaluator, Split, primary_value};
 use crate::record::Recorder;
 use recloop_core::manifest::EXTENSION_SCALE;
 use recloop_core::{
-    AssetKind, Candidate, Decision, FailureIndex, KnowledgeAsset, Lesson, LessonKind, LessonStatus,
-    Manifest, MetricEffect, MetricValues, Proposal, Verdict,
+    ApprovalKind, AssetKind, Candidate, Decision, ErrorClass, FailureIndex, GuardrailCheck,
+    GuardrailLevel, GuardrailStatus, KnowledgeAsset, Lesson, LessonKind, LessonStatus, Manifest,
+    Maturity, MetricEffect, MetricValues, Proposal, Verdict,
 };
 use recloop_journal::Event;
 use recloop_online::{Ack, ExperimentEvent, ExperimentReport, ExperimentSettings, Outcome};
@@ -91,8 +93,10 @@ pub struct EvaluateCtx<'a> {
     pub candidate_dir: &'a Path,
     /// Seed of the online experiment.
     pub seed: u64,
-    /// Approve mode.
+    /// `--approve`: every KEEP waits for a person.
     pub approve: bool,
+    /// Where approvals are answered.
+    pub approvals: &'a Approvals,
 }
 
 fn offline_verdict(
@@ -129,6 +133,13 @@ fn offline_verdict(
 }
 
 /// Run the cascade for one candidate and record every step; returns the verdict.
+///
+/// Order, cheapest first: the validation primary against its minimum effect, the offline
+/// guardrails against their limits, the sealed holdout (pass/fail), a person's go-ahead for a
+/// `probe-first` proposal, the online experiment (or, with `[online] platform = "none"`, a
+/// person's approval of an offline-only KEEP), and under `--approve` a person's approval of the
+/// KEEP. Failures of the machinery (holdout, platform) are journaled as `stage_failed` and
+/// returned as [`AgentError::Stage`], never as a verdict.
 pub fn evaluate(
     ctx: &EvaluateCtx<'_>,
     proposal: &Proposal,
@@ -148,13 +159,13 @@ pub fn evaluate(
             path: format!("candidate {cid}"),
             reason: e,
         })?;
+    let offline = |decision, method: &str, reason: String| {
+        offline_verdict(decision, &primary.name, base, cand, method, reason)
+    };
     // 1. validation split
     if sign * (cand - base) < primary.min_effect.max(1e-12) {
-        let v = offline_verdict(
+        let v = offline(
             Decision::Discard,
-            &primary.name,
-            base,
-            cand,
             "offline validation (deterministic, same seed)",
             format!(
                 "validation {} {cand:.5} vs production {base:.5}: does not clear the minimum effect {}",
@@ -163,22 +174,58 @@ pub fn evaluate(
         );
         return finish(ctx, proposal, candidate, v, None);
     }
-    // 2. sealed holdout: pass/fail only
-    let passed = {
-        let prod = ctx
-            .holdout
-            .metrics(ctx.evaluator, ctx.production.0, ctx.production.1);
-        let c = ctx.evaluator.evaluate(ctx.candidate_dir, Split::Holdout);
-        match (prod, c) {
-            (Ok(p), Ok(c)) => match (
-                primary_value(&p, ctx.manifest),
-                primary_value(&c, ctx.manifest),
-            ) {
-                (Ok(p), Ok(c)) => sign * (c - p) > 0.0,
-                _ => false,
-            },
-            _ => false,
+    // 2. offline guardrails against production, in plain code
+    let guard = offline_guardrails(ctx.manifest, ctx.production_metrics, &candidate.offline);
+    let mut caveats = guard.caveats.clone();
+    if let Some(hard) = guard.checks.iter().find(|c| c.level == GuardrailLevel::Hard) {
+        let mut v = offline(
+            Decision::Discard,
+            "offline validation + offline guardrails",
+            format!("offline guardrail blocked: {hard}"),
+        );
+        v.guardrails = guard.statuses();
+        v.caveats = caveats;
+        return finish(ctx, proposal, candidate, v, None);
+    }
+    for c in guard
+        .checks
+        .iter()
+        .filter(|c| c.level == GuardrailLevel::Attention)
+    {
+        let request = ApprovalRequest {
+            id: format!("{pid}-guardrail-{}", c.name),
+            proposal_id: Some(pid.clone()),
+            kind: ApprovalKind::GuardrailAttention,
+            question: format!(
+                "{}: {c}. Continue with this candidate ({} {base:.4} -> {cand:.4})?",
+                proposal.title, primary.name
+            ),
+            evidence: serde_json::json!({ "check": c, "primary": {
+                "metric": primary.name, "production": base, "candidate": cand } }),
+        };
+        let answer = ctx.approvals.ask(ctx.rec, ctx.iteration, &request)?;
+        if !answer.approved {
+            let mut v = offline(
+                Decision::Discard,
+                "offline validation + offline guardrails + approval",
+                format!(
+                    "offline guardrail past its attention level ({c}); declined by {}: {}",
+                    answer.by, answer.reason
+                ),
+            );
+            v.guardrails = guard.statuses();
+            v.caveats = caveats;
+            return finish(ctx, proposal, candidate, v, None);
         }
+        caveats.push(format!(
+            "offline guardrail past its attention level ({c}); approved by {}",
+            answer.by
+        ));
+    }
+    // 3. sealed holdout: pass/fail only; an evaluation that fails is an error, not a verdict
+    let passed = match holdout_passed(ctx, candidate) {
+        Ok(p) => p,
+        Err(detail) => return Err(stage_failed(ctx, pid, "evaluate/holdout", ErrorClass::Holdout, detail)?),
     };
     ctx.rec.emit(
         ctx.iteration,
@@ -191,35 +238,213 @@ pub fn evaluate(
         None,
     )?;
     if !passed {
-        let v = offline_verdict(
+        let mut v = offline(
             Decision::Discard,
-            &primary.name,
-            base,
-            cand,
-            "offline validation + sealed holdout (pass/fail)",
+            "offline validation + offline guardrails + sealed holdout (pass/fail)",
             "the sealed holdout did not confirm the validation gain".into(),
         );
+        v.guardrails = guard.statuses();
+        v.caveats = caveats;
         return finish(ctx, proposal, candidate, v, None);
     }
-    // 3. online
-    let Some(platform) = ctx.online else {
-        let mut v = offline_verdict(
-            Decision::Keep,
-            &primary.name,
-            base,
-            cand,
-            "offline validation + sealed holdout (pass/fail)",
-            format!(
-                "validation {} {cand:.5} vs {base:.5} clears {} and the holdout passed",
-                primary.name, primary.min_effect
+    // 4. a probe-first proposal has had its cheap probe (everything above): a person decides
+    //    whether it goes further
+    if proposal.maturity == Maturity::ProbeFirst {
+        let request = ApprovalRequest {
+            id: format!("{pid}-probe"),
+            proposal_id: Some(pid.clone()),
+            kind: ApprovalKind::ProbeFirst,
+            question: format!(
+                "probe-first proposal \"{}\" passed its offline probe ({} {base:.4} -> {cand:.4}, holdout passed): take it further?",
+                proposal.title, primary.name
             ),
-        );
-        v.caveats
-            .push("no online platform configured: decided offline only".into());
-        return finish(ctx, proposal, candidate, v, None);
+            evidence: serde_json::json!({ "risks": proposal.risks,
+                "validation": proposal.validation, "offline": candidate.offline }),
+        };
+        let answer = ctx.approvals.ask(ctx.rec, ctx.iteration, &request)?;
+        if !answer.approved {
+            let mut v = offline(
+                Decision::Discard,
+                "offline probe + approval",
+                format!("the probe passed; declined by {}: {}", answer.by, answer.reason),
+            );
+            v.caveats = caveats;
+            return finish(ctx, proposal, candidate, v, None);
+        }
+        caveats.push(format!("probe-first: taken further by {}", answer.by));
+    }
+    // 5. online, or offline only when the workspace declares no platform
+    let (mut verdict, experiment_id) = match ctx.online {
+        Some(platform) => {
+            let (v, id) = online_cascade(ctx, proposal, candidate, platform)?;
+            (v, Some(id))
+        }
+        None if ctx.manifest.online.platform == "none" => {
+            let mut v = offline(
+                Decision::Keep,
+                "offline validation + offline guardrails + sealed holdout (pass/fail)",
+                format!(
+                    "validation {} {cand:.5} vs {base:.5} clears {}, the offline guardrails and the holdout",
+                    primary.name, primary.min_effect
+                ),
+            );
+            v.guardrails = guard.statuses();
+            v.caveats.push(
+                "offline only: no online experiment ran ([online] platform = \"none\")".into(),
+            );
+            (v, None)
+        }
+        None => {
+            return Err(AgentError::Invalid {
+                path: "recloop.toml".into(),
+                reason: format!(
+                    "[online] platform = {:?} but no platform was built for this run",
+                    ctx.manifest.online.platform
+                ),
+            });
+        }
     };
-    // An inconclusive experiment that ran its course is extended: a new, independent experiment
-    // with EXTENSION_SCALE times the users, judged on its own (`[online] extensions`).
+    verdict.caveats.splice(0..0, caveats);
+    // 6. a KEEP decided offline only, or any KEEP under --approve, waits for a person
+    if verdict.decision == Decision::Keep && (experiment_id.is_none() || ctx.approve) {
+        let (kind, id, why) = if experiment_id.is_none() {
+            (ApprovalKind::OfflineOnly, format!("{pid}-offline-keep"), "offline only")
+        } else {
+            (ApprovalKind::Keep, format!("{pid}-keep"), "--approve")
+        };
+        let request = ApprovalRequest {
+            id,
+            proposal_id: Some(pid.clone()),
+            kind,
+            question: format!(
+                "KEEP \"{}\" ({why}) and merge it into production? {}",
+                proposal.title, verdict.reason
+            ),
+            evidence: serde_json::to_value(&verdict).unwrap_or_default(),
+        };
+        let answer = ctx.approvals.ask(ctx.rec, ctx.iteration, &request)?;
+        if answer.approved {
+            verdict
+                .caveats
+                .push(format!("KEEP ({why}) approved by {}", answer.by));
+        } else {
+            verdict.decision = Decision::Discard;
+            verdict.reason = format!(
+                "{}; the KEEP ({why}) was declined by {}: {}",
+                verdict.reason, answer.by, answer.reason
+            );
+        }
+    }
+    finish(ctx, proposal, candidate, verdict, experiment_id)
+}
+
+/// The offline comparison of every guardrail with production.
+pub struct OfflineGuardrails {
+    /// One check per guardrail reported by both.
+    pub checks: Vec<GuardrailCheck>,
+    /// Guardrails that could not be compared offline, and what was compared.
+    pub caveats: Vec<String>,
+}
+
+impl OfflineGuardrails {
+    /// Status per guardrail for the verdict record.
+    pub fn statuses(&self) -> BTreeMap<String, GuardrailStatus> {
+        self.checks
+            .iter()
+            .map(|c| {
+                let s = match c.level {
+                    GuardrailLevel::Ok => GuardrailStatus::Ok,
+                    GuardrailLevel::Attention => GuardrailStatus::Attention,
+                    GuardrailLevel::Hard => GuardrailStatus::Harm,
+                };
+                (c.name.clone(), s)
+            })
+            .collect()
+    }
+}
+
+/// Compare each guardrail of the manifest between production's and the candidate's offline
+/// metrics. A guardrail the offline evaluation reports for neither is left to the online stage
+/// (with a caveat); one reported for production but not for the candidate is past its hard
+/// level (it cannot be shown unharmed).
+pub fn offline_guardrails(
+    manifest: &Manifest,
+    production: &MetricValues,
+    candidate: &MetricValues,
+) -> OfflineGuardrails {
+    let mut checks = Vec::new();
+    let mut caveats = Vec::new();
+    for g in &manifest.metrics.guardrails {
+        match (production.get(&g.name), candidate.get(&g.name)) {
+            (None, None) => caveats.push(format!(
+                "guardrail `{}` is not reported by the offline evaluation: compared online only",
+                g.name
+            )),
+            (Some(p), c) => checks.push(g.check(*p, c.copied().unwrap_or(f64::NAN))),
+            (None, Some(c)) => checks.push(g.check(*c, *c)),
+        }
+    }
+    if !checks.is_empty() {
+        caveats.push(format!(
+            "offline guardrails compared with production: {}",
+            checks
+                .iter()
+                .map(|c| format!("{} {:.4} -> {:.4}", c.name, c.production, c.candidate))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    OfflineGuardrails { checks, caveats }
+}
+
+/// Whether the candidate beats production on the sealed holdout; `Err` when either holdout
+/// evaluation could not be run.
+fn holdout_passed(ctx: &EvaluateCtx<'_>, candidate: &Candidate) -> std::result::Result<bool, String> {
+    let sign = ctx.manifest.metrics.primary.direction.sign();
+    let prod = ctx
+        .holdout
+        .metrics(ctx.evaluator, ctx.production.0, ctx.production.1)
+        .map_err(|e| format!("holdout evaluation of production {}: {e}", ctx.production.0))?;
+    let cand = ctx
+        .evaluator
+        .evaluate(ctx.candidate_dir, Split::Holdout)
+        .map_err(|e| format!("holdout evaluation of candidate {}: {e}", candidate.id))?;
+    let p = primary_value(&prod, ctx.manifest).map_err(|e| format!("production holdout: {e}"))?;
+    let c = primary_value(&cand, ctx.manifest).map_err(|e| format!("candidate holdout: {e}"))?;
+    Ok(sign * (c - p) > 0.0)
+}
+
+/// Journal a failure of the machinery and return it as an error of its class.
+fn stage_failed(
+    ctx: &EvaluateCtx<'_>,
+    pid: &str,
+    stage: &str,
+    class: ErrorClass,
+    detail: String,
+) -> Result<AgentError> {
+    ctx.rec.emit(
+        ctx.iteration,
+        &format!("{stage}/{pid}/failed"),
+        Event::StageFailed {
+            proposal_id: Some(pid.to_string()),
+            stage: stage.to_string(),
+            class,
+            detail: detail.clone(),
+        },
+        None,
+    )?;
+    Ok(AgentError::Stage { class, detail })
+}
+
+/// The online experiment, extended while inconclusive: an inconclusive experiment that ran its
+/// course becomes a new, independent experiment with EXTENSION_SCALE times the users, judged on
+/// its own (`[online] extensions`).
+fn online_cascade(
+    ctx: &EvaluateCtx<'_>,
+    proposal: &Proposal,
+    candidate: &Candidate,
+    platform: &dyn OnlinePlatform,
+) -> Result<(Verdict, String)> {
     let mut extension = 0u32;
     let mut earlier: Vec<String> = Vec::new();
     loop {
@@ -236,7 +461,7 @@ pub fn evaluate(
             continue;
         }
         verdict.caveats.splice(0..0, earlier);
-        return finish(ctx, proposal, candidate, verdict, Some(exp_id));
+        return Ok((verdict, exp_id));
     }
 }
 
@@ -278,15 +503,17 @@ fn run_online(
         } else {
             ctx.seed ^ u64::from(extension).wrapping_mul(0x9E37_79B9_7F4A_7C15)
         },
-        approve: ctx.approve,
+        // escalations always go to the observer, which asks through the approvals
+        approve: true,
         population_scale: EXTENSION_SCALE.pow(extension),
         ..ExperimentSettings::default()
     };
     let mut n = 0u32;
-    let mut journal_error: Option<String> = None;
+    let mut journal_error: Option<AgentError> = None;
     let mut step = 0u32;
     let mut observer = |e: &ExperimentEvent| -> Ack {
         n += 1;
+        let mut approval: Option<ApprovalRequest> = None;
         let event = match e {
             ExperimentEvent::RampAdvanced { to, .. } => {
                 step += 1;
@@ -322,25 +549,52 @@ fn run_online(
                 metric,
                 relative_harm,
                 threshold,
-                ..
-            } => Some(Event::AttentionEscalation {
-                proposal_id: pid.clone(),
-                experiment_id: exp_id.clone(),
-                guardrail: metric.clone(),
-                reason: format!(
-                    "{metric} worse by {:.2}% (attention threshold {:.2}%)",
+                day,
+                share,
+            } => {
+                let reason = format!(
+                    "{metric} worse by {:.2}% at {:.0}% traffic on day {day} (attention threshold {:.2}%)",
                     relative_harm * 100.0,
+                    share * 100.0,
                     threshold * 100.0
-                ),
-                approved: if ctx.approve { None } else { Some(true) },
-            }),
+                );
+                approval = Some(ApprovalRequest {
+                    id: format!("{exp_id}-{metric}-day{day}"),
+                    proposal_id: Some(pid.clone()),
+                    kind: ApprovalKind::OnlineEscalation,
+                    question: format!(
+                        "experiment {exp_id} of \"{}\": {reason}. Continue the ramp?",
+                        proposal.title
+                    ),
+                    evidence: serde_json::to_value(e).unwrap_or_default(),
+                });
+                Some(Event::AttentionEscalation {
+                    proposal_id: pid.clone(),
+                    experiment_id: exp_id.clone(),
+                    guardrail: metric.clone(),
+                    reason,
+                    approved: None,
+                })
+            }
             _ => None,
         };
         if let Some(ev) = event
             && let Err(err) = ctx.rec.emit(ctx.iteration, &format!("{key}/{n}"), ev, None)
         {
-            journal_error = Some(err.to_string());
-            return Ack::Stop(err.to_string());
+            let text = err.to_string();
+            journal_error = Some(err);
+            return Ack::Stop(text);
+        }
+        if let Some(request) = approval {
+            return match ctx.approvals.ask(ctx.rec, ctx.iteration, &request) {
+                Ok(a) if a.approved => Ack::Continue,
+                Ok(_) => Ack::Reject,
+                Err(err) => {
+                    let text = err.to_string();
+                    journal_error = Some(err);
+                    Ack::Stop(text)
+                }
+            };
         }
         Ack::Continue
     };
@@ -352,9 +606,20 @@ fn run_online(
         &mut observer,
     );
     if let Some(e) = journal_error {
-        return Err(AgentError::Journal(e));
+        return Err(e);
     }
-    let report = report.map_err(AgentError::Online)?;
+    let report = match report {
+        Ok(r) => r,
+        Err(detail) => {
+            return Err(stage_failed(
+                ctx,
+                pid,
+                "evaluate/online",
+                ErrorClass::Platform,
+                format!("experiment {exp_id} on {}: {detail}", platform.name()),
+            )?);
+        }
+    };
     Ok((report, exp_id))
 }
 
@@ -454,6 +719,22 @@ pub fn assets(manifest: &Manifest, proposal: &Proposal, verdict: &Verdict) -> Ve
     out
 }
 
+/// The id of the lesson an outcome of `proposal` speaks to: `lesson:LEVER:DIRECTION:do` for a
+/// KEEP, `...:avoid` otherwise.
+pub fn lesson_id(proposal: &Proposal, decision: Decision) -> String {
+    let dir = proposal
+        .change
+        .get("direction")
+        .and_then(|d| d.as_i64())
+        .unwrap_or(0);
+    let kind = if decision == Decision::Keep {
+        "do"
+    } else {
+        "avoid"
+    };
+    format!("lesson:{}:{dir}:{kind}", proposal.lever)
+}
+
 /// Update the lesson about `(lever, direction)` with this outcome and apply the promotion rule:
 /// `confirmed` needs ≥ 2 independent runs agreeing and a falsification check (a search for a
 /// contradicting outcome in the journal) that fails to refute it.
@@ -472,21 +753,7 @@ pub fn update_lesson(
     } else {
         LessonKind::AntiPattern
     };
-    let dir = proposal
-        .change
-        .get("direction")
-        .and_then(|d| d.as_i64())
-        .unwrap_or(0);
-    let id = format!(
-        "lesson:{}:{}:{}",
-        proposal.lever,
-        dir,
-        if kind == LessonKind::Playbook {
-            "do"
-        } else {
-            "avoid"
-        }
-    );
+    let id = lesson_id(proposal, decision);
     let mut l = existing.cloned().unwrap_or(Lesson {
         id,
         kind,
@@ -617,6 +884,7 @@ mod tests {
             candidate_dir: &cand,
             seed: 7,
             approve: false,
+            approvals: &Approvals::default(),
         };
         let proposal = fixtures::proposal("p1", "t", "h", "ranking", "model.ease.lambda");
         let candidate = fixtures::candidate("p1", "base", 0.5);

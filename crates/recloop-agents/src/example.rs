@@ -28,7 +28,8 @@ guardrails = [
 ]
 
 [online]
-platform = "simulator"
+# tests and benchmarks decide offline; a KEEP then needs an approval (a scripted one in tests)
+platform = "none"
 ramp = [0.01, 0.05, 0.20, 0.50]
 alpha = 0.05
 

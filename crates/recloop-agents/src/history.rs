@@ -28,6 +28,12 @@ pub struct Trial {
     pub merged: bool,
     /// Went online (an experiment was started for it).
     pub online: bool,
+    /// Hash of the candidate's normalized diff, once developed.
+    pub diff_hash: Option<String>,
+    /// The machinery failed on it (holdout, platform, model): not a verdict on the idea.
+    pub error: Option<String>,
+    /// Q_code of its candidate, once developed.
+    pub quality: Option<f64>,
 }
 
 impl Trial {
@@ -109,6 +115,9 @@ impl History {
                         rejected: None,
                         merged: false,
                         online: false,
+                        diff_hash: None,
+                        error: None,
+                        quality: None,
                     });
                 }
                 Event::ProposalRejected {
@@ -136,6 +145,22 @@ impl History {
                 } => {
                     if let Some(&i) = index.get(proposal_id) {
                         h.trials[i].decision = Some(verdict.decision);
+                    }
+                }
+                Event::CandidateReady { candidate } => {
+                    if let Some(&i) = index.get(&candidate.proposal) {
+                        h.trials[i].diff_hash = Some(candidate.diff_hash.clone());
+                        h.trials[i].quality = Some(candidate.quality.score());
+                    }
+                }
+                Event::StageFailed {
+                    proposal_id: Some(pid),
+                    class,
+                    detail,
+                    ..
+                } => {
+                    if let Some(&i) = index.get(pid) {
+                        h.trials[i].error = Some(format!("{}: {detail}", class.as_str()));
                     }
                 }
                 Event::ExperimentStarted { proposal_id, .. } => {
@@ -176,6 +201,17 @@ impl History {
             .iter()
             .filter_map(|t| t.spec.as_ref().map(spec_hash))
             .collect()
+    }
+
+    /// Diff hashes of developed candidates → the proposal that made each (first wins).
+    pub fn tried_diffs(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for t in &self.trials {
+            if let Some(h) = &t.diff_hash {
+                out.entry(h.clone()).or_insert_with(|| t.proposal.id.clone());
+            }
+        }
+        out
     }
 
     /// Rejected directions: (base spec hash, lever, direction sign) of failed trials, each with

@@ -8,6 +8,7 @@
 //! - [`bench`]: built-in brain vs random search.
 
 pub mod admission;
+pub mod approvals;
 pub mod bench;
 pub mod brain;
 pub mod develop;

@@ -225,20 +225,44 @@ impl OnlinePlatform for ExportPlatform {
     }
 }
 
-/// The platform for a workspace whose `[online] platform` is `simulator`: the simulator grounded
-/// in the workspace's dataset for built-in pipeline workspaces, the export platform for external
-/// ones (when a sandbox can be built); None otherwise (the cascade then stops offline, with a
-/// caveat).
-pub fn platform_for(workspace: &Path) -> Option<Arc<dyn OnlinePlatform>> {
-    let m = Manifest::load(workspace).ok()?;
-    if m.online.platform != "simulator" {
-        return None;
+/// The online platform `[online] platform` names, built now so that a platform that cannot be
+/// built fails at start with the reason: `simulator` is the simulator grounded in the
+/// workspace's dataset for built-in pipeline workspaces, the export platform for external ones
+/// (which needs a sandbox for the export command); `none` is no platform (a KEEP is then decided
+/// offline only, with a person's approval); `logs` is refused until `recloop run` can drive it.
+pub fn platform_for(
+    workspace: &Path,
+    manifest: &Manifest,
+) -> crate::error::Result<Option<Arc<dyn OnlinePlatform>>> {
+    match manifest.online.platform.as_str() {
+        "none" => Ok(None),
+        "simulator" => {
+            let pipeline = workspace.join("pipeline.toml").exists()
+                && workspace.join("eval/eval.toml").exists();
+            if pipeline {
+                return Ok(Some(Arc::new(SimulatorPlatform::new(
+                    workspace,
+                    manifest.run.seed,
+                ))));
+            }
+            let sandbox = Sandbox::new(manifest, &workspace.join(".recloop")).map_err(|e| {
+                crate::error::AgentError::Invalid {
+                    path: "recloop.toml [online] platform = \"simulator\"".into(),
+                    reason: format!(
+                        "the simulator of an external workspace runs its holdout_eval export \
+                         command, which needs a sandbox: {e}"
+                    ),
+                }
+            })?;
+            Ok(Some(Arc::new(ExportPlatform::new(sandbox, manifest.run.seed))))
+        }
+        other => Err(crate::error::AgentError::Invalid {
+            path: "recloop.toml [online] platform".into(),
+            reason: format!(
+                "{other:?} cannot run inside `recloop run` yet (its logs are read by \
+                 `recloop sim`/`recloop stats` only); use \"simulator\", or \"none\" to decide \
+                 offline with a person's approval"
+            ),
+        }),
     }
-    let pipeline =
-        workspace.join("pipeline.toml").exists() && workspace.join("eval/eval.toml").exists();
-    if pipeline {
-        return Some(Arc::new(SimulatorPlatform::new(workspace, m.run.seed)));
-    }
-    let sandbox = Sandbox::new(&m, &workspace.join(".recloop")).ok()?;
-    Some(Arc::new(ExportPlatform::new(sandbox, m.run.seed)))
 }

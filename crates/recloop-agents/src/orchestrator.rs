@@ -6,7 +6,10 @@
 use crate::brain::{Brain, BrainstormInput, builtin::BuiltinBrain};
 use crate::develop::{DevelopCtx, DevelopResult, candidate_id, develop, worktree_dir};
 use crate::error::{AgentError, Result};
-use crate::evaluate::{EvaluateCtx, OnlinePlatform, SealedHoldout, evaluate, update_lesson};
+use crate::approvals::Approvals;
+use crate::evaluate::{
+    EvaluateCtx, OnlinePlatform, SealedHoldout, evaluate, lesson_id, update_lesson,
+};
 use crate::evaluator::{OfflineEvaluator, Split, evaluator_for, primary_value};
 use crate::git::Repo;
 use crate::harness::{self, Harness};
@@ -14,7 +17,7 @@ use crate::history::History;
 use crate::record::Recorder;
 use crate::sandbox::Sandbox;
 use indicatif::{ProgressBar, ProgressStyle};
-use recloop_core::{Decision, Manifest, MetricValues, Proposal, Verdict};
+use recloop_core::{Decision, Manifest, Maturity, MetricValues, Proposal, Verdict};
 use recloop_journal::{Event, EventRecord, Journal, RunOutcome};
 use recloop_rec::pipeline::PipelineSpec;
 use serde::{Deserialize, Serialize};
@@ -33,15 +36,18 @@ pub struct RunOptions {
     pub workers: Option<u32>,
     /// Spending limit for language-model calls.
     pub budget_usd: Option<f64>,
-    /// Wait for a person on attention escalations.
+    /// `--approve`: every KEEP waits for a person's approval before it is merged.
     pub approve: bool,
+    /// Where approvals are answered (a terminal prompter, and the unattended policy).
+    pub approvals: crate::approvals::Approvals,
     /// Seed override (default: `[run] seed`).
     pub seed: Option<u64>,
     /// Show a live progress display.
     pub progress: bool,
     /// The brain (default: the built-in brain).
     pub brain: Option<Arc<dyn Brain>>,
-    /// The online platform (None: offline cascade only).
+    /// The online platform (None: the one `[online] platform` names, built at start; a
+    /// platform that cannot be built is an error, and `none` means offline only).
     pub online: Option<Arc<dyn OnlinePlatform>>,
     /// Evaluator override (default: the workspace's commands, sandboxed).
     pub evaluator: Option<Arc<dyn OfflineEvaluator>>,
@@ -119,8 +125,12 @@ pub struct RunSummary {
     pub final_ab: Option<FinalAb>,
     /// Language-model spend.
     pub cost_usd: f64,
-    /// How the run ended.
+    /// How the run ended (`completed`, `budget_exhausted`, or `waiting_for_approval` when it
+    /// stopped at a decision that waits for a person).
     pub outcome: String,
+    /// Approvals the run stopped at: (approval id, question).
+    #[serde(default)]
+    pub pending_approvals: Vec<(String, String)>,
 }
 
 impl RunSummary {
@@ -193,6 +203,9 @@ impl std::fmt::Display for RunSummary {
                 )?;
             }
         }
+        for (id, q) in &self.pending_approvals {
+            writeln!(f, "waiting for approval {id}: {q}")?;
+        }
         write!(f, "language-model cost: ${:.4}", self.cost_usd)
     }
 }
@@ -225,8 +238,12 @@ struct ProductionState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct CandidateOutcome {
     proposal: Proposal,
-    develop: DevelopResult,
+    /// None when the machinery failed before Develop finished.
+    develop: Option<DevelopResult>,
     verdict: Option<Verdict>,
+    /// A failure of the machinery (recorded as `stage_failed`), not a verdict.
+    #[serde(default)]
+    error: Option<String>,
 }
 
 /// Held while a loop works on a workspace: `.recloop/run.lock` holds the process id. A lock left
@@ -273,6 +290,83 @@ impl RunLock {
 impl Drop for RunLock {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The run's settings, resolved from the options and the manifest.
+struct RunConfig {
+    iterations: u32,
+    workers: usize,
+    seed: u64,
+    batch: usize,
+    approve: bool,
+}
+
+impl RunConfig {
+    fn of(l: &Loop, opts: &RunOptions) -> RunConfig {
+        let workers = opts.workers.unwrap_or(l.manifest.run.workers).max(1) as usize;
+        RunConfig {
+            iterations: opts.iterations.unwrap_or(l.manifest.run.iterations),
+            workers,
+            seed: opts.seed.unwrap_or(l.manifest.run.seed),
+            batch: (l.manifest.run.batch_size as usize).max(workers),
+            approve: opts.approve,
+        }
+    }
+}
+
+/// Counts completed steps and stops the run after `limit` of them (resumption tests).
+struct StepCounter {
+    done: usize,
+    limit: Option<usize>,
+}
+
+impl StepCounter {
+    fn new(limit: Option<usize>) -> StepCounter {
+        StepCounter { done: 0, limit }
+    }
+
+    fn tick(&mut self) -> Result<()> {
+        self.done += 1;
+        match self.limit {
+            Some(l) if self.done >= l => Err(AgentError::Stopped(self.done)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// How one iteration's candidates ended.
+enum Batch {
+    /// Every candidate has an outcome.
+    Done(Vec<CandidateOutcome>),
+    /// A budget ran out.
+    BudgetExhausted,
+    /// Decisions wait for a person: (approval id, question).
+    Waiting(Vec<(String, String)>),
+}
+
+fn progress_bar(iterations: u32) -> ProgressBar {
+    let b = ProgressBar::new(u64::from(iterations));
+    b.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:24} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    b.enable_steady_tick(std::time::Duration::from_millis(200));
+    b
+}
+
+/// A prompter that hides the progress bar while it asks.
+struct SuspendBar {
+    inner: Arc<dyn crate::approvals::Prompter>,
+    bar: Option<ProgressBar>,
+}
+
+impl crate::approvals::Prompter for SuspendBar {
+    fn ask(&self, request: &crate::approvals::ApprovalRequest) -> Option<crate::approvals::Answer> {
+        match &self.bar {
+            Some(b) => b.suspend(|| self.inner.ask(request)),
+            None => self.inner.ask(request),
+        }
     }
 }
 
@@ -333,6 +427,10 @@ impl Loop {
             .brain
             .clone()
             .unwrap_or_else(|| Arc::new(BuiltinBrain::tpe()));
+        let online = match &opts.online {
+            Some(p) => Some(p.clone()),
+            None => crate::online::platform_for(&root, &manifest)?,
+        };
         Ok(Loop {
             workspace: root,
             manifest,
@@ -341,7 +439,7 @@ impl Loop {
             sandbox,
             evaluator,
             brain,
-            online: opts.online.clone(),
+            online,
             harness,
             lock,
         })
@@ -380,24 +478,131 @@ impl Loop {
         PipelineSpec::load_workspace(dir).ok()
     }
 
-    /// Run the loop.
+    /// Run the loop: start (or resume), then per iteration Brainstorm → Develop + Evaluate →
+    /// merge the best KEEP → lessons, then the final online comparison and `run_finished`.
+    ///
+    /// A run stops early, cleanly, in two cases: a budget ran out (`run_finished` with outcome
+    /// `budget_exhausted`), or a decision waits for a person (no `run_finished`: the summary's
+    /// outcome is `waiting_for_approval`, and `recloop run` continues once it is answered).
     pub fn run(&self, opts: &RunOptions) -> Result<RunSummary> {
-        let iterations = opts.iterations.unwrap_or(self.manifest.run.iterations);
-        let workers = opts.workers.unwrap_or(self.manifest.run.workers).max(1) as usize;
-        let seed = opts.seed.unwrap_or(self.manifest.run.seed);
-        let batch = (self.manifest.run.batch_size as usize).max(workers);
+        let cfg = RunConfig::of(self, opts);
         let (run_id, resumed, last_seq) = self.pick_run()?;
         let rec = Recorder::new(self.journal.clone(), &run_id);
-        let primary = self.manifest.metrics.primary.clone();
-        let sign = primary.direction.sign();
-        let mut steps_done = 0usize;
-        let stop_check = |n: &mut usize| -> Result<()> {
-            *n += 1;
-            if opts.stop_after_steps.is_some_and(|s| *n >= s) {
-                return Err(AgentError::NotFound("stopped for a resumption test".into()));
+        let mut steps = StepCounter::new(opts.stop_after_steps);
+        self.record_start_of_run(&rec, resumed, last_seq)?;
+        let start = self.start(&rec, &cfg, opts)?;
+        steps.tick()?;
+        let bar = opts.progress.then(|| progress_bar(cfg.iterations));
+        let mut prod = start.clone();
+        let mut best = primary_value(&prod.metrics, &self.manifest).unwrap_or(f64::NAN);
+        let mut outcome = RunOutcome::Completed;
+        for it in 1..=cfg.iterations {
+            let msg = |stage: &str, best: f64| {
+                if let Some(b) = &bar {
+                    b.set_message(format!(
+                        "iteration {it} · {stage} · best {} {best:.4} · ${:.3}",
+                        self.manifest.metrics.primary.name,
+                        self.brain.spent_usd()
+                    ));
+                }
+            };
+            if opts
+                .budget_usd
+                .is_some_and(|budget| self.brain.spent_usd() >= budget)
+            {
+                outcome = RunOutcome::BudgetExhausted;
+                break;
             }
-            Ok(())
+            msg("brainstorm", best);
+            let admitted = match self.brainstorm(&rec, &cfg, it, &prod) {
+                Err(AgentError::Budget(_)) => {
+                    outcome = RunOutcome::BudgetExhausted;
+                    break;
+                }
+                other => other?,
+            };
+            steps.tick()?;
+            msg("develop + evaluate", best);
+            let approvals = Approvals {
+                prompter: opts.approvals.prompter.clone().map(|p| {
+                    Arc::new(SuspendBar {
+                        inner: p,
+                        bar: bar.clone(),
+                    }) as Arc<dyn crate::approvals::Prompter>
+                }),
+                unattended: opts.approvals.unattended,
+            };
+            let outcomes =
+                match self.develop_and_evaluate(&rec, &cfg, it, &admitted, &prod, &approvals, &mut steps)? {
+                    Batch::Done(o) => o,
+                    Batch::BudgetExhausted => {
+                        outcome = RunOutcome::BudgetExhausted;
+                        break;
+                    }
+                    Batch::Waiting(pending) => {
+                        if let Some(b) = &bar {
+                            b.finish_and_clear();
+                        }
+                        let mut summary = self.summary(&run_id, &start, &prod, None)?;
+                        summary.pending_approvals = pending;
+                        return Ok(summary);
+                    }
+                };
+            msg("merge", best);
+            prod = self.merge_best_keep(&rec, it, &outcomes, &prod)?;
+            steps.tick()?;
+            self.record_lessons(&rec, it, &outcomes)?;
+            steps.tick()?;
+            let sign = self.manifest.metrics.primary.direction.sign();
+            if let Ok(v) = primary_value(&prod.metrics, &self.manifest)
+                && (best.is_nan() || sign * (v - best) > 0.0)
+            {
+                best = v;
+            }
+            if let Some(b) = &bar {
+                b.inc(1);
+            }
+            msg("done", best);
+        }
+        let final_ab = match &self.online {
+            Some(platform) if prod.commit != start.commit => {
+                if let Some(b) = &bar {
+                    b.set_message("final online comparison: ending vs starting production");
+                }
+                let ab: FinalAb = rec.step(0, "final_ab", || {
+                    self.final_ab(platform.as_ref(), &run_id, &start, &prod, cfg.seed)
+                })?;
+                Some(ab)
+            }
+            _ => None,
         };
+        if let Some(b) = &bar {
+            b.finish_and_clear();
+        }
+        let _ = self.repo.drop_worktree(&self.production_dir());
+        let mut summary = self.summary(&run_id, &start, &prod, Some(outcome))?;
+        summary.final_ab = final_ab;
+        rec.emit(
+            0,
+            "finished",
+            Event::RunFinished {
+                outcome,
+                summary: summary.to_string(),
+            },
+            None,
+        )?;
+        Ok(summary)
+    }
+
+    fn production_dir(&self) -> PathBuf {
+        self.workspace
+            .join(".recloop")
+            .join("worktrees")
+            .join("production")
+    }
+
+    /// `run_resumed` when continuing, and the harness versions in use.
+    fn record_start_of_run(&self, rec: &Recorder, resumed: bool, last_seq: u64) -> Result<()> {
         if resumed {
             rec.emit(
                 0,
@@ -423,13 +628,14 @@ impl Loop {
                 None,
             )?;
         }
-        let start: ProductionState = rec.step(0, "start", || {
+        Ok(())
+    }
+
+    /// The starting production: checked out, measured, `run_started` recorded (once).
+    fn start(&self, rec: &Recorder, cfg: &RunConfig, opts: &RunOptions) -> Result<ProductionState> {
+        rec.step(0, "start", || {
             let commit = self.repo.rev(&self.manifest.project.production)?;
-            let dir = self
-                .workspace
-                .join(".recloop")
-                .join("worktrees")
-                .join("production");
+            let dir = self.production_dir();
             self.repo.checkout_detached(&dir, &commit)?;
             let metrics = self
                 .evaluator
@@ -446,300 +652,304 @@ impl Loop {
                 0,
                 "run_started",
                 Event::RunStarted {
-                    seed: Some(seed),
+                    seed: Some(cfg.seed),
                     production_commit: commit.clone(),
                     baseline: metrics.clone(),
                     config: serde_json::json!({
-                        "iterations": iterations, "workers": workers, "batch": batch,
-                        "brain": self.brain.name(), "budget_usd": opts.budget_usd,
+                        "iterations": cfg.iterations, "workers": cfg.workers,
+                        "batch": cfg.batch, "brain": self.brain.name(),
+                        "budget_usd": opts.budget_usd, "approve": opts.approve,
+                        "unattended": opts.approvals.unattended.as_str(),
                         "online": self.online.as_ref().map(|o| o.name()),
                     }),
                 },
                 None,
             )?;
             Ok(ProductionState { commit, metrics })
-        })?;
-        stop_check(&mut steps_done)?;
-        let bar = if opts.progress {
-            let b = ProgressBar::new(u64::from(iterations));
-            b.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {bar:24} {pos}/{len} {msg}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            b.enable_steady_tick(std::time::Duration::from_millis(200));
-            Some(b)
-        } else {
-            None
-        };
-        let mut prod = start.clone();
-        let mut best = primary_value(&prod.metrics, &self.manifest).unwrap_or(f64::NAN);
-        let mut outcome = RunOutcome::Completed;
-        let prod_dir = self
-            .workspace
-            .join(".recloop")
-            .join("worktrees")
-            .join("production");
-        for it in 1..=iterations {
-            let msg = |stage: &str, best: f64| {
-                if let Some(b) = &bar {
-                    b.set_message(format!(
-                        "iteration {it} · {stage} · best {} {best:.4} · ${:.3}",
-                        primary.name,
-                        self.brain.spent_usd()
-                    ));
-                }
-            };
-            if let Some(budget) = opts.budget_usd
-                && self.brain.spent_usd() >= budget
-            {
-                outcome = RunOutcome::BudgetExhausted;
-                break;
-            }
-            // Brainstorm
-            msg("brainstorm", best);
-            let admitted: Vec<Proposal> = rec.step(it, "brainstorm", || {
-                self.repo.checkout_detached(&prod_dir, &prod.commit)?;
-                let events: Vec<EventRecord> = self
-                    .events()?
-                    .into_iter()
-                    .filter(|e| e.run_id != run_id || e.iteration < it)
-                    .collect();
-                let history = History::from_events(&events, &primary.name);
-                let spec = self.production_spec(&prod_dir);
-                let evidence = crate::evidence::render(&history, &self.manifest, &prod.metrics);
-                let prefix = format!("{run_id}-i{it:02}");
-                let out = self.brain.brainstorm(&BrainstormInput {
-                    manifest: &self.manifest,
-                    workspace: &prod_dir,
-                    production_spec: spec.as_ref(),
-                    history: &history,
-                    evidence: &evidence,
-                    batch_size: batch,
-                    seed: seed
-                        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                        .wrapping_add(u64::from(it)),
-                    id_prefix: &prefix,
-                    harness: &self.harness[0],
-                })?;
-                let tried = history.tried_specs();
-                crate::admission::record_batch(&rec, it, out, &self.manifest, &tried)
-            })?;
-            stop_check(&mut steps_done)?;
-            let selected: Vec<Proposal> = admitted
+        })
+    }
+
+    /// Brainstorm from production and admit the batch; a model whose answer is unusable or
+    /// unreachable leaves the iteration without proposals (recorded as `stage_failed`).
+    fn brainstorm(
+        &self,
+        rec: &Recorder,
+        cfg: &RunConfig,
+        it: u32,
+        prod: &ProductionState,
+    ) -> Result<Vec<Proposal>> {
+        let run_id = &rec.run_id;
+        rec.step(it, "brainstorm", || {
+            let prod_dir = self.production_dir();
+            self.repo.checkout_detached(&prod_dir, &prod.commit)?;
+            let events: Vec<EventRecord> = self
+                .events()?
                 .into_iter()
-                .filter(|p| p.maturity == recloop_core::Maturity::Ready)
-                .take(workers)
+                .filter(|e| &e.run_id != run_id || e.iteration < it)
                 .collect();
-            // Develop + Evaluate, K in flight
-            msg("develop + evaluate", best);
-            let mut outcomes: Vec<CandidateOutcome> = Vec::new();
-            let mut pending = Vec::new();
-            for (k, p) in selected.iter().enumerate() {
-                match rec.done::<CandidateOutcome>(it, &format!("candidate/{}", p.id))? {
-                    Some(o) => outcomes.push(o),
-                    None => pending.push((k, p.clone())),
-                }
-            }
-            if !pending.is_empty() {
-                self.repo.checkout_detached(&prod_dir, &prod.commit)?;
-            }
-            let results: Vec<Result<CandidateOutcome>> = std::thread::scope(|s| {
-                let handles: Vec<_> = pending
-                    .iter()
-                    .map(|(k, p)| {
-                        let rec = rec.clone();
-                        let prod = prod.clone();
-                        let prod_dir = prod_dir.clone();
-                        let k = *k as u64;
-                        s.spawn(move || {
-                            self.candidate(&rec, it, k, p, &prod, &prod_dir, seed, opts.approve)
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(AgentError::NotFound("a worker thread panicked".into()))
-                        })
-                    })
-                    .collect()
+            let history = History::from_events(&events, &self.manifest.metrics.primary.name);
+            let spec = self.production_spec(&prod_dir);
+            let evidence = crate::evidence::render(&history, &self.manifest, &prod.metrics);
+            let prefix = format!("{run_id}-i{it:02}");
+            let out = self.brain.brainstorm(&BrainstormInput {
+                manifest: &self.manifest,
+                workspace: &prod_dir,
+                production_spec: spec.as_ref(),
+                history: &history,
+                evidence: &evidence,
+                batch_size: cfg.batch,
+                seed: cfg
+                    .seed
+                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    .wrapping_add(u64::from(it)),
+                id_prefix: &prefix,
+                harness: &self.harness[0],
             });
-            for r in results {
-                let o = r?;
-                rec.complete(it, &format!("candidate/{}", o.proposal.id), &o)?;
-                stop_check(&mut steps_done)?;
-                outcomes.push(o);
-            }
-            outcomes.sort_by(|a, b| a.proposal.id.cmp(&b.proposal.id));
-            // Merge the best KEEP
-            msg("merge", best);
-            prod = rec.step(it, "merge", || {
-                let mut keeps: Vec<&CandidateOutcome> = outcomes
-                    .iter()
-                    .filter(|o| {
-                        o.verdict
-                            .as_ref()
-                            .is_some_and(|v| v.decision == Decision::Keep)
-                    })
-                    .collect();
-                keeps.sort_by(|a, b| {
-                    let va = cand_value(a, &primary.name) * sign;
-                    let vb = cand_value(b, &primary.name) * sign;
-                    vb.total_cmp(&va)
-                });
-                let Some(win) = keeps.first() else {
-                    return Ok(prod.clone());
-                };
-                let DevelopResult::Ready { candidate } = &win.develop else {
-                    return Ok(prod.clone());
-                };
-                let commit = self.repo.merge_into(
-                    &self.manifest.project.production,
-                    &candidate.commit,
-                    &format!("recloop: keep {} ({})", candidate.id, win.proposal.title),
-                    CLOCK_ORIGIN + u64::from(it) * 1000 + 999,
-                )?;
-                // Merged production re-measured when the merge was not a fast-forward.
-                let metrics = if commit == candidate.commit {
-                    candidate.offline.clone()
-                } else {
-                    self.repo.checkout_detached(&prod_dir, &commit)?;
-                    self.evaluator
-                        .evaluate(&prod_dir, Split::Validation)
-                        .map_err(|e| AgentError::Invalid {
-                            path: format!("merged production {commit}"),
-                            reason: e,
-                        })?
-                };
-                rec.emit(
-                    it,
-                    &format!("merge/{}", win.proposal.id),
-                    Event::MergedIntoProduction {
-                        proposal_id: win.proposal.id.clone(),
-                        candidate_id: candidate.id.clone(),
-                        commit: commit.clone(),
-                        metrics: metrics.clone(),
-                    },
-                    None,
-                )?;
-                for other in keeps.iter().skip(1) {
+            let out = match out {
+                Err(AgentError::Stage { class, detail }) => {
                     rec.emit(
                         it,
-                        &format!("merge/{}/superseded", other.proposal.id),
-                        Event::Note {
-                            topic: "merge.superseded".into(),
-                            text: format!(
-                                "{} was KEEP but {} was merged in the same iteration",
-                                other.proposal.id, win.proposal.id
-                            ),
-                            data: serde_json::Value::Null,
+                        "brainstorm/failed",
+                        Event::StageFailed {
+                            proposal_id: None,
+                            stage: "brainstorm".into(),
+                            class,
+                            detail,
                         },
                         None,
                     )?;
+                    return Ok(Vec::new());
                 }
-                Ok(ProductionState { commit, metrics })
-            })?;
-            stop_check(&mut steps_done)?;
-            // Lessons
-            rec.step(it, "lessons", || {
-                let events = self.events()?;
-                let history = History::from_events(&events, &primary.name);
-                for o in &outcomes {
-                    let Some(v) = &o.verdict else { continue };
-                    let dir = o
-                        .proposal
-                        .change
-                        .get("direction")
-                        .and_then(|d| d.as_i64())
-                        .unwrap_or(0);
-                    let contradicting = history
-                        .trials
-                        .iter()
-                        .filter(|t| {
-                            t.proposal.lever == o.proposal.lever
-                                && t.direction() == dir
-                                && t.proposal.id != o.proposal.id
-                        })
-                        .filter(|t| match t.decision {
-                            Some(d) => (d == Decision::Keep) != (v.decision == Decision::Keep),
-                            None => false,
-                        })
-                        .count();
-                    let id_kind = if v.decision == Decision::Keep {
-                        "do"
+                other => other?,
+            };
+            crate::admission::record_batch(rec, it, out, &self.manifest, &history)
+        })
+    }
+
+    /// Develop and evaluate up to `workers` admitted proposals at once (ready ones first, then
+    /// probe-first ones; backlog proposals stay recorded as backlog).
+    #[allow(clippy::too_many_arguments)]
+    fn develop_and_evaluate(
+        &self,
+        rec: &Recorder,
+        cfg: &RunConfig,
+        it: u32,
+        admitted: &[Proposal],
+        prod: &ProductionState,
+        approvals: &Approvals,
+        steps: &mut StepCounter,
+    ) -> Result<Batch> {
+        let mut selected: Vec<&Proposal> = admitted
+            .iter()
+            .filter(|p| p.maturity == Maturity::Ready)
+            .collect();
+        selected.extend(
+            admitted
+                .iter()
+                .filter(|p| p.maturity == Maturity::ProbeFirst),
+        );
+        selected.truncate(cfg.workers);
+        let mut outcomes: Vec<CandidateOutcome> = Vec::new();
+        let mut pending = Vec::new();
+        for (k, p) in selected.iter().enumerate() {
+            match rec.done::<CandidateOutcome>(it, &format!("candidate/{}", p.id))? {
+                Some(o) => outcomes.push(o),
+                None => pending.push((k, (*p).clone())),
+            }
+        }
+        let prod_dir = self.production_dir();
+        if !pending.is_empty() {
+            self.repo.checkout_detached(&prod_dir, &prod.commit)?;
+        }
+        let events = self.events()?;
+        let history = History::from_events(&events, &self.manifest.metrics.primary.name);
+        let tried_diffs = history.tried_diffs();
+        let results: Vec<(Proposal, Result<CandidateOutcome>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = pending
+                .iter()
+                .map(|(k, p)| {
+                    let (rec, prod_dir, tried) = (rec.clone(), prod_dir.clone(), tried_diffs.clone());
+                    let k = *k as u64;
+                    let h = s.spawn(move || {
+                        self.candidate(&rec, it, k, p, prod, &prod_dir, cfg, approvals, tried)
+                    });
+                    (p.clone(), h)
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(p, h)| {
+                    let r = h
+                        .join()
+                        .unwrap_or_else(|_| Err(AgentError::WorkerPanicked(p.id.clone())));
+                    (p, r)
+                })
+                .collect()
+        });
+        let mut waiting = Vec::new();
+        let mut budget = false;
+        for (p, r) in results {
+            let o = match r {
+                Ok(o) => o,
+                Err(AgentError::Stage { class, detail }) => CandidateOutcome {
+                    proposal: p.clone(),
+                    develop: None,
+                    verdict: None,
+                    error: Some(format!("{}: {detail}", class.as_str())),
+                },
+                Err(AgentError::AwaitingApproval { id, question }) => {
+                    waiting.push((id, question));
+                    continue;
+                }
+                Err(AgentError::Budget(_)) => {
+                    budget = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            rec.complete(it, &format!("candidate/{}", o.proposal.id), &o)?;
+            steps.tick()?;
+            outcomes.push(o);
+        }
+        if !waiting.is_empty() {
+            return Ok(Batch::Waiting(waiting));
+        }
+        if budget {
+            return Ok(Batch::BudgetExhausted);
+        }
+        outcomes.sort_by(|a, b| a.proposal.id.cmp(&b.proposal.id));
+        Ok(Batch::Done(outcomes))
+    }
+
+    /// Merge the best KEEP of the iteration into production (re-measured when the merge was not
+    /// a fast-forward); other KEEPs are noted as superseded.
+    fn merge_best_keep(
+        &self,
+        rec: &Recorder,
+        it: u32,
+        outcomes: &[CandidateOutcome],
+        prod: &ProductionState,
+    ) -> Result<ProductionState> {
+        let primary = &self.manifest.metrics.primary;
+        let sign = primary.direction.sign();
+        rec.step(it, "merge", || {
+            let mut keeps: Vec<&CandidateOutcome> = outcomes
+                .iter()
+                .filter(|o| {
+                    o.verdict
+                        .as_ref()
+                        .is_some_and(|v| v.decision == Decision::Keep)
+                })
+                .collect();
+            keeps.sort_by(|a, b| {
+                let va = cand_value(a, &primary.name) * sign;
+                let vb = cand_value(b, &primary.name) * sign;
+                vb.total_cmp(&va)
+            });
+            let Some(win) = keeps.first() else {
+                return Ok(prod.clone());
+            };
+            let Some(DevelopResult::Ready { candidate }) = &win.develop else {
+                return Ok(prod.clone());
+            };
+            let commit = self.repo.merge_into(
+                &self.manifest.project.production,
+                &candidate.commit,
+                &format!("recloop: keep {} ({})", candidate.id, win.proposal.title),
+                CLOCK_ORIGIN + u64::from(it) * 1000 + 999,
+            )?;
+            // Merged production re-measured when the merge was not a fast-forward.
+            let metrics = if commit == candidate.commit {
+                candidate.offline.clone()
+            } else {
+                let prod_dir = self.production_dir();
+                self.repo.checkout_detached(&prod_dir, &commit)?;
+                self.evaluator
+                    .evaluate(&prod_dir, Split::Validation)
+                    .map_err(|e| AgentError::Invalid {
+                        path: format!("merged production {commit}"),
+                        reason: e,
+                    })?
+            };
+            rec.emit(
+                it,
+                &format!("merge/{}", win.proposal.id),
+                Event::MergedIntoProduction {
+                    proposal_id: win.proposal.id.clone(),
+                    candidate_id: candidate.id.clone(),
+                    commit: commit.clone(),
+                    metrics: metrics.clone(),
+                },
+                None,
+            )?;
+            for other in keeps.iter().skip(1) {
+                rec.emit(
+                    it,
+                    &format!("merge/{}/superseded", other.proposal.id),
+                    Event::Note {
+                        topic: "merge.superseded".into(),
+                        text: format!(
+                            "{} was KEEP but {} was merged in the same iteration",
+                            other.proposal.id, win.proposal.id
+                        ),
+                        data: serde_json::Value::Null,
+                    },
+                    None,
+                )?;
+            }
+            Ok(ProductionState { commit, metrics })
+        })
+    }
+
+    /// Update the lessons with this iteration's verdicts.
+    fn record_lessons(&self, rec: &Recorder, it: u32, outcomes: &[CandidateOutcome]) -> Result<()> {
+        rec.step(it, "lessons", || {
+            let events = self.events()?;
+            let history = History::from_events(&events, &self.manifest.metrics.primary.name);
+            for o in outcomes {
+                let Some(v) = &o.verdict else { continue };
+                let dir = o
+                    .proposal
+                    .change
+                    .get("direction")
+                    .and_then(|d| d.as_i64())
+                    .unwrap_or(0);
+                let contradicting = history
+                    .trials
+                    .iter()
+                    .filter(|t| {
+                        t.proposal.lever == o.proposal.lever
+                            && t.direction() == dir
+                            && t.proposal.id != o.proposal.id
+                    })
+                    .filter(|t| match t.decision {
+                        Some(d) => (d == Decision::Keep) != (v.decision == Decision::Keep),
+                        None => false,
+                    })
+                    .count();
+                let id = lesson_id(&o.proposal, v.decision);
+                if let Some(l) = update_lesson(
+                    history.lessons.get(&id),
+                    &o.proposal,
+                    v.decision,
+                    &rec.run_id,
+                    contradicting,
+                ) {
+                    let ev = if l.status == recloop_core::LessonStatus::Confirmed {
+                        Event::LessonPromoted { lesson: l }
+                    } else if l.status == recloop_core::LessonStatus::Falsified {
+                        Event::LessonFalsified {
+                            lesson_id: l.id.clone(),
+                            reason: format!("{contradicting} contradicting experiments"),
+                        }
                     } else {
-                        "avoid"
+                        Event::LessonProposed { lesson: l }
                     };
-                    let id = format!("lesson:{}:{}:{}", o.proposal.lever, dir, id_kind);
-                    if let Some(l) = update_lesson(
-                        history.lessons.get(&id),
-                        &o.proposal,
-                        v.decision,
-                        &run_id,
-                        contradicting,
-                    ) {
-                        let ev = if l.status == recloop_core::LessonStatus::Confirmed {
-                            Event::LessonPromoted { lesson: l }
-                        } else if l.status == recloop_core::LessonStatus::Falsified {
-                            Event::LessonFalsified {
-                                lesson_id: l.id.clone(),
-                                reason: format!("{contradicting} contradicting experiments"),
-                            }
-                        } else {
-                            Event::LessonProposed { lesson: l }
-                        };
-                        rec.emit(it, &format!("lessons/{}", o.proposal.id), ev, None)?;
-                    }
+                    rec.emit(it, &format!("lessons/{}", o.proposal.id), ev, None)?;
                 }
-                Ok(())
-            })?;
-            stop_check(&mut steps_done)?;
-            if let Ok(v) = primary_value(&prod.metrics, &self.manifest)
-                && (best.is_nan() || sign * (v - best) > 0.0)
-            {
-                best = v;
             }
-            if let Some(b) = &bar {
-                b.inc(1);
-            }
-            msg("done", best);
-        }
-        let final_ab = match &self.online {
-            Some(platform) if prod.commit != start.commit => {
-                msg_final(&bar);
-                let ab: FinalAb = rec.step(0, "final_ab", || {
-                    self.final_ab(
-                        platform.as_ref(),
-                        &run_id,
-                        &start,
-                        &prod,
-                        seed,
-                        opts.approve,
-                    )
-                })?;
-                Some(ab)
-            }
-            _ => None,
-        };
-        if let Some(b) = &bar {
-            b.finish_and_clear();
-        }
-        let _ = self.repo.drop_worktree(&prod_dir);
-        let mut summary = self.summary(&run_id, &start, &prod, outcome)?;
-        summary.final_ab = final_ab;
-        rec.emit(
-            0,
-            "finished",
-            Event::RunFinished {
-                outcome,
-                summary: summary.to_string(),
-            },
-            None,
-        )?;
-        Ok(summary)
+            Ok(())
+        })
     }
 
     /// Ending production against starting production online (one guarded experiment).
@@ -750,7 +960,6 @@ impl Loop {
         start: &ProductionState,
         end: &ProductionState,
         seed: u64,
-        approve: bool,
     ) -> Result<FinalAb> {
         let wt = self.workspace.join(".recloop").join("worktrees");
         let (a, b) = (wt.join("final-start"), wt.join("final-end"));
@@ -760,7 +969,8 @@ impl Loop {
         let settings = recloop_online::ExperimentSettings {
             id: id.clone(),
             seed: seed ^ 0xF1A1,
-            approve,
+            // a report, not a decision: escalations are recorded, nobody is asked
+            approve: false,
             ..Default::default()
         };
         let report = platform
@@ -792,6 +1002,7 @@ impl Loop {
         })
     }
 
+    /// Develop and evaluate one proposal.
     #[allow(clippy::too_many_arguments)]
     fn candidate(
         &self,
@@ -801,8 +1012,9 @@ impl Loop {
         p: &Proposal,
         prod: &ProductionState,
         prod_dir: &Path,
-        seed: u64,
-        approve: bool,
+        cfg: &RunConfig,
+        approvals: &Approvals,
+        tried_diffs: std::collections::BTreeMap<String, String>,
     ) -> Result<CandidateOutcome> {
         let ctx = DevelopCtx {
             manifest: &self.manifest,
@@ -815,6 +1027,7 @@ impl Loop {
             iteration: it,
             base_commit: prod.commit.clone(),
             commit_time: CLOCK_ORIGIN + u64::from(it) * 1000 + k,
+            tried_diffs,
         };
         let dev = develop(&ctx, p)?;
         let verdict = match &dev {
@@ -835,18 +1048,22 @@ impl Loop {
                     production: (&prod.commit, prod_dir),
                     production_metrics: &prod.metrics,
                     candidate_dir: &wt,
-                    seed: seed ^ (u64::from(it) << 8) ^ k,
-                    approve,
+                    seed: cfg.seed ^ (u64::from(it) << 8) ^ k,
+                    approve: cfg.approve,
+                    approvals,
                 };
-                let v = evaluate(&ectx, p, candidate)?;
-                self.repo.drop_worktree(&wt)?;
-                Some(v)
+                let v = evaluate(&ectx, p, candidate);
+                if !matches!(v, Err(AgentError::AwaitingApproval { .. })) {
+                    self.repo.drop_worktree(&wt)?;
+                }
+                Some(v?)
             }
         };
         Ok(CandidateOutcome {
             proposal: p.clone(),
-            develop: dev,
+            develop: Some(dev),
             verdict,
+            error: None,
         })
     }
 
@@ -856,7 +1073,7 @@ impl Loop {
         run_id: &str,
         start: &ProductionState,
         end: &ProductionState,
-        outcome: RunOutcome,
+        outcome: Option<RunOutcome>,
     ) -> Result<RunSummary> {
         let events: Vec<EventRecord> = self
             .events()?
@@ -907,16 +1124,25 @@ impl Loop {
         let tried = history
             .trials
             .iter()
-            .filter(|t| developed.contains(&t.proposal.id) || t.rejected.is_some())
+            .filter(|t| {
+                developed.contains(&t.proposal.id)
+                    || t.rejected.is_some()
+                    || t.error.is_some()
+                    || t.proposal.maturity == Maturity::Backlog
+            })
             .map(|t| Tried {
                 iteration: iteration_of.get(&t.proposal.id).copied().unwrap_or(0),
                 proposal_id: t.proposal.id.clone(),
                 title: t.proposal.title.clone(),
                 validation: t.value,
-                outcome: match (&t.decision, &t.rejected) {
-                    (Some(d), _) => d.to_string(),
-                    (None, Some(r)) => format!("REJECTED: {}", truncate(r, 120)),
-                    (None, None) => "undecided".into(),
+                outcome: match (&t.decision, &t.rejected, &t.error) {
+                    (Some(d), _, _) => d.to_string(),
+                    (None, Some(r), _) => format!("REJECTED: {}", truncate(r, 120)),
+                    (None, None, Some(e)) => format!("ERROR: {}", truncate(e, 120)),
+                    (None, None, None) if t.proposal.maturity == Maturity::Backlog => {
+                        "BACKLOG (recorded, not developed)".into()
+                    }
+                    (None, None, None) => "undecided".into(),
                 },
                 merged: t.merged,
             })
@@ -932,23 +1158,18 @@ impl Loop {
             north_star_effects: north,
             final_ab: None,
             cost_usd: self.brain.spent_usd(),
-            outcome: outcome.as_str().to_string(),
+            outcome: outcome.map_or("waiting_for_approval", RunOutcome::as_str).to_string(),
+            pending_approvals: Vec::new(),
         })
     }
 }
 
 fn cand_value(o: &CandidateOutcome, primary: &str) -> f64 {
     match &o.develop {
-        DevelopResult::Ready { candidate } => {
+        Some(DevelopResult::Ready { candidate }) => {
             candidate.offline.get(primary).copied().unwrap_or(f64::NAN)
         }
-        DevelopResult::Failed { .. } => f64::NAN,
-    }
-}
-
-fn msg_final(bar: &Option<ProgressBar>) {
-    if let Some(b) = bar {
-        b.set_message("final online comparison: ending vs starting production");
+        _ => f64::NAN,
     }
 }
 

@@ -3,6 +3,7 @@
 //! `recloop develop ID`, `recloop evaluate ID`) under the run id `manual`.
 
 use crate::BuiltinBrain;
+use crate::approvals::Approvals;
 use crate::brain::llm::{LlmBrain, Prices};
 use crate::brain::{Brain, BrainstormInput};
 use crate::develop::{DevelopCtx, DevelopResult, develop as develop_one, worktree_dir};
@@ -18,8 +19,18 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// The brain for a workspace: `builtin`, `random`, or `auto` (the LLM brain when `[llm]` is
-/// configured, else built-in).
+/// configured, else built-in), without a spending limit of its own.
 pub fn brain_for(workspace: &Path, choice: &str) -> Result<Arc<dyn Brain>> {
+    brain_with_budget(workspace, choice, None)
+}
+
+/// [`brain_for`] with a dollar budget (`--budget-usd`; the smaller of it and `[llm] budget_usd`
+/// binds). A dollar budget on a model without a known price is refused: it could never bind.
+pub fn brain_with_budget(
+    workspace: &Path,
+    choice: &str,
+    budget_usd: Option<f64>,
+) -> Result<Arc<dyn Brain>> {
     match choice {
         "builtin" => return Ok(Arc::new(BuiltinBrain::tpe())),
         "random" => return Ok(Arc::new(BuiltinBrain::random())),
@@ -41,6 +52,10 @@ pub fn brain_for(workspace: &Path, choice: &str) -> Result<Arc<dyn Brain>> {
         }
         return Ok(Arc::new(BuiltinBrain::tpe()));
     };
+    let budget = match (budget_usd, llm.budget_usd) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     match llm.provider.as_str() {
         "scripted" | "replay" => {
             let file = llm.cassettes.as_ref().ok_or_else(|| AgentError::Invalid {
@@ -49,12 +64,39 @@ pub fn brain_for(workspace: &Path, choice: &str) -> Result<Arc<dyn Brain>> {
             })?;
             let model = recloop_llm::ScriptedModel::from_file(&workspace.join(file))
                 .map_err(|e| AgentError::Llm(e.to_string()))?;
-            Ok(Arc::new(LlmBrain::new(Arc::new(model), Prices::FREE)))
+            Ok(Arc::new(
+                LlmBrain::new(Arc::new(model), Prices::FREE).with_budget(budget),
+            ))
         }
         // Real providers (openai, anthropic, openai-compatible, local) come from the router:
         // fallback chains, retries, circuit breakers, budgets and record/replay cassettes
         // (`RECLOOP_LLM`), all configured by `[llm]`.
         _ => {
+            let prices = llm
+                .prices
+                .get(&llm.model)
+                .map(|p| Prices {
+                    input: p.input_per_mtok,
+                    output: p.output_per_mtok,
+                })
+                .or_else(|| Prices::listed(&llm.model));
+            // a local model costs nothing; any other unpriced model would never reach the budget
+            if let Some(b) = budget
+                && prices.is_none()
+                && llm.provider != "local"
+            {
+                return Err(AgentError::Invalid {
+                    path: "recloop.toml [llm]".into(),
+                    reason: format!(
+                        "a dollar budget (${b:.2}) cannot bind: model {:?} has no known price. \
+                         Price it in recloop.toml:\n[llm.prices.\"{}\"]\n\
+                         input_per_mtok = 0.0   # US dollars per million input tokens\n\
+                         output_per_mtok = 0.0\nor limit tokens instead ([llm] budget_tokens)",
+                        llm.model, llm.model
+                    ),
+                });
+            }
+            let prices = prices.unwrap_or(Prices::FREE);
             let llm_err = |e: recloop_llm::LlmError| AgentError::Llm(e.to_string());
             let router = recloop_llm::LlmRouter::from_workspace(workspace)
                 .map_err(llm_err)?
@@ -63,15 +105,15 @@ pub fn brain_for(workspace: &Path, choice: &str) -> Result<Arc<dyn Brain>> {
                     reason: "[llm] disappeared while loading".into(),
                 })?;
             let model = router.for_role("brainstorm").map_err(llm_err)?;
-            Ok(Arc::new(LlmBrain::new(model, Prices::of(&llm.model))))
+            Ok(Arc::new(LlmBrain::new(model, prices).with_budget(budget)))
         }
     }
 }
 
 /// The online platform of a workspace, when one is available in this build.
 pub fn online_for(workspace: &Path) -> Result<Option<Arc<dyn OnlinePlatform>>> {
-    let _ = Manifest::load(workspace)?;
-    Ok(crate::online::platform_for(workspace))
+    let manifest = Manifest::load(workspace)?;
+    crate::online::platform_for(workspace, &manifest)
 }
 
 /// Create the MovieLens example at `dir` (as `recloop init --example movielens DIR` does) unless a
@@ -168,8 +210,7 @@ pub fn brainstorm(workspace: &Path) -> Result<Vec<Proposal>> {
         id_prefix: &format!("manual-i{it:02}"),
         harness: &l.harness[0],
     })?;
-    let tried = history.tried_specs();
-    crate::admission::record_batch(&rec, it, out, &l.manifest, &tried)
+    crate::admission::record_batch(&rec, it, out, &l.manifest, &history)
 }
 
 /// Develop one journaled proposal from the current production commit.
@@ -188,6 +229,8 @@ pub fn develop(workspace: &Path, id: &str) -> Result<DevelopResult> {
         iteration: it,
         base_commit: base,
         commit_time: 1_800_000_000 + u64::from(it),
+        tried_diffs: History::from_events(&all(&l)?, &l.manifest.metrics.primary.name)
+            .tried_diffs(),
     };
     let r = develop_one(&ctx, &p)?;
     let wt = worktree_dir(&l.repo, &crate::develop::candidate_id(&p));
@@ -195,8 +238,9 @@ pub fn develop(workspace: &Path, id: &str) -> Result<DevelopResult> {
     Ok(r)
 }
 
-/// Evaluate the candidate of one journaled proposal against the current production.
-pub fn evaluate(workspace: &Path, id: &str) -> Result<Verdict> {
+/// Evaluate the candidate of one journaled proposal against the current production; decisions
+/// that need a person are asked through `approvals`.
+pub fn evaluate(workspace: &Path, id: &str, approvals: &Approvals) -> Result<Verdict> {
     let (l, rec) = open(workspace)?;
     let (p, it) = find_proposal(&l, id)?;
     let candidate = all(&l)?
@@ -227,7 +271,7 @@ pub fn evaluate(workspace: &Path, id: &str) -> Result<Verdict> {
     let wt = worktree_dir(&l.repo, &candidate.id);
     l.repo.checkout_detached(&wt, &candidate.commit)?;
     let holdout = SealedHoldout::new(&l.workspace);
-    let online = online_for(workspace)?;
+    let online = l.online.clone();
     let ctx = EvaluateCtx {
         manifest: &l.manifest,
         rec: &rec,
@@ -240,6 +284,7 @@ pub fn evaluate(workspace: &Path, id: &str) -> Result<Verdict> {
         candidate_dir: &wt,
         seed: l.manifest.run.seed,
         approve: false,
+        approvals,
     };
     let v = evaluate_one(&ctx, &p, &candidate)?;
     l.repo.drop_worktree(&wt)?;

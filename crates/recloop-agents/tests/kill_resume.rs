@@ -17,6 +17,7 @@ fn opts() -> RunOptions {
     RunOptions {
         iterations: Some(3),
         seed: Some(11),
+        approvals: common::approving(),
         ..Default::default()
     }
 }

@@ -136,6 +136,7 @@ fn llm_path_end_to_end_on_the_movielens_example() {
         iterations: Some(1),
         brain: Some(brain(turns)),
         online: Some(Arc::new(sim)),
+        approvals: common::approving(),
         ..Default::default()
     };
     let s = run(ws.path(), &opts).unwrap();
@@ -170,6 +171,7 @@ fn rejections_are_recorded_with_reasons() {
     let opts = RunOptions {
         iterations: Some(2),
         brain: Some(brain(turns)),
+        approvals: common::approving(),
         ..Default::default()
     };
     run(ws.path(), &opts).unwrap();
@@ -188,8 +190,21 @@ fn rejections_are_recorded_with_reasons() {
         "{reasons:?}"
     );
     assert!(
-        reasons.iter().any(|r| r.contains("contract")),
-        "{reasons:?}"
+        !reasons.iter().any(|r| r.contains("contract")),
+        "an unusable answer is not a rejected idea: {reasons:?}"
+    );
+    let failures: Vec<String> = ev
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::StageFailed { class, detail, .. } => Some(format!("{}: {detail}", class.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.starts_with("llm_answer") && f.contains("contract")),
+        "{failures:?}"
     );
     assert!(
         reasons.iter().any(|r| r.contains("gate EditablePaths")),
@@ -229,7 +244,8 @@ fn a_command_trying_the_network_fails_its_gate_with_the_reason() {
         ws.path(),
         &RunOptions {
             iterations: Some(1),
-            ..Default::default()
+            approvals: common::approving(),
+        ..Default::default()
         },
     )
     .unwrap();
@@ -316,7 +332,8 @@ fn llm_path_end_to_end_on_the_python_example() {
     let opts = RunOptions {
         iterations: Some(1),
         brain: Some(brain(turns)),
-        online: recloop_agents::online::platform_for(ws.path()),
+        online: recloop_agents::stages::online_for(ws.path()).unwrap(),
+        approvals: common::approving(),
         ..Default::default()
     };
     assert!(opts.online.is_some());

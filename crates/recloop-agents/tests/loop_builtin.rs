@@ -10,6 +10,7 @@ fn builtin_loop_improves_production_and_records_lineage() {
     let ws = common::synthetic_workspace();
     let opts = RunOptions {
         iterations: Some(4),
+        approvals: common::approving(),
         ..Default::default()
     };
     let s = run(ws.path(), &opts).unwrap();
@@ -64,7 +65,8 @@ fn builtin_loop_improves_production_and_records_lineage() {
         ws.path(),
         &RunOptions {
             iterations: Some(1),
-            ..Default::default()
+            approvals: common::approving(),
+        ..Default::default()
         },
     )
     .unwrap();
@@ -77,6 +79,7 @@ fn stopped_run_resumes_to_the_same_journal() {
     let opts = RunOptions {
         iterations: Some(3),
         seed: Some(7),
+        approvals: common::approving(),
         ..Default::default()
     };
     run(a.path(), &opts).unwrap();

@@ -47,6 +47,12 @@ enum Command {
     Develop(commands::run::StageArgs),
     /// Evaluate one candidate (Evaluate stage).
     Evaluate(commands::run::StageArgs),
+    /// Decisions waiting for a person (pending approvals; `--all` for answered ones too).
+    Approvals(commands::approvals::ListArgs),
+    /// Approve a pending decision; `recloop run` then continues.
+    Approve(commands::approvals::AnswerArgs),
+    /// Reject a pending decision (`--why TEXT` required); `recloop run` then continues.
+    Reject(commands::approvals::AnswerArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -58,22 +64,26 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    let unit = |r: anyhow::Result<()>| r.map(|()| std::process::ExitCode::SUCCESS);
     let result = match cli.command {
         Command::Demo(args) => commands::demo::run(args),
-        Command::Init(args) => commands::init::run(args),
-        Command::Data(cmd) => commands::data::run(cmd),
-        Command::Rec(cmd) => commands::rec::run(cmd),
-        Command::Stats(cmd) => commands::stats::run(cmd),
-        Command::Journal(cmd) => commands::journal::run(cmd),
-        Command::Sim(cmd) => commands::sim::run(cmd),
-        Command::Llm(cmd) => commands::llm::run(cmd),
         Command::Run(args) => commands::run::run(args),
-        Command::Brainstorm(args) => commands::run::brainstorm(args),
-        Command::Develop(args) => commands::run::develop(args),
-        Command::Evaluate(args) => commands::run::evaluate(args),
+        Command::Approvals(args) => unit(commands::approvals::list(args)),
+        Command::Approve(args) => unit(commands::approvals::approve(args)),
+        Command::Reject(args) => unit(commands::approvals::reject(args)),
+        Command::Init(args) => unit(commands::init::run(args)),
+        Command::Data(cmd) => unit(commands::data::run(cmd)),
+        Command::Rec(cmd) => unit(commands::rec::run(cmd)),
+        Command::Stats(cmd) => unit(commands::stats::run(cmd)),
+        Command::Journal(cmd) => unit(commands::journal::run(cmd)),
+        Command::Sim(cmd) => unit(commands::sim::run(cmd)),
+        Command::Llm(cmd) => unit(commands::llm::run(cmd)),
+        Command::Brainstorm(args) => unit(commands::run::brainstorm(args)),
+        Command::Develop(args) => unit(commands::run::develop(args)),
+        Command::Evaluate(args) => unit(commands::run::evaluate(args)),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE

@@ -181,20 +181,25 @@ pub struct GateResult {
 /// Dimensions of the code-quality score Q_code.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct CodeQuality {
-    /// Fields or files referenced that do not exist.
+    /// Fields or files referenced that do not exist (unknown keys the schema rejected, files
+    /// the agent claimed to change that are not there).
     pub hallucinated_fields: u32,
     /// Gates that needed a repair.
     pub gate_repairs: u32,
     /// Repair rounds used (≤ 3).
     pub repair_rounds: u32,
-    /// A person had to step in.
+    /// A person had to step in (an approval answered by a person for this candidate).
     pub human_intervention: bool,
-    /// The dry run passed.
+    /// A dry run ran and passed.
     pub dry_run_passed: bool,
+    /// A dry run ran (false when the workspace declares no dry-run command).
+    #[serde(default)]
+    pub dry_run_ran: bool,
 }
 
 impl CodeQuality {
-    /// Q_code in [0, 1]: 1 is a clean first-time implementation.
+    /// Q_code in [0, 1] from measurements only: 1 is a clean first-time implementation. A dry
+    /// run that did not run neither adds nor removes anything; one that ran and failed costs 0.3.
     pub fn score(&self) -> f64 {
         let mut q = 1.0;
         q -= 0.15 * f64::from(self.hallucinated_fields.min(4));
@@ -203,10 +208,104 @@ impl CodeQuality {
         if self.human_intervention {
             q -= 0.2;
         }
-        if !self.dry_run_passed {
+        if self.dry_run_ran && !self.dry_run_passed {
             q -= 0.3;
         }
         q.clamp(0.0, 1.0)
+    }
+}
+
+/// Why a decision waits for a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalKind {
+    /// An offline guardrail is past its attention level (but within its hard level).
+    GuardrailAttention,
+    /// An online guardrail crossed its attention threshold during the ramp.
+    OnlineEscalation,
+    /// `--approve`: every KEEP waits for a person before it is merged.
+    Keep,
+    /// The workspace has no online platform: a KEEP decided offline only needs a person.
+    OfflineOnly,
+    /// A `probe-first` proposal passed its offline probe: may it go online?
+    ProbeFirst,
+}
+
+impl ApprovalKind {
+    /// The snake_case name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalKind::GuardrailAttention => "guardrail_attention",
+            ApprovalKind::OnlineEscalation => "online_escalation",
+            ApprovalKind::Keep => "keep",
+            ApprovalKind::OfflineOnly => "offline_only",
+            ApprovalKind::ProbeFirst => "probe_first",
+        }
+    }
+}
+
+/// Who answered an approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Approver {
+    /// A person, at the terminal of the run, on the CLI or in the dashboard.
+    Person {
+        /// How they answered (`terminal`, `cli`, `dashboard`) and, when known, their user name.
+        via: String,
+    },
+    /// A policy the user configured for unattended runs (no person was asked).
+    Policy {
+        /// The policy, e.g. `--unattended reject`.
+        name: String,
+    },
+}
+
+impl Approver {
+    /// True when a person answered.
+    pub fn is_person(&self) -> bool {
+        matches!(self, Approver::Person { .. })
+    }
+}
+
+impl std::fmt::Display for Approver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Approver::Person { via } => write!(f, "a person ({via})"),
+            Approver::Policy { name } => write!(f, "policy {name} (no person was asked)"),
+        }
+    }
+}
+
+/// A failure of the machinery (not a verdict on the candidate): it is recorded in its own class,
+/// never as a gate failure or a verdict, and never puts a proposal in the avoid set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// The sealed holdout evaluation could not be run.
+    Holdout,
+    /// The offline evaluation of production could not be run.
+    Evaluator,
+    /// The online platform failed.
+    Platform,
+    /// The language-model provider could not be reached or kept failing.
+    LlmTransport,
+    /// The model's answer could not be parsed or broke its contract.
+    LlmAnswer,
+    /// A spending or token budget ran out.
+    Budget,
+}
+
+impl ErrorClass {
+    /// The snake_case name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Holdout => "holdout",
+            ErrorClass::Evaluator => "evaluator",
+            ErrorClass::Platform => "platform",
+            ErrorClass::LlmTransport => "llm_transport",
+            ErrorClass::LlmAnswer => "llm_answer",
+            ErrorClass::Budget => "budget",
+        }
     }
 }
 
@@ -464,8 +563,15 @@ mod tests {
     fn code_quality_is_one_for_clean_work() {
         let q = CodeQuality {
             dry_run_passed: true,
+            dry_run_ran: true,
             ..Default::default()
         };
         assert_eq!(q.score(), 1.0);
+        let failed = CodeQuality {
+            dry_run_ran: true,
+            ..Default::default()
+        };
+        assert!((failed.score() - 0.7).abs() < 1e-12);
+        assert_eq!(CodeQuality::default().score(), 1.0, "no dry run: no penalty");
     }
 }

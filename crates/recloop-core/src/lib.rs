@@ -10,5 +10,10 @@ pub mod metric;
 
 pub use domain::*;
 pub use error::{CoreError, Result};
-pub use manifest::{LlmBudget, LlmSection, Manifest, OnlineSection, ProjectSection};
-pub use metric::{Direction, GuardrailSpec, MetricSpec, MetricValues, MetricsSection};
+pub use manifest::{
+    LlmBudget, LlmSection, Manifest, ModelPrices, OnlineSection, ProjectSection,
+};
+pub use metric::{
+    Direction, GuardrailCheck, GuardrailLevel, GuardrailSpec, MetricSpec, MetricValues,
+    MetricsSection,
+};

@@ -1,7 +1,7 @@
 //! The workspace manifest `recloop.toml`: what recloop may edit, how to evaluate, what to optimise.
 
 use crate::error::{CoreError, Result};
-use crate::metric::MetricsSection;
+use crate::metric::{Direction, MetricsSection};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -86,7 +86,8 @@ fn default_timeout() -> u64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OnlineSection {
-    /// `simulator` or `logs`.
+    /// `simulator`, `logs`, or `none` (no online stage: a KEEP then needs a person's approval
+    /// and its verdict says "offline only").
     #[serde(default = "default_platform")]
     pub platform: String,
     /// Traffic share of the treatment at each ramp step.
@@ -123,6 +124,9 @@ pub struct OnlineSection {
     #[serde(default = "default_layer")]
     pub layer: String,
 }
+
+/// The values `[online] platform` accepts.
+pub const PLATFORMS: [&str; 3] = ["simulator", "logs", "none"];
 
 fn default_platform() -> String {
     "simulator".to_string()
@@ -204,6 +208,21 @@ pub struct LlmSection {
     /// Per-role budgets (`[llm.role_budgets.brainstorm] usd = 2.0`), on top of the run budgets.
     #[serde(default)]
     pub role_budgets: BTreeMap<String, LlmBudget>,
+    /// Prices of models the built-in price table does not list (`[llm.prices."my-model"]
+    /// input_per_mtok = 0.5, output_per_mtok = 1.5`), US dollars per million tokens. A dollar
+    /// budget with an unpriced model is refused.
+    #[serde(default)]
+    pub prices: BTreeMap<String, ModelPrices>,
+}
+
+/// US dollars per million tokens of one model.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelPrices {
+    /// Per million input tokens.
+    pub input_per_mtok: f64,
+    /// Per million output tokens.
+    pub output_per_mtok: f64,
 }
 
 /// Budgets of one agent role in `[llm.role_budgets.<role>]`; absent fields mean unlimited.
@@ -355,25 +374,78 @@ impl Manifest {
             ));
         }
         for (i, g) in self.metrics.guardrails.iter().enumerate() {
-            let field = format!("metrics.guardrails[{i}]");
-            if !(g.attention >= 0.0 && g.hard >= 0.0) {
+            let field = format!("metrics.guardrails[{i}] ({})", g.name);
+            let limits = [
+                ("attention", g.attention),
+                ("hard", g.hard),
+                ("attention_max", g.attention_max),
+                ("max", g.max),
+                ("attention_min", g.attention_min),
+                ("min", g.min),
+            ];
+            if limits.iter().all(|(_, v)| v.is_none()) {
+                return Err(invalid(
+                    &field,
+                    "sets no limit: give relative `attention`/`hard` (0.05 = 5 % worse than \
+                     production) and/or absolute `max` (direction decrease) or `min` (increase)"
+                        .into(),
+                ));
+            }
+            for (key, v) in limits {
+                if v.is_some_and(|v| !v.is_finite()) {
+                    return Err(invalid(&field, format!("`{key}` must be a finite number")));
+                }
+            }
+            if g.attention.is_some_and(|a| a < 0.0) || g.hard.is_some_and(|h| h < 0.0) {
                 return Err(invalid(&field, "thresholds must be non-negative".into()));
             }
-            if g.attention > g.hard {
+            if let (Some(a), Some(h)) = (g.attention, g.hard)
+                && a > h
+            {
                 return Err(invalid(
                     &field,
                     format!(
-                        "attention threshold {} exceeds hard threshold {} for {}",
-                        g.attention, g.hard, g.name
+                        "attention threshold {a} exceeds hard threshold {h} for {}",
+                        g.name
                     ),
+                ));
+            }
+            let wrong_way = match g.direction {
+                Direction::Decrease => g.min.or(g.attention_min).map(|_| "min"),
+                Direction::Increase => g.max.or(g.attention_max).map(|_| "max"),
+            };
+            if let Some(kind) = wrong_way {
+                return Err(invalid(
+                    &field,
+                    format!(
+                        "an absolute `{kind}` limit does not fit direction {:?}: a metric that \
+                         should decrease gets `max`, one that should increase gets `min`",
+                        g.direction
+                    ),
+                ));
+            }
+            if let (Some(a), Some(h)) = (g.attention_max, g.max)
+                && a > h
+            {
+                return Err(invalid(
+                    &field,
+                    format!("attention_max {a} exceeds max {h}"),
+                ));
+            }
+            if let (Some(a), Some(h)) = (g.attention_min, g.min)
+                && a < h
+            {
+                return Err(invalid(
+                    &field,
+                    format!("attention_min {a} is below min {h}"),
                 ));
             }
         }
         let o = &self.online;
-        if o.platform != "simulator" && o.platform != "logs" {
+        if !PLATFORMS.contains(&o.platform.as_str()) {
             return Err(invalid(
                 "online.platform",
-                format!("{:?} is not one of \"simulator\", \"logs\"", o.platform),
+                format!("{:?} is not one of {PLATFORMS:?}", o.platform),
             ));
         }
         if o.ramp.is_empty() {
@@ -540,5 +612,37 @@ alpha = 0.05
             .unwrap_err()
             .to_string();
         assert!(msg.contains("attention threshold"), "{msg}");
+    }
+
+    #[test]
+    fn absolute_guardrail_limits_parse_and_must_fit_the_direction() {
+        let text = EXAMPLE.replace(
+            "attention = 0.05, hard = 0.20",
+            "attention_max = 2.0, max = 5.0",
+        );
+        let m = Manifest::parse(&text, Path::new("recloop.toml")).unwrap();
+        assert_eq!(m.metrics.guardrails[0].max, Some(5.0));
+        assert_eq!(m.metrics.guardrails[0].hard, None);
+        let text = EXAMPLE.replace("attention = 0.05, hard = 0.20", "min = 1.0");
+        let msg = Manifest::parse(&text, Path::new("recloop.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("does not fit direction"), "{msg}");
+        let text = EXAMPLE.replace(", attention = 0.05, hard = 0.20", "");
+        let msg = Manifest::parse(&text, Path::new("recloop.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("sets no limit"), "{msg}");
+    }
+
+    #[test]
+    fn platform_none_is_accepted_and_unknown_platforms_are_named() {
+        let text = EXAMPLE.replace("platform = \"simulator\"", "platform = \"none\"");
+        assert!(Manifest::parse(&text, Path::new("recloop.toml")).is_ok());
+        let text = EXAMPLE.replace("platform = \"simulator\"", "platform = \"optimizely\"");
+        let msg = Manifest::parse(&text, Path::new("recloop.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("optimizely") && msg.contains("none"), "{msg}");
     }
 }

@@ -41,7 +41,11 @@ pub struct MetricSpec {
     pub min_effect: f64,
 }
 
-/// A guardrail: a metric that must not get worse beyond relative thresholds.
+/// A guardrail: a metric that must not get worse. Limits come at two levels: *attention*
+/// (a person decides) and *hard* (blocks). Each level can be relative to production (`attention`,
+/// `hard`: 0.05 = 5 % worse) and/or absolute (`attention_max`/`max` for a metric that should stay
+/// low, such as a latency budget in ms; `attention_min`/`min` for one that should stay high).
+/// At least one limit must be set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GuardrailSpec {
@@ -50,9 +54,170 @@ pub struct GuardrailSpec {
     /// Which way is better.
     pub direction: Direction,
     /// Relative harm that escalates to a person (e.g. 0.05 = 5 % worse).
-    pub attention: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<f64>,
     /// Relative harm that blocks.
-    pub hard: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hard: Option<f64>,
+    /// Absolute value above which a person decides (direction `decrease`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_max: Option<f64>,
+    /// Absolute value above which the candidate is blocked (direction `decrease`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// Absolute value below which a person decides (direction `increase`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_min: Option<f64>,
+    /// Absolute value below which the candidate is blocked (direction `increase`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+}
+
+/// How far past its limits a guardrail is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuardrailLevel {
+    /// Within every limit.
+    Ok,
+    /// Past an attention limit: a person decides.
+    Attention,
+    /// Past a hard limit: blocked.
+    Hard,
+}
+
+/// The plain-code comparison of one guardrail between production and a candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuardrailCheck {
+    /// Guardrail name.
+    pub name: String,
+    /// Production's value.
+    pub production: f64,
+    /// The candidate's value.
+    pub candidate: f64,
+    /// Relative harm (positive = worse; 0 when production is 0 and the candidate is not worse).
+    pub relative_harm: f64,
+    /// The level reached.
+    pub level: GuardrailLevel,
+    /// The limit that set the level, in words (`"hard: at most 25 % worse"`, `"max 5"`); empty
+    /// when within every limit.
+    pub limit: String,
+}
+
+impl std::fmt::Display for GuardrailCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {:.4} -> {:.4} ({:+.1}% harm)",
+            self.name,
+            self.production,
+            self.candidate,
+            self.relative_harm * 100.0
+        )?;
+        if !self.limit.is_empty() {
+            write!(f, ", past {}", self.limit)?;
+        }
+        Ok(())
+    }
+}
+
+impl GuardrailSpec {
+    /// A guardrail with relative limits only.
+    pub fn relative(name: &str, direction: Direction, attention: f64, hard: f64) -> GuardrailSpec {
+        GuardrailSpec {
+            name: name.to_string(),
+            direction,
+            attention: Some(attention),
+            hard: Some(hard),
+            attention_max: None,
+            max: None,
+            attention_min: None,
+            min: None,
+        }
+    }
+
+    /// True when a relative limit is set (what an online test of harm needs).
+    pub fn has_relative_limits(&self) -> bool {
+        self.attention.is_some() || self.hard.is_some()
+    }
+
+    /// Relative (attention, hard) thresholds for online tests: a missing level takes the other's
+    /// value; `None` when the guardrail has only absolute limits.
+    pub fn relative_limits(&self) -> Option<(f64, f64)> {
+        match (self.attention, self.hard) {
+            (Some(a), Some(h)) => Some((a, h)),
+            (Some(a), None) => Some((a, a)),
+            (None, Some(h)) => Some((h, h)),
+            (None, None) => None,
+        }
+    }
+
+    /// Relative harm of `candidate` against `production` (positive = worse).
+    pub fn relative_harm(&self, production: f64, candidate: f64) -> f64 {
+        let worse = -self.direction.sign() * (candidate - production);
+        if production != 0.0 {
+            worse / production.abs()
+        } else if worse > 0.0 {
+            f64::INFINITY
+        } else {
+            0.0
+        }
+    }
+
+    /// Compare `candidate` with `production` against every limit; the highest level reached
+    /// wins. A non-finite value is past the hard level.
+    pub fn check(&self, production: f64, candidate: f64) -> GuardrailCheck {
+        let harm = self.relative_harm(production, candidate);
+        let pct = |x: f64| format!("{:.0}%", x * 100.0);
+        let mut hits: Vec<(GuardrailLevel, String)> = Vec::new();
+        if !candidate.is_finite() || !production.is_finite() {
+            hits.push((GuardrailLevel::Hard, "finite value required".into()));
+        }
+        if let Some(h) = self.hard
+            && harm > h
+        {
+            hits.push((GuardrailLevel::Hard, format!("hard limit: at most {} worse", pct(h))));
+        }
+        if let Some(m) = self.max
+            && candidate > m
+        {
+            hits.push((GuardrailLevel::Hard, format!("hard limit: max {m}")));
+        }
+        if let Some(m) = self.min
+            && candidate < m
+        {
+            hits.push((GuardrailLevel::Hard, format!("hard limit: min {m}")));
+        }
+        if let Some(a) = self.attention
+            && harm > a
+        {
+            hits.push((
+                GuardrailLevel::Attention,
+                format!("attention level: at most {} worse", pct(a)),
+            ));
+        }
+        if let Some(m) = self.attention_max
+            && candidate > m
+        {
+            hits.push((GuardrailLevel::Attention, format!("attention level: max {m}")));
+        }
+        if let Some(m) = self.attention_min
+            && candidate < m
+        {
+            hits.push((GuardrailLevel::Attention, format!("attention level: min {m}")));
+        }
+        let (level, limit) = hits
+            .into_iter()
+            .max_by_key(|(l, _)| *l)
+            .unwrap_or((GuardrailLevel::Ok, String::new()));
+        GuardrailCheck {
+            name: self.name.clone(),
+            production,
+            candidate,
+            relative_harm: harm,
+            level,
+            limit,
+        }
+    }
 }
 
 /// The `[metrics]` section.

@@ -12,7 +12,7 @@
 use crate::artifact::ArtifactHash;
 use chrono::{DateTime, SubsecRound, Utc};
 use recloop_core::{
-    Candidate, CandidateId, ExperimentId, Gate, HarnessSpec, KnowledgeAsset, Lesson, MetricValues,
+    ApprovalKind, Approver, Candidate, ErrorClass, CandidateId, ExperimentId, Gate, HarnessSpec, KnowledgeAsset, Lesson, MetricValues,
     Proposal, ProposalId, RunId, TrajectoryStep, Verdict,
 };
 use serde::{Deserialize, Serialize};
@@ -231,6 +231,49 @@ pub enum Event {
         #[serde(default)]
         approved: Option<bool>,
     },
+    /// A decision waits for a person (answered by `approval_answered`).
+    ApprovalRequested {
+        /// Stable id (`recloop approve ID`).
+        approval_id: String,
+        /// Proposal concerned, if any.
+        #[serde(default)]
+        proposal_id: Option<ProposalId>,
+        /// Why a person is needed.
+        kind: ApprovalKind,
+        /// The question, in one sentence.
+        question: String,
+        /// The evidence shown with the question (metrics, limits, effects).
+        #[serde(default)]
+        evidence: serde_json::Value,
+    },
+    /// An approval was answered.
+    ApprovalAnswered {
+        /// Which approval.
+        approval_id: String,
+        /// Proposal concerned, if any.
+        #[serde(default)]
+        proposal_id: Option<ProposalId>,
+        /// Approved (true) or rejected.
+        approved: bool,
+        /// Who answered.
+        by: Approver,
+        /// The reason given (required for a rejection).
+        #[serde(default)]
+        reason: String,
+    },
+    /// A failure of the machinery (holdout, platform, language model, budget): recorded in its
+    /// own class, never as a gate failure or a verdict.
+    StageFailed {
+        /// Proposal concerned, if any.
+        #[serde(default)]
+        proposal_id: Option<ProposalId>,
+        /// Stage (`develop`, `evaluate/holdout`, `evaluate/online`, ...).
+        stage: String,
+        /// The class of failure.
+        class: ErrorClass,
+        /// What went wrong.
+        detail: String,
+    },
     /// The verdict on an experiment (decided by plain code).
     Verdict {
         /// Proposal tested.
@@ -358,6 +401,9 @@ impl Event {
             Event::HealthHold { .. } => "health_hold",
             Event::Veto { .. } => "veto",
             Event::AttentionEscalation { .. } => "attention_escalation",
+            Event::ApprovalRequested { .. } => "approval_requested",
+            Event::ApprovalAnswered { .. } => "approval_answered",
+            Event::StageFailed { .. } => "stage_failed",
             Event::Verdict { .. } => "verdict",
             Event::MergedIntoProduction { .. } => "merged_into_production",
             Event::KnowledgeAssetWritten { .. } => "knowledge_asset_written",
@@ -391,7 +437,10 @@ impl Event {
             | Event::AttentionEscalation { proposal_id, .. }
             | Event::Verdict { proposal_id, .. }
             | Event::MergedIntoProduction { proposal_id, .. } => Some(proposal_id),
-            Event::TrajectoryStep { proposal_id, .. } => proposal_id.as_deref(),
+            Event::TrajectoryStep { proposal_id, .. }
+            | Event::ApprovalRequested { proposal_id, .. }
+            | Event::ApprovalAnswered { proposal_id, .. }
+            | Event::StageFailed { proposal_id, .. } => proposal_id.as_deref(),
             Event::KnowledgeAssetWritten { asset } => asset.experiment.as_deref(),
             _ => None,
         }

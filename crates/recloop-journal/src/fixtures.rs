@@ -279,6 +279,26 @@ pub fn one_of_each(run: &str) -> Vec<Event> {
             reason: "+6%".into(),
             approved: Some(true),
         },
+        Event::ApprovalRequested {
+            approval_id: "a-p-1-keep".into(),
+            proposal_id: Some("p-1".into()),
+            kind: recloop_core::ApprovalKind::Keep,
+            question: "merge p-1?".into(),
+            evidence: serde_json::json!({"ndcg@10": [0.35, 0.37]}),
+        },
+        Event::ApprovalAnswered {
+            approval_id: "a-p-1-keep".into(),
+            proposal_id: Some("p-1".into()),
+            approved: true,
+            by: recloop_core::Approver::Person { via: "cli".into() },
+            reason: String::new(),
+        },
+        Event::StageFailed {
+            proposal_id: Some("p-0".into()),
+            stage: "evaluate/holdout".into(),
+            class: recloop_core::ErrorClass::Holdout,
+            detail: "holdout command exited with status 1".into(),
+        },
         Event::Veto {
             proposal_id: "p-0".into(),
             experiment_id: "e-0".into(),

@@ -583,7 +583,27 @@ pub(crate) fn project(rec: &EventRecord) -> Vec<ViewOp> {
                 .set("cost_usd", Val::real(step.cost_usd))
                 .set("duration_ms", int(step.duration_ms)),
         ],
-        Event::Note { .. } => Vec::new(),
+        Event::ApprovalRequested {
+            proposal_id: Some(pid),
+            ..
+        } => vec![experiment(pid, seq).set("status", Val::text("awaiting_approval"))],
+        Event::StageFailed {
+            proposal_id: Some(pid),
+            stage,
+            class,
+            detail,
+        } => vec![
+            experiment(pid, seq)
+                .set("status", Val::text("error"))
+                .set(
+                    "reason",
+                    Val::text(format!("{} failure in {stage}: {detail}", class.as_str())),
+                ),
+        ],
+        Event::ApprovalRequested { .. }
+        | Event::ApprovalAnswered { .. }
+        | Event::StageFailed { .. }
+        | Event::Note { .. } => Vec::new(),
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::adapter::{Adapter, DayReport};
 use crate::analysis::{Comparison, stats_error};
 use crate::error::{OnlineError, Result};
-use crate::verdict::{ResolvedMetrics, decide};
+use crate::verdict::{OnlineGuardrail, ResolvedMetrics, decide};
 use recloop_core::{Decision, Direction, GuardrailSpec, Manifest, MetricSpec, Verdict};
 use recloop_stats::{srm_chi2, srm_sequential};
 use serde::{Deserialize, Serialize};
@@ -276,18 +276,30 @@ pub fn resolve_metrics(
             caveats.push(format!("success metric `{}` not observed online", s.name));
         }
     }
-    let mut guardrails: Vec<GuardrailSpec> = Vec::new();
+    let mut guardrails: Vec<OnlineGuardrail> = Vec::new();
     for g in m.guardrails.iter().chain(settings.online_guardrails.iter()) {
         if guardrails.iter().any(|x| x.name == g.name) {
             continue;
         }
+        let Some((attention, hard)) = g.relative_limits() else {
+            caveats.push(format!(
+                "guardrail `{}` has only absolute limits: checked offline, not online",
+                g.name
+            ));
+            continue;
+        };
         if observed(&g.name) {
-            guardrails.push(g.clone());
+            guardrails.push(OnlineGuardrail {
+                name: g.name.clone(),
+                direction: g.direction,
+                attention,
+                hard,
+            });
         } else if settings.strict_metrics {
             return Err(missing(&g.name, "guardrail"));
         } else {
             caveats.push(format!(
-                "guardrail `{}` not observed online (checked by the offline cascade only)",
+                "guardrail `{}` not observed online (compared offline only)",
                 g.name
             ));
         }
@@ -532,9 +544,9 @@ pub fn run_with_adapter(
                         harm * 100.0,
                         share * 100.0,
                         if settings.approve {
-                            " (asked a person)"
+                            " (escalated for approval: approved, see the approval record)"
                         } else {
-                            " (recorded)"
+                            " (recorded; nobody was asked)"
                         }
                     ));
                     if settings.approve && ack == Ack::Reject {

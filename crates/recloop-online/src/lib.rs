@@ -28,4 +28,4 @@ pub use logs_adapter::{LogsAdapter, sim_log_metrics};
 pub use sim_adapter::{
     ExperimentConfig, SIM_METRICS, SimAdapter, default_sim_guardrails, run_experiment,
 };
-pub use verdict::{ResolvedMetrics, decide};
+pub use verdict::{OnlineGuardrail, ResolvedMetrics, decide};

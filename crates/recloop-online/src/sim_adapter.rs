@@ -30,18 +30,8 @@ pub const SIM_METRICS: [&str; 9] = [
 /// anti-conservative in A/A calibration (6 % false vetoes over 100 runs).
 pub fn default_sim_guardrails() -> Vec<GuardrailSpec> {
     vec![
-        GuardrailSpec {
-            name: "watch_time_per_user".into(),
-            direction: Direction::Increase,
-            attention: 0.02,
-            hard: 0.05,
-        },
-        GuardrailSpec {
-            name: "hide_rate".into(),
-            direction: Direction::Decrease,
-            attention: 0.05,
-            hard: 0.15,
-        },
+        GuardrailSpec::relative("watch_time_per_user", Direction::Increase, 0.02, 0.05),
+        GuardrailSpec::relative("hide_rate", Direction::Decrease, 0.05, 0.15),
     ]
 }
 

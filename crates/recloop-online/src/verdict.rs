@@ -4,8 +4,23 @@ use crate::adapter::DayReport;
 use crate::analysis::{Comparison, Interval, stats_error};
 use crate::error::Result;
 use crate::experiment::{comparison, relative_harm};
-use recloop_core::{Decision, GuardrailSpec, GuardrailStatus, MetricEffect, MetricSpec, Verdict};
+use recloop_core::{
+    Decision, Direction, GuardrailStatus, MetricEffect, MetricSpec, Verdict,
+};
 use std::collections::BTreeMap;
+
+/// A guardrail as the online tests use it: relative thresholds of harm against control.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnlineGuardrail {
+    /// Metric name.
+    pub name: String,
+    /// Which way is better.
+    pub direction: Direction,
+    /// Relative harm that escalates to a person.
+    pub attention: f64,
+    /// Relative harm that blocks (and the non-inferiority margin).
+    pub hard: f64,
+}
 
 /// The metrics an experiment uses, resolved against what the adapter observes.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,7 +30,7 @@ pub struct ResolvedMetrics {
     /// Other success metrics (Holm-corrected together with the primary).
     pub secondary: Vec<MetricSpec>,
     /// Guardrails checked online.
-    pub guardrails: Vec<GuardrailSpec>,
+    pub guardrails: Vec<OnlineGuardrail>,
     /// Composite exchange weights (metric → weight on its relative effect).
     pub exchange: BTreeMap<String, f64>,
     /// Notes from resolution (metrics not observed, substitutions).

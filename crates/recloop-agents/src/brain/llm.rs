@@ -2,11 +2,11 @@
 //! `recloop-llm`'s [`ChatModel`], answers validated against the harness contract. A failing answer
 //! becomes a rejected proposal (Brainstorm) or a failed change (Develop) with the reason recorded.
 
-use super::{Brain, BrainstormInput, BrainstormOutput, DevelopInput, DevelopOutput, Rejection};
+use super::{Brain, BrainstormInput, BrainstormOutput, DevelopInput, DevelopOutput};
 use crate::error::{AgentError, Result};
 use crate::tools::Tools;
 use recloop_core::{
-    Direction, EvidenceItem, EvidenceSource, Maturity, Proposal, ProposalKind, ScoreParts,
+    Direction, ErrorClass, EvidenceItem, EvidenceSource, Maturity, Proposal, ProposalKind, ScoreParts,
     ScoreWeights, TrajectoryStep,
 };
 use recloop_llm::{ChatModel, ChatRequest, Message, ToolDefinition};
@@ -33,7 +33,12 @@ impl Prices {
 
     /// recloop-llm's price table for `model` ([`Prices::FREE`] when it is not listed).
     pub fn of(model: &str) -> Prices {
-        recloop_llm::price_of(model).map_or(Prices::FREE, |p| Prices {
+        Prices::listed(model).unwrap_or(Prices::FREE)
+    }
+
+    /// recloop-llm's price table for `model`, None when it is not listed.
+    pub fn listed(model: &str) -> Option<Prices> {
+        recloop_llm::price_of(model).map(|p| Prices {
             input: p.input_per_mtok,
             output: p.output_per_mtok,
         })
@@ -47,6 +52,8 @@ pub struct LlmBrain {
     spent: Mutex<(f64, u64, u64)>,
     /// Maximum model turns per agent step (tool calls included).
     pub max_turns: usize,
+    /// Spending limit in US dollars over this brain's calls (checked before every call).
+    pub budget_usd: Option<f64>,
 }
 
 impl LlmBrain {
@@ -57,6 +64,26 @@ impl LlmBrain {
             prices,
             spent: Mutex::new((0.0, 0, 0)),
             max_turns: 12,
+            budget_usd: None,
+        }
+    }
+
+    /// The same brain with a spending limit.
+    pub fn with_budget(mut self, budget_usd: Option<f64>) -> LlmBrain {
+        self.budget_usd = budget_usd;
+        self
+    }
+
+    /// The error class of a failed model call: budgets end the run, everything else is a
+    /// transport failure of this candidate (the router already retried and fell back).
+    fn call_error(agent: &str, e: recloop_llm::LlmError) -> AgentError {
+        if e.is_budget() {
+            AgentError::Budget(format!("{agent}: {e}"))
+        } else {
+            AgentError::Stage {
+                class: ErrorClass::LlmTransport,
+                detail: format!("{agent}: {e}"),
+            }
         }
     }
 
@@ -96,12 +123,20 @@ impl LlmBrain {
             duration_ms: 0,
         };
         for _ in 0..self.max_turns {
+            if let Some(limit) = self.budget_usd {
+                let spent = self.spent_usd();
+                if spent >= limit {
+                    return Err(AgentError::Budget(format!(
+                        "{agent}: ${spent:.4} spent of the ${limit:.4} budget"
+                    )));
+                }
+            }
             let mut req = ChatRequest::new(messages.clone());
             req.tools = tools.clone();
             let resp = self
                 .model
                 .chat(&req)
-                .map_err(|e| AgentError::Llm(e.to_string()))?;
+                .map_err(|e| Self::call_error(agent, e))?;
             let (i, o, usd) = self.account(&resp);
             step.tokens_in += i;
             step.tokens_out += o;
@@ -126,10 +161,10 @@ impl LlmBrain {
                 });
             }
         }
-        Err(AgentError::Llm(format!(
-            "{agent}: no final answer after {} turns",
-            self.max_turns
-        )))
+        Err(AgentError::Stage {
+            class: ErrorClass::LlmAnswer,
+            detail: format!("{agent}: no final answer after {} turns", self.max_turns),
+        })
     }
 }
 
@@ -266,13 +301,6 @@ pub fn proposal_from_json(v: &Value, id: String) -> Proposal {
     }
 }
 
-fn invalid_proposal(id: String, reason: &str) -> Proposal {
-    proposal_from_json(
-        &serde_json::json!({"title": "unusable model answer", "hypothesis": reason, "maturity": "backlog"}),
-        id,
-    )
-}
-
 impl Brain for LlmBrain {
     fn name(&self) -> String {
         format!("llm:{}", self.model.name())
@@ -339,31 +367,17 @@ impl Brain for LlmBrain {
             files.call(name, args)
         })?;
         let prefix = input.id_prefix;
-        let answer = match recloop_llm::parse_json_lenient(&text) {
-            Ok(v) => v,
-            Err(e) => {
-                let reason = format!("the answer is not JSON: {e}");
-                return Ok(BrainstormOutput {
-                    proposals: vec![],
-                    rejected: vec![Rejection {
-                        proposal: invalid_proposal(format!("{prefix}-invalid"), &reason),
-                        reason,
-                    }],
-                    trajectory,
-                });
-            }
+        // An unusable answer is a failure of the model (recorded as `stage_failed`), not a
+        // rejected idea: nothing enters the avoid set.
+        let unusable = |detail: String| AgentError::Stage {
+            class: ErrorClass::LlmAnswer,
+            detail,
         };
-        if let Err(e) = input.harness.validate_answer(&answer) {
-            let reason = format!("the answer fails the brainstorm contract: {e}");
-            return Ok(BrainstormOutput {
-                proposals: vec![],
-                rejected: vec![Rejection {
-                    proposal: invalid_proposal(format!("{prefix}-invalid"), &reason),
-                    reason,
-                }],
-                trajectory,
-            });
-        }
+        let answer = recloop_llm::parse_json_lenient(&text)
+            .map_err(|e| unusable(format!("brainstorm answer is not JSON: {e}")))?;
+        input.harness.validate_answer(&answer).map_err(|e| {
+            unusable(format!("brainstorm answer fails the brainstorm contract: {e}"))
+        })?;
         let mut proposals: Vec<Proposal> = answer
             .get("proposals")
             .and_then(|p| p.as_array())
@@ -396,12 +410,16 @@ impl Brain for LlmBrain {
         let t = input.tools;
         let (text, trajectory) =
             self.converse("develop", messages, tools, &|name, args| t.call(name, args))?;
+        let unusable = |detail: String| AgentError::Stage {
+            class: ErrorClass::LlmAnswer,
+            detail,
+        };
         let answer = recloop_llm::parse_json_lenient(&text)
-            .map_err(|e| AgentError::Llm(format!("develop answer is not JSON: {e}")))?;
+            .map_err(|e| unusable(format!("develop answer is not JSON: {e}")))?;
         input
             .harness
             .validate_answer(&answer)
-            .map_err(|e| AgentError::Llm(format!("develop answer fails its contract: {e}")))?;
+            .map_err(|e| unusable(format!("develop answer fails its contract: {e}")))?;
         let files_changed = strs_of(&answer, "files_changed");
         let hallucinated = files_changed
             .iter()

@@ -12,6 +12,16 @@ pub fn synthetic_workspace() -> tempfile::TempDir {
     dir
 }
 
+/// Approvals answered by a script that approves everything (recorded as a policy, not a
+/// person): the synthetic test workspaces decide offline (`[online] platform = "none"`), so
+/// every KEEP asks.
+pub fn approving() -> recloop_agents::approvals::Approvals {
+    recloop_agents::approvals::Approvals {
+        prompter: Some(recloop_agents::approvals::ScriptedPrompter::approve_all()),
+        unattended: recloop_agents::approvals::Unattended::Wait,
+    }
+}
+
 /// The journal of a workspace.
 pub fn journal(ws: &Path) -> Journal {
     Journal::for_workspace(ws, None).unwrap()

@@ -14,10 +14,14 @@ pub struct Args {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// When nobody is at the terminal to answer an approval: `wait` stops at it, `reject`
+    /// declines it (recorded as declined by policy; no person was asked).
+    #[arg(long, value_enum, default_value_t = super::approvals::UnattendedArg::Wait)]
+    pub unattended: super::approvals::UnattendedArg,
 }
 
 /// Run the main job.
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
     let started = std::time::Instant::now();
     let created = recloop_agents::stages::ensure_example(&args.dir)?;
     if created {
@@ -26,15 +30,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.dir.display()
         );
     }
-    let mut opts = recloop_agents::orchestrator::RunOptions {
+    let opts = recloop_agents::orchestrator::RunOptions {
         iterations: Some(args.iterations),
         progress: !args.json,
+        brain: Some(recloop_agents::stages::brain_for(&args.dir, "builtin")?),
+        approvals: super::run::approvals(args.unattended),
         ..Default::default()
     };
-    opts.brain = Some(recloop_agents::stages::brain_for(&args.dir, "builtin")?);
-    opts.online = recloop_agents::stages::online_for(&args.dir)?;
     let summary = recloop_agents::orchestrator::run(&args.dir, &opts)?;
-    super::run::print_summary(&summary, args.json)?;
+    let status = super::run::print_summary(&summary, args.json, &args.dir)?;
     if !args.json {
         println!(
             "wall time {:.0} s; every experiment and its lineage: recloop journal list --workspace {}",
@@ -42,5 +46,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.dir.display()
         );
     }
-    Ok(())
+    Ok(status)
 }

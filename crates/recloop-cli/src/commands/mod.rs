@@ -1,5 +1,6 @@
 //! One module per command group; each owns its clap arguments and its output format.
 
+pub mod approvals;
 pub mod data;
 pub mod demo;
 pub mod init;

@@ -1,8 +1,11 @@
 //! `recloop run`, `recloop brainstorm`, `recloop develop ID`, `recloop evaluate ID`.
 
+use super::approvals::{TerminalPrompter, UnattendedArg};
+use recloop_agents::approvals::Approvals;
 use recloop_agents::orchestrator::{RunOptions, RunSummary};
 use recloop_agents::stages;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// Arguments of `recloop run`.
 #[derive(clap::Args)]
@@ -19,9 +22,15 @@ pub struct RunArgs {
     /// Spending limit in US dollars for language-model calls.
     #[arg(long)]
     pub budget_usd: Option<f64>,
-    /// Wait for a person's approval when a guardrail crosses its attention threshold.
+    /// Every KEEP waits for a person's approval before it is merged (attention-level guardrails,
+    /// offline-only KEEPs and probe-first proposals always do).
     #[arg(long)]
     pub approve: bool,
+    /// When nobody is at the terminal to answer an approval: `wait` stops the run at it
+    /// (answer with `recloop approve ID` / `recloop reject ID --why TEXT`, then `recloop run`
+    /// continues), `reject` declines it (recorded as declined by policy).
+    #[arg(long, value_enum, default_value_t = UnattendedArg::Wait)]
+    pub unattended: UnattendedArg,
     /// Seed (default: `[run] seed` of the manifest).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -46,39 +55,73 @@ pub struct StageArgs {
     pub json: bool,
 }
 
+/// Exit status of `recloop run` and `recloop demo` when the run ran out of budget (the summary
+/// is printed and `run_finished` records `budget_exhausted`).
+pub const EXIT_BUDGET_EXHAUSTED: u8 = 3;
+/// Exit status when the run stopped at a decision that waits for a person.
+pub const EXIT_WAITING_FOR_APPROVAL: u8 = 4;
+
+/// The approvals of a run: the person at this terminal when there is one, then the policy.
+pub fn approvals(unattended: UnattendedArg) -> Approvals {
+    Approvals {
+        prompter: TerminalPrompter::if_interactive(),
+        unattended: unattended.into(),
+    }
+}
+
 /// Build the run options from the arguments.
 pub fn options(args: &RunArgs, progress: bool) -> anyhow::Result<RunOptions> {
-    let brain = stages::brain_for(&args.workspace, &args.brain)?;
-    let online = stages::online_for(&args.workspace)?;
+    let brain = stages::brain_with_budget(&args.workspace, &args.brain, args.budget_usd)?;
     Ok(RunOptions {
         iterations: args.iterations,
         workers: args.workers,
         budget_usd: args.budget_usd,
         approve: args.approve,
+        approvals: approvals(args.unattended),
         seed: args.seed,
         progress,
         brain: Some(brain),
-        online,
+        online: None,
         evaluator: None,
         stop_after_steps: None,
     })
 }
 
-/// Print a summary.
-pub fn print_summary(s: &RunSummary, json: bool) -> anyhow::Result<()> {
+/// Print a summary (and, for a run that stopped early, what to do next); returns the exit
+/// status: 0 completed, [`EXIT_BUDGET_EXHAUSTED`], [`EXIT_WAITING_FOR_APPROVAL`].
+pub fn print_summary(
+    s: &RunSummary,
+    json: bool,
+    workspace: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(s)?);
     } else {
         println!("{s}");
     }
-    Ok(())
+    Ok(match s.outcome.as_str() {
+        "budget_exhausted" => {
+            eprintln!("the run's budget is exhausted (exit status {EXIT_BUDGET_EXHAUSTED})");
+            ExitCode::from(EXIT_BUDGET_EXHAUSTED)
+        }
+        "waiting_for_approval" => {
+            let ws = workspace.display();
+            eprintln!(
+                "the run stopped at a decision that needs a person (exit status {EXIT_WAITING_FOR_APPROVAL}):\n  \
+                 recloop approvals --workspace {ws}\n  recloop approve ID --workspace {ws}   or   \
+                 recloop reject ID --why TEXT --workspace {ws}\nthen `recloop run --workspace {ws}` continues it"
+            );
+            ExitCode::from(EXIT_WAITING_FOR_APPROVAL)
+        }
+        _ => ExitCode::SUCCESS,
+    })
 }
 
 /// Run the loop.
-pub fn run(args: RunArgs) -> anyhow::Result<()> {
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let opts = options(&args, !args.json)?;
     let summary = recloop_agents::orchestrator::run(&args.workspace, &opts)?;
-    print_summary(&summary, args.json)
+    print_summary(&summary, args.json, &args.workspace)
 }
 
 /// Run Brainstorm only.
@@ -109,7 +152,7 @@ pub fn evaluate(args: StageArgs) -> anyhow::Result<()> {
     let id = args
         .id
         .ok_or_else(|| anyhow::anyhow!("give the proposal id: recloop evaluate ID"))?;
-    let v = stages::evaluate(&args.workspace, &id)?;
+    let v = stages::evaluate(&args.workspace, &id, &approvals(UnattendedArg::Wait))?;
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }
