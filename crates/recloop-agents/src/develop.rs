@@ -296,8 +296,12 @@ pub fn develop(ctx: &DevelopCtx<'_>, proposal: &Proposal) -> Result<DevelopResul
         None,
     )?;
     let tools = Tools::new(&wt, ctx.manifest, ctx.sandbox.clone());
-    let repairable = !matches!(ctx.brain.name().as_str(), "builtin" | "random");
-    let max_rounds = if repairable { MAX_REPAIR_ROUNDS } else { 0 };
+    // typed edits are not repaired: a failed gate rejects the mutation
+    let max_rounds = if ctx.brain.writes_code() {
+        MAX_REPAIR_ROUNDS
+    } else {
+        0
+    };
     let mut quality = CodeQuality::default();
     let mut repair: Option<String> = None;
     let mut last_gates = Vec::new();

@@ -409,6 +409,8 @@ impl Loop {
         ];
         let journal =
             Journal::for_workspace(&root, None).map_err(|e| AgentError::Journal(e.to_string()))?;
+        // data first: sandboxed commands have no network
+        crate::stages::ensure_data(&root)?;
         let sandbox = match Sandbox::new(&manifest, &root.join(".recloop")) {
             Ok(s) => Some(s),
             Err(e) if opts.evaluator.is_some() => {
@@ -1029,7 +1031,21 @@ impl Loop {
             commit_time: CLOCK_ORIGIN + u64::from(it) * 1000 + k,
             tried_diffs,
         };
-        let dev = develop(&ctx, p)?;
+        // A candidate developed before a stop (kill, or waiting for an approval) is reused as
+        // recorded: what a person approved is what gets evaluated and merged.
+        let ready_key = rec.key(it, &format!("develop/{}/ready", p.id));
+        let recorded = match self.journal.find_by_key(&ready_key) {
+            Ok(Some(EventRecord {
+                event: Event::CandidateReady { candidate },
+                ..
+            })) => Some(DevelopResult::Ready { candidate }),
+            Ok(_) => None,
+            Err(e) => return Err(AgentError::Journal(e.to_string())),
+        };
+        let dev = match recorded {
+            Some(d) => d,
+            None => develop(&ctx, p)?,
+        };
         let verdict = match &dev {
             DevelopResult::Failed { .. } => None,
             DevelopResult::Ready { candidate } => {

@@ -132,6 +132,16 @@ pub fn ensure_example(dir: &Path) -> Result<bool> {
         })?;
         true
     };
+    ensure_data(dir)?;
+    Ok(created)
+}
+
+/// Fetch the dataset a built-in pipeline workspace evaluates on (`eval/eval.toml`), so that no
+/// sandboxed command needs the network; nothing to do for other workspaces.
+pub fn ensure_data(dir: &Path) -> Result<()> {
+    if !dir.join("eval").join("eval.toml").exists() {
+        return Ok(());
+    }
     let config = recloop_rec::pipeline::EvalConfig::load_workspace(dir).map_err(|e| {
         AgentError::Invalid {
             path: dir.display().to_string(),
@@ -152,7 +162,7 @@ pub fn ensure_example(dir: &Path) -> Result<bool> {
             reason: e.to_string(),
         })?;
     }
-    Ok(created)
+    Ok(())
 }
 
 fn open(workspace: &Path) -> Result<(Loop, Recorder)> {

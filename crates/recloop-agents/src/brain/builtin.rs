@@ -237,6 +237,10 @@ impl BuiltinBrain {
 }
 
 impl Brain for BuiltinBrain {
+    fn writes_code(&self) -> bool {
+        false
+    }
+
     fn name(&self) -> String {
         match self.search {
             Search::Tpe => "builtin".into(),

@@ -95,4 +95,11 @@ pub trait Brain: Send + Sync {
     fn spent_usd(&self) -> f64 {
         0.0
     }
+    /// True when this brain writes arbitrary changes (code an LLM wrote), which the workspace's
+    /// commands then run: those commands must be confined, and failed gates get repair rounds.
+    /// False for typed edits of declared parameters (the built-in brain), whose commands run
+    /// only the workspace's own code.
+    fn writes_code(&self) -> bool {
+        true
+    }
 }

@@ -22,6 +22,33 @@ pub fn approving() -> recloop_agents::approvals::Approvals {
     }
 }
 
+/// Whether a test may run: `true` when `available`; otherwise the test is skipped with a message
+/// saying what is missing and how to enable it — except under CI (`CI` set), where a missing
+/// requirement fails the test.
+pub fn require(available: bool, what: &str, how: &str) -> bool {
+    if available {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("CI requires {what}: {how}");
+    }
+    eprintln!("SKIPPED: this test needs {what}; {how} (under CI, with `CI` set, it fails instead)");
+    false
+}
+
+/// True when commands can run confined (bubblewrap, or the built-in namespace sandbox).
+pub fn sandbox_available() -> bool {
+    recloop_agents::sandbox::which("bwrap").is_some()
+}
+
+/// True when `python3 -c "import numpy"` works.
+pub fn numpy_available() -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", "import numpy"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// The journal of a workspace.
 pub fn journal(ws: &Path) -> Journal {
     Journal::for_workspace(ws, None).unwrap()

@@ -14,9 +14,13 @@ pub struct Args {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
-    /// When nobody is at the terminal to answer an approval: `wait` stops at it, `reject`
-    /// declines it (recorded as declined by policy; no person was asked).
-    #[arg(long, value_enum, default_value_t = super::approvals::UnattendedArg::Wait)]
+    /// Ask the person at this terminal when a decision needs one (by default the demo runs
+    /// unattended: such decisions are declined by policy, recorded as "no person was asked").
+    #[arg(long)]
+    pub ask: bool,
+    /// When nobody answers an approval: `reject` declines it (the demo's default), `wait` stops
+    /// the run at it (`recloop approve ID`, then `recloop run` continues).
+    #[arg(long, value_enum, default_value_t = super::approvals::UnattendedArg::Reject)]
     pub unattended: super::approvals::UnattendedArg,
 }
 
@@ -34,7 +38,14 @@ pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
         iterations: Some(args.iterations),
         progress: !args.json,
         brain: Some(recloop_agents::stages::brain_for(&args.dir, "builtin")?),
-        approvals: super::run::approvals(args.unattended),
+        approvals: recloop_agents::approvals::Approvals {
+            prompter: if args.ask {
+                super::approvals::TerminalPrompter::if_interactive()
+            } else {
+                None
+            },
+            unattended: args.unattended.into(),
+        },
         ..Default::default()
     };
     let summary = recloop_agents::orchestrator::run(&args.dir, &opts)?;
