@@ -20,13 +20,15 @@ pub fn render(h: &History, manifest: &Manifest, production: &MetricValues) -> St
     for t in measured.iter().take(15) {
         let v = t.value.unwrap_or(f64::NAN);
         out.push_str(&format!(
-            "- {} [{}] {}: {:+.4} {}\n",
+            "- {} [{}] {}: {:+.4} {}{}\n",
             t.proposal.id,
             t.proposal.lever,
             t.proposal.title,
             v - base,
             t.decision
-                .map_or("undecided".to_string(), |d| d.to_string())
+                .map_or("undecided".to_string(), |d| d.to_string()),
+            t.quality
+                .map_or(String::new(), |q| format!(" (Q_code {q:.2})"))
         ));
     }
     out.push_str("\n## Rejected and failed (avoid set)\n");
@@ -38,6 +40,18 @@ pub fn render(h: &History, manifest: &Manifest, production: &MetricValues) -> St
             t.proposal.title,
             t.rejected.clone().unwrap_or_else(|| "DISCARD".into())
         ));
+    }
+    let errors: Vec<_> = h.trials.iter().filter(|t| t.error.is_some()).collect();
+    if !errors.is_empty() {
+        out.push_str("\n## Not judged: the machinery failed (not in the avoid set)\n");
+        for t in errors.iter().rev().take(5) {
+            out.push_str(&format!(
+                "- {} {}: {}\n",
+                t.proposal.id,
+                t.proposal.title,
+                t.error.clone().unwrap_or_default()
+            ));
+        }
     }
     out.push_str("\n## Lessons\n");
     for l in h

@@ -23,6 +23,7 @@ pub mod harness;
 pub mod history;
 pub mod online;
 pub mod orchestrator;
+pub mod quality;
 pub mod record;
 pub mod sandbox;
 pub mod space;

@@ -330,6 +330,14 @@ impl Brain for BuiltinBrain {
                 });
             }
             let (risks, risk) = risks_of(&c.mutation);
+            // Q_code of earlier candidates on this lever: levers whose candidates needed
+            // repairs or a person's help are less feasible
+            let qualities: Vec<f64> = same_lever.iter().filter_map(|t| t.quality).collect();
+            let past_quality = if qualities.is_empty() {
+                1.0
+            } else {
+                qualities.iter().sum::<f64>() / qualities.len() as f64
+            };
             let parts = ScoreParts {
                 objective: c.objective.clamp(0.0, 1.0),
                 business: if c.mutation.stage() == "rerank" {
@@ -337,14 +345,15 @@ impl Brain for BuiltinBrain {
                 } else {
                     0.5
                 },
-                feasibility: match &c.mutation {
-                    Mutation::SwitchModel { kind, .. } | Mutation::AddModel { kind, .. }
-                        if kind == "bpr" || kind == "ials" =>
-                    {
-                        0.7
-                    }
-                    _ => 0.9,
-                },
+                feasibility: past_quality
+                    * match &c.mutation {
+                        Mutation::SwitchModel { kind, .. } | Mutation::AddModel { kind, .. }
+                            if kind == "bpr" || kind == "ials" =>
+                        {
+                            0.7
+                        }
+                        _ => 0.9,
+                    },
                 handoff: 1.0,
                 evidence: (evidence.len() as f64 / 4.0).min(1.0),
                 risk,

@@ -262,6 +262,9 @@ pub fn run_to(cmd: Command, out: &mut dyn Write) -> anyhow::Result<()> {
                 if !e.offline_metrics.is_empty() {
                     writeln!(out, "  offline: {:?}", e.offline_metrics)?;
                 }
+                if let Some(q) = recloop_agents::quality::of_experiment(&lineage) {
+                    writeln!(out, "  Q_code: {q}")?;
+                }
                 writeln!(out, "  lineage:")?;
                 for ev in lineage {
                     writeln!(out, "    #{:<6} {}", ev.seq, ev.event.type_name())?;
