@@ -37,12 +37,21 @@ fn canonical_json(v: &serde_json::Value) -> String {
             keys.sort();
             let body: Vec<String> = keys
                 .into_iter()
-                .map(|k| format!("{}:{}", serde_json::Value::from(k.as_str()), canonical_json(&map[k])))
+                .map(|k| {
+                    format!(
+                        "{}:{}",
+                        serde_json::Value::from(k.as_str()),
+                        canonical_json(&map[k])
+                    )
+                })
                 .collect();
             format!("{{{}}}", body.join(","))
         }
         serde_json::Value::Array(a) => {
-            format!("[{}]", a.iter().map(canonical_json).collect::<Vec<_>>().join(","))
+            format!(
+                "[{}]",
+                a.iter().map(canonical_json).collect::<Vec<_>>().join(",")
+            )
         }
         serde_json::Value::String(s) => serde_json::Value::from(s.trim()).to_string(),
         other => other.to_string(),
@@ -119,7 +128,9 @@ pub fn check(p: &Proposal, manifest: &Manifest, history: &History) -> Result<(),
         .filter(|t| t.proposal.id != p.id && counts(t))
         .collect();
     if let Some(h) = change_hash(p)
-        && let Some(t) = past.iter().find(|t| change_hash(&t.proposal).as_ref() == Some(&h))
+        && let Some(t) = past
+            .iter()
+            .find(|t| change_hash(&t.proposal).as_ref() == Some(&h))
     {
         return Err(format!(
             "duplicate: the same change as {} (\"{}\"){}",
@@ -208,7 +219,10 @@ pub fn record_batch(
             .iter()
             .find(|a| change_hash(a).is_some() && change_hash(a) == change_hash(&p));
         let verdict = match in_batch {
-            Some(a) => Err(format!("duplicate: the same change as {} in this batch", a.id)),
+            Some(a) => Err(format!(
+                "duplicate: the same change as {} in this batch",
+                a.id
+            )),
             None => check(&p, manifest, history),
         };
         match verdict {
@@ -229,4 +243,142 @@ pub fn record_batch(
         }
     }
     Ok(admitted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Trial;
+    use recloop_core::Decision;
+    use recloop_journal::fixtures;
+    use std::path::Path;
+
+    fn manifest() -> Manifest {
+        let text = "[project]\nname='t'\neditable=['pipeline.toml']\nprotected=['recloop.toml']\n\
+                    [metrics]\nprimary={name='ndcg@10',direction='increase'}\n";
+        Manifest::parse(text, Path::new("recloop.toml")).unwrap()
+    }
+
+    fn proposal(id: &str, title: &str) -> Proposal {
+        fixtures::proposal(
+            id,
+            title,
+            "raising lambda regularises the item weights",
+            "ranking",
+            "ease.lambda",
+        )
+    }
+
+    fn tried(p: Proposal, decision: Option<Decision>, rejected: Option<&str>) -> Trial {
+        Trial {
+            proposal: p,
+            seq: 1,
+            spec: None,
+            base_hash: None,
+            value: Some(0.4),
+            decision,
+            rejected: rejected.map(str::to_string),
+            merged: false,
+            online: false,
+            diff_hash: None,
+            error: None,
+            quality: None,
+        }
+    }
+
+    fn rejects(p: &Proposal, h: &History, needle: &str) {
+        let e = check(p, &manifest(), h).unwrap_err();
+        assert!(e.contains(needle), "{e}");
+    }
+
+    #[test]
+    fn each_check_can_reject() {
+        let h = History::default();
+        let ok = proposal("p1", "raise EASE lambda to 800");
+        assert!(check(&ok, &manifest(), &h).is_ok());
+        rejects(
+            &Proposal {
+                title: " ".into(),
+                ..ok.clone()
+            },
+            &h,
+            "must not be empty",
+        );
+        rejects(
+            &Proposal {
+                location: vec![],
+                ..ok.clone()
+            },
+            &h,
+            "no implementation location",
+        );
+        rejects(
+            &Proposal {
+                location: vec!["recloop.toml".into()],
+                ..ok.clone()
+            },
+            &h,
+            "protected or not editable",
+        );
+        let mut bad = ok.clone();
+        bad.score_parts.risk = 1.5;
+        rejects(&bad, &h, "score part `risk`");
+    }
+
+    #[test]
+    fn the_brain_s_own_score_is_replaced_by_plain_code() {
+        let mut p = proposal("p1", "x");
+        p.score = 99.0;
+        let n = normalize(p.clone());
+        assert_eq!(n.score, p.score_parts.score(&ScoreWeights::default()));
+        assert_ne!(n.score, 99.0);
+    }
+
+    #[test]
+    fn an_identical_change_is_a_duplicate_in_any_key_order() {
+        let mut earlier = proposal("p0", "raise EASE lambda to 800");
+        earlier.change = serde_json::json!({"file": "pipeline.toml", "set": {"ease.lambda": 800}});
+        let h = History {
+            trials: vec![tried(earlier, Some(Decision::Discard), None)],
+            ..History::default()
+        };
+        let mut again = proposal("p1", "a completely different title about regularisation");
+        again.hypothesis = "other words entirely".into();
+        again.change = serde_json::json!({"set": {"ease.lambda": 800}, "file": " pipeline.toml "});
+        rejects(&again, &h, "duplicate: the same change as p0");
+        again.change = serde_json::json!({"set": {"ease.lambda": 900}, "file": "pipeline.toml"});
+        assert!(check(&again, &manifest(), &h).is_ok());
+    }
+
+    #[test]
+    fn a_reworded_repeat_of_a_rejected_idea_is_a_duplicate() {
+        let mut earlier = proposal("p0", "Raise the EASE lambda to regularise item weights");
+        earlier.change = serde_json::json!({"a": 1});
+        let h = History {
+            trials: vec![tried(earlier, None, Some("gate Schema failed"))],
+            ..History::default()
+        };
+        let mut again = proposal(
+            "p1",
+            "raise the EASE lambda, to regularise the item weights",
+        );
+        again.change = serde_json::json!({"b": 2});
+        rejects(&again, &h, "repeat p0");
+        let mut other = proposal("p2", "add an ItemKNN model to the blend");
+        other.hypothesis = "neighbourhoods capture co-consumption that EASE misses".into();
+        other.mechanism = "a second candidate source".into();
+        other.change = serde_json::json!({"c": 3});
+        assert!(check(&other, &manifest(), &h).is_ok());
+    }
+
+    #[test]
+    fn proposals_never_tried_do_not_count_as_duplicates() {
+        let mut only_made = tried(proposal("p0", "raise EASE lambda to 800"), None, None);
+        only_made.value = None;
+        let h = History {
+            trials: vec![only_made],
+            ..History::default()
+        };
+        assert!(check(&proposal("p1", "raise EASE lambda to 800"), &manifest(), &h).is_ok());
+    }
 }

@@ -261,12 +261,7 @@ pub fn answer(
             reason: "a rejection needs a reason (--why TEXT)".into(),
         });
     }
-    let key = format!(
-        "{}/{}/{}",
-        status.run_id,
-        status.iteration,
-        answer_step(id)
-    );
+    let key = format!("{}/{}/{}", status.run_id, status.iteration, answer_step(id));
     journal
         .append(
             NewEvent::new(

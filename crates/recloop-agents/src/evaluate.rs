@@ -177,7 +177,11 @@ pub fn evaluate(
     // 2. offline guardrails against production, in plain code
     let guard = offline_guardrails(ctx.manifest, ctx.production_metrics, &candidate.offline);
     let mut caveats = guard.caveats.clone();
-    if let Some(hard) = guard.checks.iter().find(|c| c.level == GuardrailLevel::Hard) {
+    if let Some(hard) = guard
+        .checks
+        .iter()
+        .find(|c| c.level == GuardrailLevel::Hard)
+    {
         let mut v = offline(
             Decision::Discard,
             "offline validation + offline guardrails",
@@ -225,7 +229,15 @@ pub fn evaluate(
     // 3. sealed holdout: pass/fail only; an evaluation that fails is an error, not a verdict
     let passed = match holdout_passed(ctx, candidate) {
         Ok(p) => p,
-        Err(detail) => return Err(stage_failed(ctx, pid, "evaluate/holdout", ErrorClass::Holdout, detail)?),
+        Err(detail) => {
+            return Err(stage_failed(
+                ctx,
+                pid,
+                "evaluate/holdout",
+                ErrorClass::Holdout,
+                detail,
+            )?);
+        }
     };
     ctx.rec.emit(
         ctx.iteration,
@@ -266,7 +278,10 @@ pub fn evaluate(
             let mut v = offline(
                 Decision::Discard,
                 "offline probe + approval",
-                format!("the probe passed; declined by {}: {}", answer.by, answer.reason),
+                format!(
+                    "the probe passed; declined by {}: {}",
+                    answer.by, answer.reason
+                ),
             );
             v.caveats = caveats;
             return finish(ctx, proposal, candidate, v, None);
@@ -308,7 +323,11 @@ pub fn evaluate(
     // 6. a KEEP decided offline only, or any KEEP under --approve, waits for a person
     if verdict.decision == Decision::Keep && (experiment_id.is_none() || ctx.approve) {
         let (kind, id, why) = if experiment_id.is_none() {
-            (ApprovalKind::OfflineOnly, format!("{pid}-offline-keep"), "offline only")
+            (
+                ApprovalKind::OfflineOnly,
+                format!("{pid}-offline-keep"),
+                "offline only",
+            )
         } else {
             (ApprovalKind::Keep, format!("{pid}-keep"), "--approve")
         };
@@ -399,7 +418,10 @@ pub fn offline_guardrails(
 
 /// Whether the candidate beats production on the sealed holdout; `Err` when either holdout
 /// evaluation could not be run.
-fn holdout_passed(ctx: &EvaluateCtx<'_>, candidate: &Candidate) -> std::result::Result<bool, String> {
+fn holdout_passed(
+    ctx: &EvaluateCtx<'_>,
+    candidate: &Candidate,
+) -> std::result::Result<bool, String> {
     let sign = ctx.manifest.metrics.primary.direction.sign();
     let prod = ctx
         .holdout
@@ -801,7 +823,7 @@ mod tests {
     use super::*;
     use recloop_journal::{EventFilter, Journal, fixtures};
     use recloop_online::DayReport;
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     /// An online platform that answers with scripted decisions and records what it was asked.
     struct Scripted {
@@ -929,5 +951,163 @@ mod tests {
         assert_eq!(started, vec!["x-p1".to_string()]);
         let (v, calls, _) = run(&[Decision::Discard], 1);
         assert_eq!((v.decision, calls.len()), (Decision::Discard, 1));
+    }
+
+    /// Production and candidate as in [`Fixed`], but the holdout evaluation fails.
+    struct HoldoutBroken;
+
+    impl OfflineEvaluator for HoldoutBroken {
+        fn evaluate(&self, dir: &Path, split: Split) -> std::result::Result<MetricValues, String> {
+            if split == Split::Holdout {
+                return Err("holdout_eval exited with status 2: no such file".into());
+            }
+            Fixed.evaluate(dir, split)
+        }
+    }
+
+    /// A platform that fails, or raises one attention escalation and obeys the answer.
+    struct Platform {
+        fail: bool,
+    }
+
+    impl OnlinePlatform for Platform {
+        fn name(&self) -> String {
+            "test".into()
+        }
+
+        fn run(
+            &self,
+            _manifest: &Manifest,
+            _control: &Path,
+            _treatment: &Path,
+            _settings: &ExperimentSettings,
+            observer: &mut dyn FnMut(&ExperimentEvent) -> Ack,
+        ) -> std::result::Result<ExperimentReport, String> {
+            if self.fail {
+                return Err("connection to the assignment service refused".into());
+            }
+            let ack = observer(&ExperimentEvent::Escalation {
+                day: 3,
+                share: 0.05,
+                metric: "hide_rate".into(),
+                relative_harm: 0.08,
+                threshold: 0.05,
+            });
+            let decision = match ack {
+                Ack::Continue => Decision::Keep,
+                Ack::Reject => Decision::Discard,
+                Ack::Stop(reason) => return Err(reason),
+            };
+            Ok(ExperimentReport {
+                verdict: fixtures::verdict(decision, 0.01),
+                outcome: recloop_online::Outcome::Completed,
+                days: 14,
+                max_share: 0.5,
+                escalations: 1,
+                last_report: DayReport::default(),
+            })
+        }
+    }
+
+    /// Evaluate p1 with `evaluator`, `online` and `approvals`; the result and the journal.
+    fn evaluate_with(
+        evaluator: &dyn OfflineEvaluator,
+        online: &dyn OnlinePlatform,
+        approvals: &Approvals,
+    ) -> (Result<Verdict>, Vec<recloop_journal::EventRecord>) {
+        let tmp = tempfile::tempdir().unwrap();
+        let text = "[project]\nname = \"t\"\neditable = [\"pipeline.toml\"]\n[metrics]\nprimary = { name = \"ndcg@10\", direction = \"increase\", min_effect = 0.002 }\n";
+        let manifest = Manifest::parse(text, &tmp.path().join("recloop.toml")).unwrap();
+        let journal = Journal::open(tmp.path().join("j.db").to_str().unwrap()).unwrap();
+        let rec = Recorder::new(journal.clone(), "run-t");
+        let holdout = SealedHoldout::new(tmp.path());
+        let production_metrics: MetricValues = [("ndcg@10".to_string(), 0.3)].into_iter().collect();
+        let (prod, cand) = (tmp.path().join("prod"), tmp.path().join("cand"));
+        let ctx = EvaluateCtx {
+            manifest: &manifest,
+            rec: &rec,
+            iteration: 1,
+            evaluator,
+            holdout: &holdout,
+            online: Some(online),
+            production: ("base", &prod),
+            production_metrics: &production_metrics,
+            candidate_dir: &cand,
+            seed: 7,
+            approve: false,
+            approvals,
+        };
+        let proposal = fixtures::proposal("p1", "t", "h", "ranking", "model.ease.lambda");
+        let candidate = fixtures::candidate("p1", "base", 0.5);
+        let r = evaluate(&ctx, &proposal, &candidate);
+        (r, journal.events(&EventFilter::default()).unwrap())
+    }
+
+    fn types(ev: &[recloop_journal::EventRecord]) -> Vec<&'static str> {
+        ev.iter().map(|e| e.event.type_name()).collect()
+    }
+
+    #[test]
+    fn a_holdout_that_cannot_be_evaluated_is_an_error_not_a_verdict() {
+        let (r, ev) = evaluate_with(
+            &HoldoutBroken,
+            &Platform { fail: false },
+            &Approvals::default(),
+        );
+        match r {
+            Err(AgentError::Stage { class, detail }) => {
+                assert_eq!(class, ErrorClass::Holdout);
+                assert!(detail.contains("no such file"), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let t = types(&ev);
+        assert!(t.contains(&"stage_failed"), "{t:?}");
+        assert!(
+            !t.contains(&"verdict") && !t.contains(&"holdout_result"),
+            "{t:?}"
+        );
+    }
+
+    #[test]
+    fn a_failing_platform_is_an_error_not_a_verdict() {
+        let (r, ev) = evaluate_with(&Fixed, &Platform { fail: true }, &Approvals::default());
+        assert!(
+            matches!(&r, Err(AgentError::Stage { class: ErrorClass::Platform, detail }) if detail.contains("refused")),
+            "{r:?}"
+        );
+        assert!(!types(&ev).contains(&"verdict"));
+    }
+
+    #[test]
+    fn an_online_escalation_waits_for_a_person_and_a_rejection_rolls_back() {
+        // nobody to ask: the experiment stops at the approval
+        let (r, ev) = evaluate_with(&Fixed, &Platform { fail: false }, &Approvals::default());
+        assert!(
+            matches!(&r, Err(AgentError::AwaitingApproval { id, .. }) if id == "x-p1-hide_rate-day3"),
+            "{r:?}"
+        );
+        let t = types(&ev);
+        assert!(
+            t.contains(&"attention_escalation") && t.contains(&"approval_requested"),
+            "{t:?}"
+        );
+        // a rejection rolls back, an approval continues
+        let no = Approvals {
+            prompter: Some(Arc::new(crate::approvals::ScriptedPrompter::new(
+                &[false],
+                None,
+            ))),
+            unattended: crate::approvals::Unattended::Wait,
+        };
+        let (r, _) = evaluate_with(&Fixed, &Platform { fail: false }, &no);
+        assert_eq!(r.unwrap().decision, Decision::Discard);
+        let yes = Approvals {
+            prompter: Some(crate::approvals::ScriptedPrompter::approve_all()),
+            unattended: crate::approvals::Unattended::Wait,
+        };
+        let (r, ev) = evaluate_with(&Fixed, &Platform { fail: false }, &yes);
+        assert_eq!(r.unwrap().decision, Decision::Keep);
+        assert!(types(&ev).contains(&"approval_answered"));
     }
 }

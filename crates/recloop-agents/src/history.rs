@@ -208,7 +208,8 @@ impl History {
         let mut out = BTreeMap::new();
         for t in &self.trials {
             if let Some(h) = &t.diff_hash {
-                out.entry(h.clone()).or_insert_with(|| t.proposal.id.clone());
+                out.entry(h.clone())
+                    .or_insert_with(|| t.proposal.id.clone());
             }
         }
         out

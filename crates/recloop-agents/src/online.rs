@@ -254,7 +254,10 @@ pub fn platform_for(
                     ),
                 }
             })?;
-            Ok(Some(Arc::new(ExportPlatform::new(sandbox, manifest.run.seed))))
+            Ok(Some(Arc::new(ExportPlatform::new(
+                sandbox,
+                manifest.run.seed,
+            ))))
         }
         other => Err(crate::error::AgentError::Invalid {
             path: "recloop.toml [online] platform".into(),

@@ -3,10 +3,10 @@
 //! relied on, with idempotency keys `RUN/ITERATION/STEP`; a step whose completion is recorded is
 //! never redone, so `recloop run` after Ctrl-C or `kill -9` continues where the events end.
 
+use crate::approvals::Approvals;
 use crate::brain::{Brain, BrainstormInput, builtin::BuiltinBrain};
 use crate::develop::{DevelopCtx, DevelopResult, candidate_id, develop, worktree_dir};
 use crate::error::{AgentError, Result};
-use crate::approvals::Approvals;
 use crate::evaluate::{
     EvaluateCtx, OnlinePlatform, SealedHoldout, evaluate, lesson_id, update_lesson,
 };
@@ -534,22 +534,23 @@ impl Loop {
                 }),
                 unattended: opts.approvals.unattended,
             };
-            let outcomes =
-                match self.develop_and_evaluate(&rec, &cfg, it, &admitted, &prod, &approvals, &mut steps)? {
-                    Batch::Done(o) => o,
-                    Batch::BudgetExhausted => {
-                        outcome = RunOutcome::BudgetExhausted;
-                        break;
+            let outcomes = match self
+                .develop_and_evaluate(&rec, &cfg, it, &admitted, &prod, &approvals, &mut steps)?
+            {
+                Batch::Done(o) => o,
+                Batch::BudgetExhausted => {
+                    outcome = RunOutcome::BudgetExhausted;
+                    break;
+                }
+                Batch::Waiting(pending) => {
+                    if let Some(b) = &bar {
+                        b.finish_and_clear();
                     }
-                    Batch::Waiting(pending) => {
-                        if let Some(b) = &bar {
-                            b.finish_and_clear();
-                        }
-                        let mut summary = self.summary(&run_id, &start, &prod, None)?;
-                        summary.pending_approvals = pending;
-                        return Ok(summary);
-                    }
-                };
+                    let mut summary = self.summary(&run_id, &start, &prod, None)?;
+                    summary.pending_approvals = pending;
+                    return Ok(summary);
+                }
+            };
             msg("merge", best);
             prod = self.merge_best_keep(&rec, it, &outcomes, &prod)?;
             steps.tick()?;
@@ -770,7 +771,8 @@ impl Loop {
             let handles: Vec<_> = pending
                 .iter()
                 .map(|(k, p)| {
-                    let (rec, prod_dir, tried) = (rec.clone(), prod_dir.clone(), tried_diffs.clone());
+                    let (rec, prod_dir, tried) =
+                        (rec.clone(), prod_dir.clone(), tried_diffs.clone());
                     let k = *k as u64;
                     let h = s.spawn(move || {
                         self.candidate(&rec, it, k, p, prod, &prod_dir, cfg, approvals, tried)
@@ -1174,7 +1176,9 @@ impl Loop {
             north_star_effects: north,
             final_ab: None,
             cost_usd: self.brain.spent_usd(),
-            outcome: outcome.map_or("waiting_for_approval", RunOutcome::as_str).to_string(),
+            outcome: outcome
+                .map_or("waiting_for_approval", RunOutcome::as_str)
+                .to_string(),
             pending_approvals: Vec::new(),
         })
     }

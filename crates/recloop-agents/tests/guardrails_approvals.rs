@@ -145,7 +145,10 @@ fn a_change_past_a_hard_guardrail_is_never_kept_and_leaves_a_failure_asset() {
         _ => None,
     });
     let body = failure.expect("a failure asset");
-    assert!(body.contains("latency_p99_ms") && body.contains("hard limit"), "{body}");
+    assert!(
+        body.contains("latency_p99_ms") && body.contains("hard limit"),
+        "{body}"
+    );
 }
 
 #[test]
@@ -167,7 +170,10 @@ fn attention_waits_for_a_person_and_approve_lets_it_through() {
     let pending = approvals::list(&j).unwrap();
     assert_eq!(pending.len(), 1);
     assert!(pending[0].answer.is_none());
-    assert!(verdicts(&events(ws.path())).is_empty(), "no verdict before the answer");
+    assert!(
+        verdicts(&events(ws.path())).is_empty(),
+        "no verdict before the answer"
+    );
     // the same run continues, answered: the recorded candidate is reused (no develop turns),
     // then the offline-only KEEP asks too
     approvals::answer(&j, &id, true, "", Approver::Person { via: "test".into() }).unwrap();
@@ -218,7 +224,14 @@ fn reject_discards_with_the_reason_and_a_policy_is_never_called_a_person() {
             .to_string()
             .contains("needs a reason")
     );
-    approvals::answer(&j, &id, false, "p99 budget is tight this quarter", by.clone()).unwrap();
+    approvals::answer(
+        &j,
+        &id,
+        false,
+        "p99 budget is tight this quarter",
+        by.clone(),
+    )
+    .unwrap();
     assert!(
         approvals::answer(&j, &id, true, "", by)
             .unwrap_err()
@@ -231,7 +244,8 @@ fn reject_discards_with_the_reason_and_a_policy_is_never_called_a_person() {
     let v = verdicts(&ev);
     assert_eq!(v[0].decision, Decision::Discard);
     assert!(
-        v[0].reason.contains("declined by a person (cli): p99 budget is tight"),
+        v[0].reason
+            .contains("declined by a person (cli): p99 budget is tight"),
         "{}",
         v[0].reason
     );

@@ -196,7 +196,9 @@ fn rejections_are_recorded_with_reasons() {
     let failures: Vec<String> = ev
         .iter()
         .filter_map(|e| match &e.event {
-            Event::StageFailed { class, detail, .. } => Some(format!("{}: {detail}", class.as_str())),
+            Event::StageFailed { class, detail, .. } => {
+                Some(format!("{}: {detail}", class.as_str()))
+            }
             _ => None,
         })
         .collect();
@@ -237,10 +239,12 @@ fn a_command_trying_the_network_fails_its_gate_with_the_reason() {
         return;
     }
     let ws = common::synthetic_workspace();
-    let m = std::fs::read_to_string(ws.path().join("recloop.toml")).unwrap().replace(
-        "timeout_s = 900",
-        "timeout_s = 900\ntest = \"bash -c 'exec 3<>/dev/tcp/1.1.1.1/80'\"",
-    );
+    let m = std::fs::read_to_string(ws.path().join("recloop.toml"))
+        .unwrap()
+        .replace(
+            "timeout_s = 900",
+            "timeout_s = 900\ntest = \"bash -c 'exec 3<>/dev/tcp/1.1.1.1/80'\"",
+        );
     std::fs::write(ws.path().join("recloop.toml"), m).unwrap();
     recloop_agents::git::git(ws.path(), &["commit", "-qam", "network test"]).unwrap();
     run(
@@ -248,7 +252,7 @@ fn a_command_trying_the_network_fails_its_gate_with_the_reason() {
         &RunOptions {
             iterations: Some(1),
             approvals: common::approving(),
-        ..Default::default()
+            ..Default::default()
         },
     )
     .unwrap();

@@ -66,7 +66,7 @@ fn builtin_loop_improves_production_and_records_lineage() {
         &RunOptions {
             iterations: Some(1),
             approvals: common::approving(),
-        ..Default::default()
+            ..Default::default()
         },
     )
     .unwrap();

@@ -572,6 +572,10 @@ mod tests {
             ..Default::default()
         };
         assert!((failed.score() - 0.7).abs() < 1e-12);
-        assert_eq!(CodeQuality::default().score(), 1.0, "no dry run: no penalty");
+        assert_eq!(
+            CodeQuality::default().score(),
+            1.0,
+            "no dry run: no penalty"
+        );
     }
 }

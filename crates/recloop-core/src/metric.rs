@@ -175,7 +175,10 @@ impl GuardrailSpec {
         if let Some(h) = self.hard
             && harm > h
         {
-            hits.push((GuardrailLevel::Hard, format!("hard limit: at most {} worse", pct(h))));
+            hits.push((
+                GuardrailLevel::Hard,
+                format!("hard limit: at most {} worse", pct(h)),
+            ));
         }
         if let Some(m) = self.max
             && candidate > m
@@ -198,12 +201,18 @@ impl GuardrailSpec {
         if let Some(m) = self.attention_max
             && candidate > m
         {
-            hits.push((GuardrailLevel::Attention, format!("attention level: max {m}")));
+            hits.push((
+                GuardrailLevel::Attention,
+                format!("attention level: max {m}"),
+            ));
         }
         if let Some(m) = self.attention_min
             && candidate < m
         {
-            hits.push((GuardrailLevel::Attention, format!("attention level: min {m}")));
+            hits.push((
+                GuardrailLevel::Attention,
+                format!("attention level: min {m}"),
+            ));
         }
         let (level, limit) = hits
             .into_iter()
@@ -242,3 +251,68 @@ pub struct MetricsSection {
 
 /// One JSON object of metrics as printed by an evaluation command.
 pub type MetricValues = BTreeMap<String, f64>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn latency(attention: Option<f64>, hard: Option<f64>, max: Option<f64>) -> GuardrailSpec {
+        GuardrailSpec {
+            attention,
+            hard,
+            max,
+            ..GuardrailSpec::relative("latency_p99_ms", Direction::Decrease, 0.0, 0.0)
+        }
+    }
+
+    #[test]
+    fn relative_limits_compare_with_production_in_the_metric_s_direction() {
+        let g = latency(Some(0.05), Some(0.20), None);
+        assert_eq!(g.check(1.0, 1.04).level, GuardrailLevel::Ok);
+        let a = g.check(1.0, 1.10);
+        assert_eq!(a.level, GuardrailLevel::Attention);
+        assert!(
+            a.limit.contains("attention level: at most 5% worse"),
+            "{}",
+            a.limit
+        );
+        let h = g.check(0.062, 0.9);
+        assert_eq!(h.level, GuardrailLevel::Hard);
+        assert!(h.to_string().contains("0.0620 -> 0.9000"), "{h}");
+        assert!(
+            h.to_string().contains("hard limit: at most 20% worse"),
+            "{h}"
+        );
+        // better is never harm
+        assert_eq!(g.check(1.0, 0.5).level, GuardrailLevel::Ok);
+        let cov = GuardrailSpec::relative("coverage@10", Direction::Increase, 0.05, 0.25);
+        assert_eq!(cov.check(0.2871, 0.1846).level, GuardrailLevel::Hard);
+        assert_eq!(cov.check(0.2871, 0.30).level, GuardrailLevel::Ok);
+    }
+
+    #[test]
+    fn absolute_limits_ignore_production_and_non_finite_values_are_hard() {
+        let g = GuardrailSpec {
+            attention_max: Some(2.0),
+            ..latency(None, None, Some(5.0))
+        };
+        // +1,000 % relative, but inside the budget
+        assert_eq!(g.check(0.062, 0.69).level, GuardrailLevel::Ok);
+        assert_eq!(g.check(0.062, 3.0).level, GuardrailLevel::Attention);
+        let h = g.check(0.062, 7.0);
+        assert_eq!(
+            (h.level, h.limit.as_str()),
+            (GuardrailLevel::Hard, "hard limit: max 5")
+        );
+        assert_eq!(g.check(0.062, f64::NAN).level, GuardrailLevel::Hard);
+        let floor = GuardrailSpec {
+            min: Some(0.1),
+            ..GuardrailSpec::relative("coverage@10", Direction::Increase, 0.5, 0.9)
+        };
+        assert_eq!(floor.check(0.3, 0.05).level, GuardrailLevel::Hard);
+        // a production value of 0: any harm is infinite, no harm is none
+        let zero = latency(Some(0.05), Some(0.2), None);
+        assert_eq!(zero.check(0.0, 0.0).level, GuardrailLevel::Ok);
+        assert_eq!(zero.check(0.0, 0.1).level, GuardrailLevel::Hard);
+    }
+}

@@ -12,8 +12,8 @@
 use crate::artifact::ArtifactHash;
 use chrono::{DateTime, SubsecRound, Utc};
 use recloop_core::{
-    ApprovalKind, Approver, Candidate, ErrorClass, CandidateId, ExperimentId, Gate, HarnessSpec, KnowledgeAsset, Lesson, MetricValues,
-    Proposal, ProposalId, RunId, TrajectoryStep, Verdict,
+    ApprovalKind, Approver, Candidate, CandidateId, ErrorClass, ExperimentId, Gate, HarnessSpec,
+    KnowledgeAsset, Lesson, MetricValues, Proposal, ProposalId, RunId, TrajectoryStep, Verdict,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

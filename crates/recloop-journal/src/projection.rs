@@ -592,14 +592,10 @@ pub(crate) fn project(rec: &EventRecord) -> Vec<ViewOp> {
             stage,
             class,
             detail,
-        } => vec![
-            experiment(pid, seq)
-                .set("status", Val::text("error"))
-                .set(
-                    "reason",
-                    Val::text(format!("{} failure in {stage}: {detail}", class.as_str())),
-                ),
-        ],
+        } => vec![experiment(pid, seq).set("status", Val::text("error")).set(
+            "reason",
+            Val::text(format!("{} failure in {stage}: {detail}", class.as_str())),
+        )],
         Event::ApprovalRequested { .. }
         | Event::ApprovalAnswered { .. }
         | Event::StageFailed { .. }

@@ -4,9 +4,7 @@ use crate::adapter::DayReport;
 use crate::analysis::{Comparison, Interval, stats_error};
 use crate::error::Result;
 use crate::experiment::{comparison, relative_harm};
-use recloop_core::{
-    Decision, Direction, GuardrailStatus, MetricEffect, MetricSpec, Verdict,
-};
+use recloop_core::{Decision, Direction, GuardrailStatus, MetricEffect, MetricSpec, Verdict};
 use std::collections::BTreeMap;
 
 /// A guardrail as the online tests use it: relative thresholds of harm against control.

@@ -6,8 +6,8 @@ use super::{Brain, BrainstormInput, BrainstormOutput, DevelopInput, DevelopOutpu
 use crate::error::{AgentError, Result};
 use crate::tools::Tools;
 use recloop_core::{
-    Direction, ErrorClass, EvidenceItem, EvidenceSource, Maturity, Proposal, ProposalKind, ScoreParts,
-    ScoreWeights, TrajectoryStep,
+    Direction, ErrorClass, EvidenceItem, EvidenceSource, Maturity, Proposal, ProposalKind,
+    ScoreParts, ScoreWeights, TrajectoryStep,
 };
 use recloop_llm::{ChatModel, ChatRequest, Message, ToolDefinition};
 use serde_json::Value;
@@ -376,7 +376,9 @@ impl Brain for LlmBrain {
         let answer = recloop_llm::parse_json_lenient(&text)
             .map_err(|e| unusable(format!("brainstorm answer is not JSON: {e}")))?;
         input.harness.validate_answer(&answer).map_err(|e| {
-            unusable(format!("brainstorm answer fails the brainstorm contract: {e}"))
+            unusable(format!(
+                "brainstorm answer fails the brainstorm contract: {e}"
+            ))
         })?;
         let mut proposals: Vec<Proposal> = answer
             .get("proposals")

@@ -189,7 +189,10 @@ pub fn approve(args: AnswerArgs) -> anyhow::Result<()> {
 /// `recloop reject ID --why TEXT`.
 pub fn reject(args: AnswerArgs) -> anyhow::Result<()> {
     if args.why.as_deref().is_none_or(|w| w.trim().is_empty()) {
-        anyhow::bail!("a rejection needs a reason: recloop reject {} --why TEXT", args.id);
+        anyhow::bail!(
+            "a rejection needs a reason: recloop reject {} --why TEXT",
+            args.id
+        );
     }
     answer(args, false)
 }
