@@ -290,3 +290,60 @@ fn a_scripted_prompter_is_asked_with_the_evidence() {
     let v = verdicts(&events(ws.path()));
     assert_eq!(v[0].decision, Decision::Discard, "the KEEP was declined");
 }
+
+#[test]
+fn budget_exhaustion_ends_the_run_cleanly_with_its_outcome() {
+    let ws = workspace();
+    let mut turns = vec![ScriptedTurn::json(json!({"proposals": [proposal()]}))];
+    turns.extend(develop_turns(ws.path()));
+    // $1 per million tokens and a budget of a millionth of a dollar: the first call spends it
+    let brain = LlmBrain::new(
+        Arc::new(ScriptedModel::new(turns)),
+        Prices {
+            input: 1.0,
+            output: 1.0,
+        },
+    )
+    .with_budget(Some(1e-6));
+    let opts = RunOptions {
+        brain: Some(Arc::new(brain)),
+        ..options(vec![], 0.068, common::approving())
+    };
+    let s = run(ws.path(), &opts).unwrap();
+    assert_eq!(s.outcome, "budget_exhausted", "{s}");
+    let ev = events(ws.path());
+    let finished = ev.iter().find_map(|e| match &e.event {
+        Event::RunFinished { outcome, .. } => Some(*outcome),
+        _ => None,
+    });
+    assert_eq!(finished, Some(recloop_journal::RunOutcome::BudgetExhausted));
+    // nothing was judged, and nothing was put in the avoid set
+    assert!(verdicts(&ev).is_empty());
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e.event, Event::ProposalRejected { .. } | Event::GateFailed { .. })),
+        "a budget is not a verdict on the idea"
+    );
+}
+
+#[test]
+fn a_dollar_budget_on_an_unpriced_model_is_refused_at_start() {
+    let ws = workspace();
+    let path = ws.path().join("recloop.toml");
+    let m = std::fs::read_to_string(&path).unwrap()
+        + "\n[llm]\nprovider = \"openai-compatible\"\nmodel = \"team-finetune-7b\"\nbase_url = \"http://127.0.0.1:9/v1\"\n";
+    std::fs::write(&path, m).unwrap();
+    let err = recloop_agents::stages::brain_with_budget(ws.path(), "auto", Some(5.0))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("team-finetune-7b") && err.contains("[llm.prices.\"team-finetune-7b\"]"),
+        "{err}"
+    );
+    // priced in the manifest, it is accepted
+    let m = std::fs::read_to_string(&path).unwrap()
+        + "\n[llm.prices.\"team-finetune-7b\"]\ninput_per_mtok = 0.2\noutput_per_mtok = 0.4\n";
+    std::fs::write(&path, m).unwrap();
+    assert!(recloop_agents::stages::brain_with_budget(ws.path(), "auto", Some(5.0)).is_ok());
+}
