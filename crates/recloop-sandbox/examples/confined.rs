@@ -5,7 +5,14 @@
 use recloop_sandbox::{Backend, Sandbox};
 use std::time::Duration;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("{e}");
+        std::process::exit(2);
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let backend = match args.first().map(String::as_str) {
         Some("--unconfined") => Backend::Unconfined,
