@@ -269,8 +269,12 @@ fn extra_paths_under_tmp_are_visible_read_only_or_read_write() {
         let rw = dir_under_tmp();
         let state = dir_under_tmp();
         std::fs::write(ro.path().join("data"), "cached").unwrap();
+        let lone = dir_under_tmp();
+        std::fs::write(lone.path().join("file"), "lone").unwrap();
+        std::fs::write(lone.path().join("hidden"), "hidden").unwrap();
         let mut sb = sandbox(&b);
         sb.extra_ro.push(ro.path().to_path_buf());
+        sb.extra_ro.push(lone.path().join("file"));
         sb.extra_rw.push(rw.path().to_path_buf());
         sb.link_recloop(state.path(), Path::new("/bin/echo"))
             .unwrap();
@@ -279,6 +283,16 @@ fn extra_paths_under_tmp_are_visible_read_only_or_read_write() {
         let out = run(&sb, wt.path(), &format!("cat {r}/data && recloop linked"));
         assert_ok(&b, &out);
         assert_eq!(out.stdout, "cachedlinked\n", "{b}");
+        let l = lone.path().display();
+        let out = run(
+            &sb,
+            wt.path(),
+            &format!("cat {l}/file && test ! -e {l}/hidden"),
+        );
+        assert_ok(&b, &out);
+        assert_eq!(out.stdout, "lone", "{b}");
+        let out = run(&sb, wt.path(), &format!("echo x > {l}/file"));
+        assert!(!out.success(), "{b}: wrote into an extra_ro file");
         let out = run(&sb, wt.path(), &format!("echo x > {r}/data"));
         assert!(!out.success(), "{b}: wrote into an extra_ro path");
         let out = run(&sb, wt.path(), &format!("touch {r}/new"));
@@ -417,12 +431,13 @@ fn the_environment_is_cleared_except_the_listed_variables() {
             assert!(names.contains(&k), "{b}: {k} missing: {}", out.stdout);
         }
         assert!(out.stdout.contains("TMPDIR=/tmp\n"));
-        // Nor through another process of the sandbox (its init is a fork of this process).
+        // Nor through another process of the sandbox: the built-in backend's init is a fork of
+        // this process, so it must not be dumpable (bubblewrap's is a fresh exec of bwrap).
         let out = run(
             &sb,
             wt.path(),
             "for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/environ 2>/dev/null; done; \
-             head -c 1 /proc/1/mem 2>/dev/null | wc -c; head -1 /proc/1/maps 2>/dev/null | wc -l",
+             head -1 /proc/1/maps 2>/dev/null | wc -l",
         );
         assert_ok(&b, &out);
         let names: Vec<&str> = out
@@ -438,7 +453,9 @@ fn the_environment_is_cleared_except_the_listed_variables() {
                     out.stdout
                 );
             }
-            assert!(out.stdout.ends_with("0\n0\n"), "{b}: {}", out.stdout);
+        }
+        if b == Backend::Namespaces {
+            assert!(out.stdout.ends_with("\n0\n"), "{b}: {}", out.stdout);
         }
     }
 }

@@ -237,6 +237,23 @@ fn bail(report: c_int, code: u32, err: i32) -> io::Error {
     io::Error::from_raw_os_error(err)
 }
 
+/// `fork` as a bare system call: unlike glibc's `fork()` it runs no `pthread_atfork` handlers
+/// (which may take locks copied in a locked state from the multi-threaded parent). The children
+/// make only raw system calls afterwards, so glibc's per-thread bookkeeping is not needed.
+unsafe fn raw_fork() -> pid_t {
+    // SAFETY: clone with only SIGCHLD and no new stack behaves like fork.
+    unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        ) as pid_t
+    }
+}
+
 /// Write `data` to the file at `path` (which must exist).
 unsafe fn write_file(path: &std::ffi::CStr, data: &[u8]) -> Result<(), i32> {
     // SAFETY: `path` is NUL-terminated; `data` outlives the calls.
@@ -627,7 +644,7 @@ pub(super) unsafe fn enter(plan: &Plan) -> io::Result<()> {
         check(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC))
             .map_err(|e| fail(Stage::StatusPipe, e))?;
         let [status_r, status_w] = fds;
-        let init = libc::fork();
+        let init = raw_fork();
         if init < 0 {
             return Err(fail(Stage::ForkInit, errno()));
         }
@@ -664,7 +681,7 @@ pub(super) unsafe fn enter(plan: &Plan) -> io::Result<()> {
             landlock.apply().map_err(|(stage, e)| fail(stage, e))?;
         }
         drop_caps().map_err(|e| fail(Stage::DropCaps, e))?;
-        let command = libc::fork();
+        let command = raw_fork();
         if command < 0 {
             return Err(fail(Stage::ForkCommand, errno()));
         }
