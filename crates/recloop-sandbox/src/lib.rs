@@ -7,8 +7,10 @@
 //! - **bubblewrap** (`bwrap` on the PATH): `bwrap --unshare-net --unshare-ipc --unshare-pid
 //!   --ro-bind / / --dev /dev --proc /proc --tmpfs /tmp --bind WORKTREE WORKTREE ...`;
 //! - **namespaces**, built in: the same layout made by this crate itself with unprivileged user,
-//!   mount, network, IPC, PID and UTS namespaces, plus a Landlock write policy when the kernel has
-//!   Landlock (Linux 5.12 or newer; see the `namespaces` module docs for the details);
+//!   mount, network, IPC, PID and UTS namespaces, every capability dropped, plus a Landlock write
+//!   policy when the kernel has Landlock ABI 2+ (Linux 5.12 or newer is needed; what isolates
+//!   what, and the known limits, are in `src/namespaces/mod.rs`; `RECLOOP_SANDBOX_LANDLOCK=off`
+//!   leaves the Landlock layer out, which the tests use to check the mounts alone);
 //! - **unconfined**, only when the caller asks for it: a plain `sh -c` in its own session.
 //!
 //! [`Backend::detect`] picks bubblewrap when it works, else the built-in backend when it can be

@@ -29,6 +29,26 @@
 //! - the supervisor and the init die with the process that spawned them (`PR_SET_PDEATHSIG`).
 //!
 //! See `child.rs` for the three processes and what each one does.
+//!
+//! `/tmp` is a tmpfs in the mount namespace rather than a per-command host directory that only
+//! Landlock lets the command write: it works without Landlock, leaves nothing on the host to
+//! clean up (even after a crash), hides the host's `/tmp` (Landlock cannot hide what it lets
+//! read) and is exactly what bubblewrap's `--tmpfs /tmp` does, so both backends behave alike.
+//!
+//! Known limits, compared with bubblewrap:
+//!
+//! - needs Linux 5.12+ (`mount_setattr` makes the whole tree read-only in one call; bubblewrap
+//!   remounts mount by mount and works on older kernels); Landlock needs 5.19+ (ABI 2);
+//! - the supervisor and the init are forks of the calling process that never exec: memory is
+//!   shared copy-on-write, so pages the caller modifies while a command runs are duplicated once;
+//!   the init's command line (`/proc/1/cmdline`, the caller's argv) is readable by the command —
+//!   its environment and memory are not (it is not dumpable);
+//! - the rest is shared with bubblewrap's `--ro-bind / /` layout: every host file the user can
+//!   read stays readable (e.g. `~/.ssh`); Unix sockets on the file system (D-Bus, a root-owned
+//!   `docker.sock` when running as root) can still be connected to — Landlock ABI 6+ scopes only
+//!   abstract ones; without Landlock, FIFOs on the host can be written; run as root, the command
+//!   can leave set-uid-root files in the worktree; `/tmp` and `/dev/shm` are bounded by RAM only;
+//!   no seccomp filter, no cgroup limits (CPU, number of processes).
 
 mod child;
 
