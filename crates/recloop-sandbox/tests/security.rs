@@ -601,3 +601,70 @@ fn without_landlock_the_mounts_alone_confine() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Set (to "BACKEND TOKEN") for the copy of this binary that `nothing_outlives_a_killed_caller`
+/// runs and kills.
+const CALLER_SWITCH: &str = "RECLOOP_SANDBOX_TEST_CALLER";
+
+/// In the copy run by `nothing_outlives_a_killed_caller`: start a command that would run for a
+/// minute, with background processes, and wait for it (until killed).
+#[test]
+fn caller_killed_by_the_test_below() {
+    let Ok(spec) = std::env::var(CALLER_SWITCH) else {
+        return;
+    };
+    let (backend, tok) = spec.split_once(' ').unwrap();
+    let b = match backend {
+        "namespaces" => Backend::Namespaces,
+        bwrap => Backend::Bubblewrap(PathBuf::from(bwrap)),
+    };
+    let wt = dir_outside_tmp();
+    let mut sb = sandbox(&b);
+    sb.timeout = Duration::from_secs(60);
+    let _ = sb.run(
+        wt.path(),
+        &format!("sleep {tok} & setsid sleep {tok} & sleep {tok}"),
+    );
+}
+
+#[test]
+fn nothing_outlives_a_killed_caller() {
+    for (i, b) in backends("nothing_outlives_a_killed_caller")
+        .into_iter()
+        .enumerate()
+    {
+        let tok = token(30 + i as u32);
+        let name = match &b {
+            Backend::Bubblewrap(p) => p.display().to_string(),
+            _ => "namespaces".to_string(),
+        };
+        let mut caller = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "caller_killed_by_the_test_below", "--nocapture"])
+            .env(CALLER_SWITCH, format!("{name} {tok}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        // The shell and its three sleeps.
+        while processes_with(&tok).len() < 4 && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(
+            processes_with(&tok).len(),
+            4,
+            "{b}: the command did not start"
+        );
+        caller.kill().unwrap(); // SIGKILL: no chance to clean up
+        caller.wait().unwrap();
+        let start = Instant::now();
+        while !processes_with(&tok).is_empty() && start.elapsed() < Duration::from_secs(3) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            processes_with(&tok).is_empty(),
+            "{b}: {:?}",
+            processes_with(&tok)
+        );
+    }
+}
