@@ -602,7 +602,7 @@ fn without_landlock_the_mounts_alone_confine() {
     );
 }
 
-/// Set (to "BACKEND TOKEN") for the copy of this binary that `nothing_outlives_a_killed_caller`
+/// Set (to "BACKEND TOKEN WORKTREE") for the copy of this binary that `nothing_outlives_a_killed_caller`
 /// runs and kills.
 const CALLER_SWITCH: &str = "RECLOOP_SANDBOX_TEST_CALLER";
 
@@ -613,16 +613,20 @@ fn caller_killed_by_the_test_below() {
     let Ok(spec) = std::env::var(CALLER_SWITCH) else {
         return;
     };
-    let (backend, tok) = spec.split_once(' ').unwrap();
+    let mut parts = spec.splitn(3, ' ');
+    let (backend, tok, wt) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
     let b = match backend {
         "namespaces" => Backend::Namespaces,
         bwrap => Backend::Bubblewrap(PathBuf::from(bwrap)),
     };
-    let wt = dir_outside_tmp();
     let mut sb = sandbox(&b);
     sb.timeout = Duration::from_secs(60);
     let _ = sb.run(
-        wt.path(),
+        Path::new(wt),
         &format!("sleep {tok} & setsid sleep {tok} & sleep {tok}"),
     );
 }
@@ -638,9 +642,13 @@ fn nothing_outlives_a_killed_caller() {
             Backend::Bubblewrap(p) => p.display().to_string(),
             _ => "namespaces".to_string(),
         };
+        let wt = dir_outside_tmp();
         let mut caller = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "caller_killed_by_the_test_below", "--nocapture"])
-            .env(CALLER_SWITCH, format!("{name} {tok}"))
+            .env(
+                CALLER_SWITCH,
+                format!("{name} {tok} {}", wt.path().display()),
+            )
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
