@@ -28,9 +28,12 @@ pub enum AgentError {
     /// A unified diff was rejected.
     #[error("diff rejected: {0}")]
     Diff(String),
-    /// A command could not be run in the sandbox.
+    /// No sandbox could be chosen for the workspace's commands.
     #[error("sandbox: {0}")]
     Sandbox(String),
+    /// A command could not be run in the sandbox.
+    #[error("sandbox: {0}")]
+    Command(#[from] recloop_sandbox::SandboxError),
     /// The manifest or workspace is not usable.
     #[error(transparent)]
     Core(#[from] recloop_core::CoreError),

@@ -233,6 +233,7 @@ impl OnlinePlatform for ExportPlatform {
 pub fn platform_for(
     workspace: &Path,
     manifest: &Manifest,
+    sandbox: Option<Sandbox>,
 ) -> crate::error::Result<Option<Arc<dyn OnlinePlatform>>> {
     match manifest.online.platform.as_str() {
         "none" => Ok(None),
@@ -245,14 +246,11 @@ pub fn platform_for(
                     manifest.run.seed,
                 ))));
             }
-            let sandbox = Sandbox::new(manifest, &workspace.join(".recloop")).map_err(|e| {
-                crate::error::AgentError::Invalid {
-                    path: "recloop.toml [online] platform = \"simulator\"".into(),
-                    reason: format!(
-                        "the simulator of an external workspace runs its holdout_eval export \
-                         command, which needs a sandbox: {e}"
-                    ),
-                }
+            let sandbox = sandbox.ok_or_else(|| crate::error::AgentError::Invalid {
+                path: "recloop.toml [online] platform = \"simulator\"".into(),
+                reason: "the simulator of an external workspace runs its holdout_eval export \
+                         command, and no sandbox could be built for it"
+                    .into(),
             })?;
             Ok(Some(Arc::new(ExportPlatform::new(
                 sandbox,

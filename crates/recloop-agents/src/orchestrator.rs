@@ -411,8 +411,17 @@ impl Loop {
             Journal::for_workspace(&root, None).map_err(|e| AgentError::Journal(e.to_string()))?;
         // data first: sandboxed commands have no network
         crate::stages::ensure_data(&root)?;
-        let sandbox = match Sandbox::new(&manifest, &root.join(".recloop")) {
+        let brain: Arc<dyn Brain> = opts
+            .brain
+            .clone()
+            .unwrap_or_else(|| Arc::new(BuiltinBrain::tpe()));
+        let sandbox = match crate::sandbox::for_workspace(
+            &manifest,
+            &root.join(".recloop"),
+            brain.writes_code(),
+        ) {
             Ok(s) => Some(s),
+            // an injected evaluator (tests, library use) may need no commands at all
             Err(e) if opts.evaluator.is_some() => {
                 tracing::warn!("{e}");
                 None
@@ -425,13 +434,9 @@ impl Loop {
                 Arc::from(evaluator_for(&manifest, sandbox.clone()).map_err(AgentError::Sandbox)?)
             }
         };
-        let brain: Arc<dyn Brain> = opts
-            .brain
-            .clone()
-            .unwrap_or_else(|| Arc::new(BuiltinBrain::tpe()));
         let online = match &opts.online {
             Some(p) => Some(p.clone()),
-            None => crate::online::platform_for(&root, &manifest)?,
+            None => crate::online::platform_for(&root, &manifest, sandbox.clone())?,
         };
         Ok(Loop {
             workspace: root,

@@ -113,7 +113,8 @@ pub fn brain_with_budget(
 /// The online platform of a workspace, when one is available in this build.
 pub fn online_for(workspace: &Path) -> Result<Option<Arc<dyn OnlinePlatform>>> {
     let manifest = Manifest::load(workspace)?;
-    crate::online::platform_for(workspace, &manifest)
+    let sandbox = crate::sandbox::for_workspace(&manifest, &workspace.join(".recloop"), true).ok();
+    crate::online::platform_for(workspace, &manifest, sandbox)
 }
 
 /// Create the MovieLens example at `dir` (as `recloop init --example movielens DIR` does) unless a

@@ -177,7 +177,7 @@ impl Tools {
         let sb = self.sandbox.as_ref().ok_or_else(|| {
             AgentError::Sandbox("no sandbox configured: commands are refused".into())
         })?;
-        sb.run(&self.root, command)
+        Ok(sb.run(&self.root, command)?)
     }
 
     /// Tool definitions (name, description, JSON Schema of arguments) for a language model.

@@ -320,8 +320,10 @@ fn budget_exhaustion_ends_the_run_cleanly_with_its_outcome() {
     // nothing was judged, and nothing was put in the avoid set
     assert!(verdicts(&ev).is_empty());
     assert!(
-        !ev.iter()
-            .any(|e| matches!(e.event, Event::ProposalRejected { .. } | Event::GateFailed { .. })),
+        !ev.iter().any(|e| matches!(
+            e.event,
+            Event::ProposalRejected { .. } | Event::GateFailed { .. }
+        )),
         "a budget is not a verdict on the idea"
     );
 }

@@ -38,7 +38,7 @@ pub fn require(available: bool, what: &str, how: &str) -> bool {
 
 /// True when commands can run confined (bubblewrap, or the built-in namespace sandbox).
 pub fn sandbox_available() -> bool {
-    recloop_agents::sandbox::which("bwrap").is_some()
+    recloop_agents::sandbox::Backend::detect().is_ok()
 }
 
 /// True when `python3 -c "import numpy"` works.
