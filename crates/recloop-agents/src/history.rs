@@ -216,9 +216,11 @@ impl History {
     }
 
     /// Rejected directions: (base spec hash, lever, direction sign) of failed trials, each with
-    /// the smallest step that failed (`change.step`; 0 when unknown, which bans the whole
-    /// direction). A later move the same way must be smaller than every step that failed: one
-    /// failure far out (λ × 80 rolled back) does not rule out a modest move (λ × 3).
+    /// the largest step still allowed: half the smallest step that failed (`change.step`; 0 when
+    /// unknown, which bans the whole direction). A later move the same way must stay below it,
+    /// so repeated failures bisect towards the boundary (a guardrail's harm grows with the
+    /// step) instead of creeping down, while one failure far out (λ × 80 rolled back) still
+    /// leaves a modest move (λ × 3) open.
     pub fn rejected_directions(&self) -> BTreeMap<(String, String, i64), f64> {
         let mut out: BTreeMap<(String, String, i64), f64> = BTreeMap::new();
         for t in self.trials.iter().filter(|t| t.failed()) {
@@ -234,7 +236,7 @@ impl History {
                 .unwrap_or(0.0);
             let key = (base, t.proposal.lever.clone(), t.direction());
             let e = out.entry(key).or_insert(f64::INFINITY);
-            *e = e.min(step);
+            *e = e.min(step / 2.0);
         }
         out
     }

@@ -246,32 +246,50 @@ struct CandidateOutcome {
     error: Option<String>,
 }
 
-/// Held while a loop works on a workspace: `.recloop/run.lock` holds the process id. A lock left
-/// by a process that no longer exists (a `kill -9`) is taken over, and the git lock files such a
-/// process may have left are removed first.
+/// Held while a loop works on a workspace: an exclusive lock (`File::try_lock`) on
+/// `.recloop/run.lock`, released by the operating system when the process ends, however it
+/// ends. The file holds the process id while locked and is emptied on a clean exit, so a
+/// non-empty file found on acquisition means the previous run was killed: the git lock files it
+/// may have left are removed first.
 pub struct RunLock {
-    path: PathBuf,
+    file: std::fs::File,
 }
 
 impl RunLock {
-    /// Take the lock of the workspace at `root` for this process.
+    /// Take the lock of the workspace of `repo` for this process.
     pub fn acquire(repo: &Repo) -> Result<RunLock> {
+        use std::io::{Read, Seek, Write};
         let dir = repo.root.join(".recloop");
+        std::fs::create_dir_all(&dir).map_err(|e| AgentError::io(&dir, e))?;
         let path = dir.join("run.lock");
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            let pid = text.trim().parse::<u32>().ok();
-            if let Some(pid) = pid
-                && pid != std::process::id()
-                && Path::new(&format!("/proc/{pid}")).exists()
-            {
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| AgentError::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
                 return Err(AgentError::Invalid {
                     path: path.display().to_string(),
                     reason: format!(
-                        "another recloop process (pid {pid}) is working on this workspace; \
-                         wait for it, or delete this file if that process is not recloop"
+                        "another recloop process{} is working on this workspace; wait for it",
+                        match holder.trim() {
+                            "" => String::new(),
+                            pid => format!(" (pid {pid})"),
+                        }
                     ),
                 });
             }
+            Err(std::fs::TryLockError::Error(e)) => return Err(AgentError::io(&path, e)),
+        }
+        let mut previous = String::new();
+        let _ = file.read_to_string(&mut previous);
+        if !previous.trim().is_empty() {
             let removed = repo.clear_stale_locks()?;
             if !removed.is_empty() {
                 tracing::warn!(
@@ -280,16 +298,18 @@ impl RunLock {
                 );
             }
         }
-        std::fs::create_dir_all(&dir).map_err(|e| AgentError::io(&dir, e))?;
-        std::fs::write(&path, std::process::id().to_string())
-            .map_err(|e| AgentError::io(&path, e))?;
-        Ok(RunLock { path })
+        let io = |e| AgentError::io(&path, e);
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        write!(file, "{}", std::process::id()).map_err(io)?;
+        Ok(RunLock { file })
     }
 }
 
 impl Drop for RunLock {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        // a clean exit empties the file; the lock itself goes with the file handle
+        let _ = self.file.set_len(0);
     }
 }
 
@@ -1201,4 +1221,33 @@ fn cand_value(o: &CandidateOutcome, primary: &str) -> f64 {
 /// Open the workspace and run the loop.
 pub fn run(workspace: &Path, opts: &RunOptions) -> Result<RunSummary> {
     Loop::open(workspace, opts)?.run(opts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_run_lock_per_workspace_released_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::git::git(dir.path(), &["init", "-q", "-b", "main"]).unwrap();
+        let repo = Repo::open(dir.path()).unwrap();
+        let first = RunLock::acquire(&repo).unwrap();
+        let err = RunLock::acquire(&repo).err().expect("held").to_string();
+        assert!(
+            err.contains(&format!(
+                "another recloop process (pid {})",
+                std::process::id()
+            )),
+            "{err}"
+        );
+        drop(first);
+        let again = RunLock::acquire(&repo).unwrap();
+        drop(again);
+        let text = std::fs::read_to_string(dir.path().join(".recloop/run.lock")).unwrap();
+        assert!(
+            text.is_empty(),
+            "a clean exit empties the lock file: {text:?}"
+        );
+    }
 }
