@@ -86,7 +86,10 @@ fn run_cmd(
     let sb = sandbox.ok_or_else(|| "no sandbox: commands are refused".to_string())?;
     let out = sb.run(dir, cmd).map_err(|e| e.to_string())?;
     if out.success() {
-        Ok(format!("`{cmd}` ok in {} ms", out.duration_ms))
+        Ok(format!(
+            "`{cmd}` ok in {} ms ({})",
+            out.duration_ms, out.confinement
+        ))
     } else {
         Err(out.failure_reason())
     }

@@ -689,6 +689,10 @@ impl Loop {
                         "budget_usd": opts.budget_usd, "approve": opts.approve,
                         "unattended": opts.approvals.unattended.as_str(),
                         "online": self.online.as_ref().map(|o| o.name()),
+                        "commands_confined_by": self
+                            .sandbox
+                            .as_ref()
+                            .map(|s| s.backend.confinement().to_string()),
                     }),
                 },
                 None,

@@ -634,7 +634,7 @@ mod tests {
             let back: Event = serde_json::from_value(v).unwrap();
             assert_eq!(&back, e);
         }
-        assert_eq!(seen.len(), 28, "fixtures must cover every variant");
+        assert_eq!(seen.len(), 31, "fixtures must cover every variant");
     }
 
     #[test]
