@@ -396,7 +396,7 @@ pub fn offline_guardrails(
     for g in &manifest.metrics.guardrails {
         match (production.get(&g.name), candidate.get(&g.name)) {
             (None, None) => caveats.push(format!(
-                "guardrail `{}` is not reported by the offline evaluation: compared online only",
+                "guardrail `{}` is not reported by the offline evaluation",
                 g.name
             )),
             (Some(p), c) => checks.push(g.check(*p, c.copied().unwrap_or(f64::NAN))),
@@ -1015,6 +1015,17 @@ mod tests {
         online: &dyn OnlinePlatform,
         approvals: &Approvals,
     ) -> (Result<Verdict>, Vec<recloop_journal::EventRecord>) {
+        evaluate_as(evaluator, online, approvals, false, Maturity::Ready)
+    }
+
+    /// [`evaluate_with`] under `--approve` (`approve`) for a proposal of `maturity`.
+    fn evaluate_as(
+        evaluator: &dyn OfflineEvaluator,
+        online: &dyn OnlinePlatform,
+        approvals: &Approvals,
+        approve: bool,
+        maturity: Maturity,
+    ) -> (Result<Verdict>, Vec<recloop_journal::EventRecord>) {
         let tmp = tempfile::tempdir().unwrap();
         let text = "[project]\nname = \"t\"\neditable = [\"pipeline.toml\"]\n[metrics]\nprimary = { name = \"ndcg@10\", direction = \"increase\", min_effect = 0.002 }\n";
         let manifest = Manifest::parse(text, &tmp.path().join("recloop.toml")).unwrap();
@@ -1034,10 +1045,11 @@ mod tests {
             production_metrics: &production_metrics,
             candidate_dir: &cand,
             seed: 7,
-            approve: false,
+            approve,
             approvals,
         };
-        let proposal = fixtures::proposal("p1", "t", "h", "ranking", "model.ease.lambda");
+        let mut proposal = fixtures::proposal("p1", "t", "h", "ranking", "model.ease.lambda");
+        proposal.maturity = maturity;
         let candidate = fixtures::candidate("p1", "base", 0.5);
         let r = evaluate(&ctx, &proposal, &candidate);
         (r, journal.events(&EventFilter::default()).unwrap())
@@ -1109,5 +1121,103 @@ mod tests {
         let (r, ev) = evaluate_with(&Fixed, &Platform { fail: false }, &yes);
         assert_eq!(r.unwrap().decision, Decision::Keep);
         assert!(types(&ev).contains(&"approval_answered"));
+    }
+
+    /// The kinds of the approvals requested in a journal.
+    fn asked(ev: &[recloop_journal::EventRecord]) -> Vec<ApprovalKind> {
+        ev.iter()
+            .filter_map(|e| match &e.event {
+                Event::ApprovalRequested { kind, .. } => Some(*kind),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn under_approve_a_keep_waits_for_a_person_and_a_rejection_discards_it() {
+        let approve_escalation = Approvals {
+            prompter: Some(Arc::new(crate::approvals::ScriptedPrompter::new(
+                &[true],
+                None,
+            ))),
+            unattended: crate::approvals::Unattended::Wait,
+        };
+        let (r, ev) = evaluate_as(
+            &Fixed,
+            &Platform { fail: false },
+            &approve_escalation,
+            true,
+            Maturity::Ready,
+        );
+        assert!(
+            matches!(&r, Err(AgentError::AwaitingApproval { id, .. }) if id == "p1-keep"),
+            "{r:?}"
+        );
+        assert_eq!(
+            asked(&ev),
+            vec![ApprovalKind::OnlineEscalation, ApprovalKind::Keep]
+        );
+        let decline = Approvals {
+            prompter: Some(Arc::new(crate::approvals::ScriptedPrompter::new(
+                &[true, false],
+                None,
+            ))),
+            unattended: crate::approvals::Unattended::Wait,
+        };
+        let (r, _) = evaluate_as(
+            &Fixed,
+            &Platform { fail: false },
+            &decline,
+            true,
+            Maturity::Ready,
+        );
+        let v = r.unwrap();
+        assert_eq!(v.decision, Decision::Discard);
+        assert!(
+            v.reason.contains("the KEEP (--approve) was declined"),
+            "{}",
+            v.reason
+        );
+        // without --approve an online KEEP needs nobody
+        let approve_escalation = Approvals {
+            prompter: Some(Arc::new(crate::approvals::ScriptedPrompter::new(
+                &[true],
+                None,
+            ))),
+            unattended: crate::approvals::Unattended::Wait,
+        };
+        let (r, ev) = evaluate_as(
+            &Fixed,
+            &Platform { fail: false },
+            &approve_escalation,
+            false,
+            Maturity::Ready,
+        );
+        assert_eq!(r.unwrap().decision, Decision::Keep);
+        assert_eq!(asked(&ev), vec![ApprovalKind::OnlineEscalation]);
+    }
+
+    #[test]
+    fn a_probe_first_proposal_goes_online_only_with_a_person_s_go_ahead() {
+        let (r, ev) = evaluate_as(
+            &Fixed,
+            &Platform { fail: false },
+            &Approvals::default(),
+            false,
+            Maturity::ProbeFirst,
+        );
+        assert!(
+            matches!(&r, Err(AgentError::AwaitingApproval { id, .. }) if id == "p1-probe"),
+            "{r:?}"
+        );
+        assert_eq!(asked(&ev), vec![ApprovalKind::ProbeFirst]);
+        assert!(
+            !types(&ev).contains(&"experiment_started"),
+            "no traffic before the go-ahead"
+        );
+        assert!(
+            types(&ev).contains(&"holdout_result"),
+            "the probe ran offline first"
+        );
     }
 }

@@ -267,3 +267,38 @@ pub fn platform_for(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_platform_that_cannot_run_is_an_error_at_start_and_none_means_offline_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = |platform: &str| {
+            format!(
+                "[project]\nname='x'\neditable=['a']\n[metrics]\nprimary={{name='m',direction='increase'}}\n[online]\nplatform = \"{platform}\"\nlogs = \"logs/\"\n"
+            )
+        };
+        let m = |p: &str| Manifest::parse(&text(p), Path::new("recloop.toml")).unwrap();
+        let err = platform_for(dir.path(), &m("logs"), None)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.contains("\"logs\" cannot run inside `recloop run` yet"),
+            "{err}"
+        );
+        assert!(
+            platform_for(dir.path(), &m("none"), None)
+                .unwrap()
+                .is_none()
+        );
+        // an external workspace's simulator needs a sandbox for its export command
+        let err = platform_for(dir.path(), &m("simulator"), None)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("no sandbox could be built"), "{err}");
+    }
+}

@@ -349,3 +349,30 @@ fn a_dollar_budget_on_an_unpriced_model_is_refused_at_start() {
     std::fs::write(&path, m).unwrap();
     assert!(recloop_agents::stages::brain_with_budget(ws.path(), "auto", Some(5.0)).is_ok());
 }
+
+#[test]
+fn backlog_proposals_are_recorded_and_shown_not_dropped() {
+    let ws = workspace();
+    let mut later = proposal();
+    later["title"] = json!("learn a reward model from long-term retention");
+    later["hypothesis"] = json!("watch time is a proxy that drifts from retention");
+    later["mechanism"] = json!("a second objective trained on delayed labels");
+    later["lever"] = json!("reward.model");
+    later["maturity"] = json!("backlog");
+    let mut turns = vec![ScriptedTurn::json(
+        json!({"proposals": [proposal(), later]}),
+    )];
+    turns.extend(develop_turns(ws.path()));
+    let s = run(ws.path(), &options(turns, 0.062, common::approving())).unwrap();
+    let backlog: Vec<_> = s
+        .tried
+        .iter()
+        .filter(|t| t.outcome.starts_with("BACKLOG"))
+        .collect();
+    assert_eq!(backlog.len(), 1, "{s}");
+    assert!(backlog[0].title.contains("reward model"), "{s}");
+    assert!(
+        s.to_string().contains("BACKLOG (recorded, not developed)"),
+        "{s}"
+    );
+}

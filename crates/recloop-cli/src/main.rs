@@ -42,7 +42,7 @@ enum Command {
     /// Run the research loop.
     Run(commands::run::RunArgs),
     /// Run only the Brainstorm stage.
-    Brainstorm(commands::run::StageArgs),
+    Brainstorm(commands::run::BrainstormArgs),
     /// Implement one proposal (Develop stage).
     Develop(commands::run::StageArgs),
     /// Evaluate one candidate (Evaluate stage).

@@ -298,10 +298,7 @@ pub fn resolve_metrics(
         } else if settings.strict_metrics {
             return Err(missing(&g.name, "guardrail"));
         } else {
-            caveats.push(format!(
-                "guardrail `{}` not observed online (compared offline only)",
-                g.name
-            ));
+            caveats.push(format!("guardrail `{}` is not observed online", g.name));
         }
     }
     Ok(ResolvedMetrics {

@@ -34,10 +34,46 @@ pub struct RunArgs {
     /// Seed (default: `[run] seed` of the manifest).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Brain: `auto` (LLM when `[llm]` is configured, else built-in), `builtin` or `random`.
-    #[arg(long, default_value = "auto")]
-    pub brain: String,
+    /// Which brain proposes and implements.
+    #[arg(long, value_enum, default_value_t = BrainArg::Auto)]
+    pub brain: BrainArg,
     /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--brain`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BrainArg {
+    /// The LLM brain when `[llm]` is configured, else the built-in brain.
+    Auto,
+    /// Typed mutations of the pipeline searched by TPE (no model).
+    Builtin,
+    /// Uniformly random mutations (the baseline).
+    Random,
+    /// The LLM brain (`[llm]` required).
+    Llm,
+}
+
+impl BrainArg {
+    /// The name `stages::brain_for` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BrainArg::Auto => "auto",
+            BrainArg::Builtin => "builtin",
+            BrainArg::Random => "random",
+            BrainArg::Llm => "llm",
+        }
+    }
+}
+
+/// Arguments of `recloop brainstorm` (no id: it proposes from the current production).
+#[derive(clap::Args)]
+pub struct BrainstormArgs {
+    /// Workspace directory.
+    #[arg(long, default_value = ".")]
+    pub workspace: PathBuf,
+    /// Print JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -48,8 +84,8 @@ pub struct StageArgs {
     /// Workspace directory.
     #[arg(long, default_value = ".")]
     pub workspace: PathBuf,
-    /// Proposal id (develop, evaluate; not used by brainstorm).
-    pub id: Option<String>,
+    /// Proposal id.
+    pub id: String,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -71,7 +107,7 @@ pub fn approvals(unattended: UnattendedArg) -> Approvals {
 
 /// Build the run options from the arguments.
 pub fn options(args: &RunArgs, progress: bool) -> anyhow::Result<RunOptions> {
-    let brain = stages::brain_with_budget(&args.workspace, &args.brain, args.budget_usd)?;
+    let brain = stages::brain_with_budget(&args.workspace, args.brain.as_str(), args.budget_usd)?;
     Ok(RunOptions {
         iterations: args.iterations,
         workers: args.workers,
@@ -125,7 +161,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Run Brainstorm only.
-pub fn brainstorm(args: StageArgs) -> anyhow::Result<()> {
+pub fn brainstorm(args: BrainstormArgs) -> anyhow::Result<()> {
     let proposals = stages::brainstorm(&args.workspace)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&proposals)?);
@@ -139,20 +175,14 @@ pub fn brainstorm(args: StageArgs) -> anyhow::Result<()> {
 
 /// Run Develop only.
 pub fn develop(args: StageArgs) -> anyhow::Result<()> {
-    let id = args
-        .id
-        .ok_or_else(|| anyhow::anyhow!("give the proposal id: recloop develop ID"))?;
-    let r = stages::develop(&args.workspace, &id)?;
+    let r = stages::develop(&args.workspace, &args.id)?;
     println!("{}", serde_json::to_string_pretty(&r)?);
     Ok(())
 }
 
 /// Run Evaluate only.
 pub fn evaluate(args: StageArgs) -> anyhow::Result<()> {
-    let id = args
-        .id
-        .ok_or_else(|| anyhow::anyhow!("give the proposal id: recloop evaluate ID"))?;
-    let v = stages::evaluate(&args.workspace, &id, &approvals(UnattendedArg::Wait))?;
+    let v = stages::evaluate(&args.workspace, &args.id, &approvals(UnattendedArg::Wait))?;
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }
