@@ -1105,13 +1105,7 @@ mod tests {
             "{t:?}"
         );
         // a rejection rolls back, an approval continues
-        let no = Approvals {
-            prompter: Some(Arc::new(crate::approvals::ScriptedPrompter::new(
-                &[false],
-                None,
-            ))),
-            unattended: crate::approvals::Unattended::Wait,
-        };
+        let no = scripted(&[false]);
         let (r, _) = evaluate_with(&Fixed, &Platform { fail: false }, &no);
         assert_eq!(r.unwrap().decision, Decision::Discard);
         let yes = Approvals {
@@ -1121,6 +1115,16 @@ mod tests {
         let (r, ev) = evaluate_with(&Fixed, &Platform { fail: false }, &yes);
         assert_eq!(r.unwrap().decision, Decision::Keep);
         assert!(types(&ev).contains(&"approval_answered"));
+    }
+
+    /// Approvals answered by a script: `answers` in order, then nobody.
+    fn scripted(answers: &[bool]) -> Approvals {
+        Approvals {
+            prompter: Some(Arc::new(crate::approvals::ScriptedPrompter::new(
+                answers, None,
+            ))),
+            unattended: crate::approvals::Unattended::Wait,
+        }
     }
 
     /// The kinds of the approvals requested in a journal.
@@ -1135,13 +1139,7 @@ mod tests {
 
     #[test]
     fn under_approve_a_keep_waits_for_a_person_and_a_rejection_discards_it() {
-        let approve_escalation = Approvals {
-            prompter: Some(Arc::new(crate::approvals::ScriptedPrompter::new(
-                &[true],
-                None,
-            ))),
-            unattended: crate::approvals::Unattended::Wait,
-        };
+        let approve_escalation = scripted(&[true]);
         let (r, ev) = evaluate_as(
             &Fixed,
             &Platform { fail: false },
@@ -1157,13 +1155,7 @@ mod tests {
             asked(&ev),
             vec![ApprovalKind::OnlineEscalation, ApprovalKind::Keep]
         );
-        let decline = Approvals {
-            prompter: Some(Arc::new(crate::approvals::ScriptedPrompter::new(
-                &[true, false],
-                None,
-            ))),
-            unattended: crate::approvals::Unattended::Wait,
-        };
+        let decline = scripted(&[true, false]);
         let (r, _) = evaluate_as(
             &Fixed,
             &Platform { fail: false },
@@ -1179,13 +1171,7 @@ mod tests {
             v.reason
         );
         // without --approve an online KEEP needs nobody
-        let approve_escalation = Approvals {
-            prompter: Some(Arc::new(crate::approvals::ScriptedPrompter::new(
-                &[true],
-                None,
-            ))),
-            unattended: crate::approvals::Unattended::Wait,
-        };
+        let approve_escalation = scripted(&[true]);
         let (r, ev) = evaluate_as(
             &Fixed,
             &Platform { fail: false },

@@ -36,6 +36,16 @@ impl TerminalPrompter {
     }
 }
 
+/// A person answering `via` the terminal or the CLI, with their user name when known.
+fn person(via: &str) -> Approver {
+    Approver::Person {
+        via: match std::env::var("USER") {
+            Ok(user) => format!("{via}, user {user}"),
+            Err(_) => via.to_string(),
+        },
+    }
+}
+
 fn read_line() -> Option<String> {
     let mut line = String::new();
     match std::io::stdin().lock().read_line(&mut line) {
@@ -55,14 +65,7 @@ impl Prompter for TerminalPrompter {
             r.kind.as_str(),
             r.question
         );
-        let by = Approver::Person {
-            via: format!(
-                "terminal{}",
-                std::env::var("USER")
-                    .map(|u| format!(", user {u}"))
-                    .unwrap_or_default()
-            ),
-        };
+        let by = person("terminal");
         loop {
             let _ = write!(err, "approve? [y/n] ");
             let _ = err.flush();
@@ -162,14 +165,7 @@ pub fn list(args: ListArgs) -> anyhow::Result<()> {
 
 fn answer(args: AnswerArgs, approved: bool) -> anyhow::Result<()> {
     let why = args.why.unwrap_or_default();
-    let by = Approver::Person {
-        via: format!(
-            "cli{}",
-            std::env::var("USER")
-                .map(|u| format!(", user {u}"))
-                .unwrap_or_default()
-        ),
-    };
+    let by = person("cli");
     let a = approvals::answer(&journal(&args.workspace)?, &args.id, approved, &why, by)?;
     println!(
         "{} {}: {}\n`recloop run --workspace {}` continues the run from here.",
