@@ -99,36 +99,44 @@ pub struct EvaluateCtx<'a> {
     pub approvals: &'a Approvals,
 }
 
-fn offline_verdict(
-    decision: Decision,
-    metric: &str,
-    control: f64,
-    treatment: f64,
-    method: &str,
-    reason: String,
-) -> Verdict {
-    let effect = treatment - control;
-    Verdict {
-        decision,
-        effects: vec![MetricEffect {
-            metric: metric.to_string(),
-            control,
-            treatment,
-            effect,
-            relative: if control != 0.0 {
-                effect / control.abs()
-            } else {
-                0.0
-            },
-            ci: (None, None),
-            p_value: 1.0,
-        }],
-        method: method.to_string(),
-        window_days: 0,
-        max_traffic: 0.0,
-        guardrails: BTreeMap::new(),
-        caveats: vec![],
-        reason,
+/// The primary metric of production and of the candidate, and what the offline stages found
+/// so far: the base of every verdict reached before any traffic.
+struct OfflineEvidence<'a> {
+    metric: &'a str,
+    production: f64,
+    candidate: f64,
+    guardrails: BTreeMap<String, GuardrailStatus>,
+    caveats: Vec<String>,
+}
+
+impl OfflineEvidence<'_> {
+    /// A verdict decided offline: the primary's effect, the guardrail statuses and caveats so
+    /// far, no interval and no traffic.
+    fn verdict(&self, decision: Decision, method: &str, reason: String) -> Verdict {
+        let (control, treatment) = (self.production, self.candidate);
+        let effect = treatment - control;
+        Verdict {
+            decision,
+            effects: vec![MetricEffect {
+                metric: self.metric.to_string(),
+                control,
+                treatment,
+                effect,
+                relative: if control != 0.0 {
+                    effect / control.abs()
+                } else {
+                    0.0
+                },
+                ci: (None, None),
+                p_value: 1.0,
+            }],
+            method: method.to_string(),
+            window_days: 0,
+            max_traffic: 0.0,
+            guardrails: self.guardrails.clone(),
+            caveats: self.caveats.clone(),
+            reason,
+        }
     }
 }
 
@@ -145,52 +153,113 @@ pub fn evaluate(
     proposal: &Proposal,
     candidate: &Candidate,
 ) -> Result<Verdict> {
-    let pid = &proposal.id;
-    let cid = &candidate.id;
     let primary = &ctx.manifest.metrics.primary;
-    let sign = primary.direction.sign();
-    let base =
-        primary_value(ctx.production_metrics, ctx.manifest).map_err(|e| AgentError::Invalid {
-            path: "production metrics".into(),
-            reason: e,
-        })?;
-    let cand =
-        primary_value(&candidate.offline, ctx.manifest).map_err(|e| AgentError::Invalid {
-            path: format!("candidate {cid}"),
-            reason: e,
-        })?;
-    let offline = |decision, method: &str, reason: String| {
-        offline_verdict(decision, &primary.name, base, cand, method, reason)
+    let mut evidence = OfflineEvidence {
+        metric: &primary.name,
+        production: primary_value(ctx.production_metrics, ctx.manifest).map_err(|e| {
+            AgentError::Invalid {
+                path: "production metrics".into(),
+                reason: e,
+            }
+        })?,
+        candidate: primary_value(&candidate.offline, ctx.manifest).map_err(|e| {
+            AgentError::Invalid {
+                path: format!("candidate {}", candidate.id),
+                reason: e,
+            }
+        })?,
+        guardrails: BTreeMap::new(),
+        caveats: Vec::new(),
     };
-    // 1. validation split
-    if sign * (cand - base) < primary.min_effect.max(1e-12) {
-        let v = offline(
+    // the offline stages, in order; the first that decides ends the cascade
+    let mut stopped = validation_stage(ctx, &evidence);
+    if stopped.is_none() {
+        stopped = guardrail_stage(ctx, proposal, candidate, &mut evidence)?;
+    }
+    if stopped.is_none() {
+        stopped = holdout_stage(ctx, proposal, candidate, &evidence)?;
+    }
+    if stopped.is_none() {
+        stopped = probe_stage(ctx, proposal, candidate, &mut evidence)?;
+    }
+    if let Some(v) = stopped {
+        return finish(ctx, proposal, candidate, v, None);
+    }
+    let (mut verdict, experiment_id) = match ctx.online {
+        Some(platform) => {
+            let (v, id) = online_cascade(ctx, proposal, candidate, platform)?;
+            (v, Some(id))
+        }
+        None if ctx.manifest.online.platform == "none" => {
+            let mut v = evidence.verdict(
+                Decision::Keep,
+                "offline validation + offline guardrails + sealed holdout (pass/fail)",
+                format!(
+                    "validation {} {:.5} vs {:.5} clears {}, the offline guardrails and the holdout",
+                    primary.name, evidence.candidate, evidence.production, primary.min_effect
+                ),
+            );
+            v.caveats.push(
+                "offline only: no online experiment ran ([online] platform = \"none\")".into(),
+            );
+            (v, None)
+        }
+        None => {
+            return Err(AgentError::Invalid {
+                path: "recloop.toml".into(),
+                reason: format!(
+                    "[online] platform = {:?} but no platform was built for this run",
+                    ctx.manifest.online.platform
+                ),
+            });
+        }
+    };
+    if experiment_id.is_some() {
+        verdict.caveats.splice(0..0, evidence.caveats);
+    }
+    let verdict = keep_approval_stage(ctx, proposal, verdict, experiment_id.is_none())?;
+    finish(ctx, proposal, candidate, verdict, experiment_id)
+}
+
+/// 1. The validation primary must clear the minimum effect.
+fn validation_stage(ctx: &EvaluateCtx<'_>, e: &OfflineEvidence<'_>) -> Option<Verdict> {
+    let primary = &ctx.manifest.metrics.primary;
+    let gain = primary.direction.sign() * (e.candidate - e.production);
+    (gain < primary.min_effect.max(1e-12)).then(|| {
+        e.verdict(
             Decision::Discard,
             "offline validation (deterministic, same seed)",
             format!(
-                "validation {} {cand:.5} vs production {base:.5}: does not clear the minimum effect {}",
-                primary.name, primary.min_effect
+                "validation {} {:.5} vs production {:.5}: does not clear the minimum effect {}",
+                primary.name, e.candidate, e.production, primary.min_effect
             ),
-        );
-        return finish(ctx, proposal, candidate, v, None);
-    }
-    // 2. offline guardrails against production, in plain code
+        )
+    })
+}
+
+/// 2. The offline guardrails against production, in plain code: past a hard limit DISCARD,
+/// past an attention level a person decides.
+fn guardrail_stage(
+    ctx: &EvaluateCtx<'_>,
+    proposal: &Proposal,
+    candidate: &Candidate,
+    e: &mut OfflineEvidence<'_>,
+) -> Result<Option<Verdict>> {
     let guard = offline_guardrails(ctx.manifest, ctx.production_metrics, &candidate.offline);
-    let mut caveats = guard.caveats.clone();
+    e.guardrails = guard.statuses();
+    e.caveats.extend(guard.caveats.iter().cloned());
     if let Some(hard) = guard
         .checks
         .iter()
         .find(|c| c.level == GuardrailLevel::Hard)
     {
-        let mut v = offline(
+        return Ok(Some(e.verdict(
             Decision::Discard,
             "offline validation + offline guardrails",
             format!("offline guardrail blocked: {hard}"),
-        );
-        v.guardrails = guard.statuses();
-        v.caveats = caveats;
-        return finish(ctx, proposal, candidate, v, None);
+        )));
     }
+    let pid = &proposal.id;
     for c in guard
         .checks
         .iter()
@@ -201,32 +270,39 @@ pub fn evaluate(
             proposal_id: Some(pid.clone()),
             kind: ApprovalKind::GuardrailAttention,
             question: format!(
-                "{}: {c}. Continue with this candidate ({} {base:.4} -> {cand:.4})?",
-                proposal.title, primary.name
+                "{}: {c}. Continue with this candidate ({} {:.4} -> {:.4})?",
+                proposal.title, e.metric, e.production, e.candidate
             ),
             evidence: serde_json::json!({ "check": c, "primary": {
-                "metric": primary.name, "production": base, "candidate": cand } }),
+                "metric": e.metric, "production": e.production, "candidate": e.candidate } }),
         };
         let answer = ctx.approvals.ask(ctx.rec, ctx.iteration, &request)?;
         if !answer.approved {
-            let mut v = offline(
+            return Ok(Some(e.verdict(
                 Decision::Discard,
                 "offline validation + offline guardrails + approval",
                 format!(
                     "offline guardrail past its attention level ({c}); declined by {}: {}",
                     answer.by, answer.reason
                 ),
-            );
-            v.guardrails = guard.statuses();
-            v.caveats = caveats;
-            return finish(ctx, proposal, candidate, v, None);
+            )));
         }
-        caveats.push(format!(
+        e.caveats.push(format!(
             "offline guardrail past its attention level ({c}); approved by {}",
             answer.by
         ));
     }
-    // 3. sealed holdout: pass/fail only; an evaluation that fails is an error, not a verdict
+    Ok(None)
+}
+
+/// 3. The sealed holdout, pass/fail only; an evaluation that fails is an error, not a verdict.
+fn holdout_stage(
+    ctx: &EvaluateCtx<'_>,
+    proposal: &Proposal,
+    candidate: &Candidate,
+    e: &OfflineEvidence<'_>,
+) -> Result<Option<Verdict>> {
+    let pid = &proposal.id;
     let passed = match holdout_passed(ctx, candidate) {
         Ok(p) => p,
         Err(detail) => {
@@ -244,117 +320,102 @@ pub fn evaluate(
         &format!("evaluate/{pid}/holdout"),
         Event::HoldoutResult {
             proposal_id: pid.clone(),
-            candidate_id: cid.clone(),
+            candidate_id: candidate.id.clone(),
             passed,
         },
         None,
     )?;
-    if !passed {
-        let mut v = offline(
+    Ok((!passed).then(|| {
+        e.verdict(
             Decision::Discard,
             "offline validation + offline guardrails + sealed holdout (pass/fail)",
             "the sealed holdout did not confirm the validation gain".into(),
-        );
-        v.guardrails = guard.statuses();
-        v.caveats = caveats;
-        return finish(ctx, proposal, candidate, v, None);
+        )
+    }))
+}
+
+/// 4. A probe-first proposal has had its cheap probe (the stages above): a person decides
+/// whether it goes further.
+fn probe_stage(
+    ctx: &EvaluateCtx<'_>,
+    proposal: &Proposal,
+    candidate: &Candidate,
+    e: &mut OfflineEvidence<'_>,
+) -> Result<Option<Verdict>> {
+    if proposal.maturity != Maturity::ProbeFirst {
+        return Ok(None);
     }
-    // 4. a probe-first proposal has had its cheap probe (everything above): a person decides
-    //    whether it goes further
-    if proposal.maturity == Maturity::ProbeFirst {
-        let request = ApprovalRequest {
-            id: format!("{pid}-probe"),
-            proposal_id: Some(pid.clone()),
-            kind: ApprovalKind::ProbeFirst,
-            question: format!(
-                "probe-first proposal \"{}\" passed its offline probe ({} {base:.4} -> {cand:.4}, holdout passed): take it further?",
-                proposal.title, primary.name
-            ),
-            evidence: serde_json::json!({ "risks": proposal.risks,
-                "validation": proposal.validation, "offline": candidate.offline }),
-        };
-        let answer = ctx.approvals.ask(ctx.rec, ctx.iteration, &request)?;
-        if !answer.approved {
-            let mut v = offline(
-                Decision::Discard,
-                "offline probe + approval",
-                format!(
-                    "the probe passed; declined by {}: {}",
-                    answer.by, answer.reason
-                ),
-            );
-            v.caveats = caveats;
-            return finish(ctx, proposal, candidate, v, None);
-        }
-        caveats.push(format!("probe-first: taken further by {}", answer.by));
-    }
-    // 5. online, or offline only when the workspace declares no platform
-    let (mut verdict, experiment_id) = match ctx.online {
-        Some(platform) => {
-            let (v, id) = online_cascade(ctx, proposal, candidate, platform)?;
-            (v, Some(id))
-        }
-        None if ctx.manifest.online.platform == "none" => {
-            let mut v = offline(
-                Decision::Keep,
-                "offline validation + offline guardrails + sealed holdout (pass/fail)",
-                format!(
-                    "validation {} {cand:.5} vs {base:.5} clears {}, the offline guardrails and the holdout",
-                    primary.name, primary.min_effect
-                ),
-            );
-            v.guardrails = guard.statuses();
-            v.caveats.push(
-                "offline only: no online experiment ran ([online] platform = \"none\")".into(),
-            );
-            (v, None)
-        }
-        None => {
-            return Err(AgentError::Invalid {
-                path: "recloop.toml".into(),
-                reason: format!(
-                    "[online] platform = {:?} but no platform was built for this run",
-                    ctx.manifest.online.platform
-                ),
-            });
-        }
+    let request = ApprovalRequest {
+        id: format!("{}-probe", proposal.id),
+        proposal_id: Some(proposal.id.clone()),
+        kind: ApprovalKind::ProbeFirst,
+        question: format!(
+            "probe-first proposal \"{}\" passed its offline probe ({} {:.4} -> {:.4}, holdout passed): take it further?",
+            proposal.title, e.metric, e.production, e.candidate
+        ),
+        evidence: serde_json::json!({ "risks": proposal.risks,
+            "validation": proposal.validation, "offline": candidate.offline }),
     };
-    verdict.caveats.splice(0..0, caveats);
-    // 6. a KEEP decided offline only, or any KEEP under --approve, waits for a person
-    if verdict.decision == Decision::Keep && (experiment_id.is_none() || ctx.approve) {
-        let (kind, id, why) = if experiment_id.is_none() {
-            (
-                ApprovalKind::OfflineOnly,
-                format!("{pid}-offline-keep"),
-                "offline only",
-            )
-        } else {
-            (ApprovalKind::Keep, format!("{pid}-keep"), "--approve")
-        };
-        let request = ApprovalRequest {
-            id,
-            proposal_id: Some(pid.clone()),
-            kind,
-            question: format!(
-                "KEEP \"{}\" ({why}) and merge it into production? {}",
-                proposal.title, verdict.reason
+    let answer = ctx.approvals.ask(ctx.rec, ctx.iteration, &request)?;
+    if !answer.approved {
+        return Ok(Some(e.verdict(
+            Decision::Discard,
+            "offline probe + approval",
+            format!(
+                "the probe passed; declined by {}: {}",
+                answer.by, answer.reason
             ),
-            evidence: serde_json::to_value(&verdict).unwrap_or_default(),
-        };
-        let answer = ctx.approvals.ask(ctx.rec, ctx.iteration, &request)?;
-        if answer.approved {
-            verdict
-                .caveats
-                .push(format!("KEEP ({why}) approved by {}", answer.by));
-        } else {
-            verdict.decision = Decision::Discard;
-            verdict.reason = format!(
-                "{}; the KEEP ({why}) was declined by {}: {}",
-                verdict.reason, answer.by, answer.reason
-            );
-        }
+        )));
     }
-    finish(ctx, proposal, candidate, verdict, experiment_id)
+    e.caveats
+        .push(format!("probe-first: taken further by {}", answer.by));
+    Ok(None)
+}
+
+/// 6. A KEEP decided offline only, or any KEEP under `--approve`, waits for a person; a
+/// declined KEEP becomes a DISCARD that says who declined it and why.
+fn keep_approval_stage(
+    ctx: &EvaluateCtx<'_>,
+    proposal: &Proposal,
+    mut verdict: Verdict,
+    offline_only: bool,
+) -> Result<Verdict> {
+    if verdict.decision != Decision::Keep || !(offline_only || ctx.approve) {
+        return Ok(verdict);
+    }
+    let pid = &proposal.id;
+    let (kind, id, why) = if offline_only {
+        (
+            ApprovalKind::OfflineOnly,
+            format!("{pid}-offline-keep"),
+            "offline only",
+        )
+    } else {
+        (ApprovalKind::Keep, format!("{pid}-keep"), "--approve")
+    };
+    let request = ApprovalRequest {
+        id,
+        proposal_id: Some(pid.clone()),
+        kind,
+        question: format!(
+            "KEEP \"{}\" ({why}) and merge it into production? {}",
+            proposal.title, verdict.reason
+        ),
+        evidence: serde_json::to_value(&verdict).unwrap_or_default(),
+    };
+    let answer = ctx.approvals.ask(ctx.rec, ctx.iteration, &request)?;
+    if answer.approved {
+        verdict
+            .caveats
+            .push(format!("KEEP ({why}) approved by {}", answer.by));
+    } else {
+        verdict.decision = Decision::Discard;
+        verdict.reason = format!(
+            "{}; the KEEP ({why}) was declined by {}: {}",
+            verdict.reason, answer.by, answer.reason
+        );
+    }
+    Ok(verdict)
 }
 
 /// The offline comparison of every guardrail with production.
@@ -535,71 +596,10 @@ fn run_online(
     let mut step = 0u32;
     let mut observer = |e: &ExperimentEvent| -> Ack {
         n += 1;
-        let mut approval: Option<ApprovalRequest> = None;
-        let event = match e {
-            ExperimentEvent::RampAdvanced { to, .. } => {
-                step += 1;
-                Some(Event::RampAdvanced {
-                    proposal_id: pid.clone(),
-                    experiment_id: exp_id.clone(),
-                    step,
-                    traffic: *to,
-                })
-            }
-            ExperimentEvent::Hold { srm_p, day, .. } => Some(Event::HealthHold {
-                proposal_id: pid.clone(),
-                experiment_id: exp_id.clone(),
-                reason: format!("sample ratio mismatch on day {day}"),
-                srm_p_value: Some(*srm_p),
-            }),
-            ExperimentEvent::Rollback {
-                metric,
-                relative,
-                p_value,
-                day,
-                ..
-            } => Some(Event::Veto {
-                proposal_id: pid.clone(),
-                experiment_id: exp_id.clone(),
-                guardrail: metric.clone(),
-                reason: format!(
-                    "harm on {metric} ({:+.2}%, p = {p_value:.4}) on day {day}: rolled back",
-                    relative * 100.0
-                ),
-            }),
-            ExperimentEvent::Escalation {
-                metric,
-                relative_harm,
-                threshold,
-                day,
-                share,
-            } => {
-                let reason = format!(
-                    "{metric} worse by {:.2}% at {:.0}% traffic on day {day} (attention threshold {:.2}%)",
-                    relative_harm * 100.0,
-                    share * 100.0,
-                    threshold * 100.0
-                );
-                approval = Some(ApprovalRequest {
-                    id: format!("{exp_id}-{metric}-day{day}"),
-                    proposal_id: Some(pid.clone()),
-                    kind: ApprovalKind::OnlineEscalation,
-                    question: format!(
-                        "experiment {exp_id} of \"{}\": {reason}. Continue the ramp?",
-                        proposal.title
-                    ),
-                    evidence: serde_json::to_value(e).unwrap_or_default(),
-                });
-                Some(Event::AttentionEscalation {
-                    proposal_id: pid.clone(),
-                    experiment_id: exp_id.clone(),
-                    guardrail: metric.clone(),
-                    reason,
-                    approved: None,
-                })
-            }
-            _ => None,
-        };
+        if matches!(e, ExperimentEvent::RampAdvanced { .. }) {
+            step += 1;
+        }
+        let (event, approval) = journal_entry(e, proposal, &exp_id, step);
         if let Some(ev) = event
             && let Err(err) = ctx.rec.emit(ctx.iteration, &format!("{key}/{n}"), ev, None)
         {
@@ -643,6 +643,90 @@ fn run_online(
         }
     };
     Ok((report, exp_id))
+}
+
+/// What an experiment event becomes in the journal (ramp steps, health holds, vetoes,
+/// escalations; `step` counts the ramp advances so far), and for an escalation the approval a
+/// person is asked.
+fn journal_entry(
+    e: &ExperimentEvent,
+    proposal: &Proposal,
+    exp_id: &str,
+    step: u32,
+) -> (Option<Event>, Option<ApprovalRequest>) {
+    let pid = &proposal.id;
+    let experiment_id = exp_id.to_string();
+    match e {
+        ExperimentEvent::RampAdvanced { to, .. } => (
+            Some(Event::RampAdvanced {
+                proposal_id: pid.clone(),
+                experiment_id,
+                step,
+                traffic: *to,
+            }),
+            None,
+        ),
+        ExperimentEvent::Hold { srm_p, day, .. } => (
+            Some(Event::HealthHold {
+                proposal_id: pid.clone(),
+                experiment_id,
+                reason: format!("sample ratio mismatch on day {day}"),
+                srm_p_value: Some(*srm_p),
+            }),
+            None,
+        ),
+        ExperimentEvent::Rollback {
+            metric,
+            relative,
+            p_value,
+            day,
+            ..
+        } => (
+            Some(Event::Veto {
+                proposal_id: pid.clone(),
+                experiment_id,
+                guardrail: metric.clone(),
+                reason: format!(
+                    "harm on {metric} ({:+.2}%, p = {p_value:.4}) on day {day}: rolled back",
+                    relative * 100.0
+                ),
+            }),
+            None,
+        ),
+        ExperimentEvent::Escalation {
+            metric,
+            relative_harm,
+            threshold,
+            day,
+            share,
+        } => {
+            let reason = format!(
+                "{metric} worse by {:.2}% at {:.0}% traffic on day {day} (attention threshold {:.2}%)",
+                relative_harm * 100.0,
+                share * 100.0,
+                threshold * 100.0
+            );
+            let approval = ApprovalRequest {
+                id: format!("{exp_id}-{metric}-day{day}"),
+                proposal_id: Some(pid.clone()),
+                kind: ApprovalKind::OnlineEscalation,
+                question: format!(
+                    "experiment {exp_id} of \"{}\": {reason}. Continue the ramp?",
+                    proposal.title
+                ),
+                evidence: serde_json::to_value(e).unwrap_or_default(),
+            };
+            let event = Event::AttentionEscalation {
+                proposal_id: pid.clone(),
+                experiment_id,
+                guardrail: metric.clone(),
+                reason,
+                approved: None,
+            };
+            (Some(event), Some(approval))
+        }
+        _ => (None, None),
+    }
 }
 
 /// Record the verdict and the knowledge assets.
