@@ -221,7 +221,7 @@ pub fn evaluate(
     finish(ctx, proposal, candidate, verdict, experiment_id)
 }
 
-/// 1. The validation primary must clear the minimum effect.
+/// Stage 1: the validation primary must clear the minimum effect.
 fn validation_stage(ctx: &EvaluateCtx<'_>, e: &OfflineEvidence<'_>) -> Option<Verdict> {
     let primary = &ctx.manifest.metrics.primary;
     let gain = primary.direction.sign() * (e.candidate - e.production);
@@ -237,8 +237,8 @@ fn validation_stage(ctx: &EvaluateCtx<'_>, e: &OfflineEvidence<'_>) -> Option<Ve
     })
 }
 
-/// 2. The offline guardrails against production, in plain code: past a hard limit DISCARD,
-/// past an attention level a person decides.
+/// Stage 2: the offline guardrails against production, in plain code: past a hard limit
+/// DISCARD, past an attention level a person decides.
 fn guardrail_stage(
     ctx: &EvaluateCtx<'_>,
     proposal: &Proposal,
@@ -295,7 +295,7 @@ fn guardrail_stage(
     Ok(None)
 }
 
-/// 3. The sealed holdout, pass/fail only; an evaluation that fails is an error, not a verdict.
+/// Stage 3: the sealed holdout, pass/fail only; an evaluation that fails is an error, not a verdict.
 fn holdout_stage(
     ctx: &EvaluateCtx<'_>,
     proposal: &Proposal,
@@ -334,8 +334,8 @@ fn holdout_stage(
     }))
 }
 
-/// 4. A probe-first proposal has had its cheap probe (the stages above): a person decides
-/// whether it goes further.
+/// Stage 4: a probe-first proposal has had its cheap probe (the stages above); a person
+/// decides whether it goes further.
 fn probe_stage(
     ctx: &EvaluateCtx<'_>,
     proposal: &Proposal,
@@ -372,8 +372,9 @@ fn probe_stage(
     Ok(None)
 }
 
-/// 6. A KEEP decided offline only, or any KEEP under `--approve`, waits for a person; a
-/// declined KEEP becomes a DISCARD that says who declined it and why.
+/// Stage 6 (after the online stage 5): a KEEP decided offline only, or any KEEP under
+/// `--approve`, waits for a person; a declined KEEP becomes a DISCARD that says who declined it
+/// and why.
 fn keep_approval_stage(
     ctx: &EvaluateCtx<'_>,
     proposal: &Proposal,
