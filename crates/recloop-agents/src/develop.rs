@@ -380,70 +380,10 @@ pub fn develop(ctx: &DevelopCtx<'_>, proposal: &Proposal) -> Result<DevelopResul
                 (gates, metrics)
             }
         };
-        for g in &gates {
-            let step = format!("develop/{pid}/gate/{:?}/{round}", g.gate);
-            let ev = if g.passed {
-                Event::GatePassed {
-                    proposal_id: pid.clone(),
-                    candidate_id: cid.clone(),
-                    gate: g.gate,
-                    round,
-                    detail: g.detail.clone(),
-                }
-            } else {
-                quality.gate_repairs += 1;
-                Event::GateFailed {
-                    proposal_id: pid.clone(),
-                    candidate_id: cid.clone(),
-                    gate: g.gate,
-                    round,
-                    detail: g.detail.clone(),
-                }
-            };
-            ctx.rec.emit(ctx.iteration, &step, ev, None)?;
-            if g.gate == Gate::DryRun && g.passed && quality.dry_run_ran {
-                quality.dry_run_passed = true;
-            }
-        }
+        record_gates(ctx, proposal, round, &gates, &mut quality)?;
         last_gates = gates.clone();
         if let Some(metrics) = metrics {
-            let diff = ctx.repo.diff(&wt, &ctx.base_commit)?;
-            let hash = ctx.rec.artifact(diff.as_bytes())?;
-            let commit = ctx.repo.commit_all(
-                &wt,
-                &format!("{cid}: {}\n\nProposal {pid}.", proposal.title),
-                ctx.commit_time,
-            )?;
-            ctx.rec.emit(
-                ctx.iteration,
-                &format!("develop/{pid}/offline"),
-                Event::OfflineResult {
-                    proposal_id: pid.clone(),
-                    candidate_id: cid.clone(),
-                    split: "validation".into(),
-                    metrics: metrics.clone(),
-                },
-                None,
-            )?;
-            let candidate = Candidate {
-                id: cid.clone(),
-                proposal: pid.clone(),
-                base_commit: ctx.base_commit.clone(),
-                commit,
-                branch: branch.clone(),
-                diff_hash: hash.to_string(),
-                gates: gates.clone(),
-                quality,
-                offline: metrics,
-            };
-            ctx.rec.emit(
-                ctx.iteration,
-                &format!("develop/{pid}/ready"),
-                Event::CandidateReady {
-                    candidate: candidate.clone(),
-                },
-                None,
-            )?;
+            let candidate = commit_candidate(ctx, proposal, &wt, gates, quality, metrics)?;
             return Ok(DevelopResult::Ready { candidate });
         }
         let failed = gates.iter().find(|g| !g.passed);
@@ -468,6 +408,97 @@ pub fn develop(ctx: &DevelopCtx<'_>, proposal: &Proposal) -> Result<DevelopResul
         .map(|g| format!("gate {:?} failed: {}", g.gate, g.detail))
         .unwrap_or_else(|| "gates failed".into());
     reject(ctx, proposal, &wt, &branch, reason, last_gates, quality)
+}
+
+/// Journal each gate's outcome of `round`; failed gates count as repairs, a dry run that ran
+/// and passed is noted.
+fn record_gates(
+    ctx: &DevelopCtx<'_>,
+    proposal: &Proposal,
+    round: u32,
+    gates: &[GateResult],
+    quality: &mut CodeQuality,
+) -> Result<()> {
+    let pid = &proposal.id;
+    let cid = candidate_id(proposal);
+    for g in gates {
+        let step = format!("develop/{pid}/gate/{:?}/{round}", g.gate);
+        let ev = if g.passed {
+            Event::GatePassed {
+                proposal_id: pid.clone(),
+                candidate_id: cid.clone(),
+                gate: g.gate,
+                round,
+                detail: g.detail.clone(),
+            }
+        } else {
+            quality.gate_repairs += 1;
+            Event::GateFailed {
+                proposal_id: pid.clone(),
+                candidate_id: cid.clone(),
+                gate: g.gate,
+                round,
+                detail: g.detail.clone(),
+            }
+        };
+        ctx.rec.emit(ctx.iteration, &step, ev, None)?;
+        if g.gate == Gate::DryRun && g.passed && quality.dry_run_ran {
+            quality.dry_run_passed = true;
+        }
+    }
+    Ok(())
+}
+
+/// Commit the worktree that passed every gate and journal the candidate (its diff as an
+/// artifact, its validation metrics, `candidate_ready`).
+fn commit_candidate(
+    ctx: &DevelopCtx<'_>,
+    proposal: &Proposal,
+    wt: &Path,
+    gates: Vec<GateResult>,
+    quality: CodeQuality,
+    metrics: MetricValues,
+) -> Result<Candidate> {
+    let pid = &proposal.id;
+    let cid = candidate_id(proposal);
+    let diff = ctx.repo.diff(wt, &ctx.base_commit)?;
+    let hash = ctx.rec.artifact(diff.as_bytes())?;
+    let commit = ctx.repo.commit_all(
+        wt,
+        &format!("{cid}: {}\n\nProposal {pid}.", proposal.title),
+        ctx.commit_time,
+    )?;
+    ctx.rec.emit(
+        ctx.iteration,
+        &format!("develop/{pid}/offline"),
+        Event::OfflineResult {
+            proposal_id: pid.clone(),
+            candidate_id: cid.clone(),
+            split: "validation".into(),
+            metrics: metrics.clone(),
+        },
+        None,
+    )?;
+    let candidate = Candidate {
+        id: cid.clone(),
+        proposal: pid.clone(),
+        base_commit: ctx.base_commit.clone(),
+        commit,
+        branch: format!("recloop/{cid}"),
+        diff_hash: hash.to_string(),
+        gates,
+        quality,
+        offline: metrics,
+    };
+    ctx.rec.emit(
+        ctx.iteration,
+        &format!("develop/{pid}/ready"),
+        Event::CandidateReady {
+            candidate: candidate.clone(),
+        },
+        None,
+    )?;
+    Ok(candidate)
 }
 
 /// The proposal whose candidate made exactly the change now in `worktree` (same normalized
