@@ -207,7 +207,8 @@ fn writes_succeed_inside_the_worktree_and_fail_everywhere_else() {
         for cmd in [
             format!("echo x > {o}/new"),
             format!("mkdir {o}/d"),
-            format!("rm -f {o}/existing"),
+            // not `rm -f`: where `outside` is hidden (a checkout under /tmp) it would "succeed"
+            format!("rm {o}/existing"),
             format!("echo x >> {o}/existing"),
             format!("truncate -s 0 {o}/existing"),
             format!("ln -s /etc/passwd {o}/link"),
