@@ -55,6 +55,12 @@ pub fn for_workspace(manifest: &Manifest, state_dir: &Path, writes_code: bool) -
         sb.link_recloop(state_dir, &exe)
             .map_err(|e| AgentError::Sandbox(e.to_string()))?;
     }
+    // The command's PATH is this process's: directories of it under /tmp would be hidden by the
+    // sandbox's private /tmp, so they are bound read-only like the data cache.
+    if let Some(path) = std::env::var_os("PATH") {
+        sb.extra_ro
+            .extend(std::env::split_paths(&path).filter(|d| d.starts_with("/tmp") && d.is_dir()));
+    }
     if let Ok(data) = recloop_fetch::cache_root() {
         std::fs::create_dir_all(&data).map_err(|e| AgentError::io(&data, e))?;
         sb.env
