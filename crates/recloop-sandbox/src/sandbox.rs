@@ -124,11 +124,18 @@ impl Sandbox {
     /// Run `command` (a shell command line) with `worktree` as working directory.
     pub fn run(&self, worktree: &Path, command: &str) -> Result<CommandOutcome> {
         let worktree = canonical(worktree)?;
-        let extra_ro = self
+        let mut extra_ro = self
             .extra_ro
             .iter()
             .map(|p| canonical(p))
             .collect::<Result<Vec<_>>>()?;
+        // The command's PATH is this process's: its directories under /tmp would be hidden by
+        // the private /tmp, so they are bound read-only too.
+        for dir in path_dirs_under_tmp() {
+            if !extra_ro.contains(&dir) {
+                extra_ro.push(dir);
+            }
+        }
         let extra_rw = self
             .extra_rw
             .iter()
@@ -276,6 +283,24 @@ impl Sandbox {
 }
 
 /// The absolute path without symbolic links, or an error naming the path.
+/// The directories of this process's PATH that lie under `/tmp` and exist, canonical.
+fn path_dirs_under_tmp() -> Vec<PathBuf> {
+    let Some(path) = std::env::var_os("PATH") else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = Vec::new();
+    for dir in std::env::split_paths(&path) {
+        if let Ok(c) = dir.canonicalize()
+            && c.starts_with("/tmp")
+            && c.is_dir()
+            && !out.contains(&c)
+        {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn canonical(p: &Path) -> Result<PathBuf> {
     p.canonicalize().map_err(|e| SandboxError::io(p, e))
 }
