@@ -32,7 +32,13 @@ pub fn require(available: bool, what: &str, how: &str) -> bool {
     if std::env::var_os("CI").is_some() {
         panic!("CI requires {what}: {how}");
     }
-    eprintln!("SKIPPED: this test needs {what}; {how} (under CI, with `CI` set, it fails instead)");
+    // written to the process's stderr, not through `eprintln!`, so that the test harness's
+    // output capture does not swallow it
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: this test needs {what}; {how} (under CI, with `CI` set, it fails instead)"
+    );
     false
 }
 
