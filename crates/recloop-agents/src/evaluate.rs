@@ -276,21 +276,11 @@ fn guardrail_stage(
             evidence: serde_json::json!({ "check": c, "primary": {
                 "metric": e.metric, "production": e.production, "candidate": e.candidate } }),
         };
-        let answer = ctx.approvals.ask(ctx.rec, ctx.iteration, &request)?;
-        if !answer.approved {
-            return Ok(Some(e.verdict(
-                Decision::Discard,
-                "offline validation + offline guardrails + approval",
-                format!(
-                    "offline guardrail past its attention level ({c}); declined by {}: {}",
-                    answer.by, answer.reason
-                ),
-            )));
+        let what = format!("offline guardrail past its attention level ({c})");
+        let method = "offline validation + offline guardrails + approval";
+        if let Some(v) = ask_offline(ctx, e, &request, method, &what)? {
+            return Ok(Some(v));
         }
-        e.caveats.push(format!(
-            "offline guardrail past its attention level ({c}); approved by {}",
-            answer.by
-        ));
     }
     Ok(None)
 }
@@ -356,19 +346,30 @@ fn probe_stage(
         evidence: serde_json::json!({ "risks": proposal.risks,
             "validation": proposal.validation, "offline": candidate.offline }),
     };
-    let answer = ctx.approvals.ask(ctx.rec, ctx.iteration, &request)?;
+    ask_offline(
+        ctx,
+        e,
+        &request,
+        "offline probe + approval",
+        "probe-first: the offline probe passed",
+    )
+}
+
+/// Ask `request` before any traffic: a refusal ends the cascade with a DISCARD that says what
+/// was declined, by whom and why; an approval becomes a caveat saying who approved it.
+fn ask_offline(
+    ctx: &EvaluateCtx<'_>,
+    e: &mut OfflineEvidence<'_>,
+    request: &ApprovalRequest,
+    method: &str,
+    what: &str,
+) -> Result<Option<Verdict>> {
+    let answer = ctx.approvals.ask(ctx.rec, ctx.iteration, request)?;
     if !answer.approved {
-        return Ok(Some(e.verdict(
-            Decision::Discard,
-            "offline probe + approval",
-            format!(
-                "the probe passed; declined by {}: {}",
-                answer.by, answer.reason
-            ),
-        )));
+        let reason = format!("{what}; declined by {}: {}", answer.by, answer.reason);
+        return Ok(Some(e.verdict(Decision::Discard, method, reason)));
     }
-    e.caveats
-        .push(format!("probe-first: taken further by {}", answer.by));
+    e.caveats.push(format!("{what}; approved by {}", answer.by));
     Ok(None)
 }
 
