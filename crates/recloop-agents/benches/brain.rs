@@ -3,6 +3,7 @@
 //!
 //! `cargo bench -p recloop-agents --bench brain` (synthetic data, about a minute);
 //! `RECLOOP_BENCH_DATASET=ml-100k cargo bench -p recloop-agents --bench brain` for MovieLens-100K.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use recloop_agents::bench::bench_brains;
 use recloop_agents::example::write_pipeline_workspace;

@@ -5,6 +5,7 @@
 //! `cargo test -p recloop-agents --test brain_vs_random -- --ignored --nocapture`
 //! (`RECLOOP_BENCH_DATASET=ml-100k|ml-1m` for MovieLens; `RECLOOP_BENCH_TRIALS` to change 30).
 //! The same measurement in release mode: `cargo bench -p recloop-agents --bench brain`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use recloop_agents::bench::bench_brains;
 use recloop_agents::example::write_pipeline_workspace;

@@ -2,6 +2,7 @@
 //! a change past a hard guardrail is never kept (and leaves a failure asset naming the
 //! guardrail, the values and the limit); a change past an attention level stops the run at a
 //! pending approval, which `approve` lets through and `reject` discards.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

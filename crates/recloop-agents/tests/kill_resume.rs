@@ -2,6 +2,7 @@
 //! moments (twice), then `run` resumes it; the final journal equals that of an uninterrupted run
 //! with the same seed. The kill moments are printed with the seed that drew them
 //! (`RECLOOP_KILL_SEED=N` replays them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

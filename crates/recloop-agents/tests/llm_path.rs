@@ -3,6 +3,7 @@
 //! examples/python-mf (python3 + numpy, in the bubblewrap sandbox);
 //! and the recorded rejections (protected path, a diff that does not apply, an answer failing its
 //! schema, a command trying the network).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! A workspace whose `[llm]` names a real provider gets the LLM brain through recloop-llm's
 //! router: here an OpenAI-compatible server (a local mock speaking the real wire format) answers
 //! `recloop brainstorm`, and the proposals it returns are journaled with their cost.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

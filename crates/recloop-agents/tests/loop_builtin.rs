@@ -1,4 +1,5 @@
 //! The loop with the built-in brain on a synthetic workspace: KEEPs, lineage, resumption.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

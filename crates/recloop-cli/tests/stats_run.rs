@@ -2,6 +2,7 @@
 //! Open Bandit Dataset check that IPW of the uniform policy on random/all reproduces the
 //! on-policy CTR. The OBD test fetches `obp==0.4.1` from PyPI into `$RECLOOP_DATA` (or the
 //! user cache) on first use.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
 use std::process::{Command, Stdio};

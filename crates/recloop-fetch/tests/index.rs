@@ -1,6 +1,7 @@
 //! Wheels over HTTP from a JSON index, against a canned local server (no network): success with
 //! extraction, digest and checksum mismatches, 404 and other 4xx, retries after 5xx and 429, a
 //! refused connection, a truncated body. Every failure leaves nothing in the download directory.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use recloop_fetch::{FetchError, Member, Source, WheelPin, extract, fetch_wheel};
 use sha2::{Digest, Sha256};

@@ -17,6 +17,7 @@
 //! a core, the CPU time does not. The load average (`/proc/loadavg`) is printed before and after,
 //! so numbers from a busy machine can be recognised as such. Targets (issue 4): append ≤ 5 s wall,
 //! filtered search ≤ 20 ms.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use recloop_journal::fixtures::loop_stream;
 use recloop_journal::{Journal, SearchFilter};

@@ -1,5 +1,6 @@
 //! The journal test suite, run once per backend (SQLite always; PostgreSQL when
 //! `RECLOOP_TEST_POSTGRES_URL` is set, and required when `CI` is set).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 mod corrupt;

@@ -1,5 +1,6 @@
 //! Record/replay: cassettes are written scrubbed, replay needs no network, unrecorded requests
 //! fail with the request shown.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

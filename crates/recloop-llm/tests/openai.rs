@@ -1,4 +1,5 @@
 //! OpenAI Chat Completions against a mock server speaking the real wire format.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! budgets per role, keys from the environment, record then replay through `RECLOOP_LLM`.
 //!
 //! One test function only: it changes environment variables, which must not race other threads.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

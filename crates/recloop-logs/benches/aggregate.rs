@@ -3,6 +3,7 @@
 //! and (c) from CSV files. Prints the median of several runs.
 //!
 //! `cargo bench -p recloop-logs` (env `RECLOOP_BENCH_EVENTS`, default 10,000,000 events).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Instant;
 

@@ -1,5 +1,6 @@
 //! Writer → reader round trips (Parquet and CSV) and aggregation checked against a brute-force
 //! per-unit computation.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 

@@ -6,6 +6,7 @@
 //! WORLD is `ml-1m`, `synthetic` or a workspace directory (the world is grounded in its dataset
 //! and its `recloop.toml` is the manifest); CONTROL and CANDIDATE are built-in policy names,
 //! `builtin:NAME`, or workspace directories (fitted on the workspace world's data).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 use recloop_online::{ExperimentConfig, default_sim_manifest, repeated_runs, resolve_policy};
 use recloop_sim::World;
 use recloop_sim::grounded::{load_workspace_world, ml1m_world};

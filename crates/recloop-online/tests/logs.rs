@@ -1,5 +1,6 @@
 //! The `logs` adapter: simulated logs written through recloop-logs, replayed and judged; malformed
 //! logs give clear errors.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use recloop_core::{Manifest, Verdict};
 use recloop_logs::LogFormat;

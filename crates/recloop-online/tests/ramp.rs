@@ -1,4 +1,5 @@
 //! The ramp state machine against a synthetic adapter with known effects.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use recloop_core::{Decision, Manifest};
 use recloop_online::assign::{Assignment, splitmix64};

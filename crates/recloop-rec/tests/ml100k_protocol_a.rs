@@ -4,6 +4,7 @@
 //! EASE (λ = 250, the anchors' ML-100K setting) NDCG@10 ≥ 0.43 (anchor 0.4393), iALS (64 factors,
 //! 15 iterations) ≥ 0.34 (anchor 0.3545). The split is random, so several seeds are averaged and
 //! a small tolerance allowed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use recloop_rec::Model;
 use recloop_rec::bench::{anchor_params, build_model};

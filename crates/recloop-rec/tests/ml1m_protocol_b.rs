@@ -3,6 +3,7 @@
 //! ±0.01 NDCG@10 for MostPop, ItemKNN, iALS and EASE with the anchors' hyper-parameters; the
 //! second anchor number, RecBole's recall@10 (hits / |test|), is checked as well. The split is
 //! random, so three seeds are averaged.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use recloop_rec::bench::{anchor_params, build_model};
 use recloop_rec::data::{self, DatasetName};

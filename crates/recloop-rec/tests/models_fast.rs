@@ -1,4 +1,5 @@
 //! EASE, iALS and BPR on small generated data with known answers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;

@@ -1,5 +1,6 @@
 //! Measure `rec eval` on real ML-1M (fetched into the cache on first use). Ignored by default:
 //! `cargo test -p recloop-rec --release --test pipeline_ml1m -- --ignored --nocapture`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use recloop_rec::pipeline::{EvalSplit, evaluate_workspace};
 

@@ -1,4 +1,5 @@
 //! `pipeline.toml` errors name the file, the line and the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use recloop_rec::pipeline::PipelineSpec;
 use std::path::Path;

@@ -1,5 +1,6 @@
 //! `init` writes a workspace whose manifest validates and whose evaluation runs on synthetic data;
 //! the trained pipeline serves recommendations; same seed, same metrics.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use recloop_rec::example::init_example;
 use recloop_rec::pipeline::{

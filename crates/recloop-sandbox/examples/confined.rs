@@ -1,6 +1,7 @@
 //! Run one shell command confined, with the current directory as worktree:
 //! `cargo run -p recloop-sandbox --example confined -- [--unconfined|--namespaces] 'COMMAND'`.
 //! Without a flag the backend is [`Backend::detect`]'s choice. Prints the outcome as JSON.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use recloop_sandbox::{Backend, Sandbox};
 use std::time::Duration;

@@ -2,6 +2,7 @@
 //!
 //! Uses the ML-1M world when `RECLOOP_BENCH_WORLD=ml-1m` (fetched on first use), otherwise a
 //! generated world of ML-1M size (6,040 profiles × 3,706 items).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 use recloop_sim::World;
 use recloop_sim::grounded::ml1m_world;
 use recloop_sim::scenario::bench_ab;

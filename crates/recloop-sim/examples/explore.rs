@@ -1,4 +1,5 @@
 //! Print policy outcomes on a generated world (tuning aid).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 use recloop_sim::*;
 use std::sync::Arc;
 fn main() -> Result<()> {

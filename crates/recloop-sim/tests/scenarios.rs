@@ -1,4 +1,5 @@
 //! Sanity scenarios: the simulated world rewards what it should.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use recloop_sim::scenario::{PolicyOutcome, compare_policies};
 use recloop_sim::{World, clickbait_boost_policy, diversity_policy, relevance_policy};

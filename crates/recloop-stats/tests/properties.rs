@@ -1,5 +1,6 @@
 //! Property tests: intervals contain the estimate, sequential p-values are monotone,
 //! Holm ≥ BH, and SRM p-values are uniform under the null (seeded KS check).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};

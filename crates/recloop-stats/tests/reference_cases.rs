@@ -1,5 +1,6 @@
 //! Every case of `stats-cases.json` (gbstats, GrowthBook tests, obp 0.5.7) through the same
 //! dispatcher `recloop stats run` uses, at the case's tolerance.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::Value;
 

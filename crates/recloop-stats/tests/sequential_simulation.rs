@@ -1,5 +1,6 @@
 //! A/A simulation: under continuous monitoring the always-valid test keeps its false-positive
 //! rate ≤ α, while a fixed-horizon t-test peeked at 10 looks does not. Seeded; prints both rates.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
