@@ -215,9 +215,10 @@ pub fn record_batch(
     let mut admitted: Vec<Proposal> = Vec::new();
     for p in out.proposals.into_iter().map(normalize) {
         let parent = made(&p)?;
+        let hash = change_hash(&p);
         let in_batch = admitted
             .iter()
-            .find(|a| change_hash(a).is_some() && change_hash(a) == change_hash(&p));
+            .find(|a| hash.is_some() && change_hash(a) == hash);
         let verdict = match in_batch {
             Some(a) => Err(format!(
                 "duplicate: the same change as {} in this batch",

@@ -966,49 +966,23 @@ mod tests {
         decisions: &[Decision],
         extensions: u32,
     ) -> (Verdict, Vec<(u32, u64, String)>, Vec<String>) {
-        let tmp = tempfile::tempdir().unwrap();
-        let text = format!(
-            "[project]\nname = \"t\"\neditable = [\"pipeline.toml\"]\n[commands]\noffline_eval = \"true\"\n[metrics]\nprimary = {{ name = \"ndcg@10\", direction = \"increase\", min_effect = 0.002 }}\n[online]\nextensions = {extensions}\n"
-        );
-        let manifest = Manifest::parse(&text, &tmp.path().join("recloop.toml")).unwrap();
-        let journal = Journal::open(tmp.path().join("j.db").to_str().unwrap()).unwrap();
-        let rec = Recorder::new(journal.clone(), "run-t");
         let platform = Scripted {
             decisions: decisions.to_vec(),
             calls: Mutex::new(Vec::new()),
         };
-        let holdout = SealedHoldout::new(tmp.path());
-        let production_metrics: MetricValues = [("ndcg@10".to_string(), 0.3)].into_iter().collect();
-        let (prod, cand) = (tmp.path().join("prod"), tmp.path().join("cand"));
-        let ctx = EvaluateCtx {
-            manifest: &manifest,
-            rec: &rec,
-            iteration: 1,
-            evaluator: &Fixed,
-            holdout: &holdout,
-            online: Some(&platform),
-            production: ("base", &prod),
-            production_metrics: &production_metrics,
-            candidate_dir: &cand,
-            seed: 7,
-            approve: false,
-            approvals: &Approvals::default(),
+        let case = Case {
+            extensions,
+            ..Case::default()
         };
-        let proposal = fixtures::proposal("p1", "t", "h", "ranking", "model.ease.lambda");
-        let candidate = fixtures::candidate("p1", "base", 0.5);
-        let verdict = evaluate(&ctx, &proposal, &candidate).unwrap();
-        let started = journal
-            .events(&EventFilter {
-                types: vec!["experiment_started".into()],
-                ..EventFilter::default()
-            })
-            .unwrap()
+        let (verdict, events) = case.evaluate(&Fixed, &platform, &Approvals::default());
+        let started = events
             .into_iter()
             .filter_map(|r| match r.event {
                 Event::ExperimentStarted { experiment_id, .. } => Some(experiment_id),
                 _ => None,
             })
             .collect();
+        let verdict = verdict.unwrap();
         let calls = platform.calls.into_inner().unwrap();
         (verdict, calls, started)
     }
@@ -1095,13 +1069,71 @@ mod tests {
         }
     }
 
-    /// Evaluate p1 with `evaluator`, `online` and `approvals`; the result and the journal.
+    /// The settings of one evaluation of p1 in the tests.
+    #[derive(Default)]
+    struct Case {
+        /// `[online] extensions`.
+        extensions: u32,
+        /// `--approve`.
+        approve: bool,
+        /// The proposal's maturity (default: ready).
+        maturity: Option<Maturity>,
+    }
+
+    impl Case {
+        /// Evaluate p1 (candidate 0.5 against production 0.3) with `evaluator`, `online` and
+        /// `approvals`; the result and the journal.
+        fn evaluate(
+            &self,
+            evaluator: &dyn OfflineEvaluator,
+            online: &dyn OnlinePlatform,
+            approvals: &Approvals,
+        ) -> (Result<Verdict>, Vec<recloop_journal::EventRecord>) {
+            let tmp = tempfile::tempdir().unwrap();
+            let text = format!(
+                "[project]\nname = \"t\"\neditable = [\"pipeline.toml\"]\n[metrics]\nprimary = {{ name = \"ndcg@10\", direction = \"increase\", min_effect = 0.002 }}\n[online]\nextensions = {}\n",
+                self.extensions
+            );
+            let manifest = Manifest::parse(&text, &tmp.path().join("recloop.toml")).unwrap();
+            let journal = Journal::open(tmp.path().join("j.db").to_str().unwrap()).unwrap();
+            let rec = Recorder::new(journal.clone(), "run-t");
+            let holdout = SealedHoldout::new(tmp.path());
+            let production_metrics: MetricValues =
+                [("ndcg@10".to_string(), 0.3)].into_iter().collect();
+            let (prod, cand) = (tmp.path().join("prod"), tmp.path().join("cand"));
+            let ctx = EvaluateCtx {
+                manifest: &manifest,
+                rec: &rec,
+                iteration: 1,
+                evaluator,
+                holdout: &holdout,
+                online: Some(online),
+                production: ("base", &prod),
+                production_metrics: &production_metrics,
+                candidate_dir: &cand,
+                seed: 7,
+                approve: self.approve,
+                approvals,
+            };
+            let mut proposal = fixtures::proposal("p1", "t", "h", "ranking", "model.ease.lambda");
+            proposal.maturity = self.maturity.unwrap_or(Maturity::Ready);
+            let candidate = fixtures::candidate("p1", "base", 0.5);
+            let r = evaluate(&ctx, &proposal, &candidate);
+            (r, journal.events(&EventFilter::default()).unwrap())
+        }
+    }
+
+    /// Evaluate p1 with the default settings (one extension, ready, no `--approve`).
     fn evaluate_with(
         evaluator: &dyn OfflineEvaluator,
         online: &dyn OnlinePlatform,
         approvals: &Approvals,
     ) -> (Result<Verdict>, Vec<recloop_journal::EventRecord>) {
-        evaluate_as(evaluator, online, approvals, false, Maturity::Ready)
+        Case {
+            extensions: 1,
+            ..Case::default()
+        }
+        .evaluate(evaluator, online, approvals)
     }
 
     /// [`evaluate_with`] under `--approve` (`approve`) for a proposal of `maturity`.
@@ -1112,33 +1144,12 @@ mod tests {
         approve: bool,
         maturity: Maturity,
     ) -> (Result<Verdict>, Vec<recloop_journal::EventRecord>) {
-        let tmp = tempfile::tempdir().unwrap();
-        let text = "[project]\nname = \"t\"\neditable = [\"pipeline.toml\"]\n[metrics]\nprimary = { name = \"ndcg@10\", direction = \"increase\", min_effect = 0.002 }\n";
-        let manifest = Manifest::parse(text, &tmp.path().join("recloop.toml")).unwrap();
-        let journal = Journal::open(tmp.path().join("j.db").to_str().unwrap()).unwrap();
-        let rec = Recorder::new(journal.clone(), "run-t");
-        let holdout = SealedHoldout::new(tmp.path());
-        let production_metrics: MetricValues = [("ndcg@10".to_string(), 0.3)].into_iter().collect();
-        let (prod, cand) = (tmp.path().join("prod"), tmp.path().join("cand"));
-        let ctx = EvaluateCtx {
-            manifest: &manifest,
-            rec: &rec,
-            iteration: 1,
-            evaluator,
-            holdout: &holdout,
-            online: Some(online),
-            production: ("base", &prod),
-            production_metrics: &production_metrics,
-            candidate_dir: &cand,
-            seed: 7,
+        Case {
+            extensions: 1,
             approve,
-            approvals,
-        };
-        let mut proposal = fixtures::proposal("p1", "t", "h", "ranking", "model.ease.lambda");
-        proposal.maturity = maturity;
-        let candidate = fixtures::candidate("p1", "base", 0.5);
-        let r = evaluate(&ctx, &proposal, &candidate);
-        (r, journal.events(&EventFilter::default()).unwrap())
+            maturity: Some(maturity),
+        }
+        .evaluate(evaluator, online, approvals)
     }
 
     fn types(ev: &[recloop_journal::EventRecord]) -> Vec<&'static str> {

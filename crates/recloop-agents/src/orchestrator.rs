@@ -542,7 +542,8 @@ impl Loop {
             }
             msg("brainstorm", best);
             let admitted = match self.brainstorm(&rec, &cfg, it, &prod) {
-                Err(AgentError::Budget(_)) => {
+                Err(AgentError::Budget(detail)) => {
+                    record_budget_exhausted(&rec, it, None, "brainstorm", detail)?;
                     outcome = RunOutcome::BudgetExhausted;
                     break;
                 }
@@ -834,7 +835,8 @@ impl Loop {
                     waiting.push((id, question));
                     continue;
                 }
-                Err(AgentError::Budget(_)) => {
+                Err(AgentError::Budget(detail)) => {
+                    record_budget_exhausted(rec, it, Some(&p.id), "develop", detail)?;
                     budget = true;
                     continue;
                 }
@@ -1211,6 +1213,29 @@ impl Loop {
             pending_approvals: Vec::new(),
         })
     }
+}
+
+/// Journal the budget that ran out, as a failure of its own class (the run then ends with
+/// `budget_exhausted`).
+fn record_budget_exhausted(
+    rec: &Recorder,
+    it: u32,
+    proposal_id: Option<&str>,
+    stage: &str,
+    detail: String,
+) -> Result<()> {
+    rec.emit(
+        it,
+        &format!("{stage}/budget_exhausted"),
+        Event::StageFailed {
+            proposal_id: proposal_id.map(str::to_string),
+            stage: stage.to_string(),
+            class: recloop_core::ErrorClass::Budget,
+            detail,
+        },
+        None,
+    )?;
+    Ok(())
 }
 
 fn cand_value(o: &CandidateOutcome, primary: &str) -> f64 {

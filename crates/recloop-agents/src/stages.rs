@@ -118,7 +118,7 @@ pub fn online_for(workspace: &Path) -> Result<Option<Arc<dyn OnlinePlatform>>> {
 }
 
 /// Create the MovieLens example at `dir` (as `recloop init --example movielens DIR` does) unless a
-/// workspace is already there, and fetch its data.
+/// workspace is already there (its data are fetched when the loop opens it, [`ensure_data`]).
 /// Returns true when it was created.
 pub fn ensure_example(dir: &Path) -> Result<bool> {
     let created = if dir.join(recloop_core::manifest::MANIFEST_FILE).exists() {
@@ -133,7 +133,6 @@ pub fn ensure_example(dir: &Path) -> Result<bool> {
         })?;
         true
     };
-    ensure_data(dir)?;
     Ok(created)
 }
 

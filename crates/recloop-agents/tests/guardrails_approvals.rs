@@ -318,6 +318,16 @@ fn budget_exhaustion_ends_the_run_cleanly_with_its_outcome() {
         _ => None,
     });
     assert_eq!(finished, Some(recloop_journal::RunOutcome::BudgetExhausted));
+    assert!(
+        ev.iter().any(|e| matches!(
+            &e.event,
+            Event::StageFailed {
+                class: recloop_core::ErrorClass::Budget,
+                ..
+            }
+        )),
+        "the budget that ran out is journaled in its own class"
+    );
     // nothing was judged, and nothing was put in the avoid set
     assert!(verdicts(&ev).is_empty());
     assert!(

@@ -283,8 +283,6 @@ impl std::fmt::Display for Approver {
 pub enum ErrorClass {
     /// The sealed holdout evaluation could not be run.
     Holdout,
-    /// The offline evaluation of production could not be run.
-    Evaluator,
     /// The online platform failed.
     Platform,
     /// The language-model provider could not be reached or kept failing.
@@ -300,7 +298,6 @@ impl ErrorClass {
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorClass::Holdout => "holdout",
-            ErrorClass::Evaluator => "evaluator",
             ErrorClass::Platform => "platform",
             ErrorClass::LlmTransport => "llm_transport",
             ErrorClass::LlmAnswer => "llm_answer",

@@ -252,7 +252,7 @@ impl Sandbox {
     }
 
     /// The complete environment of a command: PATH (with `bin_dir` first), HOME, LANG, TMPDIR,
-    /// the pyenv and recloop variables of this process, and `env`.
+    /// the pyenv variables of this process, and `env` (the caller names the rest, e.g. `RECLOOP_DATA`).
     fn environment(&self) -> Vec<(String, String)> {
         let mut path = String::new();
         if let Some(bin) = &self.bin_dir {
@@ -272,7 +272,7 @@ impl Sandbox {
             ("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string()),
             ("TMPDIR".to_string(), "/tmp".to_string()),
         ];
-        for key in ["PYENV_ROOT", "PYENV_VERSION", "RECLOOP_DATA"] {
+        for key in ["PYENV_ROOT", "PYENV_VERSION"] {
             if let Ok(v) = std::env::var(key) {
                 env.push((key.to_string(), v));
             }
