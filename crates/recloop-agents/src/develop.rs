@@ -117,27 +117,55 @@ pub fn run_gates(
     worktree: &Path,
 ) -> (Vec<GateResult>, GateMeasures, Option<MetricValues>) {
     let mut results = Vec::new();
-    let mut metrics = None;
-    let mut outcome = GateMeasures::default();
+    let mut measures = GateMeasures::default();
+    let mut record = |r: GateResult| {
+        let ok = r.passed;
+        results.push(r);
+        ok
+    };
     let c = &ctx.manifest.commands;
-    let pass = |gate: Gate, detail: String| GateResult {
+    let passed = record(editable_paths_gate(ctx, worktree))
+        && record(command_gate(ctx, worktree, Gate::Build, &c.build))
+        && record(command_gate(ctx, worktree, Gate::Tests, &c.test))
+        && record(schema_gate(worktree, &mut measures))
+        && record(dry_run_gate(ctx, worktree, &mut measures));
+    if !passed {
+        return (results, measures, None);
+    }
+    let (offline, first) = offline_gate(ctx, worktree);
+    let (true, Some(first)) = (record(offline), first) else {
+        return (results, measures, None);
+    };
+    let metrics = record(determinism_gate(ctx, worktree, &first)).then_some(first);
+    (results, measures, metrics)
+}
+
+fn pass(gate: Gate, detail: String) -> GateResult {
+    GateResult {
         gate,
         passed: true,
         detail,
-    };
-    let fail = |gate: Gate, detail: String| GateResult {
+    }
+}
+
+fn fail(gate: Gate, detail: String) -> GateResult {
+    GateResult {
         gate,
         passed: false,
         detail,
-    };
-    // 1. editable paths
-    let r = match ctx.repo.changed_paths(worktree, &ctx.base_commit) {
+    }
+}
+
+/// Gate 1: something changed, and only editable paths.
+fn editable_paths_gate(ctx: &DevelopCtx<'_>, worktree: &Path) -> GateResult {
+    match ctx.repo.changed_paths(worktree, &ctx.base_commit) {
         Err(e) => fail(Gate::EditablePaths, e.to_string()),
         Ok(paths) if paths.is_empty() => fail(Gate::EditablePaths, "no file was changed".into()),
         Ok(paths) => {
-            let bad: Vec<&String> = paths
+            let bad: Vec<&str> = paths
                 .iter()
                 .filter(|p| !ctx.manifest.is_editable(p))
+                .map(|s| s.as_str())
                 .collect();
             if bad.is_empty() {
                 pass(Gate::EditablePaths, paths.join(", "))
@@ -146,119 +174,102 @@ pub fn run_gates(
                     Gate::EditablePaths,
                     format!(
                         "protected or non-editable paths changed: {}; revert them and change only {:?}",
-                        bad.iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
+                        bad.join(", "),
                         ctx.manifest.project.editable
                     ),
                 )
             }
         }
-    };
-    let ok = r.passed;
-    results.push(r);
-    if !ok {
-        return (results, outcome, None);
     }
-    // 2-3. build, tests
-    for (gate, cmd) in [(Gate::Build, &c.build), (Gate::Tests, &c.test)] {
-        let r = if cmd.trim().is_empty() {
-            pass(gate, "no command declared".into())
-        } else {
-            match run_cmd(ctx.sandbox.as_ref(), worktree, cmd) {
-                Ok(d) => pass(gate, d),
-                Err(e) => fail(gate, format!("{e}; fix the error this command reports")),
+}
+
+/// Gates 2–3: the workspace's build or test command, when it declares one.
+fn command_gate(ctx: &DevelopCtx<'_>, worktree: &Path, gate: Gate, cmd: &str) -> GateResult {
+    if cmd.trim().is_empty() {
+        return pass(gate, "no command declared".into());
+    }
+    match run_cmd(ctx.sandbox.as_ref(), worktree, cmd) {
+        Ok(d) => pass(gate, d),
+        Err(e) => fail(gate, format!("{e}; fix the error this command reports")),
+    }
+}
+
+/// Gate 4: `pipeline.toml`, when the workspace has one, parses and validates.
+fn schema_gate(worktree: &Path, measures: &mut GateMeasures) -> GateResult {
+    if !worktree.join("pipeline.toml").exists() {
+        return pass(Gate::Schema, "no pipeline.toml in this workspace".into());
+    }
+    match recloop_rec::pipeline::PipelineSpec::load_workspace(worktree) {
+        Ok(_) => pass(Gate::Schema, "pipeline.toml parses and validates".into()),
+        Err(e) => {
+            let text = e.to_string();
+            if names_an_unknown_key(&text) {
+                measures.unknown_keys += 1;
             }
-        };
-        let ok = r.passed;
-        results.push(r);
-        if !ok {
-            return (results, outcome, None);
+            fail(
+                Gate::Schema,
+                format!("{text}; use only fields listed by query_schema"),
+            )
         }
     }
-    // 4. schema
-    let has_pipeline = worktree.join("pipeline.toml").exists();
-    let r = if has_pipeline {
-        match recloop_rec::pipeline::PipelineSpec::load_workspace(worktree) {
-            Ok(_) => pass(Gate::Schema, "pipeline.toml parses and validates".into()),
-            Err(e) => {
-                let text = e.to_string();
-                if names_an_unknown_key(&text) {
-                    outcome.unknown_keys += 1;
-                }
+}
+
+/// Gate 5: the workspace's `check` command (a dry run), when it declares one.
+fn dry_run_gate(ctx: &DevelopCtx<'_>, worktree: &Path, measures: &mut GateMeasures) -> GateResult {
+    let check = &ctx.manifest.commands.check;
+    if check.trim().is_empty() {
+        return pass(
+            Gate::DryRun,
+            "not run: recloop.toml declares no `check` command".into(),
+        );
+    }
+    measures.dry_run_ran = true;
+    match run_cmd(ctx.sandbox.as_ref(), worktree, check) {
+        Ok(d) => pass(Gate::DryRun, d),
+        Err(e) => fail(Gate::DryRun, e),
+    }
+}
+
+/// Gate 6: the offline evaluation on the validation split yields the primary metric and finite
+/// guardrail metrics. Returns the metrics when it ran.
+fn offline_gate(ctx: &DevelopCtx<'_>, worktree: &Path) -> (GateResult, Option<MetricValues>) {
+    let m = match ctx.evaluator.evaluate(worktree, Split::Validation) {
+        Err(e) => return (fail(Gate::OfflineEval, e.to_string()), None),
+        Ok(m) => m,
+    };
+    let r = match primary_value(&m, ctx.manifest) {
+        Err(e) => fail(Gate::OfflineEval, e),
+        Ok(v) => {
+            let bad: Vec<&String> = ctx
+                .manifest
+                .metrics
+                .guardrails
+                .iter()
+                .map(|g| &g.name)
+                .filter(|n| m.get(*n).is_some_and(|v| !v.is_finite()))
+                .collect();
+            if bad.is_empty() {
+                pass(
+                    Gate::OfflineEval,
+                    format!("{} = {v:.5}", ctx.manifest.metrics.primary.name),
+                )
+            } else {
                 fail(
-                    Gate::Schema,
-                    format!("{text}; use only fields listed by query_schema"),
+                    Gate::OfflineEval,
+                    format!("guardrail metrics are not finite: {bad:?}"),
                 )
             }
         }
-    } else {
-        pass(Gate::Schema, "no pipeline.toml in this workspace".into())
     };
-    let ok = r.passed;
-    results.push(r);
-    if !ok {
-        return (results, outcome, None);
-    }
-    // 5. dry run
-    let r = if !c.check.trim().is_empty() {
-        outcome.dry_run_ran = true;
-        match run_cmd(ctx.sandbox.as_ref(), worktree, &c.check) {
-            Ok(d) => pass(Gate::DryRun, d),
-            Err(e) => fail(Gate::DryRun, e),
-        }
-    } else {
-        pass(
-            Gate::DryRun,
-            "not run: recloop.toml declares no `check` command".into(),
-        )
-    };
-    let ok = r.passed;
-    results.push(r);
-    if !ok {
-        return (results, outcome, None);
-    }
-    // 6. offline evaluation
-    let first = ctx.evaluator.evaluate(worktree, Split::Validation);
-    let r = match &first {
-        Err(e) => fail(Gate::OfflineEval, e.clone()),
-        Ok(m) => match primary_value(m, ctx.manifest) {
-            Err(e) => fail(Gate::OfflineEval, e),
-            Ok(v) => {
-                let bad: Vec<&String> = ctx
-                    .manifest
-                    .metrics
-                    .guardrails
-                    .iter()
-                    .map(|g| &g.name)
-                    .filter(|n| m.get(*n).is_some_and(|v| !v.is_finite()))
-                    .collect();
-                if bad.is_empty() {
-                    pass(
-                        Gate::OfflineEval,
-                        format!("{} = {v:.5}", ctx.manifest.metrics.primary.name),
-                    )
-                } else {
-                    fail(
-                        Gate::OfflineEval,
-                        format!("guardrail metrics are not finite: {bad:?}"),
-                    )
-                }
-            }
-        },
-    };
-    let ok = r.passed;
-    results.push(r);
-    if !ok {
-        return (results, outcome, None);
-    }
-    let first = first.unwrap_or_default();
-    // 7. determinism
-    let r = match ctx.evaluator.evaluate(worktree, Split::Validation) {
+    (r, Some(m))
+}
+
+/// Gate 7: a second evaluation with the same seed gives the same metrics.
+fn determinism_gate(ctx: &DevelopCtx<'_>, worktree: &Path, first: &MetricValues) -> GateResult {
+    match ctx.evaluator.evaluate(worktree, Split::Validation) {
         Err(e) => fail(Gate::Determinism, format!("second run failed: {e}")),
         Ok(second) => {
-            let diff = nondeterministic_keys(&first, &second);
+            let diff = nondeterministic_keys(first, &second);
             if diff.is_empty() {
                 pass(Gate::Determinism, "same seed, same metrics".into())
             } else {
@@ -270,13 +281,100 @@ pub fn run_gates(
                 )
             }
         }
-    };
-    let ok = r.passed;
-    results.push(r);
-    if ok {
-        metrics = Some(first);
     }
-    (results, outcome, metrics)
+}
+
+/// How one develop round ended.
+enum RoundOutcome {
+    /// The gates ran (or the change could not be made: a failed editable-paths gate).
+    Checked {
+        gates: Vec<GateResult>,
+        metrics: Option<MetricValues>,
+    },
+    /// The model's answer was unusable; the next round asks again.
+    Unusable { detail: String },
+    /// The change repeats an earlier candidate's (the proposal id of that candidate).
+    Duplicate { earlier: String },
+}
+
+/// One proposal's develop attempt in its worktree.
+struct Attempt<'a> {
+    ctx: &'a DevelopCtx<'a>,
+    proposal: &'a Proposal,
+    worktree: &'a Path,
+    branch: &'a str,
+    tools: &'a Tools,
+}
+
+impl Attempt<'_> {
+    /// Round `round`: the brain edits the worktree, then the gates run. A transport or budget
+    /// failure removes the worktree and ends the attempt with the error.
+    fn round(
+        &self,
+        round: u32,
+        repair: Option<&str>,
+        quality: &mut CodeQuality,
+    ) -> Result<RoundOutcome> {
+        let (ctx, pid) = (self.ctx, &self.proposal.id);
+        let out = ctx.brain.develop(&DevelopInput {
+            manifest: ctx.manifest,
+            worktree: self.worktree,
+            proposal: self.proposal,
+            repair,
+            harness: ctx.harness,
+            tools: self.tools,
+        });
+        match out {
+            Err(AgentError::Stage { class, detail }) => {
+                // The model failed, not the change: recorded in its own class, never as a gate.
+                ctx.rec.emit(
+                    ctx.iteration,
+                    &format!("develop/{pid}/stage_failed/{round}"),
+                    Event::StageFailed {
+                        proposal_id: Some(pid.clone()),
+                        stage: "develop".into(),
+                        class,
+                        detail: detail.clone(),
+                    },
+                    None,
+                )?;
+                if class != ErrorClass::LlmAnswer {
+                    ctx.repo.remove_worktree(self.worktree, self.branch)?;
+                    return Err(AgentError::Stage { class, detail });
+                }
+                Ok(RoundOutcome::Unusable { detail })
+            }
+            Err(e @ (AgentError::Budget(_) | AgentError::Journal(_))) => {
+                ctx.repo.remove_worktree(self.worktree, self.branch)?;
+                Err(e)
+            }
+            // The change could not be made (a diff that does not apply, a protected path):
+            // a failed editable-paths gate with the reason.
+            Err(e) => Ok(RoundOutcome::Checked {
+                gates: vec![fail(Gate::EditablePaths, e.to_string())],
+                metrics: None,
+            }),
+            Ok(o) => {
+                quality.hallucinated_fields += o.hallucinated_fields;
+                ctx.rec.emit(
+                    ctx.iteration,
+                    &format!("develop/{pid}/trajectory/{round}"),
+                    Event::TrajectoryStep {
+                        proposal_id: Some(pid.clone()),
+                        step: o.trajectory,
+                    },
+                    None,
+                )?;
+                if let Some(earlier) = duplicate_change(ctx, self.worktree)? {
+                    return Ok(RoundOutcome::Duplicate { earlier });
+                }
+                let (gates, measured, metrics) = run_gates(ctx, self.worktree);
+                quality.hallucinated_fields += measured.unknown_keys;
+                quality.dry_run_ran |= measured.dry_run_ran;
+                Ok(RoundOutcome::Checked { gates, metrics })
+            }
+        }
+    }
 }
 
 /// Implement `proposal`: worktree, brain through tools, gates, repairs, commit.
@@ -311,73 +409,27 @@ pub fn develop(ctx: &DevelopCtx<'_>, proposal: &Proposal) -> Result<DevelopResul
     let mut unusable_answers = 0u32;
     for round in 0..=max_rounds {
         quality.repair_rounds = round;
-        let out = ctx.brain.develop(&DevelopInput {
-            manifest: ctx.manifest,
-            worktree: &wt,
+        let attempt = Attempt {
+            ctx,
             proposal,
-            repair: repair.as_deref(),
-            harness: ctx.harness,
+            worktree: &wt,
+            branch: &branch,
             tools: &tools,
-        });
-        let (gates, metrics) = match out {
-            Err(AgentError::Stage { class, detail }) => {
-                // The model failed, not the change: recorded in its own class, never as a gate.
-                ctx.rec.emit(
-                    ctx.iteration,
-                    &format!("develop/{pid}/stage_failed/{round}"),
-                    Event::StageFailed {
-                        proposal_id: Some(pid.clone()),
-                        stage: "develop".into(),
-                        class,
-                        detail: detail.clone(),
-                    },
-                    None,
-                )?;
-                if class != ErrorClass::LlmAnswer {
-                    ctx.repo.remove_worktree(&wt, &branch)?;
-                    return Err(AgentError::Stage { class, detail });
-                }
+        };
+        let (gates, metrics) = match attempt.round(round, repair.as_deref(), &mut quality)? {
+            RoundOutcome::Checked { gates, metrics } => (gates, metrics),
+            RoundOutcome::Unusable { detail } => {
                 unusable_answers += 1;
                 repair = Some(format!(
                     "Your previous answer was unusable: {detail}\nAnswer with one JSON object that follows the output contract."
                 ));
                 continue;
             }
-            Err(e @ (AgentError::Budget(_) | AgentError::Journal(_))) => {
-                ctx.repo.remove_worktree(&wt, &branch)?;
-                return Err(e);
-            }
-            Err(e) => {
-                // The change could not be made (a diff that does not apply, a protected path):
-                // a failed editable-paths gate with the reason.
-                let g = GateResult {
-                    gate: Gate::EditablePaths,
-                    passed: false,
-                    detail: e.to_string(),
-                };
-                (vec![g], None)
-            }
-            Ok(o) => {
-                quality.hallucinated_fields += o.hallucinated_fields;
-                ctx.rec.emit(
-                    ctx.iteration,
-                    &format!("develop/{pid}/trajectory/{round}"),
-                    Event::TrajectoryStep {
-                        proposal_id: Some(pid.clone()),
-                        step: o.trajectory,
-                    },
-                    None,
-                )?;
-                if let Some(earlier) = duplicate_change(ctx, &wt)? {
-                    let reason = format!(
-                        "duplicate: the change is identical (same normalized diff) to the candidate of {earlier}"
-                    );
-                    return reject(ctx, proposal, &wt, &branch, reason, vec![], quality);
-                }
-                let (gates, measured, metrics) = run_gates(ctx, &wt);
-                quality.hallucinated_fields += measured.unknown_keys;
-                quality.dry_run_ran |= measured.dry_run_ran;
-                (gates, metrics)
+            RoundOutcome::Duplicate { earlier } => {
+                let reason = format!(
+                    "duplicate: the change is identical (same normalized diff) to the candidate of {earlier}"
+                );
+                return reject(ctx, proposal, &wt, &branch, reason, vec![], quality);
             }
         };
         record_gates(ctx, proposal, round, &gates, &mut quality)?;

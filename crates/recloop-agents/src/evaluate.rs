@@ -4,7 +4,8 @@
 
 use crate::approvals::{ApprovalRequest, Approvals};
 use crate::error::{AgentError, Result};
-use crate::evaluator::{OfflineEvaluator, Split, primary_value};
+use crate::evaluator::{EvalError, OfflineEvaluator, Split, primary_value};
+use crate::online::PlatformError;
 use crate::record::Recorder;
 use recloop_core::manifest::EXTENSION_SCALE;
 use recloop_core::{
@@ -29,7 +30,7 @@ pub trait OnlinePlatform: Send + Sync {
         treatment: &Path,
         settings: &ExperimentSettings,
         observer: &mut dyn FnMut(&ExperimentEvent) -> Ack,
-    ) -> std::result::Result<ExperimentReport, String>;
+    ) -> std::result::Result<ExperimentReport, PlatformError>;
 }
 
 /// The sealed holdout: production's holdout metrics are cached outside the journal (agents never
@@ -52,7 +53,7 @@ impl SealedHoldout {
         evaluator: &dyn OfflineEvaluator,
         commit: &str,
         dir: &Path,
-    ) -> std::result::Result<MetricValues, String> {
+    ) -> std::result::Result<MetricValues, EvalError> {
         let file = self.dir.join(format!("{commit}.json"));
         if let Ok(text) = std::fs::read_to_string(&file)
             && let Ok(m) = serde_json::from_str::<BTreeMap<String, Option<f64>>>(&text)
@@ -929,8 +930,11 @@ mod tests {
             _treatment: &Path,
             settings: &ExperimentSettings,
             _observer: &mut dyn FnMut(&ExperimentEvent) -> Ack,
-        ) -> std::result::Result<ExperimentReport, String> {
-            let mut calls = self.calls.lock().map_err(|e| e.to_string())?;
+        ) -> std::result::Result<ExperimentReport, PlatformError> {
+            let mut calls = self
+                .calls
+                .lock()
+                .map_err(|e| PlatformError::Other(e.to_string()))?;
             let decision = self.decisions[calls.len()];
             calls.push((
                 settings.population_scale,
@@ -954,7 +958,11 @@ mod tests {
     struct Fixed;
 
     impl OfflineEvaluator for Fixed {
-        fn evaluate(&self, dir: &Path, _split: Split) -> std::result::Result<MetricValues, String> {
+        fn evaluate(
+            &self,
+            dir: &Path,
+            _split: Split,
+        ) -> std::result::Result<MetricValues, EvalError> {
             let v = if dir.ends_with("cand") { 0.5 } else { 0.3 };
             Ok([("ndcg@10".to_string(), v)].into_iter().collect())
         }
@@ -1017,9 +1025,15 @@ mod tests {
     struct HoldoutBroken;
 
     impl OfflineEvaluator for HoldoutBroken {
-        fn evaluate(&self, dir: &Path, split: Split) -> std::result::Result<MetricValues, String> {
+        fn evaluate(
+            &self,
+            dir: &Path,
+            split: Split,
+        ) -> std::result::Result<MetricValues, EvalError> {
             if split == Split::Holdout {
-                return Err("holdout_eval exited with status 2: no such file".into());
+                return Err(EvalError::CommandFailed(
+                    "holdout_eval exited with status 2: no such file".into(),
+                ));
             }
             Fixed.evaluate(dir, split)
         }
@@ -1042,9 +1056,11 @@ mod tests {
             _treatment: &Path,
             _settings: &ExperimentSettings,
             observer: &mut dyn FnMut(&ExperimentEvent) -> Ack,
-        ) -> std::result::Result<ExperimentReport, String> {
+        ) -> std::result::Result<ExperimentReport, PlatformError> {
             if self.fail {
-                return Err("connection to the assignment service refused".into());
+                return Err(PlatformError::Other(
+                    "connection to the assignment service refused".into(),
+                ));
             }
             let ack = observer(&ExperimentEvent::Escalation {
                 day: 3,
@@ -1056,7 +1072,7 @@ mod tests {
             let decision = match ack {
                 Ack::Continue => Decision::Keep,
                 Ack::Reject => Decision::Discard,
-                Ack::Stop(reason) => return Err(reason),
+                Ack::Stop(reason) => return Err(PlatformError::Other(reason)),
             };
             Ok(ExperimentReport {
                 verdict: fixtures::verdict(decision, 0.01),

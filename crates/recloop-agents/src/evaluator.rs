@@ -15,14 +15,43 @@ pub enum Split {
     Holdout,
 }
 
+/// Why an offline evaluation produced no metrics: one variant per cause.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The manifest names no command for this split.
+    #[error("recloop.toml declares no {split:?} evaluation command")]
+    NoCommand {
+        /// The split asked for.
+        split: Split,
+    },
+    /// The sandbox could not start the command.
+    #[error("sandbox: {0}")]
+    Sandbox(#[from] recloop_sandbox::SandboxError),
+    /// The command ran and failed (exit status, time-out or signal, with its output's tail).
+    #[error("{0}")]
+    CommandFailed(String),
+    /// The command printed no JSON object of metrics.
+    #[error("the command printed no JSON object of metrics (stdout began: {head:?})")]
+    NoMetrics {
+        /// The first 200 characters of its stdout.
+        head: String,
+    },
+    /// The built-in pipeline failed to evaluate in-process.
+    #[error("{0}")]
+    Pipeline(#[from] recloop_rec::RecError),
+    /// Any other evaluator's own failure (test doubles, custom evaluators).
+    #[error("{0}")]
+    Other(String),
+}
+
 /// Something that measures a worktree.
 pub trait OfflineEvaluator: Send + Sync {
     /// Metrics of `dir` on `split`, or why they could not be obtained.
-    fn evaluate(&self, dir: &Path, split: Split) -> Result<MetricValues, String>;
+    fn evaluate(&self, dir: &Path, split: Split) -> Result<MetricValues, EvalError>;
 }
 
 /// Parse the last JSON object printed on stdout into metrics (numbers only; `null` → NaN).
-pub fn parse_metrics(stdout: &str) -> Result<MetricValues, String> {
+pub fn parse_metrics(stdout: &str) -> Result<MetricValues, EvalError> {
     let candidates = std::iter::once(stdout.trim()).chain(stdout.lines().rev().map(str::trim));
     for text in candidates {
         if !text.starts_with('{') {
@@ -45,10 +74,9 @@ pub fn parse_metrics(stdout: &str) -> Result<MetricValues, String> {
             return Ok(m);
         }
     }
-    let head: String = stdout.chars().take(200).collect();
-    Err(format!(
-        "the command printed no JSON object of metrics (stdout began: {head:?})"
-    ))
+    Err(EvalError::NoMetrics {
+        head: stdout.chars().take(200).collect(),
+    })
 }
 
 /// The primary metric's value, failing on missing or non-finite values.
@@ -94,20 +122,18 @@ pub struct CommandEvaluator {
 }
 
 impl OfflineEvaluator for CommandEvaluator {
-    fn evaluate(&self, dir: &Path, split: Split) -> Result<MetricValues, String> {
+    fn evaluate(&self, dir: &Path, split: Split) -> Result<MetricValues, EvalError> {
         let c = &self.manifest.commands;
         let cmd = match split {
             Split::Validation => &c.offline_eval,
             Split::Holdout => &c.holdout_eval,
         };
         if cmd.trim().is_empty() {
-            return Err(format!(
-                "recloop.toml declares no {split:?} evaluation command"
-            ));
+            return Err(EvalError::NoCommand { split });
         }
-        let out = self.sandbox.run(dir, cmd).map_err(|e| e.to_string())?;
+        let out = self.sandbox.run(dir, cmd)?;
         if !out.success() {
-            return Err(out.failure_reason());
+            return Err(EvalError::CommandFailed(out.failure_reason()));
         }
         parse_metrics(&out.stdout)
     }
@@ -117,12 +143,12 @@ impl OfflineEvaluator for CommandEvaluator {
 pub struct InProcessEvaluator;
 
 impl OfflineEvaluator for InProcessEvaluator {
-    fn evaluate(&self, dir: &Path, split: Split) -> Result<MetricValues, String> {
+    fn evaluate(&self, dir: &Path, split: Split) -> Result<MetricValues, EvalError> {
         let s = match split {
             Split::Validation => recloop_rec::pipeline::EvalSplit::Validation,
             Split::Holdout => recloop_rec::pipeline::EvalSplit::Holdout,
         };
-        recloop_rec::pipeline::evaluate_workspace(dir, s).map_err(|e| e.to_string())
+        Ok(recloop_rec::pipeline::evaluate_workspace(dir, s)?)
     }
 }
 
@@ -163,6 +189,7 @@ mod tests {
         assert!(
             parse_metrics("nothing here")
                 .unwrap_err()
+                .to_string()
                 .contains("no JSON object")
         );
     }

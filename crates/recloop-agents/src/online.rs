@@ -14,6 +14,97 @@ use recloop_sim::grounded::{WorkspaceWorld, load_workspace_world, workspace_poli
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// Why an online platform could not run an experiment: one variant per cause.
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    /// The simulated world could not be built from the workspace's dataset.
+    #[error("simulator world: {0}")]
+    World(String),
+    /// One side's pipeline could not be put in front of simulated users.
+    #[error("{side} pipeline: {detail}")]
+    Pipeline {
+        /// `control` or `candidate`.
+        side: &'static str,
+        /// What was wrong with it.
+        detail: String,
+    },
+    /// One side's simulator export failed.
+    #[error("{side}: {source}")]
+    Export {
+        /// `control` or `candidate`.
+        side: &'static str,
+        /// Why.
+        #[source]
+        source: ExportError,
+    },
+    /// Control and candidate exported different training data.
+    #[error(
+        "control and candidate exported different training data: the data must not depend on editable files"
+    )]
+    TrainingDataDiffers,
+    /// The guarded experiment itself failed (an observer stop, a statistics error, ...).
+    #[error(transparent)]
+    Experiment(#[from] recloop_online::OnlineError),
+    /// Another platform's own failure (e.g. a connection refused).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Why a workspace's simulator export failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The manifest declares no `holdout_eval` command.
+    #[error("recloop.toml declares no holdout_eval command to export from")]
+    NoCommand,
+    /// The checkout directory is not there.
+    #[error("{path}: {source}")]
+    Checkout {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The sandbox could not start the command.
+    #[error("sandbox: {0}")]
+    Sandbox(#[from] crate::sandbox::SandboxError),
+    /// The command failed.
+    #[error("export: {0}")]
+    CommandFailed(String),
+    /// The command wrote no export file.
+    #[error(
+        "`{command}` did not write the simulator export {} (it must when {EXPORT_ENV} is set): {source}",
+        path.display()
+    )]
+    Missing {
+        /// The command.
+        command: String,
+        /// The file it should have written.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a simulator export.
+    #[error("{}: not a simulator export: {detail}", path.display())]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        detail: String,
+    },
+    /// The export has a list count other than its user count.
+    #[error("{}: {lists} lists for {users} users", path.display())]
+    Shape {
+        /// The file.
+        path: PathBuf,
+        /// Lists found.
+        lists: usize,
+        /// Users declared.
+        users: usize,
+    },
+}
+
 /// The simulator platform of a built-in pipeline workspace.
 pub struct SimulatorPlatform {
     workspace: PathBuf,
@@ -34,16 +125,17 @@ impl SimulatorPlatform {
         }
     }
 
-    fn world(&self) -> Result<Arc<WorkspaceWorld>, String> {
+    fn world(&self) -> Result<Arc<WorkspaceWorld>, PlatformError> {
         let mut w = self
             .world
             .lock()
-            .map_err(|_| "simulator world lock poisoned".to_string())?;
+            .map_err(|_| PlatformError::World("the world's lock is poisoned".into()))?;
         if let Some(w) = w.as_ref() {
             return Ok(w.clone());
         }
         let ww = Arc::new(
-            load_workspace_world(&self.workspace, self.world_seed).map_err(|e| e.to_string())?,
+            load_workspace_world(&self.workspace, self.world_seed)
+                .map_err(|e| PlatformError::World(e.to_string()))?,
         );
         *w = Some(ww.clone());
         Ok(ww)
@@ -62,10 +154,16 @@ impl OnlinePlatform for SimulatorPlatform {
         treatment: &Path,
         settings: &ExperimentSettings,
         observer: &mut dyn FnMut(&ExperimentEvent) -> Ack,
-    ) -> Result<ExperimentReport, String> {
+    ) -> Result<ExperimentReport, PlatformError> {
         let ww = self.world()?;
-        let c = workspace_policy(control, &ww).map_err(|e| format!("control pipeline: {e}"))?;
-        let t = workspace_policy(treatment, &ww).map_err(|e| format!("candidate pipeline: {e}"))?;
+        let pipeline = |side: &'static str| {
+            move |e: recloop_sim::SimError| PlatformError::Pipeline {
+                side,
+                detail: e.to_string(),
+            }
+        };
+        let c = workspace_policy(control, &ww).map_err(pipeline("control"))?;
+        let t = workspace_policy(treatment, &ww).map_err(pipeline("candidate"))?;
         let world = ww.world.clone();
         run_simulated(manifest, world, self.users, &c, &t, settings, observer)
     }
@@ -82,13 +180,15 @@ fn run_simulated(
     treatment: &dyn Policy,
     settings: &ExperimentSettings,
     observer: &mut dyn FnMut(&ExperimentEvent) -> Ack,
-) -> Result<ExperimentReport, String> {
+) -> Result<ExperimentReport, PlatformError> {
     let users =
         users.unwrap_or(manifest.online.users as usize) * settings.population_scale.max(1) as usize;
     let mut config = ExperimentConfig::new(world, users, settings.seed);
     config.settings.id = settings.id.clone();
     config.settings.approve = settings.approve;
-    run_experiment(manifest, control, treatment, &config, observer).map_err(|e| e.to_string())
+    Ok(run_experiment(
+        manifest, control, treatment, &config, observer,
+    )?)
 }
 
 /// Environment variable naming the file an external workspace's `holdout_eval` writes its
@@ -129,38 +229,39 @@ impl ExportPlatform {
     }
 
     /// Run the export of the checkout at `dir`.
-    pub fn export(&self, manifest: &Manifest, dir: &Path) -> Result<SimExport, String> {
+    pub fn export(&self, manifest: &Manifest, dir: &Path) -> Result<SimExport, ExportError> {
         let cmd = &manifest.commands.holdout_eval;
         if cmd.trim().is_empty() {
-            return Err("recloop.toml declares no holdout_eval command to export from".into());
+            return Err(ExportError::NoCommand);
         }
-        let dir = dir
-            .canonicalize()
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        let dir = dir.canonicalize().map_err(|source| ExportError::Checkout {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let file = dir.join(EXPORT_FILE);
         let _ = std::fs::remove_file(&file);
         let mut sb = self.sandbox.clone();
         sb.env.push((EXPORT_ENV.into(), file.display().to_string()));
-        let out = sb.run(&dir, cmd).map_err(|e| e.to_string())?;
+        let out = sb.run(&dir, cmd)?;
         if !out.success() {
-            return Err(format!("export: {}", out.failure_reason()));
+            return Err(ExportError::CommandFailed(out.failure_reason()));
         }
-        let text = std::fs::read_to_string(&file).map_err(|e| {
-            format!(
-                "`{cmd}` did not write the simulator export {} (it must when {EXPORT_ENV} is set): {e}",
-                file.display()
-            )
+        let text = std::fs::read_to_string(&file).map_err(|source| ExportError::Missing {
+            command: cmd.clone(),
+            path: file.clone(),
+            source,
         })?;
         let _ = std::fs::remove_file(&file);
-        let x: SimExport = serde_json::from_str(&text)
-            .map_err(|e| format!("{}: not a simulator export: {e}", file.display()))?;
+        let x: SimExport = serde_json::from_str(&text).map_err(|e| ExportError::Malformed {
+            path: file.clone(),
+            detail: e.to_string(),
+        })?;
         if x.lists.len() != x.n_users {
-            return Err(format!(
-                "{}: {} lists for {} users",
-                file.display(),
-                x.lists.len(),
-                x.n_users
-            ));
+            return Err(ExportError::Shape {
+                path: file,
+                lists: x.lists.len(),
+                users: x.n_users,
+            });
         }
         Ok(x)
     }
@@ -178,18 +279,15 @@ impl OnlinePlatform for ExportPlatform {
         treatment: &Path,
         settings: &ExperimentSettings,
         observer: &mut dyn FnMut(&ExperimentEvent) -> Ack,
-    ) -> Result<ExperimentReport, String> {
-        let c = self
-            .export(manifest, control)
-            .map_err(|e| format!("control: {e}"))?;
-        let t = self
-            .export(manifest, treatment)
-            .map_err(|e| format!("candidate: {e}"))?;
+    ) -> Result<ExperimentReport, PlatformError> {
+        let export = |side: &'static str, dir: &Path| {
+            self.export(manifest, dir)
+                .map_err(|source| PlatformError::Export { side, source })
+        };
+        let c = export("control", control)?;
+        let t = export("candidate", treatment)?;
         if (c.n_users, c.n_items, &c.interactions) != (t.n_users, t.n_items, &t.interactions) {
-            return Err(
-                "control and candidate exported different training data: the data must not depend on editable files"
-                    .into(),
-            );
+            return Err(PlatformError::TrainingDataDiffers);
         }
         let world = recloop_sim::World::from_ratings(
             c.n_users,
@@ -197,7 +295,9 @@ impl OnlinePlatform for ExportPlatform {
             &c.interactions,
             self.world_seed,
         )
-        .map_err(|e| format!("ground truth from the exported interactions: {e}"))?;
+        .map_err(|e| {
+            PlatformError::World(format!("ground truth from the exported interactions: {e}"))
+        })?;
         let world = Arc::new(world);
         let policy = |name: &str, x: &SimExport| {
             let n_items = x.n_items;

@@ -903,7 +903,7 @@ impl Loop {
                     .evaluate(&prod_dir, Split::Validation)
                     .map_err(|e| AgentError::Invalid {
                         path: format!("merged production {commit}"),
-                        reason: e,
+                        reason: e.to_string(),
                     })?
             };
             rec.emit(

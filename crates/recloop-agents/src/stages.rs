@@ -276,7 +276,7 @@ pub fn evaluate(workspace: &Path, id: &str, approvals: &Approvals) -> Result<Ver
         .evaluate(&prod_dir, Split::Validation)
         .map_err(|e| AgentError::Invalid {
             path: format!("production {prod}"),
-            reason: e,
+            reason: e.to_string(),
         })?;
     let wt = worktree_dir(&l.repo, &candidate.id);
     l.repo.checkout_detached(&wt, &candidate.commit)?;

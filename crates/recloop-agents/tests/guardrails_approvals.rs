@@ -9,7 +9,7 @@ mod common;
 use recloop_agents::approvals::{self, Approvals, ScriptedPrompter, Unattended};
 use recloop_agents::brain::llm::{LlmBrain, Prices};
 use recloop_agents::diff;
-use recloop_agents::evaluator::{OfflineEvaluator, Split};
+use recloop_agents::evaluator::{EvalError, OfflineEvaluator, Split};
 use recloop_agents::orchestrator::{RunOptions, run};
 use recloop_core::{Approver, Decision, MetricValues};
 use recloop_journal::{Event, EventFilter, EventRecord};
@@ -25,8 +25,9 @@ struct ByPipeline {
 }
 
 impl OfflineEvaluator for ByPipeline {
-    fn evaluate(&self, dir: &Path, split: Split) -> Result<MetricValues, String> {
-        let spec = std::fs::read_to_string(dir.join("pipeline.toml")).map_err(|e| e.to_string())?;
+    fn evaluate(&self, dir: &Path, split: Split) -> Result<MetricValues, EvalError> {
+        let spec = std::fs::read_to_string(dir.join("pipeline.toml"))
+            .map_err(|e| EvalError::Other(e.to_string()))?;
         let ease = spec.contains("kind = \"ease\"");
         let holdout = if split == Split::Holdout { 0.01 } else { 0.0 };
         let (ndcg, latency) = if ease {

@@ -343,8 +343,6 @@ pub fn run_with_adapter(
     observer: &mut dyn FnMut(&ExperimentEvent) -> Ack,
 ) -> Result<ExperimentReport> {
     let online = &manifest.online;
-    let alpha = online.alpha;
-    let ramp = online.ramp.clone();
     let mut max_days = settings.max_days.unwrap_or(online.max_days);
     if let Some(avail) = adapter.days_available() {
         max_days = max_days.min(avail);
@@ -355,34 +353,102 @@ pub fn run_with_adapter(
             reason: "the experiment needs at least one day".into(),
         });
     }
-    let min_days = online.min_days_per_step.max(1);
     let metrics = resolve_metrics(manifest, settings, &adapter.metrics())?;
-    let mut caveats = metrics.caveats.clone();
-    emit(
+    let mut run = GuardedRun {
+        alpha: online.alpha,
+        ramp: &online.ramp,
+        min_days: online.min_days_per_step.max(1),
+        caveats: metrics.caveats.clone(),
+        metrics,
+        settings,
         observer,
+        step: 0,
+        days_in_step: 0,
+        srm_seq_min: 1.0,
+        escalated: Vec::new(),
+        escalations: 0,
+        max_share: 0.0,
+        last: DayReport::default(),
+    };
+    run.emit(
         &ExperimentEvent::Started {
             id: settings.id.clone(),
             platform: adapter.name().to_string(),
-            ramp: ramp.clone(),
-            primary: metrics.primary.name.clone(),
-            guardrails: metrics.guardrails.iter().map(|g| g.name.clone()).collect(),
+            ramp: run.ramp.to_vec(),
+            primary: run.metrics.primary.name.clone(),
+            guardrails: run
+                .metrics
+                .guardrails
+                .iter()
+                .map(|g| g.name.clone())
+                .collect(),
             max_days,
         },
         0,
     )?;
-    let mut step = 0usize;
-    let mut days_in_step = 0u32;
-    let mut srm_seq_min: f64 = 1.0;
-    let mut escalated: Vec<(usize, String)> = Vec::new();
-    let mut escalations = 0u32;
-    let mut max_share = 0.0f64;
-    let mut last = DayReport::default();
     for day in 0..max_days {
-        let share = ramp[step];
-        max_share = max_share.max(share);
+        if let Some((verdict, outcome)) = run.day(adapter, day)? {
+            return run.finish(verdict, outcome, day + 1);
+        }
+    }
+    let mut verdict = run.decide(max_days)?;
+    if verdict.decision == Decision::Keep && run.step + 1 < run.ramp.len() {
+        verdict.decision = Decision::Extend;
+        verdict.reason = format!(
+            "the ramp did not reach its last step ({:.0}%) within {max_days} days",
+            run.ramp[run.ramp.len() - 1] * 100.0
+        );
+    }
+    run.finish(verdict, Outcome::Completed, max_days)
+}
+
+/// The state of one guarded experiment between days.
+struct GuardedRun<'a> {
+    alpha: f64,
+    ramp: &'a [f64],
+    min_days: u32,
+    metrics: ResolvedMetrics,
+    settings: &'a ExperimentSettings,
+    observer: &'a mut dyn FnMut(&ExperimentEvent) -> Ack,
+    caveats: Vec<String>,
+    /// Index of the current ramp step.
+    step: usize,
+    days_in_step: u32,
+    /// Running minimum of the sequential SRM p-value (always-valid).
+    srm_seq_min: f64,
+    /// (step, guardrail) pairs already escalated: one escalation per guardrail and step.
+    escalated: Vec<(usize, String)>,
+    escalations: u32,
+    max_share: f64,
+    last: DayReport,
+}
+
+/// How a day ended the experiment early: the verdict and the outcome.
+type EarlyEnd = Option<(Verdict, Outcome)>;
+
+impl GuardedRun<'_> {
+    fn emit(&mut self, event: &ExperimentEvent, day: u32) -> Result<Ack> {
+        emit(self.observer, event, day)
+    }
+
+    /// The verdict on the observations so far, `days` days in.
+    fn decide(&self, days: u32) -> Result<Verdict> {
+        decide(
+            &self.metrics,
+            &self.last,
+            self.alpha,
+            days,
+            self.max_share,
+            self.caveats.clone(),
+        )
+    }
+
+    /// One day: observe, then the health gate, the harm veto, and the checks before advancing.
+    fn day(&mut self, adapter: &mut dyn Adapter, day: u32) -> Result<EarlyEnd> {
+        let share = self.ramp[self.step];
+        self.max_share = self.max_share.max(share);
         let report = adapter.run_day(day, share)?;
-        emit(
-            observer,
+        self.emit(
             &ExperimentEvent::Day {
                 day,
                 share,
@@ -390,260 +456,243 @@ pub fn run_with_adapter(
             },
             day,
         )?;
-        last = report;
-        let enough = last.units.iter().all(|&u| u >= settings.min_units_per_arm);
-        // 1. health gate
+        self.last = report;
+        let enough = self
+            .last
+            .units
+            .iter()
+            .all(|&u| u >= self.settings.min_units_per_arm);
         if enough {
-            let counts = [last.units[0] as f64, last.units[1] as f64];
-            let p_fixed = srm_chi2(&counts, &[1.0, 1.0])
-                .map_err(|e| stats_error("SRM χ² test", e))?
-                .p;
-            srm_seq_min = srm_sequential(
-                &counts,
-                &[1.0, 1.0],
-                settings.srm_concentration,
-                Some(srm_seq_min),
-            )
-            .map_err(|e| stats_error("sequential SRM test", e))?
+            if let Some(end) = self.health_gate(day, share)? {
+                return Ok(Some(end));
+            }
+            if let Some(end) = self.harm_veto(day, share)? {
+                return Ok(Some(end));
+            }
+        }
+        self.days_in_step += 1;
+        if self.days_in_step < self.min_days || self.step + 1 >= self.ramp.len() {
+            // on the last step, traffic stays until the maximum duration: the fixed-horizon
+            // verdict is computed once, at the end (no repeated peeking)
+            return Ok(None);
+        }
+        self.advance_or_hold(day, share)
+    }
+
+    /// The health gate: a sample ratio mismatch holds traffic and makes the evidence invalid.
+    fn health_gate(&mut self, day: u32, share: f64) -> Result<EarlyEnd> {
+        let counts = [self.last.units[0] as f64, self.last.units[1] as f64];
+        let p_fixed = srm_chi2(&counts, &[1.0, 1.0])
+            .map_err(|e| stats_error("SRM χ² test", e))?
             .p;
-            if p_fixed < settings.srm_threshold || srm_seq_min < alpha {
-                emit(
-                    observer,
-                    &ExperimentEvent::Hold {
+        self.srm_seq_min = srm_sequential(
+            &counts,
+            &[1.0, 1.0],
+            self.settings.srm_concentration,
+            Some(self.srm_seq_min),
+        )
+        .map_err(|e| stats_error("sequential SRM test", e))?
+        .p;
+        let srm_seq = self.srm_seq_min;
+        if p_fixed >= self.settings.srm_threshold && srm_seq >= self.alpha {
+            return Ok(None);
+        }
+        self.emit(
+            &ExperimentEvent::Hold {
+                day,
+                share,
+                srm_p: p_fixed,
+                srm_sequential_p: srm_seq,
+            },
+            day,
+        )?;
+        self.caveats.push(format!(
+            "sample ratio mismatch on day {day} (units {:?}, χ² p = {p_fixed:.2e}, sequential p = {srm_seq:.2e}): experiment invalid",
+            self.last.units
+        ));
+        let mut verdict = self.decide(day + 1)?;
+        verdict.decision = Decision::Extend;
+        verdict.reason =
+            "health gate failed (sample ratio mismatch): traffic held, evidence invalid".into();
+        Ok(Some((verdict, Outcome::Held { day, share })))
+    }
+
+    /// The harm veto: a guardrail significantly harmed (always-valid) rolls traffic back.
+    fn harm_veto(&mut self, day: u32, share: f64) -> Result<EarlyEnd> {
+        let guardrails = self.metrics.guardrails.clone();
+        for g in &guardrails {
+            let Some(c) = comparison(&self.last, &g.name)? else {
+                continue;
+            };
+            let p = c.harm_p(g.direction, self.alpha, self.settings.sequential_tuning)?;
+            if p >= self.alpha {
+                continue;
+            }
+            self.emit(
+                &ExperimentEvent::Rollback {
+                    day,
+                    share,
+                    metric: g.name.clone(),
+                    effect: c.effect,
+                    relative: c.relative(),
+                    p_value: p,
+                },
+                day,
+            )?;
+            let mut verdict = self.decide(day + 1)?;
+            verdict.decision = Decision::Discard;
+            verdict
+                .guardrails
+                .insert(g.name.clone(), recloop_core::GuardrailStatus::Harm);
+            verdict.reason = format!(
+                "rolled back at {:.0}% traffic on day {day}: guardrail `{}` significantly harmed ({:+.2}% relative, always-valid p = {p:.2e})",
+                share * 100.0,
+                g.name,
+                c.relative() * 100.0
+            );
+            return Ok(Some((verdict, rolled_back(day, share, &g.name))));
+        }
+        Ok(None)
+    }
+
+    /// Before advancing the ramp: a guardrail past its hard threshold blocks the advance; past
+    /// its attention threshold it is escalated (in approve mode, a rejection rolls back).
+    fn advance_or_hold(&mut self, day: u32, share: f64) -> Result<EarlyEnd> {
+        let mut blocked = false;
+        let guardrails = self.metrics.guardrails.clone();
+        for g in &guardrails {
+            let Some(c) = comparison(&self.last, &g.name)? else {
+                continue;
+            };
+            let harm = relative_harm(&c, g.direction);
+            // past the second step, a hard threshold blocks the advance on weaker evidence
+            // (`block_evidence`) than an attention escalation (α): holding traffic at a small
+            // share costs time, not correctness
+            let p_harm = c.fixed_harm_p(g.direction, self.alpha)?;
+            let evidence = if self.step >= 1 {
+                self.settings.block_evidence.max(self.alpha)
+            } else {
+                self.alpha
+            };
+            if harm > g.hard && p_harm < evidence {
+                blocked = true;
+                self.emit(
+                    &ExperimentEvent::Blocked {
                         day,
                         share,
-                        srm_p: p_fixed,
-                        srm_sequential_p: srm_seq_min,
+                        metric: g.name.clone(),
+                        relative_harm: harm,
+                        threshold: g.hard,
                     },
                     day,
                 )?;
-                caveats.push(format!(
-                    "sample ratio mismatch on day {day} (units {:?}, χ² p = {p_fixed:.2e}, sequential p = {srm_seq_min:.2e}): experiment invalid",
-                    last.units
-                ));
-                let mut verdict = decide(&metrics, &last, alpha, day + 1, max_share, caveats)?;
-                verdict.decision = Decision::Extend;
-                verdict.reason =
-                    "health gate failed (sample ratio mismatch): traffic held, evidence invalid"
-                        .into();
-                return finish(
-                    observer,
-                    verdict,
-                    Outcome::Held { day, share },
-                    day + 1,
-                    max_share,
-                    escalations,
-                    last,
-                );
+            } else if p_harm < self.alpha
+                && harm > g.attention
+                && !self.escalated.contains(&(self.step, g.name.clone()))
+                && let Some(end) = self.escalate(day, share, g, &c, harm)?
+            {
+                return Ok(Some(end));
             }
         }
-        // 2. harm veto
-        if enough {
-            for g in &metrics.guardrails {
-                let Some(c) = comparison(&last, &g.name)? else {
-                    continue;
-                };
-                let p = c.harm_p(g.direction, alpha, settings.sequential_tuning)?;
-                if p < alpha {
-                    emit(
-                        observer,
-                        &ExperimentEvent::Rollback {
-                            day,
-                            share,
-                            metric: g.name.clone(),
-                            effect: c.effect,
-                            relative: c.relative(),
-                            p_value: p,
-                        },
-                        day,
-                    )?;
-                    let mut verdict = decide(&metrics, &last, alpha, day + 1, max_share, caveats)?;
-                    verdict.decision = Decision::Discard;
-                    verdict
-                        .guardrails
-                        .insert(g.name.clone(), recloop_core::GuardrailStatus::Harm);
-                    verdict.reason = format!(
-                        "rolled back at {:.0}% traffic on day {day}: guardrail `{}` significantly harmed ({:+.2}% relative, always-valid p = {p:.2e})",
-                        share * 100.0,
-                        g.name,
-                        c.relative() * 100.0
-                    );
-                    return finish(
-                        observer,
-                        verdict,
-                        Outcome::RolledBack {
-                            day,
-                            share,
-                            metric: g.name.clone(),
-                        },
-                        day + 1,
-                        max_share,
-                        escalations,
-                        last,
-                    );
-                }
-            }
-        }
-        days_in_step += 1;
-        if days_in_step < min_days {
-            continue;
-        }
-        if step + 1 < ramp.len() {
-            // 3. attention and hard thresholds before advancing
-            let mut blocked = false;
-            for g in &metrics.guardrails {
-                let Some(c) = comparison(&last, &g.name)? else {
-                    continue;
-                };
-                let harm = relative_harm(&c, g.direction);
-                // past the second step, a hard threshold blocks the advance on weaker evidence
-                // (`block_evidence`) than an attention escalation (α): holding traffic at a small
-                // share costs time, not correctness
-                let p_harm = c.fixed_harm_p(g.direction, alpha)?;
-                let evidence = if step >= 1 {
-                    settings.block_evidence.max(alpha)
-                } else {
-                    alpha
-                };
-                if harm > g.hard && p_harm < evidence {
-                    blocked = true;
-                    emit(
-                        observer,
-                        &ExperimentEvent::Blocked {
-                            day,
-                            share,
-                            metric: g.name.clone(),
-                            relative_harm: harm,
-                            threshold: g.hard,
-                        },
-                        day,
-                    )?;
-                } else if p_harm < alpha
-                    && harm > g.attention
-                    && !escalated.contains(&(step, g.name.clone()))
-                {
-                    escalated.push((step, g.name.clone()));
-                    escalations += 1;
-                    let ack = emit(
-                        observer,
-                        &ExperimentEvent::Escalation {
-                            day,
-                            share,
-                            metric: g.name.clone(),
-                            relative_harm: harm,
-                            threshold: g.attention,
-                        },
-                        day,
-                    )?;
-                    caveats.push(format!(
-                        "attention: `{}` {:.1}% worse at {:.0}% traffic on day {day}{}",
-                        g.name,
-                        harm * 100.0,
-                        share * 100.0,
-                        if settings.approve {
-                            " (escalated for approval: approved, see the approval record)"
-                        } else {
-                            " (recorded; nobody was asked)"
-                        }
-                    ));
-                    if settings.approve && ack == Ack::Reject {
-                        emit(
-                            observer,
-                            &ExperimentEvent::Rollback {
-                                day,
-                                share,
-                                metric: g.name.clone(),
-                                effect: c.effect,
-                                relative: c.relative(),
-                                p_value: 1.0,
-                            },
-                            day,
-                        )?;
-                        let mut verdict =
-                            decide(&metrics, &last, alpha, day + 1, max_share, caveats)?;
-                        verdict.decision = Decision::Discard;
-                        verdict
-                            .guardrails
-                            .insert(g.name.clone(), recloop_core::GuardrailStatus::Attention);
-                        verdict.reason = format!(
-                            "rolled back: a person rejected the escalation on `{}` at {:.0}% traffic",
-                            g.name,
-                            share * 100.0
-                        );
-                        return finish(
-                            observer,
-                            verdict,
-                            Outcome::RolledBack {
-                                day,
-                                share,
-                                metric: g.name.clone(),
-                            },
-                            day + 1,
-                            max_share,
-                            escalations,
-                            last,
-                        );
-                    }
-                }
-            }
-            if !blocked {
-                emit(
-                    observer,
-                    &ExperimentEvent::RampAdvanced {
-                        day,
-                        from: share,
-                        to: ramp[step + 1],
-                    },
+        if !blocked {
+            let to = self.ramp[self.step + 1];
+            self.emit(
+                &ExperimentEvent::RampAdvanced {
                     day,
-                )?;
-                step += 1;
-                days_in_step = 0;
-            }
+                    from: share,
+                    to,
+                },
+                day,
+            )?;
+            self.step += 1;
+            self.days_in_step = 0;
         }
-        // 4. on the last step, traffic stays until the maximum duration: the fixed-horizon
-        //    verdict is computed once, at the end (no repeated peeking).
+        Ok(None)
     }
-    let mut verdict = decide(&metrics, &last, alpha, max_days, max_share, caveats)?;
-    if verdict.decision == Decision::Keep && step + 1 < ramp.len() {
-        verdict.decision = Decision::Extend;
+
+    /// An attention escalation on `g`; a rejection in approve mode rolls back.
+    fn escalate(
+        &mut self,
+        day: u32,
+        share: f64,
+        g: &OnlineGuardrail,
+        c: &Comparison,
+        harm: f64,
+    ) -> Result<EarlyEnd> {
+        self.escalated.push((self.step, g.name.clone()));
+        self.escalations += 1;
+        let ack = self.emit(
+            &ExperimentEvent::Escalation {
+                day,
+                share,
+                metric: g.name.clone(),
+                relative_harm: harm,
+                threshold: g.attention,
+            },
+            day,
+        )?;
+        self.caveats.push(format!(
+            "attention: `{}` {:.1}% worse at {:.0}% traffic on day {day}{}",
+            g.name,
+            harm * 100.0,
+            share * 100.0,
+            if self.settings.approve {
+                " (escalated for approval: approved, see the approval record)"
+            } else {
+                " (recorded; nobody was asked)"
+            }
+        ));
+        if !(self.settings.approve && ack == Ack::Reject) {
+            return Ok(None);
+        }
+        self.emit(
+            &ExperimentEvent::Rollback {
+                day,
+                share,
+                metric: g.name.clone(),
+                effect: c.effect,
+                relative: c.relative(),
+                p_value: 1.0,
+            },
+            day,
+        )?;
+        let mut verdict = self.decide(day + 1)?;
+        verdict.decision = Decision::Discard;
+        verdict
+            .guardrails
+            .insert(g.name.clone(), recloop_core::GuardrailStatus::Attention);
         verdict.reason = format!(
-            "the ramp did not reach its last step ({:.0}%) within {max_days} days",
-            ramp[ramp.len() - 1] * 100.0
+            "rolled back: a person rejected the escalation on `{}` at {:.0}% traffic",
+            g.name,
+            share * 100.0
         );
+        Ok(Some((verdict, rolled_back(day, share, &g.name))))
     }
-    finish(
-        observer,
-        verdict,
-        Outcome::Completed,
-        max_days,
-        max_share,
-        escalations,
-        last,
-    )
+
+    /// Emit the verdict and assemble the report.
+    fn finish(self, verdict: Verdict, outcome: Outcome, days: u32) -> Result<ExperimentReport> {
+        emit(
+            self.observer,
+            &ExperimentEvent::Verdict {
+                verdict: verdict.clone(),
+            },
+            days,
+        )?;
+        Ok(ExperimentReport {
+            verdict,
+            outcome,
+            days,
+            max_share: self.max_share,
+            escalations: self.escalations,
+            last_report: self.last,
+        })
+    }
 }
 
-fn finish(
-    observer: &mut dyn FnMut(&ExperimentEvent) -> Ack,
-    verdict: Verdict,
-    outcome: Outcome,
-    days: u32,
-    max_share: f64,
-    escalations: u32,
-    last: DayReport,
-) -> Result<ExperimentReport> {
-    emit(
-        observer,
-        &ExperimentEvent::Verdict {
-            verdict: verdict.clone(),
-        },
-        days,
-    )?;
-    Ok(ExperimentReport {
-        verdict,
-        outcome,
-        days,
-        max_share,
-        escalations,
-        last_report: last,
-    })
+fn rolled_back(day: u32, share: f64, metric: &str) -> Outcome {
+    Outcome::RolledBack {
+        day,
+        share,
+        metric: metric.to_string(),
+    }
 }

@@ -125,13 +125,59 @@ pub fn decide(
     };
     let p_primary = adjusted[0];
 
-    let mut guardrails = BTreeMap::new();
+    let guards = guardrail_statuses(metrics, report, alpha)?;
+    let exchange_sig = exchange_significant(metrics, report, &mut caveats)?;
+    let method = format!(
+        "welch-t, holm over {} success metric(s), alpha {alpha}; guardrails: non-inferiority at the hard margin, harm veto by always-valid one-sided test",
+        success.len()
+    );
+    let (decision, reason) = decision_rule(
+        &PrimaryEvidence {
+            spec: pspec,
+            effect: pc.effect,
+            relative: pc.relative(),
+            improvement,
+            best_case,
+            p: p_primary,
+            alpha,
+        },
+        &guards,
+        exchange_sig,
+    );
+    Ok(Verdict {
+        decision,
+        effects,
+        method,
+        window_days,
+        max_traffic,
+        guardrails: guards.statuses,
+        caveats,
+        reason,
+    })
+}
+
+/// Each guardrail's status at the end of the window.
+struct GuardrailOutcome {
+    statuses: BTreeMap<String, GuardrailStatus>,
+    /// Every guardrail is shown non-inferior at its hard margin.
+    all_ok: bool,
+    /// Guardrails significantly worse than their hard margin.
+    harmed: Vec<String>,
+}
+
+/// Non-inferiority at the hard margin for each guardrail, or harm by the mirrored test.
+fn guardrail_statuses(
+    metrics: &ResolvedMetrics,
+    report: &DayReport,
+    alpha: f64,
+) -> Result<GuardrailOutcome> {
+    let mut statuses = BTreeMap::new();
     let mut all_ok = true;
     let mut harmed = Vec::new();
     for g in &metrics.guardrails {
         let Some(c) = comparison(report, &g.name)? else {
             all_ok = false;
-            guardrails.insert(g.name.clone(), GuardrailStatus::Inconclusive);
+            statuses.insert(g.name.clone(), GuardrailStatus::Inconclusive);
             continue;
         };
         let p_ni = c.non_inferiority_p(g.direction, g.hard, alpha)?;
@@ -154,10 +200,22 @@ pub fn decide(
         if !matches!(status, GuardrailStatus::Ok | GuardrailStatus::Attention) {
             all_ok = false;
         }
-        guardrails.insert(g.name.clone(), status);
+        statuses.insert(g.name.clone(), status);
     }
 
-    // optional composite exchange score
+    Ok(GuardrailOutcome {
+        statuses,
+        all_ok,
+        harmed,
+    })
+}
+
+/// The optional composite exchange score: whether it is significantly positive.
+fn exchange_significant(
+    metrics: &ResolvedMetrics,
+    report: &DayReport,
+    caveats: &mut Vec<String>,
+) -> Result<bool> {
     let mut exchange_sig = false;
     if !metrics.exchange.is_empty() {
         let mut score = 0.0;
@@ -186,12 +244,41 @@ pub fn decide(
         }
     }
 
-    let method = format!(
-        "welch-t, holm over {} success metric(s), alpha {alpha}; guardrails: non-inferiority at the hard margin, harm veto by always-valid one-sided test",
-        success.len()
-    );
+    Ok(exchange_sig)
+}
+
+/// The primary metric's evidence that the decision rule reads.
+struct PrimaryEvidence<'a> {
+    spec: &'a MetricSpec,
+    effect: f64,
+    relative: f64,
+    /// Effect signed so that positive is better.
+    improvement: f64,
+    /// The best improvement the interval allows.
+    best_case: f64,
+    /// Holm-adjusted p-value.
+    p: f64,
+    alpha: f64,
+}
+
+/// KEEP / EXTEND / DISCARD with its reason, in the order documented on [`decide`].
+fn decision_rule(
+    primary: &PrimaryEvidence<'_>,
+    guards: &GuardrailOutcome,
+    exchange_sig: bool,
+) -> (Decision, String) {
+    let PrimaryEvidence {
+        spec: pspec,
+        effect,
+        relative,
+        improvement,
+        best_case,
+        p: p_primary,
+        alpha,
+    } = *primary;
+    let (harmed, all_ok) = (&guards.harmed, guards.all_ok);
     let primary_sig_better = p_primary < alpha && improvement > 0.0;
-    let (decision, reason) = if !harmed.is_empty() {
+    if !harmed.is_empty() {
         (
             Decision::Discard,
             format!(
@@ -204,7 +291,7 @@ pub fn decide(
             Decision::Discard,
             format!(
                 "primary `{}` significantly worse ({:+.4})",
-                pspec.name, pc.effect
+                pspec.name, effect
             ),
         )
     } else if primary_sig_better && improvement >= pspec.min_effect && all_ok {
@@ -213,8 +300,8 @@ pub fn decide(
             format!(
                 "primary `{}` improved by {:+.4} ({:+.2}%), Holm p = {p_primary:.2e}, min effect {} cleared, all guardrails non-inferior",
                 pspec.name,
-                pc.effect,
-                pc.relative() * 100.0,
+                effect,
+                relative * 100.0,
                 pspec.min_effect
             ),
         )
@@ -242,18 +329,8 @@ pub fn decide(
             Decision::Extend,
             format!(
                 "evidence insufficient: primary `{}` {:+.4}, Holm p = {p_primary:.3}",
-                pspec.name, pc.effect
+                pspec.name, effect
             ),
         )
-    };
-    Ok(Verdict {
-        decision,
-        effects,
-        method,
-        window_days,
-        max_traffic,
-        guardrails,
-        caveats,
-        reason,
-    })
+    }
 }

@@ -40,7 +40,8 @@ pub use error::{Result, StatsError};
 pub use multiple::{adjusted_interval, benjamini_hochberg, bonferroni, holm};
 pub use power::{PowerSpec, minimum_detectable_effect, sample_size};
 pub use request::{
-    DatasetLoader, DatasetSpec, LoggedDataset, PolicySpec, error_value, run_json, run_request,
+    DatasetError, DatasetLoader, DatasetSpec, LoggedDataset, PolicySpec, error_value, run_json,
+    run_request,
 };
 pub use sequential::{MsprtRequest, MsprtResult, SequentialMonitor, lan_demets_bounds, msprt};
 pub use srm::{SequentialSrmResult, SrmResult, srm_chi2, srm_sequential, srm_unhealthy};

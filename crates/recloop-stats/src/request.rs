@@ -247,10 +247,26 @@ pub struct LoggedDataset {
     pub item_features: BTreeMap<String, Vec<f64>>,
 }
 
+/// Why a [`DatasetLoader`] could not load a dataset.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    /// The loader does not know the dataset's name.
+    #[error("unknown dataset {name:?}; expected {expected}")]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The names the loader knows.
+        expected: String,
+    },
+    /// The dataset is known but could not be read (download, checksum, parse).
+    #[error("{0}")]
+    Load(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
 /// Loads named datasets for `ope` requests (implemented by callers that can do I/O).
 pub trait DatasetLoader {
-    /// Load the dataset; the error message is reported under the field `dataset`.
-    fn load(&self, spec: &DatasetSpec) -> std::result::Result<LoggedDataset, String>;
+    /// Load the dataset; the error is reported under the field `dataset`.
+    fn load(&self, spec: &DatasetSpec) -> std::result::Result<LoggedDataset, DatasetError>;
 }
 
 fn parse<T: DeserializeOwned>(value: &Value) -> Result<T> {
@@ -463,7 +479,7 @@ pub fn run_ope(
             })?;
             let ds = loader
                 .load(spec)
-                .map_err(|m| StatsError::invalid("dataset", m))?;
+                .map_err(|e| StatsError::invalid("dataset", e.to_string()))?;
             ds.feedback.validate().map_err(|e| e.within("dataset"))?;
             let policy = match req.policy.as_ref().unwrap_or(&PolicySpec::Uniform) {
                 PolicySpec::Uniform => uniform_policy(ds.feedback.n_actions, ds.feedback.len_list)?,

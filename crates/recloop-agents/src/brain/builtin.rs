@@ -34,6 +34,149 @@ pub struct BuiltinBrain {
     pub samples: usize,
 }
 
+/// What every proposal of one brainstorm shares.
+struct ProposalContext<'a> {
+    input: &'a BrainstormInput<'a>,
+    base: &'a PipelineSpec,
+    base_hash: &'a str,
+    tpe: Option<&'a Tpe>,
+    /// Trials TPE was fitted on.
+    measured: usize,
+}
+
+impl ProposalContext<'_> {
+    /// The proposal for slot `i` of the batch: evidence, score parts and the change to apply.
+    fn proposal(&self, c: Choice, kind: ProposalKind, i: usize) -> Proposal {
+        let primary = &self.input.manifest.metrics.primary;
+        let lever = c.mutation.lever();
+        let same_lever: Vec<&crate::history::Trial> = self
+            .input
+            .history
+            .trials
+            .iter()
+            .filter(|t| t.proposal.lever == lever)
+            .collect();
+        let evidence = self.evidence(&c, &lever, &same_lever);
+        let (risks, risk) = risks_of(&c.mutation);
+        let parts = ScoreParts {
+            objective: c.objective.clamp(0.0, 1.0),
+            business: if c.mutation.stage() == "rerank" {
+                0.7
+            } else {
+                0.5
+            },
+            feasibility: feasibility(&c.mutation, &same_lever),
+            handoff: 1.0,
+            evidence: (evidence.len() as f64 / 4.0).min(1.0),
+            risk,
+        };
+        let direction = c.mutation.direction(self.base);
+        Proposal {
+            id: format!("{}-{:02}", self.input.id_prefix, i + 1),
+            title: c.mutation.describe(),
+            hypothesis: format!(
+                "{} will {} {} on the validation split without harming the guardrails",
+                c.mutation.describe(),
+                match primary.direction {
+                    recloop_core::Direction::Increase => "increase",
+                    recloop_core::Direction::Decrease => "decrease",
+                },
+                primary.name
+            ),
+            mechanism: mechanism_of(&c.mutation),
+            target_metric: primary.name.clone(),
+            direction: primary.direction,
+            location: vec!["pipeline.toml".into()],
+            required_signals: vec![],
+            risks,
+            validation: "gates + validation split, sealed holdout pass/fail, guarded online A/B"
+                .into(),
+            maturity: Maturity::Ready,
+            kind,
+            evidence,
+            score_parts: parts,
+            score: parts.score(&ScoreWeights::default()),
+            change: serde_json::json!({
+                "mutation": c.mutation,
+                "spec": c.spec,
+                "base_hash": self.base_hash,
+                "direction": direction,
+                "step": c.mutation.step_size(self.base),
+            }),
+            stage: c.mutation.stage().into(),
+            lever,
+        }
+    }
+
+    /// The schema entry, the last three trials on the same lever, and TPE's score.
+    fn evidence(
+        &self,
+        c: &Choice,
+        lever: &str,
+        same_lever: &[&crate::history::Trial],
+    ) -> Vec<EvidenceItem> {
+        let primary = &self.input.manifest.metrics.primary;
+        let mut evidence = vec![EvidenceItem {
+            source: EvidenceSource::SystemKb,
+            reference: "pipeline.toml".into(),
+            summary: format!(
+                "stage `{}`, lever `{lever}` is part of the editable pipeline schema",
+                c.mutation.stage()
+            ),
+        }];
+        for t in same_lever.iter().rev().take(3) {
+            evidence.push(EvidenceItem {
+                source: EvidenceSource::Journal,
+                reference: t.proposal.id.clone(),
+                summary: format!(
+                    "{}: {} = {}, {}",
+                    t.proposal.title,
+                    primary.name,
+                    t.value.map_or("not measured".into(), |v| format!("{v:.4}")),
+                    t.decision.map_or_else(
+                        || t.rejected
+                            .clone()
+                            .map_or("undecided".into(), |r| format!("rejected: {r}")),
+                        |d| d.to_string()
+                    )
+                ),
+            });
+        }
+        if let Some(t) = self.tpe {
+            evidence.push(EvidenceItem {
+                source: EvidenceSource::Journal,
+                reference: format!("tpe:{}-trials", self.measured),
+                summary: format!(
+                    "TPE over {} measured trials scores this spec {:.2} (good-vs-bad density ratio)",
+                    self.measured,
+                    t.score(&features(&c.spec))
+                ),
+            });
+        }
+        evidence
+    }
+}
+
+/// Feasibility: the mean Q_code of earlier candidates on this lever (levers whose candidates
+/// needed repairs or a person's help are less feasible), times a prior per model family.
+fn feasibility(m: &Mutation, same_lever: &[&crate::history::Trial]) -> f64 {
+    let qualities: Vec<f64> = same_lever.iter().filter_map(|t| t.quality).collect();
+    let past_quality = if qualities.is_empty() {
+        1.0
+    } else {
+        qualities.iter().sum::<f64>() / qualities.len() as f64
+    };
+    past_quality
+        * match m {
+            Mutation::SwitchModel { kind, .. } | Mutation::AddModel { kind, .. }
+                if kind == "bpr" || kind == "ials" =>
+            {
+                0.7
+            }
+            _ => 0.9,
+        }
+}
+
 impl BuiltinBrain {
     /// The default TPE brain.
     pub fn tpe() -> BuiltinBrain {
@@ -269,7 +412,6 @@ impl Brain for BuiltinBrain {
         let avoid_dirs = input.history.rejected_directions();
         let tried_levers = input.history.tried_levers();
         let base_hash = spec_hash(base);
-        let weights = ScoreWeights::default();
         let mut proposals = Vec::new();
         for i in 0..input.batch_size.max(1) {
             let kind = slot_kind(i);
@@ -285,115 +427,14 @@ impl Brain for BuiltinBrain {
                 continue;
             };
             avoid_specs.insert(spec_hash(&c.spec));
-            let lever = c.mutation.lever();
-            let same_lever: Vec<&crate::history::Trial> = input
-                .history
-                .trials
-                .iter()
-                .filter(|t| t.proposal.lever == lever)
-                .collect();
-            let mut evidence = vec![EvidenceItem {
-                source: EvidenceSource::SystemKb,
-                reference: "pipeline.toml".into(),
-                summary: format!(
-                    "stage `{}`, lever `{lever}` is part of the editable pipeline schema",
-                    c.mutation.stage()
-                ),
-            }];
-            for t in same_lever.iter().rev().take(3) {
-                evidence.push(EvidenceItem {
-                    source: EvidenceSource::Journal,
-                    reference: t.proposal.id.clone(),
-                    summary: format!(
-                        "{}: {} = {}, {}",
-                        t.proposal.title,
-                        primary.name,
-                        t.value.map_or("not measured".into(), |v| format!("{v:.4}")),
-                        t.decision.map_or_else(
-                            || t.rejected
-                                .clone()
-                                .map_or("undecided".into(), |r| format!("rejected: {r}")),
-                            |d| d.to_string()
-                        )
-                    ),
-                });
-            }
-            if let Some(t) = &tpe {
-                evidence.push(EvidenceItem {
-                    source: EvidenceSource::Journal,
-                    reference: format!("tpe:{}-trials", obs.len()),
-                    summary: format!(
-                        "TPE over {} measured trials scores this spec {:.2} (good-vs-bad density ratio)",
-                        obs.len(),
-                        t.score(&features(&c.spec))
-                    ),
-                });
-            }
-            let (risks, risk) = risks_of(&c.mutation);
-            // Q_code of earlier candidates on this lever: levers whose candidates needed
-            // repairs or a person's help are less feasible
-            let qualities: Vec<f64> = same_lever.iter().filter_map(|t| t.quality).collect();
-            let past_quality = if qualities.is_empty() {
-                1.0
-            } else {
-                qualities.iter().sum::<f64>() / qualities.len() as f64
+            let context = ProposalContext {
+                input,
+                base,
+                base_hash: &base_hash,
+                tpe: tpe.as_ref(),
+                measured: obs.len(),
             };
-            let parts = ScoreParts {
-                objective: c.objective.clamp(0.0, 1.0),
-                business: if c.mutation.stage() == "rerank" {
-                    0.7
-                } else {
-                    0.5
-                },
-                feasibility: past_quality
-                    * match &c.mutation {
-                        Mutation::SwitchModel { kind, .. } | Mutation::AddModel { kind, .. }
-                            if kind == "bpr" || kind == "ials" =>
-                        {
-                            0.7
-                        }
-                        _ => 0.9,
-                    },
-                handoff: 1.0,
-                evidence: (evidence.len() as f64 / 4.0).min(1.0),
-                risk,
-            };
-            let direction = c.mutation.direction(base);
-            proposals.push(Proposal {
-                id: format!("{}-{:02}", input.id_prefix, i + 1),
-                title: c.mutation.describe(),
-                hypothesis: format!(
-                    "{} will {} {} on the validation split without harming the guardrails",
-                    c.mutation.describe(),
-                    match primary.direction {
-                        recloop_core::Direction::Increase => "increase",
-                        recloop_core::Direction::Decrease => "decrease",
-                    },
-                    primary.name
-                ),
-                mechanism: mechanism_of(&c.mutation),
-                target_metric: primary.name.clone(),
-                direction: primary.direction,
-                location: vec!["pipeline.toml".into()],
-                required_signals: vec![],
-                risks,
-                validation:
-                    "gates + validation split, sealed holdout pass/fail, guarded online A/B".into(),
-                maturity: Maturity::Ready,
-                kind,
-                evidence,
-                score_parts: parts,
-                score: parts.score(&weights),
-                change: serde_json::json!({
-                    "mutation": c.mutation,
-                    "spec": c.spec,
-                    "base_hash": base_hash,
-                    "direction": direction,
-                    "step": c.mutation.step_size(base),
-                }),
-                stage: c.mutation.stage().into(),
-                lever,
-            });
+            proposals.push(context.proposal(c, kind, i));
         }
         proposals.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
         let output = proposals

@@ -10,8 +10,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Subcommand;
 use recloop_logs::{AggregateOptions, LogReader, MetricDef, aggregate};
-use recloop_stats::ope::LoggedFeedback;
-use recloop_stats::{DatasetLoader, DatasetSpec, LoggedDataset};
 
 /// Subcommands of `recloop stats`.
 #[derive(Subcommand)]
@@ -50,33 +48,6 @@ pub enum Command {
     },
 }
 
-/// Loads the Open Bandit Dataset sample through `recloop_rec::data::obd` (fetched and cached).
-struct ObdLoader;
-
-impl DatasetLoader for ObdLoader {
-    fn load(&self, spec: &DatasetSpec) -> Result<LoggedDataset, String> {
-        if spec.name != "obd" {
-            return Err(format!("unknown dataset {:?}; expected obd", spec.name));
-        }
-        let log = recloop_rec::data::obd::load(&spec.behavior, &spec.campaign)
-            .map_err(|e| e.to_string())?;
-        let feedback = LoggedFeedback {
-            actions: log.item_id.iter().map(|&a| a as usize).collect(),
-            positions: log.position.iter().map(|&p| usize::from(p)).collect(),
-            rewards: log.click.iter().map(|&c| f64::from(c)).collect(),
-            pscores: log.propensity.clone(),
-            n_actions: log.n_items,
-            len_list: log.n_positions(),
-        };
-        let mut item_features = std::collections::BTreeMap::new();
-        item_features.insert("item_feature_0".to_string(), log.items.feature_0.clone());
-        Ok(LoggedDataset {
-            feedback,
-            item_features,
-        })
-    }
-}
-
 /// Execute a `recloop stats` subcommand.
 pub fn run(cmd: Command) -> anyhow::Result<()> {
     match cmd {
@@ -103,7 +74,7 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
                     anyhow::bail!("{source}: invalid JSON: {e}");
                 }
             };
-            let out = recloop_stats::run_json(&value, Some(&ObdLoader));
+            let out = recloop_stats::run_json(&value, Some(&recloop_online::ObdLoader));
             if pretty {
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
