@@ -269,7 +269,7 @@ impl RunLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| AgentError::io(&path, e))?;
-        match file.try_lock() {
+        match try_lock_briefly(&file) {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
                 let mut holder = String::new();
@@ -305,6 +305,24 @@ impl RunLock {
         Ok(RunLock { file })
     }
 }
+
+/// Try the lock for up to [`LOCK_GRACE`]. A child process this process just forked holds a copy
+/// of the lock's file description until it execs, so a lock released a moment ago (a run that
+/// stopped and is resumed in the same process) can still read as held.
+fn try_lock_briefly(file: &std::fs::File) -> std::result::Result<(), std::fs::TryLockError> {
+    let start = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_GRACE => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How long [`RunLock::acquire`] waits for a lock that is held before it refuses.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Drop for RunLock {
     fn drop(&mut self) {

@@ -3,6 +3,7 @@
 //! This binary parses arguments and prints results; every behaviour lives in a library crate.
 //! Each command group has its own module under `commands/`.
 
+mod choices;
 mod commands;
 
 use clap::{Parser, Subcommand};

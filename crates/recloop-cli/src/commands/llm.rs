@@ -1,5 +1,6 @@
 //! `recloop llm ...`: fetch a local model, ping a provider, chat.
 
+use crate::choices::ProviderArg;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use recloop_llm::{
@@ -46,9 +47,9 @@ pub struct Target {
     /// Workspace whose `recloop.toml` `[llm]` section configures the model.
     #[arg(long)]
     workspace: Option<PathBuf>,
-    /// Provider: openai | anthropic | openai-compatible | local | scripted | replay.
-    #[arg(long)]
-    provider: Option<String>,
+    /// Provider (default: the workspace's `[llm] provider`).
+    #[arg(long, value_enum)]
+    provider: Option<ProviderArg>,
     /// Model name (a GGUF path for `local`, a turns file for `scripted`).
     #[arg(long)]
     model: Option<String>,
@@ -76,7 +77,7 @@ impl Target {
             None => None,
         };
         let overrides = SettingsOverrides {
-            provider: self.provider.clone(),
+            provider: self.provider.map(|p| p.as_str().to_string()),
             model: self.model.clone(),
             base_url: self.base_url.clone(),
             api_key_env: self.api_key_env.clone(),
@@ -292,7 +293,7 @@ mod tests {
     fn target(base_url: &str, mode: &str, cassettes: &std::path::Path) -> Target {
         Target {
             workspace: None,
-            provider: Some("openai-compatible".into()),
+            provider: Some(ProviderArg::OpenaiCompatible),
             model: Some("gpt-4o-mini".into()),
             base_url: Some(base_url.into()),
             api_key_env: None,
@@ -427,9 +428,9 @@ mod tests {
             r#"[{"type": "json", "value": {"ok": true, "echo": "pong"}}, {"type": "text", "text": "hi there"}]"#,
         )
         .unwrap();
-        let t = |provider: &str, model: &str| Target {
+        let t = |provider: ProviderArg, model: &str| Target {
             workspace: None,
-            provider: Some(provider.into()),
+            provider: Some(provider),
             model: Some(model.into()),
             base_url: None,
             api_key_env: None,
@@ -440,7 +441,7 @@ mod tests {
         let path = turns.display().to_string();
         let (out, _) = run_text(
             Command::Ping {
-                target: t("scripted", &path),
+                target: t(ProviderArg::Scripted, &path),
                 json: false,
             },
             "",
@@ -450,7 +451,7 @@ mod tests {
 
         let e = run_text(
             Command::Chat {
-                target: t("openai-compatible", "m"),
+                target: t(ProviderArg::OpenaiCompatible, "m"),
                 prompt: Some("x".into()),
                 system: None,
                 max_tokens: 8,
@@ -461,7 +462,7 @@ mod tests {
         assert!(format!("{e:#}").contains("base_url"), "{e:#}");
         let e = run_text(
             Command::Chat {
-                target: t("scripted", &path),
+                target: t(ProviderArg::Scripted, &path),
                 prompt: None,
                 system: None,
                 max_tokens: 8,
@@ -470,7 +471,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("empty prompt"), "{e}");
-        let mut bad = t("scripted", &path);
+        let mut bad = t(ProviderArg::Scripted, &path);
         bad.mode = Some("tape".into());
         let e = run_text(
             Command::Ping {

@@ -1,8 +1,9 @@
 //! `recloop rec ...`: evaluate a workspace's pipeline, benchmark the built-in models.
 
+use crate::choices::{ProtocolArg, RatingsDatasetArg, SplitArg};
 use anyhow::Context;
 use clap::Subcommand;
-use recloop_rec::pipeline::{EvalSplit, evaluate_workspace};
+use recloop_rec::pipeline::evaluate_workspace;
 use std::path::PathBuf;
 
 /// Subcommands of `recloop rec`.
@@ -13,9 +14,9 @@ pub enum Command {
         /// Workspace directory (holds `pipeline.toml` and `eval/eval.toml`).
         #[arg(long, default_value = ".")]
         workspace: PathBuf,
-        /// `validation` or `holdout`.
-        #[arg(long, default_value = "validation")]
-        split: String,
+        /// Which split to score.
+        #[arg(long, value_enum, default_value_t = SplitArg::Validation)]
+        split: SplitArg,
         /// Print one JSON object of metrics (the default output is `name value` lines).
         #[arg(long)]
         json: bool,
@@ -23,12 +24,12 @@ pub enum Command {
     /// Fit and evaluate every built-in model with the anchors' hyper-parameters on one dataset
     /// and protocol; report median fit and evaluation seconds and the metrics per model.
     Bench {
-        /// `ml-100k` or `ml-1m` (fetched if absent).
-        #[arg(long, default_value = "ml-1m")]
-        dataset: String,
-        /// Splitting protocol: `a`, `b` or `temporal`.
-        #[arg(long, default_value = "a")]
-        protocol: String,
+        /// Dataset (fetched if absent).
+        #[arg(long, value_enum, default_value_t = RatingsDatasetArg::Ml1m)]
+        dataset: RatingsDatasetArg,
+        /// Splitting protocol.
+        #[arg(long, value_enum, default_value_t = ProtocolArg::A)]
+        protocol: ProtocolArg,
         /// Repetitions per model (medians are reported).
         #[arg(long, default_value_t = 5)]
         runs: usize,
@@ -52,8 +53,7 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
             split,
             json,
         } => {
-            let split: EvalSplit = split.parse()?;
-            let metrics = evaluate_workspace(&workspace, split)
+            let metrics = evaluate_workspace(&workspace, split.into())
                 .with_context(|| format!("evaluating workspace {}", workspace.display()))?;
             if json {
                 println!("{}", serde_json::to_string(&metrics)?);
@@ -73,8 +73,8 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
             json,
         } => {
             let opts = recloop_rec::bench::BenchOptions {
-                dataset: dataset.parse()?,
-                protocol: protocol.parse()?,
+                dataset: dataset.into(),
+                protocol: protocol.into(),
                 runs,
                 seed,
                 models,

@@ -1,5 +1,6 @@
 //! `recloop sim ...`: guarded A/B and A/A tests in the simulated world, scenarios, benchmark.
 
+use crate::choices::WorldArg;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use recloop_core::Manifest;
@@ -19,9 +20,9 @@ pub struct WorldArgs {
     /// Production workspace: its `recloop.toml`, pipeline and dataset (the world is grounded in it).
     #[arg(long)]
     workspace: Option<PathBuf>,
-    /// World without a workspace: `ml-1m` (fetched on first use) or `synthetic`.
-    #[arg(long, default_value = "ml-1m")]
-    world: String,
+    /// World without a workspace.
+    #[arg(long, value_enum, default_value_t = WorldArg::Ml1m)]
+    world: WorldArg,
     /// Seed of the ground-truth fit.
     #[arg(long, default_value_t = 1)]
     world_seed: u64,
@@ -163,10 +164,9 @@ fn load(w: &WorldArgs) -> anyhow::Result<Loaded> {
             manifest,
         });
     }
-    let world = match w.world.as_str() {
-        "ml-1m" => ml1m_world(w.world_seed).context("building the ML-1M world")?,
-        "synthetic" => World::synthetic(2000, 1500, w.world_seed)?,
-        other => anyhow::bail!("--world {other:?}: expected `ml-1m` or `synthetic`"),
+    let world = match w.world {
+        WorldArg::Ml1m => ml1m_world(w.world_seed).context("building the ML-1M world")?,
+        WorldArg::Synthetic => World::synthetic(2000, 1500, w.world_seed)?,
     };
     Ok(Loaded {
         dir: None,
