@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use recloop_agents::bench::bench_brains;
-use recloop_agents::example::write_pipeline_workspace;
+use recloop_agents::example::{ExampleOptions, init_example};
 
 fn main() {
     let dataset = std::env::var("RECLOOP_BENCH_DATASET").unwrap_or_else(|_| "synthetic".into());
@@ -17,8 +17,18 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("recloop-brain-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let synthetic = (dataset == "synthetic").then_some((600, 400));
-    write_pipeline_workspace(&dir, "bench", &dataset, synthetic).expect("workspace");
+    let opts = ExampleOptions {
+        synthetic: (dataset == "synthetic").then_some((600, 400)),
+        dataset: Some(dataset.clone()),
+        platform: Some("none".into()),
+    };
+    init_example(
+        "movielens",
+        &dir,
+        &opts,
+        Some(recloop_agents::git::FIXED_CLOCK),
+    )
+    .expect("workspace");
     let seeds = [1u64, 2, 3, 4, 5];
     let checkpoints = [10usize, trials];
     let started = std::time::Instant::now();

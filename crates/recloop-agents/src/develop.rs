@@ -6,6 +6,7 @@ use crate::brain::{Brain, DevelopInput};
 use crate::error::{AgentError, Result};
 use crate::evaluator::{OfflineEvaluator, Split, nondeterministic_keys, primary_value};
 use crate::git::Repo;
+use crate::git::Signature;
 use crate::harness::Harness;
 use crate::record::Recorder;
 use crate::sandbox::Sandbox;
@@ -518,7 +519,7 @@ fn commit_candidate(
     let commit = ctx.repo.commit_all(
         wt,
         &format!("{cid}: {}\n\nProposal {pid}.", proposal.title),
-        ctx.commit_time,
+        &Signature::recloop(Some(ctx.commit_time)),
     )?;
     ctx.rec.emit(
         ctx.iteration,

@@ -1,123 +1,103 @@
-//! Example workspaces for the loop: the MovieLens example (starting production = MostPop) and a
-//! small synthetic variant for tests. `recloop-rec`'s `init --example movielens` writes the same
-//! layout; this module is what `recloop demo` and the tests use to create one.
+//! Example workspaces as git repositories: `recloop-rec`'s example files (one writer for
+//! `recloop init`, `recloop demo`, the tests and the benchmarks), committed on `main`.
 
 use crate::error::{AgentError, Result};
-use crate::git::git;
+use crate::git::{Repo, Signature};
+pub use recloop_rec::example::{EXAMPLES, ExampleOptions};
 use std::path::Path;
 
-/// `recloop.toml` of a built-in pipeline workspace.
-pub fn manifest_text(name: &str) -> String {
-    format!(
-        r#"[project]
-name = "{name}"
-production = "main"
-editable = ["pipeline.toml", "scripts/**/*.rhai"]
-protected = ["recloop.toml", "eval/**"]
-
-[commands]
-offline_eval = "recloop rec eval --workspace . --split validation --json"
-holdout_eval = "recloop rec eval --workspace . --split holdout --json"
-timeout_s = 900
-
-[metrics]
-primary = {{ name = "ndcg@10", direction = "increase", min_effect = 0.002 }}
-north_star = {{ name = "retention_d7", direction = "increase" }}
-guardrails = [
-  {{ name = "coverage@10", direction = "increase", attention = 0.05, hard = 0.25 }},
-]
-
-[online]
-# tests and benchmarks decide offline; a KEEP then needs an approval (a scripted one in tests)
-platform = "none"
-ramp = [0.01, 0.05, 0.20, 0.50]
-alpha = 0.05
-
-[run]
-seed = 42
-iterations = 12
-workers = 1
-batch_size = 4
-"#
-    )
+/// Write example `name` into `dir` (created if missing; must be empty if it exists) as a git
+/// repository with one commit on `main`, made by recloop at `commit_time` (seconds since the
+/// epoch; `None`: now). A fixed time gives the same commit hash in every copy, which resumption
+/// tests compare.
+pub fn init_example(
+    name: &str,
+    dir: &Path,
+    opts: &ExampleOptions,
+    commit_time: Option<u64>,
+) -> Result<()> {
+    recloop_rec::example::write_example(name, dir, opts).map_err(|e| AgentError::Invalid {
+        path: dir.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let repo = Repo::init(dir)?;
+    repo.commit_all(
+        dir,
+        &format!("recloop example: {name}"),
+        &Signature::recloop(commit_time),
+    )?;
+    Ok(())
 }
 
-/// The starting pipeline: most popular items.
-pub const MOSTPOP_PIPELINE: &str = r#"# The production pipeline: candidate models, blend, rerank (see `recloop rec eval`).
-[[models]]
-name = "mostpop"
-kind = "mostpop"
-weight = 1.0
-
-[blend]
-normalize = "zscore"
-
-[rerank]
-candidates = 100
-mmr_lambda = 0.0
-popularity_penalty = 0.0
-genre_cap = 0
-"#;
-
-/// Write a built-in pipeline workspace at `dir` evaluating on `dataset` (`ml-1m`, `ml-100k` or
-/// `synthetic`), as a git repository with one commit on `main`.
-pub fn write_pipeline_workspace(
-    dir: &Path,
-    name: &str,
-    dataset: &str,
-    synthetic: Option<(usize, usize)>,
-) -> Result<()> {
-    let w = |rel: &str, text: &str| -> Result<()> {
-        let p = dir.join(rel);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| AgentError::io(parent, e))?;
-        }
-        std::fs::write(&p, text).map_err(|e| AgentError::io(&p, e))
+/// The small synthetic MovieLens-layout workspace of the tests and benchmarks: `users` × `items`
+/// synthetic data, decided offline (`[online] platform = "none"`), committed at a fixed time.
+pub fn synthetic_example(dir: &Path, users: usize, items: usize) -> Result<()> {
+    let opts = ExampleOptions {
+        dataset: Some("synthetic".into()),
+        synthetic: Some((users, items)),
+        platform: Some("none".into()),
     };
-    w("recloop.toml", &manifest_text(name))?;
-    w("pipeline.toml", MOSTPOP_PIPELINE)?;
-    let mut eval = format!("dataset = \"{dataset}\"\nprotocol = \"a\"\nseed = 42\n");
-    if let Some((users, items)) = synthetic {
-        eval.push_str(&format!(
-            "\n[synthetic]\nusers = {users}\nitems = {items}\n"
-        ));
+    init_example("movielens", dir, &opts, Some(crate::git::FIXED_CLOCK))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git_out(dir: &Path, args: &[&str]) -> String {
+        crate::git::git(dir, args).unwrap()
     }
-    w("eval/eval.toml", &eval)?;
-    w(
-        "README.md",
-        "# MovieLens example\n\n`pipeline.toml` chooses and blends candidate models (mostpop, itemknn, ease, ials, bpr), \
-         a reranking stage (MMR diversity, popularity penalty, genre caps) and an optional Rhai scoring script. \
-         The evaluation setup under `eval/` is protected.\n",
-    )?;
-    w(
-        "notes/README.md",
-        "Research notes for the agents (one Markdown file per topic).\n",
-    )?;
-    w(".gitignore", ".recloop/\n")?;
-    if !dir.join(".git").exists() {
-        git(dir, &["init", "-q", "-b", "main"])?;
+
+    #[test]
+    fn the_example_is_one_clean_commit_and_its_options_apply() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = tmp.path().join("ws");
+        synthetic_example(&ws, 50, 40).unwrap();
+        assert_eq!(
+            git_out(&ws, &["log", "--oneline", "main"]).lines().count(),
+            1
+        );
+        assert_eq!(git_out(&ws, &["status", "--porcelain"]), "");
+        let manifest = recloop_core::Manifest::load(&ws).unwrap();
+        assert_eq!(manifest.online.platform, "none");
+        let eval = std::fs::read_to_string(ws.join("eval/eval.toml")).unwrap();
+        assert!(eval.contains("dataset = \"synthetic\""), "{eval}");
+        assert!(
+            eval.contains("users = 50") && eval.contains("items = 40"),
+            "{eval}"
+        );
+        // a fixed commit time: every copy has the same hash
+        let other = tmp.path().join("other");
+        synthetic_example(&other, 50, 40).unwrap();
+        assert_eq!(
+            git_out(&ws, &["rev-parse", "main"]),
+            git_out(&other, &["rev-parse", "main"])
+        );
+        // never over an existing directory's contents
+        let again = synthetic_example(&ws, 50, 40).unwrap_err();
+        assert!(again.to_string().contains("not empty"), "{again}");
     }
-    git(dir, &["add", "-A"])?;
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["commit", "-q", "-m", "recloop example workspace"])
-        .env("GIT_AUTHOR_NAME", "recloop")
-        .env("GIT_AUTHOR_EMAIL", "recloop@localhost")
-        .env("GIT_COMMITTER_NAME", "recloop")
-        .env("GIT_COMMITTER_EMAIL", "recloop@localhost")
-        .env("GIT_AUTHOR_DATE", "1700000000 +0000")
-        .env("GIT_COMMITTER_DATE", "1700000000 +0000")
-        .output()
-        .map_err(|e| AgentError::Git {
-            args: "commit".into(),
-            message: e.to_string(),
-        })?;
-    if !out.status.success() {
-        return Err(AgentError::Git {
-            args: "commit".into(),
-            message: String::from_utf8_lossy(&out.stderr).into(),
-        });
+
+    #[test]
+    fn merges_are_signed_by_the_configured_author_else_the_repository_identity() {
+        let tmp = tempfile::tempdir().unwrap();
+        synthetic_example(tmp.path(), 50, 40).unwrap();
+        let repo = Repo::open(tmp.path()).unwrap();
+        let sig = repo
+            .merge_signature(Some("Ada Lovelace <ada@example.org>"))
+            .unwrap();
+        assert_eq!(
+            (sig.name.as_str(), sig.email.as_str()),
+            ("Ada Lovelace", "ada@example.org")
+        );
+        assert_eq!(sig.time, None, "merges carry the real time");
+        assert!(repo.merge_signature(Some("no email here")).is_err());
+        crate::git::git(tmp.path(), &["config", "user.name", "Team Bot"]).unwrap();
+        crate::git::git(tmp.path(), &["config", "user.email", "bot@team.example"]).unwrap();
+        let sig = repo.merge_signature(None).unwrap();
+        assert_eq!(
+            (sig.name.as_str(), sig.email.as_str()),
+            ("Team Bot", "bot@team.example")
+        );
     }
-    Ok(())
 }

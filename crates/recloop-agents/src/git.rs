@@ -1,13 +1,53 @@
-//! The git layer: one worktree per candidate from the production commit, commits with fixed
-//! timestamps (so a re-run produces the same hashes), merging into production, cleanup.
+//! The git layer, the one place recloop runs git: example repositories, one worktree per
+//! candidate from the production commit, candidate commits with fixed timestamps (so a re-run
+//! produces the same hashes), merges into production by the team's identity at the real time,
+//! cleanup.
 
 use crate::error::{AgentError, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Fixed identity and clock for commits made by recloop: identical inputs give identical hashes.
+/// recloop's own identity, for commits on its branches (candidates, examples).
 const AUTHOR: &str = "recloop";
 const EMAIL: &str = "recloop@localhost";
+
+/// The clock origin of commits made at a fixed time (2023-11-14): candidate commits are made at
+/// `FIXED_CLOCK + iteration * 1000 + k` so that identical inputs give identical hashes.
+pub const FIXED_CLOCK: u64 = 1_700_000_000;
+
+/// Who makes a commit, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    /// Author and committer name.
+    pub name: String,
+    /// Author and committer e-mail.
+    pub email: String,
+    /// Seconds since the epoch; `None`: the current time.
+    pub time: Option<u64>,
+}
+
+impl Signature {
+    /// recloop's identity at `time` (`None`: now).
+    pub fn recloop(time: Option<u64>) -> Signature {
+        Signature {
+            name: AUTHOR.into(),
+            email: EMAIL.into(),
+            time,
+        }
+    }
+
+    /// Parse `Name <email>` (the manifest's `[project] merge_author`), at the current time.
+    pub fn parse(author: &str) -> Option<Signature> {
+        let (name, rest) = author.split_once('<')?;
+        let email = rest.strip_suffix('>')?.trim();
+        let name = name.trim();
+        (!name.is_empty() && email.contains('@')).then(|| Signature {
+            name: name.into(),
+            email: email.into(),
+            time: None,
+        })
+    }
+}
 
 /// Serialises worktree and branch bookkeeping (git locks `.git/worktrees` and refs).
 static WORKTREE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -19,21 +59,21 @@ pub struct Repo {
     pub root: PathBuf,
 }
 
-/// Run git in `dir` and return trimmed stdout.
+/// Run git in `dir` and return trimmed stdout (commits, if any, by recloop at the current time).
 pub fn git(dir: &Path, args: &[&str]) -> Result<String> {
-    git_at(dir, args, None)
+    git_signed(dir, args, &Signature::recloop(None))
 }
 
-/// Run git with an optional fixed commit time (seconds since the epoch).
-fn git_at(dir: &Path, args: &[&str], time: Option<u64>) -> Result<String> {
+/// Run git with the author, committer and time of `sig`.
+fn git_signed(dir: &Path, args: &[&str], sig: &Signature) -> Result<String> {
     let mut cmd = Command::new("git");
     cmd.arg("-C").arg(dir).args(args);
-    cmd.env("GIT_AUTHOR_NAME", AUTHOR)
-        .env("GIT_AUTHOR_EMAIL", EMAIL)
-        .env("GIT_COMMITTER_NAME", AUTHOR)
-        .env("GIT_COMMITTER_EMAIL", EMAIL)
+    cmd.env("GIT_AUTHOR_NAME", &sig.name)
+        .env("GIT_AUTHOR_EMAIL", &sig.email)
+        .env("GIT_COMMITTER_NAME", &sig.name)
+        .env("GIT_COMMITTER_EMAIL", &sig.email)
         .env("GIT_TERMINAL_PROMPT", "0");
-    if let Some(t) = time {
+    if let Some(t) = sig.time {
         let date = format!("{t} +0000");
         cmd.env("GIT_AUTHOR_DATE", &date)
             .env("GIT_COMMITTER_DATE", &date);
@@ -52,6 +92,35 @@ fn git_at(dir: &Path, args: &[&str], time: Option<u64>) -> Result<String> {
 }
 
 impl Repo {
+    /// Make `dir` a new repository on branch `main` (nothing committed yet).
+    pub fn init(dir: &Path) -> Result<Repo> {
+        git(dir, &["init", "-q", "-b", "main"])?;
+        Repo::open(dir)
+    }
+
+    /// The identity merges into production are made by: `configured` (`[project] merge_author`,
+    /// `Name <email>`), else the repository's own git identity (`user.name`, `user.email`), else
+    /// recloop's; at the current time.
+    pub fn merge_signature(&self, configured: Option<&str>) -> Result<Signature> {
+        if let Some(author) = configured {
+            return Signature::parse(author).ok_or_else(|| AgentError::Invalid {
+                path: "recloop.toml [project] merge_author".into(),
+                reason: format!("{author:?} is not `Name <email>`"),
+            });
+        }
+        let name = git(&self.root, &["config", "user.name"]).unwrap_or_default();
+        let email = git(&self.root, &["config", "user.email"]).unwrap_or_default();
+        Ok(if name.is_empty() || email.is_empty() {
+            Signature::recloop(None)
+        } else {
+            Signature {
+                name,
+                email,
+                time: None,
+            }
+        })
+    }
+
     /// Open the repository at `root` (must be a git work tree).
     pub fn open(root: &Path) -> Result<Repo> {
         let top = git(root, &["rev-parse", "--show-toplevel"])?;
@@ -244,10 +313,10 @@ impl Repo {
         Ok(d)
     }
 
-    /// Commit everything in `worktree` with a fixed timestamp; returns the commit hash.
-    pub fn commit_all(&self, worktree: &Path, message: &str, time: u64) -> Result<String> {
+    /// Commit everything in `worktree` as `sig`; returns the commit hash.
+    pub fn commit_all(&self, worktree: &Path, message: &str, sig: &Signature) -> Result<String> {
         git(worktree, &["add", "-A"])?;
-        git_at(
+        git_signed(
             worktree,
             &[
                 "commit",
@@ -257,7 +326,7 @@ impl Repo {
                 "-m",
                 message,
             ],
-            Some(time),
+            sig,
         )?;
         git(worktree, &["rev-parse", "HEAD"])
     }
@@ -268,14 +337,14 @@ impl Repo {
     }
 
     /// Merge `commit` into the production branch: fast-forward when possible, else a merge commit
-    /// with a fixed timestamp. Idempotent: a commit already contained in production is a no-op.
+    /// made as `sig`. Idempotent: a commit already contained in production is a no-op.
     /// The main checkout must have production checked out or be clean enough to update the ref.
     pub fn merge_into(
         &self,
         production: &str,
         commit: &str,
         message: &str,
-        time: u64,
+        sig: &Signature,
     ) -> Result<String> {
         let head = self.rev(production)?;
         if self.is_ancestor(commit, &head) {
@@ -302,10 +371,10 @@ impl Repo {
         let tmp = self.root.join(".recloop").join("worktrees").join("_merge");
         let branch = "recloop/_merge";
         self.add_worktree(&tmp, branch, &head)?;
-        let merged = git_at(
+        let merged = git_signed(
             &tmp,
             &["merge", "-q", "--no-ff", "-m", message, commit],
-            Some(time),
+            sig,
         );
         if let Err(e) = merged {
             let _ = git(&tmp, &["merge", "--abort"]);
@@ -349,13 +418,9 @@ pub(crate) mod tests {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, t).unwrap();
         }
-        git(dir.path(), &["add", "-A"]).unwrap();
-        git_at(
-            dir.path(),
-            &["commit", "-q", "-m", "init"],
-            Some(1_700_000_000),
-        )
-        .unwrap();
+        let repo = Repo::open(dir.path()).unwrap();
+        repo.commit_all(dir.path(), "init", &Signature::recloop(Some(FIXED_CLOCK)))
+            .unwrap();
         dir
     }
 
@@ -368,14 +433,23 @@ pub(crate) mod tests {
         repo.add_worktree(&wt, "recloop/c1", &base).unwrap();
         std::fs::write(wt.join("a.txt"), "two\n").unwrap();
         assert_eq!(repo.changed_paths(&wt, &base).unwrap(), vec!["a.txt"]);
-        let c = repo.commit_all(&wt, "c1", 1_700_000_100).unwrap();
+        let c = repo
+            .commit_all(&wt, "c1", &Signature::recloop(Some(1_700_000_100)))
+            .unwrap();
         // Same content, same time: same hash after re-creating the worktree.
         repo.add_worktree(&wt, "recloop/c1", &base).unwrap();
         std::fs::write(wt.join("a.txt"), "two\n").unwrap();
-        let c2 = repo.commit_all(&wt, "c1", 1_700_000_100).unwrap();
+        let c2 = repo
+            .commit_all(&wt, "c1", &Signature::recloop(Some(1_700_000_100)))
+            .unwrap();
         assert_eq!(c, c2);
         let head = repo
-            .merge_into("main", &c, "merge c1", 1_700_000_200)
+            .merge_into(
+                "main",
+                &c,
+                "merge c1",
+                &Signature::recloop(Some(1_700_000_200)),
+            )
             .unwrap();
         assert_eq!(head, c);
         assert_eq!(
@@ -384,8 +458,13 @@ pub(crate) mod tests {
         );
         // Idempotent.
         assert_eq!(
-            repo.merge_into("main", &c, "merge c1", 1_700_000_200)
-                .unwrap(),
+            repo.merge_into(
+                "main",
+                &c,
+                "merge c1",
+                &Signature::recloop(Some(1_700_000_200))
+            )
+            .unwrap(),
             c
         );
         repo.remove_worktree(&wt, "recloop/c1").unwrap();
@@ -409,12 +488,26 @@ pub(crate) mod tests {
         repo.add_worktree(&w2, "recloop/c2", &base).unwrap();
         std::fs::write(w1.join("a.txt"), "two\n").unwrap();
         std::fs::write(w2.join("b.txt"), "y\n").unwrap();
-        let c1 = repo.commit_all(&w1, "c1", 1_700_000_100).unwrap();
-        let c2 = repo.commit_all(&w2, "c2", 1_700_000_100).unwrap();
-        repo.merge_into("main", &c1, "merge c1", 1_700_000_200)
+        let c1 = repo
+            .commit_all(&w1, "c1", &Signature::recloop(Some(1_700_000_100)))
             .unwrap();
+        let c2 = repo
+            .commit_all(&w2, "c2", &Signature::recloop(Some(1_700_000_100)))
+            .unwrap();
+        repo.merge_into(
+            "main",
+            &c1,
+            "merge c1",
+            &Signature::recloop(Some(1_700_000_200)),
+        )
+        .unwrap();
         let head = repo
-            .merge_into("main", &c2, "merge c2", 1_700_000_300)
+            .merge_into(
+                "main",
+                &c2,
+                "merge c2",
+                &Signature::recloop(Some(1_700_000_300)),
+            )
             .unwrap();
         assert!(repo.is_ancestor(&c1, &head) && repo.is_ancestor(&c2, &head));
         assert_eq!(repo.show("main", "b.txt").unwrap(), "y");

@@ -11,6 +11,7 @@ use crate::evaluate::{
     EvaluateCtx, OnlinePlatform, SealedHoldout, evaluate, lesson_id, update_lesson,
 };
 use crate::evaluator::{OfflineEvaluator, Split, evaluator_for, primary_value};
+use crate::git::FIXED_CLOCK;
 use crate::git::Repo;
 use crate::harness::{self, Harness};
 use crate::history::History;
@@ -23,9 +24,6 @@ use recloop_rec::pipeline::PipelineSpec;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// Fixed commit clock origin: commits made by run iterations get reproducible timestamps.
-const CLOCK_ORIGIN: u64 = 1_700_000_000;
 
 /// Options of `recloop run`.
 #[derive(Clone, Default)]
@@ -909,7 +907,9 @@ impl Loop {
                 &self.manifest.project.production,
                 &candidate.commit,
                 &format!("recloop: keep {} ({})", candidate.id, win.proposal.title),
-                CLOCK_ORIGIN + u64::from(it) * 1000 + 999,
+                &self
+                    .repo
+                    .merge_signature(self.manifest.project.merge_author.as_deref())?,
             )?;
             // Merged production re-measured when the merge was not a fast-forward.
             let metrics = if commit == candidate.commit {
@@ -1079,7 +1079,7 @@ impl Loop {
             rec,
             iteration: it,
             base_commit: prod.commit.clone(),
-            commit_time: CLOCK_ORIGIN + u64::from(it) * 1000 + k,
+            commit_time: FIXED_CLOCK + u64::from(it) * 1000 + k,
             tried_diffs,
         };
         // A candidate developed before a stop (kill, or waiting for an approval) is reused as

@@ -125,7 +125,7 @@ pub fn ensure_example(dir: &Path) -> Result<bool> {
         false
     } else {
         // Exactly what `recloop init --example movielens DIR` writes.
-        recloop_rec::example::init_example("movielens", dir, None).map_err(|e| {
+        crate::example::init_example("movielens", dir, &Default::default(), None).map_err(|e| {
             AgentError::Invalid {
                 path: dir.display().to_string(),
                 reason: format!("cannot create the MovieLens example: {e}"),

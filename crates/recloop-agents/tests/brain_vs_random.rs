@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use recloop_agents::bench::bench_brains;
-use recloop_agents::example::write_pipeline_workspace;
+use recloop_agents::example::{ExampleOptions, init_example};
 
 #[test]
 #[ignore = "trains 2 brains x 5 seeds x 30 pipelines; run explicitly"]
@@ -19,8 +19,18 @@ fn builtin_brain_vs_random_search() {
         .and_then(|t| t.parse().ok())
         .unwrap_or(30);
     let dir = tempfile::tempdir().unwrap();
-    let synthetic = (dataset == "synthetic").then_some((600, 400));
-    write_pipeline_workspace(dir.path(), "bench", &dataset, synthetic).unwrap();
+    let opts = ExampleOptions {
+        synthetic: (dataset == "synthetic").then_some((600, 400)),
+        dataset: Some(dataset.clone()),
+        platform: Some("none".into()),
+    };
+    init_example(
+        "movielens",
+        dir.path(),
+        &opts,
+        Some(recloop_agents::git::FIXED_CLOCK),
+    )
+    .unwrap();
     let seeds = [1u64, 2, 3, 4, 5];
     let checkpoints = [10usize, trials];
     let report = bench_brains(dir.path(), trials, &seeds, &checkpoints).unwrap();

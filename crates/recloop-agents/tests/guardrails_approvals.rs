@@ -45,14 +45,17 @@ impl OfflineEvaluator for ByPipeline {
     }
 }
 
-/// A synthetic pipeline workspace that decides offline, with a relative latency guardrail.
+/// A synthetic pipeline workspace that decides offline, with a relative latency guardrail in
+/// place of the example's absolute budget.
 fn workspace() -> tempfile::TempDir {
     let ws = common::synthetic_workspace();
     let path = ws.path().join("recloop.toml");
-    let m = std::fs::read_to_string(&path).unwrap().replace(
-        "guardrails = [\n",
-        "guardrails = [\n  { name = \"latency_p99_ms\", direction = \"decrease\", attention = 0.05, hard = 0.20 },\n",
+    let old = std::fs::read_to_string(&path).unwrap();
+    let m = old.replace(
+        "{ name = \"latency_p99_ms\", direction = \"decrease\", max = 5.0 }",
+        "{ name = \"latency_p99_ms\", direction = \"decrease\", attention = 0.05, hard = 0.20 }",
     );
+    assert_ne!(m, old, "the example declares a latency budget");
     std::fs::write(&path, m).unwrap();
     recloop_agents::git::git(ws.path(), &["commit", "-qam", "latency guardrail"]).unwrap();
     ws

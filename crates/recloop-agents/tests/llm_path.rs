@@ -112,7 +112,11 @@ fn llm_path_end_to_end_on_the_movielens_example() {
     // The MovieLens example exactly as `recloop init --example movielens` writes it, on the
     // synthetic dataset (no download), with the simulator platform for the A/B.
     let ws = tempfile::tempdir().unwrap();
-    recloop_rec::example::init_example("movielens", ws.path(), Some("synthetic")).unwrap();
+    let opts = recloop_agents::example::ExampleOptions {
+        dataset: Some("synthetic".into()),
+        ..Default::default()
+    };
+    recloop_agents::example::init_example("movielens", ws.path(), &opts, None).unwrap();
     let old = std::fs::read_to_string(ws.path().join("pipeline.toml")).unwrap();
     let new = old.replace(
         "kind = \"mostpop\"",
@@ -242,10 +246,15 @@ fn a_command_trying_the_network_fails_its_gate_with_the_reason() {
     let ws = common::synthetic_workspace();
     let m = std::fs::read_to_string(ws.path().join("recloop.toml"))
         .unwrap()
-        .replace(
-            "timeout_s = 900",
-            "timeout_s = 900\ntest = \"bash -c 'exec 3<>/dev/tcp/1.1.1.1/80'\"",
+        .replacen(
+            "[commands]\n",
+            "[commands]\ntest = \"bash -c 'exec 3<>/dev/tcp/1.1.1.1/80'\"\n",
+            1,
         );
+    assert!(
+        m.contains("/dev/tcp/"),
+        "the manifest has a [commands] section"
+    );
     std::fs::write(ws.path().join("recloop.toml"), m).unwrap();
     recloop_agents::git::git(ws.path(), &["commit", "-qam", "network test"]).unwrap();
     run(

@@ -48,6 +48,10 @@ pub struct ProjectSection {
     /// Glob patterns the agents may never change (wins over `editable`).
     #[serde(default)]
     pub protected: Vec<String>,
+    /// Author of the merge commits recloop makes on the production branch, `Name <email>`;
+    /// absent: the repository's git identity (`user.name`, `user.email`), else `recloop`.
+    #[serde(default)]
+    pub merge_author: Option<String>,
 }
 
 fn default_production() -> String {

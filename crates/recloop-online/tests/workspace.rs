@@ -5,7 +5,7 @@
 
 use recloop_core::{Decision, Manifest};
 use recloop_online::{Ack, ExperimentConfig, Outcome, resolve_policy, run_experiment};
-use recloop_rec::example::init_example;
+use recloop_rec::example::{ExampleOptions, write_example};
 use recloop_sim::grounded::load_workspace_world;
 
 const EASE: &str = "[[models]]\nname = \"ease\"\nkind = \"ease\"\n[models.params]\nlambda = 50.0\n";
@@ -15,8 +15,24 @@ fn ease_candidate_workspace_beats_most_popular_and_is_kept() {
     let tmp = tempfile::tempdir().unwrap();
     let prod = tmp.path().join("prod");
     let cand = tmp.path().join("cand");
-    init_example("movielens", &prod, Some("synthetic")).unwrap();
-    init_example("movielens", &cand, Some("synthetic")).unwrap();
+    write_example(
+        "movielens",
+        &prod,
+        &ExampleOptions {
+            dataset: Some("synthetic".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    write_example(
+        "movielens",
+        &cand,
+        &ExampleOptions {
+            dataset: Some("synthetic".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     std::fs::write(cand.join("pipeline.toml"), EASE).unwrap();
     let manifest = Manifest::load(&prod).unwrap();
     let ww = load_workspace_world(&prod, 1).unwrap();
@@ -65,7 +81,15 @@ fn ease_candidate_workspace_beats_most_popular_and_is_kept() {
 fn a_workspace_candidate_needs_a_workspace_world() {
     let tmp = tempfile::tempdir().unwrap();
     let ww_dir = tmp.path().join("w");
-    init_example("movielens", &ww_dir, Some("synthetic")).unwrap();
+    write_example(
+        "movielens",
+        &ww_dir,
+        &ExampleOptions {
+            dataset: Some("synthetic".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let ww = load_workspace_world(&ww_dir, 1).unwrap();
     let err = resolve_policy(ww_dir.to_str().unwrap(), &ww.world, None, 1)
         .err()

@@ -9,7 +9,7 @@ use recloop_rec::pipeline::{EvalSplit, evaluate_workspace};
 fn ml1m_eval_mostpop_and_ease() {
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().join("ws");
-    recloop_rec::example::init_example("movielens", &ws, None).unwrap();
+    recloop_rec::example::write_example("movielens", &ws, &Default::default()).unwrap();
     for (label, text) in [
         ("mostpop", None),
         (

@@ -2,7 +2,7 @@
 //! the trained pipeline serves recommendations; same seed, same metrics.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use recloop_rec::example::init_example;
+use recloop_rec::example::{ExampleOptions, write_example};
 use recloop_rec::pipeline::{
     EvalConfig, EvalSplit, PipelineSpec, TrainedPipeline, evaluate_workspace, load_data,
 };
@@ -20,7 +20,15 @@ fn without_timings(m: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
 
 fn workspace() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    init_example("movielens", &dir.path().join("ws"), Some("synthetic")).unwrap();
+    write_example(
+        "movielens",
+        &dir.path().join("ws"),
+        &ExampleOptions {
+            dataset: Some("synthetic".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     dir
 }
 
@@ -29,7 +37,7 @@ fn write_pipeline(ws: &Path, text: &str) {
 }
 
 #[test]
-fn init_writes_a_valid_git_workspace_and_refuses_to_overwrite() {
+fn the_example_is_a_valid_workspace_and_is_never_written_over() {
     let dir = workspace();
     let ws = dir.path().join("ws");
     let manifest = recloop_core::Manifest::load(&ws).unwrap();
@@ -40,28 +48,17 @@ fn init_writes_a_valid_git_workspace_and_refuses_to_overwrite() {
     let spec = PipelineSpec::load_workspace(&ws).unwrap();
     assert_eq!(spec.models.len(), 1);
     assert!(spec.script.is_none());
-    let log = std::process::Command::new("git")
-        .args(["-C"])
-        .arg(&ws)
-        .args(["log", "--oneline", "main"])
-        .output()
-        .unwrap();
-    assert!(log.status.success());
-    assert_eq!(String::from_utf8_lossy(&log.stdout).lines().count(), 1);
-    let status = std::process::Command::new("git")
-        .arg("-C")
-        .arg(&ws)
-        .args(["status", "--porcelain"])
-        .output()
-        .unwrap();
-    assert!(
-        status.stdout.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&status.stdout)
-    );
-    let again = init_example("movielens", &ws, Some("synthetic")).unwrap_err();
+    let again = write_example(
+        "movielens",
+        &ws,
+        &ExampleOptions {
+            dataset: Some("synthetic".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
     assert!(again.to_string().contains("not empty"), "{again}");
-    assert!(init_example("netflix", &dir.path().join("x"), None).is_err());
+    assert!(write_example("netflix", &dir.path().join("x"), &ExampleOptions::default()).is_err());
 }
 
 #[test]

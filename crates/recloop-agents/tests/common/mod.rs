@@ -1,14 +1,14 @@
 //! Shared fixtures: small synthetic pipeline workspaces.
 #![allow(dead_code)]
 
-use recloop_agents::example::write_pipeline_workspace;
+use recloop_agents::example::synthetic_example;
 use recloop_journal::{Event, EventFilter, Journal};
 use std::path::Path;
 
 /// A synthetic built-in pipeline workspace (git repo, MostPop production) in a temp dir.
 pub fn synthetic_workspace() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    write_pipeline_workspace(dir.path(), "synthetic-test", "synthetic", Some((300, 200))).unwrap();
+    synthetic_example(dir.path(), 300, 200).unwrap();
     dir
 }
 
@@ -74,8 +74,37 @@ fn strip_timings(v: &mut serde_json::Value) {
             }
         }
         serde_json::Value::Array(a) => a.iter_mut().for_each(strip_timings),
+        serde_json::Value::String(text) => *text = mask_timings_in_text(text),
         _ => {}
     }
+}
+
+fn is_timing_key(word: &str) -> bool {
+    word.ends_with("_s") || word.ends_with("_ms") || word.starts_with("latency")
+}
+
+/// Texts quote timings too ("latency_p99_ms 0.0078 -> 0.0116"): the numbers after a timing
+/// key become `T`.
+fn mask_timings_in_text(text: &str) -> String {
+    let mut out = Vec::new();
+    let mut mask = 0;
+    for word in text.split(' ') {
+        if mask > 0 && word != "->" {
+            let tail = word.trim_start_matches(|c: char| c.is_ascii_digit() || "+-.eE".contains(c));
+            out.push(format!("T{tail}"));
+            mask -= 1;
+            continue;
+        }
+        if word == "->" {
+            out.push(word.to_string());
+            continue;
+        }
+        out.push(word.to_string());
+        if is_timing_key(word.trim_end_matches(':')) {
+            mask = 2;
+        }
+    }
+    out.join(" ")
 }
 
 /// The journal as comparable lines: `key type json`, sorted by key, run-resumed events dropped,

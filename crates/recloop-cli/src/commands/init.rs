@@ -17,7 +17,11 @@ pub struct Args {
 
 /// Write the example workspace as a git repository with one commit.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    recloop_rec::example::init_example(&args.example, &args.dir, args.dataset.as_deref())?;
+    let opts = recloop_agents::example::ExampleOptions {
+        dataset: args.dataset.clone(),
+        ..Default::default()
+    };
+    recloop_agents::example::init_example(&args.example, &args.dir, &opts, None)?;
     println!(
         "wrote the {} example to {} (git repository on branch main)",
         args.example,

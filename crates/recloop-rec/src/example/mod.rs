@@ -1,14 +1,14 @@
-//! Built-in example workspaces (`recloop init --example NAME DIR`).
+//! Built-in example workspaces: their files (`recloop init --example NAME DIR` writes them and
+//! commits them; the git part lives with the loop's git layer in `recloop-agents`).
 
 use crate::error::{RecError, Result};
 use std::path::Path;
-use std::process::Command;
 
 /// Names of the built-in examples.
 pub const EXAMPLES: [&str; 1] = ["movielens"];
 
 /// The files of the MovieLens example: (relative path, contents).
-const MOVIELENS: [(&str, &str); 5] = [
+const MOVIELENS: [(&str, &str); 6] = [
     ("recloop.toml", include_str!("movielens/recloop.toml")),
     ("pipeline.toml", include_str!("movielens/pipeline.toml")),
     (
@@ -17,12 +17,23 @@ const MOVIELENS: [(&str, &str); 5] = [
     ),
     ("eval/eval.toml", include_str!("movielens/eval/eval.toml")),
     ("README.md", include_str!("movielens/README.md")),
+    ("notes/README.md", include_str!("movielens/notes/README.md")),
 ];
 
-/// Write example `name` into `dir` (created if missing; must be empty if it exists) as a git
-/// repository with one commit on `main`. `dataset` replaces the dataset of `eval/eval.toml`
-/// (e.g. `synthetic` for a workspace that needs no download).
-pub fn init_example(name: &str, dir: &Path, dataset: Option<&str>) -> Result<()> {
+/// How an example differs from its defaults (tests and benchmarks use smaller data and decide
+/// offline; `recloop init --dataset` picks the dataset).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExampleOptions {
+    /// Dataset of `eval/eval.toml` instead of `ml-1m` (`ml-100k`, `ml-1m`, `synthetic`).
+    pub dataset: Option<String>,
+    /// Size (users, items) of the synthetic dataset, when the dataset is `synthetic`.
+    pub synthetic: Option<(usize, usize)>,
+    /// `[online] platform` instead of `simulator` (e.g. `none`: decide offline).
+    pub platform: Option<String>,
+}
+
+/// The example's files as `name`'s defaults changed by `opts`: (relative path, contents).
+pub fn example_files(name: &str, opts: &ExampleOptions) -> Result<Vec<(&'static str, String)>> {
     let files = match name {
         "movielens" => &MOVIELENS,
         other => {
@@ -35,8 +46,8 @@ pub fn init_example(name: &str, dir: &Path, dataset: Option<&str>) -> Result<()>
             });
         }
     };
-    if let Some(d) = dataset
-        && !super::pipeline::config::DATASETS.contains(&d)
+    if let Some(d) = &opts.dataset
+        && !super::pipeline::config::DATASETS.contains(&d.as_str())
     {
         return Err(RecError::Spec {
             location: "--dataset".into(),
@@ -46,6 +57,52 @@ pub fn init_example(name: &str, dir: &Path, dataset: Option<&str>) -> Result<()>
             ),
         });
     }
+    let mut out = Vec::new();
+    for &(rel, text) in files {
+        let text = match rel {
+            "eval/eval.toml" => {
+                let mut text = text.to_string();
+                if let Some(d) = &opts.dataset {
+                    text =
+                        replace_once(&text, "dataset = \"ml-1m\"", &format!("dataset = \"{d}\""))?;
+                }
+                if let Some((users, items)) = opts.synthetic {
+                    text.push_str(&format!(
+                        "\n[synthetic]\nusers = {users}\nitems = {items}\n"
+                    ));
+                }
+                text
+            }
+            "recloop.toml" => match &opts.platform {
+                Some(p) => replace_once(
+                    text,
+                    "platform = \"simulator\"",
+                    &format!("platform = \"{p}\""),
+                )?,
+                None => text.to_string(),
+            },
+            _ => text.to_string(),
+        };
+        out.push((rel, text));
+    }
+    Ok(out)
+}
+
+/// `text` with its one occurrence of `from` replaced (an error names the missing line, so an
+/// edit of the example's files cannot silently drop an option).
+fn replace_once(text: &str, from: &str, to: &str) -> Result<String> {
+    if text.matches(from).count() != 1 {
+        return Err(RecError::Spec {
+            location: "example".into(),
+            reason: format!("the example file must contain `{from}` exactly once"),
+        });
+    }
+    Ok(text.replacen(from, to, 1))
+}
+
+/// Write example `name` into `dir` (created if missing; must be empty if it exists).
+pub fn write_example(name: &str, dir: &Path, opts: &ExampleOptions) -> Result<()> {
+    let files = example_files(name, opts)?;
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| RecError::Io { path, source }
@@ -68,50 +125,7 @@ pub fn init_example(name: &str, dir: &Path, dataset: Option<&str>) -> Result<()>
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io(parent))?;
         }
-        let text = match (rel, dataset) {
-            (&"eval/eval.toml", Some(d)) => {
-                text.replace("dataset = \"ml-1m\"", &format!("dataset = \"{d}\""))
-            }
-            _ => text.to_string(),
-        };
         std::fs::write(&path, text).map_err(io(&path))?;
-    }
-    git(dir, &["init", "-q", "-b", "main"])?;
-    git(dir, &["add", "-A"])?;
-    git(
-        dir,
-        &["commit", "-q", "-m", &format!("recloop example: {name}")],
-    )?;
-    Ok(())
-}
-
-/// Run git in `dir`; a fixed identity is supplied when none is configured.
-fn git(dir: &Path, args: &[&str]) -> Result<()> {
-    let mut cmd = Command::new("git");
-    cmd.arg("-C").arg(dir).args(args);
-    for (var, value) in [
-        ("GIT_AUTHOR_NAME", "recloop"),
-        ("GIT_AUTHOR_EMAIL", "recloop@localhost"),
-        ("GIT_COMMITTER_NAME", "recloop"),
-        ("GIT_COMMITTER_EMAIL", "recloop@localhost"),
-    ] {
-        if std::env::var_os(var).is_none() {
-            cmd.env(var, value);
-        }
-    }
-    let out = cmd.output().map_err(|source| RecError::Io {
-        path: dir.to_path_buf(),
-        source: std::io::Error::new(source.kind(), format!("cannot run git: {source}")),
-    })?;
-    if !out.status.success() {
-        return Err(RecError::Io {
-            path: dir.to_path_buf(),
-            source: std::io::Error::other(format!(
-                "git {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )),
-        });
     }
     Ok(())
 }
