@@ -21,8 +21,10 @@
 
 pub mod artifact;
 pub mod backend;
+mod blocking;
 pub mod error;
 pub mod event;
+#[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 mod journal;
 mod projection;
@@ -30,16 +32,19 @@ mod retrieval;
 pub mod schema;
 pub mod sql;
 mod store;
+mod transfer;
 mod viewbatch;
 pub mod views;
 
 pub use artifact::ArtifactHash;
 pub use backend::{AnyBackend, Backend, JOURNAL_URL_ENV, Location, PostgresBackend, SqliteBackend};
+pub use blocking::Journal;
 pub use error::{JournalError, Result};
 pub use event::{EVENT_SCHEMA_VERSION, Event, EventId, EventRecord, NewEvent, RunOutcome};
-pub use journal::{AsyncJournal, ExportHeader, Journal, TransferSummary};
+pub use journal::AsyncJournal;
 pub use schema::SCHEMA_VERSION;
 pub use store::LogReport;
+pub use transfer::{ExportHeader, TransferSummary};
 pub use views::{
     AssetView, BudgetView, EventFilter, ExperimentView, HarnessVersionView, LessonView,
     ProductionVersion, RankedExperiment, RunView, SearchFilter, SearchHit, SimilarExperiment,
