@@ -5,7 +5,6 @@
 use crate::approvals::{ApprovalRequest, Approvals};
 use crate::error::{AgentError, Result};
 use crate::evaluator::{EvalError, OfflineEvaluator, Split, primary_value};
-use crate::online::PlatformError;
 use crate::record::Recorder;
 use recloop_core::manifest::EXTENSION_SCALE;
 use recloop_core::{
@@ -14,24 +13,10 @@ use recloop_core::{
     Maturity, MetricEffect, MetricValues, Proposal, Verdict,
 };
 use recloop_journal::Event;
+pub use recloop_online::platform::{OnlinePlatform, PlatformError};
 use recloop_online::{Ack, ExperimentEvent, ExperimentReport, ExperimentSettings, Outcome};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// An online experiment platform (simulator or logs adapter) behind one trait.
-pub trait OnlinePlatform: Send + Sync {
-    /// `simulator`, `logs`, ...
-    fn name(&self) -> String;
-    /// Run a guarded A/B of `treatment` (a candidate worktree) against `control` (production).
-    fn run(
-        &self,
-        manifest: &Manifest,
-        control: &Path,
-        treatment: &Path,
-        settings: &ExperimentSettings,
-        observer: &mut dyn FnMut(&ExperimentEvent) -> Ack,
-    ) -> std::result::Result<ExperimentReport, PlatformError>;
-}
 
 /// The sealed holdout: production's holdout metrics are cached outside the journal (agents never
 /// see them); only pass/fail is recorded.

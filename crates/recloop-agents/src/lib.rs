@@ -21,7 +21,8 @@ pub mod example;
 pub mod git;
 pub mod harness;
 pub mod history;
-pub mod online;
+/// The online platforms (they live in `recloop-online`).
+pub use recloop_online::platform as online;
 pub mod orchestrator;
 pub mod quality;
 pub mod record;

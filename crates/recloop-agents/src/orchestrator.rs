@@ -472,7 +472,8 @@ impl Loop {
         };
         let online = match &opts.online {
             Some(p) => Some(p.clone()),
-            None => crate::online::platform_for(&root, &manifest, sandbox.clone())?,
+            None => recloop_online::platform_for(&root, &manifest, sandbox.clone())
+                .map_err(|e| AgentError::Online(e.to_string()))?,
         };
         Ok(Loop {
             workspace: root,

@@ -114,7 +114,8 @@ pub fn brain_with_budget(
 pub fn online_for(workspace: &Path) -> Result<Option<Arc<dyn OnlinePlatform>>> {
     let manifest = Manifest::load(workspace)?;
     let sandbox = crate::sandbox::for_workspace(&manifest, &workspace.join(".recloop"), true).ok();
-    crate::online::platform_for(workspace, &manifest, sandbox)
+    recloop_online::platform_for(workspace, &manifest, sandbox)
+        .map_err(|e| AgentError::Online(e.to_string()))
 }
 
 /// Create the MovieLens example at `dir` (as `recloop init --example movielens DIR` does) unless a

@@ -12,6 +12,7 @@ pub mod experiment;
 pub mod harness;
 pub mod logs_adapter;
 pub mod ope_data;
+pub mod platform;
 pub mod sim_adapter;
 pub mod verdict;
 
@@ -27,6 +28,7 @@ pub use experiment::{
 pub use harness::{BUILTIN_POLICIES, builtin_policy, default_sim_manifest, resolve_policy};
 pub use logs_adapter::{LogsAdapter, sim_log_metrics};
 pub use ope_data::ObdLoader;
+pub use platform::{OnlinePlatform, PlatformError, platform_for};
 pub use sim_adapter::{
     ExperimentConfig, SIM_METRICS, SimAdapter, default_sim_guardrails, run_experiment,
 };

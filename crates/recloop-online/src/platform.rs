@@ -1,18 +1,34 @@
-//! Online platforms available to the loop. The simulator platform puts a candidate workspace's
-//! pipeline in front of simulated users through `recloop-online`'s guarded experiment
-//! (`run_experiment`: ramp, health gate, harm veto, verdict), in a world grounded in the
-//! workspace's own dataset.
+//! Online platforms available to the loop, behind [`OnlinePlatform`]. The simulator platform puts
+//! a candidate workspace's pipeline in front of simulated users through the guarded experiment
+//! ([`run_experiment`]: ramp, health gate, harm veto, verdict), in a world grounded in the
+//! workspace's own dataset; the export platform does the same for an external workspace's ranked
+//! lists.
 
-use crate::evaluate::OnlinePlatform;
-use crate::sandbox::Sandbox;
-use recloop_core::Manifest;
-use recloop_online::{
+use crate::error::OnlineError;
+use crate::{
     Ack, ExperimentConfig, ExperimentEvent, ExperimentReport, ExperimentSettings, run_experiment,
 };
+use recloop_core::Manifest;
+use recloop_sandbox::Sandbox;
 use recloop_sim::Policy;
 use recloop_sim::grounded::{WorkspaceWorld, load_workspace_world, workspace_policy};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+/// An online experiment platform (simulator or logs adapter) behind one trait.
+pub trait OnlinePlatform: Send + Sync {
+    /// `simulator`, `logs`, ...
+    fn name(&self) -> String;
+    /// Run a guarded A/B of `treatment` (a candidate worktree) against `control` (production).
+    fn run(
+        &self,
+        manifest: &Manifest,
+        control: &Path,
+        treatment: &Path,
+        settings: &ExperimentSettings,
+        observer: &mut dyn FnMut(&ExperimentEvent) -> Ack,
+    ) -> Result<ExperimentReport, PlatformError>;
+}
 
 /// Why an online platform could not run an experiment: one variant per cause.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +60,7 @@ pub enum PlatformError {
     TrainingDataDiffers,
     /// The guarded experiment itself failed (an observer stop, a statistics error, ...).
     #[error(transparent)]
-    Experiment(#[from] recloop_online::OnlineError),
+    Experiment(#[from] OnlineError),
     /// Another platform's own failure (e.g. a connection refused).
     #[error("{0}")]
     Other(String),
@@ -67,7 +83,7 @@ pub enum ExportError {
     },
     /// The sandbox could not start the command.
     #[error("sandbox: {0}")]
-    Sandbox(#[from] crate::sandbox::SandboxError),
+    Sandbox(#[from] recloop_sandbox::SandboxError),
     /// The command failed.
     #[error("export: {0}")]
     CommandFailed(String),
@@ -334,7 +350,7 @@ pub fn platform_for(
     workspace: &Path,
     manifest: &Manifest,
     sandbox: Option<Sandbox>,
-) -> crate::error::Result<Option<Arc<dyn OnlinePlatform>>> {
+) -> Result<Option<Arc<dyn OnlinePlatform>>, OnlineError> {
     match manifest.online.platform.as_str() {
         "none" => Ok(None),
         "simulator" => {
@@ -346,8 +362,8 @@ pub fn platform_for(
                     manifest.run.seed,
                 ))));
             }
-            let sandbox = sandbox.ok_or_else(|| crate::error::AgentError::Invalid {
-                path: "recloop.toml [online] platform = \"simulator\"".into(),
+            let sandbox = sandbox.ok_or_else(|| OnlineError::Config {
+                field: "recloop.toml [online] platform = \"simulator\"".into(),
                 reason: "the simulator of an external workspace runs its holdout_eval export \
                          command, and no sandbox could be built for it"
                     .into(),
@@ -357,8 +373,8 @@ pub fn platform_for(
                 manifest.run.seed,
             ))))
         }
-        other => Err(crate::error::AgentError::Invalid {
-            path: "recloop.toml [online] platform".into(),
+        other => Err(OnlineError::Config {
+            field: "recloop.toml [online] platform".into(),
             reason: format!(
                 "{other:?} cannot run inside `recloop run` yet (its logs are read by \
                  `recloop sim`/`recloop stats` only); use \"simulator\", or \"none\" to decide \
