@@ -1,8 +1,8 @@
 //! Admission checks: plain code decides whether a proposal may be developed. Every check here
 //! can reject (each has a test that shows it): an empty title or hypothesis, no location or a
 //! protected one, a score part outside [0, 1], and a duplicate of an experiment already tried or
-//! rejected — by its exact pipeline spec, by its normalized change, or by the similarity of its
-//! text. The score S is recomputed from its parts by [`normalize`]; a brain's own S is ignored.
+//! rejected — by its exact pipeline spec or declared-parameter values, by its normalized change,
+//! or by the similarity of its text. The score S is recomputed from its parts by [`normalize`]; a brain's own S is ignored.
 
 use crate::history::{History, Trial};
 use crate::space::spec_hash;
@@ -139,8 +139,24 @@ pub fn check(p: &Proposal, manifest: &Manifest, history: &History) -> Result<(),
             outcome_of(t)
         ));
     }
-    // Typed proposals are compared by their exact spec above; free-text ones by their words.
+    // A declared-space assignment is typed too: compared by its exact values.
+    let assignment = p.change.get("assignment").filter(|a| a.is_object());
+    if let Some(a) = assignment
+        && let Some(t) = past
+            .iter()
+            .find(|t| t.proposal.change.get("assignment") == Some(a))
+    {
+        return Err(format!(
+            "duplicate: the same values of the declared parameters as {} (\"{}\"){}",
+            t.proposal.id,
+            t.proposal.title,
+            outcome_of(t)
+        ));
+    }
+    // Typed proposals are compared by their exact spec or assignment above; free-text ones by
+    // their words.
     if spec.is_none()
+        && assignment.is_none()
         && let Some((t, sim)) = past
             .iter()
             .map(|t| (t, similarity(p, &t.proposal)))
@@ -333,6 +349,28 @@ mod tests {
         let n = normalize(p.clone());
         assert_eq!(n.score, p.score_parts.score(&ScoreWeights::default()));
         assert_ne!(n.score, 99.0);
+    }
+
+    #[test]
+    fn declared_values_are_compared_exactly_not_by_their_templated_words() {
+        let assigned = |id: &str, factors: i64, base: &str| {
+            let mut p = proposal(id, &format!("set factors 4 → {factors}"));
+            p.change = serde_json::json!({"assignment": {"factors": factors, "reg": 1.0},
+                                          "base_hash": base});
+            p
+        };
+        let h = History {
+            trials: vec![tried(assigned("p0", 9, "a"), Some(Decision::Discard), None)],
+            ..History::default()
+        };
+        // the same values from another production: a duplicate
+        rejects(
+            &assigned("p1", 9, "b"),
+            &h,
+            "same values of the declared parameters as p0",
+        );
+        // other values with nearly the same words: not a duplicate
+        assert!(check(&assigned("p2", 10, "a"), &manifest(), &h).is_ok());
     }
 
     #[test]

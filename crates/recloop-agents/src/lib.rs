@@ -11,6 +11,7 @@ pub mod admission;
 pub mod approvals;
 pub mod bench;
 pub mod brain;
+pub mod config_edit;
 pub mod develop;
 pub mod diff;
 pub mod error;

@@ -27,7 +27,8 @@ pub struct Range {
 }
 
 impl Range {
-    const fn new(lo: f64, hi: f64, log: bool, integer: bool) -> Range {
+    /// A range from `lo` to `hi`.
+    pub const fn new(lo: f64, hi: f64, log: bool, integer: bool) -> Range {
         Range {
             lo,
             hi,

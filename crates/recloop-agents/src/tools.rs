@@ -138,18 +138,31 @@ impl Tools {
                 (kind_name(*k).to_string(), serde_json::Value::Array(params))
             })
             .collect();
-        serde_json::json!({
+        let mut schema = serde_json::json!({
             "editable": m_paths(&self.manifest.project.editable),
             "protected": m_paths(&self.manifest.project.protected),
-            "pipeline.toml": {
+        });
+        // only what this workspace has: its built-in pipeline file, its declared search space
+        if self.root.join("pipeline.toml").exists() {
+            schema["pipeline.toml"] = serde_json::json!({
                 "models": "array of {name, kind, weight, params}",
                 "kinds": models,
                 "blend.normalize": ["none", "minmax", "zscore", "rank"],
                 "rerank": {"candidates": "integer ≥ 10", "mmr_lambda": "[0, 1]",
                            "popularity_penalty": "≥ 0", "genre_cap": "integer, 0 = none"},
                 "script.path": "optional Rhai scoring script"
-            }
-        })
+            });
+        }
+        if !self.manifest.search.params.is_empty() {
+            schema["search"] = serde_json::to_value(&self.manifest.search.params)
+                .unwrap_or(serde_json::Value::Null);
+        }
+        if schema.get("pipeline.toml").is_none() && schema.get("search").is_none() {
+            schema["note"] = serde_json::json!(
+                "this workspace declares no schema: read its files (list_files, read_file) to learn what its configuration accepts"
+            );
+        }
+        schema
     }
 
     /// Run a command the workspace allows (its declared commands, or a first word listed in
@@ -209,7 +222,7 @@ impl Tools {
             ),
             (
                 "query_schema".into(),
-                "The pipeline schema and editable paths".into(),
+                "What this workspace's configuration accepts: editable paths, its pipeline.toml schema or declared search parameters".into(),
                 s(serde_json::json!({}), &[]),
             ),
             (

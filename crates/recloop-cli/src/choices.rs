@@ -106,9 +106,37 @@ impl ProviderArg {
     }
 }
 
+/// `--example`: a built-in example workspace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExampleArg {
+    /// The built-in recommender on MovieLens (pipeline.toml, Rhai scoring script).
+    Movielens,
+    /// A Python/numpy matrix factorisation with its own evaluation and a declared search space.
+    PythonMf,
+}
+
+impl ExampleArg {
+    /// The example's name in `recloop_rec::example::EXAMPLES`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExampleArg::Movielens => "movielens",
+            ExampleArg::PythonMf => "python-mf",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn examples_are_the_ones_the_library_writes() {
+        let names: Vec<&str> = ExampleArg::value_variants()
+            .iter()
+            .map(|e| e.as_str())
+            .collect();
+        assert_eq!(names, recloop_rec::example::EXAMPLES);
+    }
 
     #[test]
     fn providers_are_the_ones_the_router_knows() {

@@ -10,7 +10,9 @@ pub mod metric;
 
 pub use domain::*;
 pub use error::{CoreError, Result};
-pub use manifest::{LlmBudget, LlmSection, Manifest, ModelPrices, OnlineSection, ProjectSection};
+pub use manifest::{
+    LlmBudget, LlmSection, Manifest, ModelPrices, OnlineSection, ProjectSection, SearchParam,
+};
 pub use metric::{
     Direction, GuardrailCheck, GuardrailLevel, GuardrailSpec, MetricSpec, MetricValues,
     MetricsSection,

@@ -32,6 +32,70 @@ pub struct Manifest {
     /// The run: seed, iterations, workers.
     #[serde(default)]
     pub run: RunSection,
+    /// The parameters the built-in brain may change, in the workspace's own config files.
+    #[serde(default)]
+    pub search: SearchSection,
+}
+
+/// `[search]`: the declared search space of the built-in brain.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchSection {
+    /// The parameters (`[[search.params]]`).
+    #[serde(default)]
+    pub params: Vec<SearchParam>,
+}
+
+/// One searched parameter: a value in a TOML, JSON or YAML file of the workspace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParam {
+    /// Name (unique; shown in proposals; defaults to the key).
+    #[serde(default)]
+    pub name: String,
+    /// The file, relative to the workspace (must be editable).
+    pub file: String,
+    /// Dotted key path of the value inside the file (`model.factors`).
+    pub key: String,
+    /// Lower bound of a numeric range.
+    #[serde(default)]
+    pub min: Option<f64>,
+    /// Upper bound of a numeric range.
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// Sample the range on a log scale (needs `min > 0`).
+    #[serde(default)]
+    pub log: bool,
+    /// Integer values only.
+    #[serde(default)]
+    pub integer: bool,
+    /// Categorical choices (instead of a range).
+    #[serde(default)]
+    pub choices: Vec<serde_json::Value>,
+    /// The parameter exists only when another (categorical) parameter has a given value.
+    #[serde(default)]
+    pub when: Option<SearchCondition>,
+}
+
+/// `when = { param = "solver", equals = "als" }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchCondition {
+    /// Name of a parameter with choices.
+    pub param: String,
+    /// The choice under which this parameter exists.
+    pub equals: serde_json::Value,
+}
+
+impl SearchParam {
+    /// The name, or the key when no name is given.
+    pub fn label(&self) -> &str {
+        if self.name.is_empty() {
+            &self.key
+        } else {
+            &self.name
+        }
+    }
 }
 
 /// `[project]`.
@@ -504,6 +568,73 @@ impl Manifest {
                 && (b.is_nan() || b < 0.0)
             {
                 return Err(invalid("llm.budget_usd", "must be non-negative".into()));
+            }
+        }
+        self.validate_search(origin)
+    }
+
+    /// `[search]`: names unique, files editable, ranges well-formed, conditions resolvable.
+    fn validate_search(&self, origin: &Path) -> Result<()> {
+        let params = &self.search.params;
+        for (i, p) in params.iter().enumerate() {
+            let field = format!("search.params[{i}] ({})", p.label());
+            let invalid = |reason: String| CoreError::Invalid {
+                path: origin.to_path_buf(),
+                field: field.clone(),
+                reason,
+            };
+            if p.key.trim().is_empty() {
+                return Err(invalid("`key` must name a value in the file".into()));
+            }
+            if !self.is_editable(&p.file) {
+                return Err(invalid(format!(
+                    "file {:?} is not editable (add it to project.editable, and not to protected)",
+                    p.file
+                )));
+            }
+            let ext_ok = [".toml", ".json", ".yaml", ".yml"]
+                .iter()
+                .any(|e| p.file.to_ascii_lowercase().ends_with(e));
+            if !ext_ok {
+                return Err(invalid(format!(
+                    "file {:?}: only TOML, JSON and YAML files are searched",
+                    p.file
+                )));
+            }
+            if params[..i].iter().any(|q| q.label() == p.label()) {
+                return Err(invalid("the name is used twice".into()));
+            }
+            match (p.min, p.max, p.choices.is_empty()) {
+                (Some(lo), Some(hi), true) => {
+                    if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+                        return Err(invalid(format!("needs min < max (got {lo} and {hi})")));
+                    }
+                    if p.log && lo <= 0.0 {
+                        return Err(invalid("a log scale needs min > 0".into()));
+                    }
+                }
+                (None, None, false) => {
+                    if p.choices.len() < 2 {
+                        return Err(invalid("needs at least two choices".into()));
+                    }
+                }
+                _ => {
+                    return Err(invalid(
+                        "declare either a range (min and max) or choices, not both or neither"
+                            .into(),
+                    ));
+                }
+            }
+            if let Some(w) = &p.when {
+                let ok = params
+                    .iter()
+                    .any(|q| q.label() == w.param && q.choices.contains(&w.equals));
+                if !ok {
+                    return Err(invalid(format!(
+                        "`when` names {:?} = {}, which is not a declared choice parameter with that choice",
+                        w.param, w.equals
+                    )));
+                }
             }
         }
         Ok(())

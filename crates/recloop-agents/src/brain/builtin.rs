@@ -2,6 +2,7 @@
 //! journal, with an avoid set and an explicit exploit/explore/novel balance per batch. Also the
 //! random-search baseline over the same mutation space.
 
+use super::declared::{self, DeclaredSpace, Reach};
 use super::{Brain, BrainstormInput, BrainstormOutput, DevelopInput, DevelopOutput, Rejection};
 use crate::error::{AgentError, Result};
 use crate::history::History;
@@ -392,10 +393,13 @@ impl Brain for BuiltinBrain {
     }
 
     fn brainstorm(&self, input: &BrainstormInput<'_>) -> Result<BrainstormOutput> {
+        if let Some(space) = DeclaredSpace::of(&input.manifest.search) {
+            return self.brainstorm_declared(input, &space);
+        }
         let base = input.production_spec.ok_or_else(|| {
             AgentError::Invalid {
-                path: "pipeline.toml".into(),
-                reason: "the built-in brain mutates pipeline.toml, which this workspace does not have; configure [llm] for other code".into(),
+                path: "recloop.toml [search]".into(),
+                reason: "the built-in brain searches the parameters that [[search.params]] declares (or a built-in pipeline.toml), and this workspace has neither; declare the tunable values of your config files, or configure [llm] for other changes".into(),
             }
         })?;
         let primary = &input.manifest.metrics.primary;
@@ -465,6 +469,9 @@ impl Brain for BuiltinBrain {
     }
 
     fn develop(&self, input: &DevelopInput<'_>) -> Result<DevelopOutput> {
+        if let Some(space) = DeclaredSpace::of(&input.manifest.search) {
+            return develop_declared(input, &space);
+        }
         let spec: PipelineSpec = input
             .proposal
             .change
@@ -475,9 +482,16 @@ impl Brain for BuiltinBrain {
                 reason: "change.spec is missing: the built-in brain can only implement its own typed mutations".into(),
             })?;
         let old = input.tools.read_file("pipeline.toml")?;
-        let new = toml::to_string(&spec).map_err(|e| AgentError::Invalid {
+        let table = toml::Table::try_from(&spec).map_err(|e| AgentError::Invalid {
             path: "pipeline.toml".into(),
             reason: format!("cannot serialise the new spec: {e}"),
+        })?;
+        // a delta of the file: comments and untouched values keep their text
+        let new = crate::config_edit::update_toml("pipeline.toml", &old, &table).map_err(|e| {
+            AgentError::Invalid {
+                path: e.file,
+                reason: e.reason,
+            }
         })?;
         let diff = crate::diff::make("pipeline.toml", &old, &new);
         let written = input.tools.apply_diff(&diff)?;
@@ -497,4 +511,243 @@ impl Brain for BuiltinBrain {
             },
         })
     }
+}
+
+impl BuiltinBrain {
+    /// Brainstorm over the workspace's declared search space: exploit slots move one parameter a
+    /// step from production, explore and novel slots sample the whole space; TPE ranks the
+    /// samples once the journal has measured trials.
+    fn brainstorm_declared(
+        &self,
+        input: &BrainstormInput<'_>,
+        space: &DeclaredSpace<'_>,
+    ) -> Result<BrainstormOutput> {
+        let primary = &input.manifest.metrics.primary;
+        let base = space.read(input.workspace)?;
+        let base_hash = DeclaredSpace::hash(&base);
+        let mut rng = Pcg64Mcg::seed_from_u64(input.seed);
+        let obs = declared::observations(space, input.history, primary.direction.sign());
+        let tpe = (self.search == Search::Tpe)
+            .then(|| Tpe::fit(&obs))
+            .flatten();
+        let mut avoid: BTreeSet<String> = input
+            .history
+            .trials
+            .iter()
+            .filter_map(declared::trial_assignment)
+            .map(|a| DeclaredSpace::hash(&a))
+            .collect();
+        avoid.insert(base_hash.clone());
+        let avoid_dirs = input.history.rejected_directions();
+        let samples = if self.search == Search::Random {
+            1
+        } else {
+            self.samples
+        };
+        let mut proposals = Vec::new();
+        for i in 0..input.batch_size.max(1) {
+            let kind = slot_kind(i);
+            let reach = match (self.search, kind) {
+                (Search::Tpe, ProposalKind::Exploit) => Reach::Local,
+                _ => Reach::Global,
+            };
+            let Some(c) = declared::choose(
+                space,
+                &base,
+                reach,
+                tpe.as_ref(),
+                samples,
+                &avoid,
+                &avoid_dirs,
+                &mut rng,
+            ) else {
+                continue;
+            };
+            avoid.insert(DeclaredSpace::hash(&c.assignment));
+            proposals.push(declared_proposal(
+                input,
+                space,
+                &base,
+                &base_hash,
+                c,
+                kind,
+                i,
+                obs.len(),
+            ));
+        }
+        proposals.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        let output = proposals
+            .iter()
+            .map(|p| format!("{} [{:?}] S={:.3}", p.title, p.kind, p.score))
+            .collect::<Vec<_>>()
+            .join("\n");
+        Ok(BrainstormOutput {
+            proposals,
+            rejected: Vec::<Rejection>::new(),
+            trajectory: TrajectoryStep {
+                agent: "brainstorm".into(),
+                input: format!(
+                    "{} brain over {} declared parameters, seed {}, {} past trials, {} measured",
+                    self.name(),
+                    space.params().len(),
+                    input.seed,
+                    input.history.trials.len(),
+                    obs.len()
+                ),
+                tool_calls: vec![],
+                output,
+                tokens_in: 0,
+                tokens_out: 0,
+                cost_usd: 0.0,
+                duration_ms: 0,
+            },
+        })
+    }
+}
+
+/// The proposal for a chosen assignment of the declared space.
+#[allow(clippy::too_many_arguments)]
+fn declared_proposal(
+    input: &BrainstormInput<'_>,
+    space: &DeclaredSpace<'_>,
+    base: &declared::Assignment,
+    base_hash: &str,
+    c: declared::DeclaredChoice,
+    kind: ProposalKind,
+    i: usize,
+    measured: usize,
+) -> Proposal {
+    let primary = &input.manifest.metrics.primary;
+    let changed = space.changed(base, &c.assignment);
+    let describe: Vec<String> = changed
+        .iter()
+        .map(|p| {
+            let from = base
+                .get(p.label())
+                .map_or("unset".into(), |v| v.to_string());
+            let to = c
+                .assignment
+                .get(p.label())
+                .map_or("unset".into(), |v| v.to_string());
+            format!("{} {from} → {to}", p.label())
+        })
+        .collect();
+    let files: BTreeSet<String> = changed.iter().map(|p| p.file.clone()).collect();
+    let lever = format!("search.{}", c.lever);
+    let mut evidence = vec![EvidenceItem {
+        source: EvidenceSource::SystemKb,
+        reference: "recloop.toml [search]".into(),
+        summary: format!(
+            "{} is a declared search parameter ({})",
+            c.lever,
+            files.iter().cloned().collect::<Vec<_>>().join(", ")
+        ),
+    }];
+    for t in input
+        .history
+        .trials
+        .iter()
+        .filter(|t| t.proposal.lever == lever)
+        .rev()
+        .take(3)
+    {
+        evidence.push(EvidenceItem {
+            source: EvidenceSource::Journal,
+            reference: t.proposal.id.clone(),
+            summary: format!(
+                "{}: {} = {}, {}",
+                t.proposal.title,
+                primary.name,
+                t.value.map_or("not measured".into(), |v| format!("{v:.4}")),
+                t.decision.map_or("undecided".into(), |d| d.to_string())
+            ),
+        });
+    }
+    if measured > 0 {
+        evidence.push(EvidenceItem {
+            source: EvidenceSource::Journal,
+            reference: format!("tpe:{measured}-trials"),
+            summary: format!(
+                "TPE over {measured} measured trials expects objective {:.2} here",
+                c.objective
+            ),
+        });
+    }
+    let parts = ScoreParts {
+        objective: c.objective.clamp(0.0, 1.0),
+        business: 0.5,
+        feasibility: 0.9,
+        handoff: 1.0,
+        evidence: (evidence.len() as f64 / 4.0).min(1.0),
+        risk: if changed.len() > 1 { 0.25 } else { 0.15 },
+    };
+    let title = format!("set {}", describe.join(", "));
+    Proposal {
+        id: format!("{}-{:02}", input.id_prefix, i + 1),
+        hypothesis: format!(
+            "{title} will {} {} on the validation split without harming the guardrails",
+            match primary.direction {
+                recloop_core::Direction::Increase => "increase",
+                recloop_core::Direction::Decrease => "decrease",
+            },
+            primary.name
+        ),
+        title,
+        mechanism: "the declared parameters control the model's capacity, regularisation and blend; the journal's measured trials point to a better region".into(),
+        target_metric: primary.name.clone(),
+        direction: primary.direction,
+        location: files.into_iter().collect(),
+        required_signals: vec![],
+        risks: vec!["overfitting the validation split".into()],
+        validation: "gates + validation split, sealed holdout pass/fail, guarded online A/B".into(),
+        maturity: Maturity::Ready,
+        kind,
+        evidence,
+        score_parts: parts,
+        score: parts.score(&ScoreWeights::default()),
+        change: serde_json::json!({
+            "assignment": c.assignment,
+            "base_hash": base_hash,
+            "direction": c.direction,
+            "step": c.step,
+        }),
+        stage: "config".into(),
+        lever,
+    }
+}
+
+/// Develop a declared-space proposal: write each changed value as a delta of its file.
+fn develop_declared(input: &DevelopInput<'_>, space: &DeclaredSpace<'_>) -> Result<DevelopOutput> {
+    let assignment: declared::Assignment = input
+        .proposal
+        .change
+        .get("assignment")
+        .and_then(|a| serde_json::from_value(a.clone()).ok())
+        .ok_or_else(|| AgentError::Invalid {
+            path: format!("proposal {}", input.proposal.id),
+            reason: "change.assignment is missing: the built-in brain implements only its own assignments of the declared space".into(),
+        })?;
+    // through the tools, which refuse protected and non-editable paths
+    let mut files = Vec::new();
+    let mut calls = Vec::new();
+    for (file, old, new) in space.deltas(input.worktree, &assignment)? {
+        let diff = crate::diff::make(&file, &old, &new);
+        files.extend(input.tools.apply_diff(&diff)?);
+        calls.push(serde_json::json!({"tool": "apply_diff", "diff": diff}));
+    }
+    Ok(DevelopOutput {
+        summary: input.proposal.title.clone(),
+        files_changed: files,
+        hallucinated_fields: 0,
+        trajectory: TrajectoryStep {
+            agent: "develop".into(),
+            input: input.proposal.title.clone(),
+            tool_calls: calls,
+            output: "applied".into(),
+            tokens_in: 0,
+            tokens_out: 0,
+            cost_usd: 0.0,
+            duration_ms: 0,
+        },
+    })
 }

@@ -2,6 +2,7 @@
 //! and the LLM brain (prompts from the harness, answers checked against the contract).
 
 pub mod builtin;
+pub mod declared;
 pub mod llm;
 
 use crate::error::Result;

@@ -1,13 +1,14 @@
 //! `recloop init --example NAME DIR`.
 
+use crate::choices::ExampleArg;
 use std::path::PathBuf;
 
 /// Arguments of `recloop init`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Built-in example to write (`movielens`).
-    #[arg(long)]
-    pub example: String,
+    /// Built-in example to write.
+    #[arg(long, value_enum)]
+    pub example: ExampleArg,
     /// Dataset the example evaluates on, instead of its default (`ml-100k`, `ml-1m`, `synthetic`).
     #[arg(long)]
     pub dataset: Option<String>,
@@ -21,10 +22,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         dataset: args.dataset.clone(),
         ..Default::default()
     };
-    recloop_agents::example::init_example(&args.example, &args.dir, &opts, None)?;
+    recloop_agents::example::init_example(args.example.as_str(), &args.dir, &opts, None)?;
     println!(
         "wrote the {} example to {} (git repository on branch main)",
-        args.example,
+        args.example.as_str(),
         args.dir.display()
     );
     Ok(())

@@ -5,7 +5,7 @@ use crate::error::{RecError, Result};
 use std::path::Path;
 
 /// Names of the built-in examples.
-pub const EXAMPLES: [&str; 1] = ["movielens"];
+pub const EXAMPLES: [&str; 2] = ["movielens", "python-mf"];
 
 /// The files of the MovieLens example: (relative path, contents).
 const MOVIELENS: [(&str, &str); 6] = [
@@ -18,6 +18,39 @@ const MOVIELENS: [(&str, &str); 6] = [
     ("eval/eval.toml", include_str!("movielens/eval/eval.toml")),
     ("README.md", include_str!("movielens/README.md")),
     ("notes/README.md", include_str!("movielens/notes/README.md")),
+];
+
+/// The files of the Python example (`examples/python-mf` of the repository): a numpy matrix
+/// factorisation with its own evaluation command and a declared search space.
+const PYTHON_MF: [(&str, &str); 7] = [
+    (
+        "recloop.toml",
+        include_str!("../../../../examples/python-mf/recloop.toml"),
+    ),
+    (
+        "params.json",
+        include_str!("../../../../examples/python-mf/params.json"),
+    ),
+    (
+        "data.py",
+        include_str!("../../../../examples/python-mf/data.py"),
+    ),
+    (
+        "mf.py",
+        include_str!("../../../../examples/python-mf/mf.py"),
+    ),
+    (
+        "eval.py",
+        include_str!("../../../../examples/python-mf/eval.py"),
+    ),
+    (
+        "README.md",
+        include_str!("../../../../examples/python-mf/README.md"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../../examples/python-mf/.gitignore"),
+    ),
 ];
 
 /// How an example differs from its defaults (tests and benchmarks use smaller data and decide
@@ -35,7 +68,8 @@ pub struct ExampleOptions {
 /// The example's files as `name`'s defaults changed by `opts`: (relative path, contents).
 pub fn example_files(name: &str, opts: &ExampleOptions) -> Result<Vec<(&'static str, String)>> {
     let files = match name {
-        "movielens" => &MOVIELENS,
+        "movielens" => &MOVIELENS[..],
+        "python-mf" => &PYTHON_MF[..],
         other => {
             return Err(RecError::Spec {
                 location: "--example".into(),
@@ -46,6 +80,14 @@ pub fn example_files(name: &str, opts: &ExampleOptions) -> Result<Vec<(&'static 
             });
         }
     };
+    if name != "movielens" && (opts.dataset.is_some() || opts.synthetic.is_some()) {
+        return Err(RecError::Spec {
+            location: "--dataset".into(),
+            reason: format!(
+                "the {name} example brings its own data; --dataset applies to movielens"
+            ),
+        });
+    }
     if let Some(d) = &opts.dataset
         && !super::pipeline::config::DATASETS.contains(&d.as_str())
     {
@@ -58,7 +100,7 @@ pub fn example_files(name: &str, opts: &ExampleOptions) -> Result<Vec<(&'static 
         });
     }
     let mut out = Vec::new();
-    for &(rel, text) in files {
+    for &(rel, text) in files.iter() {
         let text = match rel {
             "eval/eval.toml" => {
                 let mut text = text.to_string();
