@@ -225,6 +225,19 @@ fn dry_run_gate(ctx: &DevelopCtx<'_>, worktree: &Path, measures: &mut GateMeasur
         );
     }
     measures.dry_run_ran = true;
+    // the built-in pipeline's dry run, in this process when it is not the `recloop` binary
+    // (tests, library use), as the evaluator does for `recloop rec eval`
+    if check.trim_start().starts_with("recloop rec check")
+        && crate::sandbox::recloop_exe().is_none()
+    {
+        return match recloop_rec::pipeline::dry_run_workspace(worktree) {
+            Ok(_) => pass(
+                Gate::DryRun,
+                format!("`{check}` ok (in-process dry run on a generated sample)"),
+            ),
+            Err(e) => fail(Gate::DryRun, e.to_string()),
+        };
+    }
     match run_cmd(ctx.sandbox.as_ref(), worktree, check) {
         Ok(d) => pass(Gate::DryRun, d),
         Err(e) => fail(Gate::DryRun, e),

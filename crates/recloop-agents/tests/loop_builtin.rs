@@ -20,6 +20,22 @@ fn builtin_loop_improves_production_and_records_lineage() {
     assert!(s.lift() > 0.0, "{s}");
     let j = common::journal(ws.path());
     let events = j.events(&EventFilter::default()).unwrap();
+    // the example's gates all run something: its dry run too
+    let dry_runs: Vec<String> = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::CandidateReady { candidate } => candidate
+                .gates
+                .iter()
+                .find(|g| g.gate == recloop_core::Gate::DryRun)
+                .map(|g| g.detail.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(!dry_runs.is_empty());
+    for d in &dry_runs {
+        assert!(d.contains("recloop rec check") && d.contains("ok"), "{d}");
+    }
     // Every developed proposal has its full lineage: made → worktree → gates → verdict or rejection.
     for e in &events {
         if let Event::WorktreeCreated { proposal_id, .. } = &e.event {

@@ -21,6 +21,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Dry run: train and score `pipeline.toml` (and its script) end to end on a small generated
+    /// sample; prints one JSON object (the `check` gate of the MovieLens example).
+    Check {
+        /// Workspace directory (holds `pipeline.toml` and `eval/eval.toml`).
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+    },
     /// Fit and evaluate every built-in model with the anchors' hyper-parameters on one dataset
     /// and protocol; report median fit and evaluation seconds and the metrics per model.
     Bench {
@@ -62,6 +69,19 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
                     println!("{k:<20} {v:.6}");
                 }
             }
+            Ok(())
+        }
+        Command::Check { workspace } => {
+            let metrics = recloop_rec::pipeline::dry_run_workspace(&workspace)
+                .with_context(|| format!("dry run of workspace {}", workspace.display()))?;
+            let (users, items) = recloop_rec::pipeline::DRY_RUN_SIZE;
+            let mut out = serde_json::Map::new();
+            out.insert("dry_run_users".into(), users.into());
+            out.insert("dry_run_items".into(), items.into());
+            for (k, v) in metrics {
+                out.insert(format!("dry_run_{k}"), serde_json::json!(v));
+            }
+            println!("{}", serde_json::Value::Object(out));
             Ok(())
         }
         Command::Bench {

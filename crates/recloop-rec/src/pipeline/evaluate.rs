@@ -52,6 +52,22 @@ pub fn evaluate_workspace(dir: &Path, split: EvalSplit) -> Result<BTreeMap<Strin
     evaluate_spec(&spec, Some(dir), &data, split, config.seed)
 }
 
+/// Users and items of the dry run's sample.
+pub const DRY_RUN_SIZE: (usize, usize) = (200, 150);
+
+/// A dry run of the workspace `dir`: its `pipeline.toml` and scoring script trained and scored
+/// end to end on a small generated sample (200 users, 150 items, the workspace's seed) instead of
+/// its dataset. Catches what breaks at run time (a script error, a model that cannot fit) in
+/// seconds, before the full evaluation.
+pub fn dry_run_workspace(dir: &Path) -> Result<BTreeMap<String, f64>> {
+    let mut config = EvalConfig::load_workspace(dir)?;
+    config.dataset = "synthetic".into();
+    (config.synthetic.users, config.synthetic.items) = DRY_RUN_SIZE;
+    let spec = PipelineSpec::load_workspace(dir)?;
+    let data = load_data(&config)?;
+    evaluate_spec(&spec, Some(dir), &data, EvalSplit::Validation, config.seed)
+}
+
 /// Evaluate a specification on already loaded data: fit on the data that precedes `split`
 /// (train for validation; `holdout_train` for the holdout), then score `split`.
 pub fn evaluate_spec(

@@ -25,7 +25,9 @@ pub mod trained;
 
 pub use config::{EVAL_CONFIG_FILE, EvalConfig};
 pub use data::{PipelineData, load_data};
-pub use evaluate::{EvalSplit, evaluate_spec, evaluate_trained, evaluate_workspace};
+pub use evaluate::{
+    DRY_RUN_SIZE, EvalSplit, dry_run_workspace, evaluate_spec, evaluate_trained, evaluate_workspace,
+};
 pub use features::ItemFeatures;
 pub use load::PIPELINE_FILE;
 pub use spec::{BlendSpec, CandidateModelSpec, Normalize, PipelineSpec, RerankSpec, ScriptSpec};
