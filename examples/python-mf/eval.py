@@ -18,10 +18,15 @@ import mf
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", choices=["validation", "holdout"], default="validation")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="the whole pipeline on a small sample (80 users, 60 items), in a second")
     args = ap.parse_args()
     params = json.load(open("params.json"))
     t0 = time.time()
-    interactions, n_items = data.generate()
+    if args.dry_run:
+        interactions, n_items = data.generate(users=80, items=60, per_user=12)
+    else:
+        interactions, n_items = data.generate()
     train, valid, hold = data.split(interactions)
     if args.split == "holdout":
         train = [np.concatenate([t, v]) for t, v in zip(train, valid)]

@@ -45,6 +45,63 @@ pub struct DevelopCtx<'a> {
     /// Diff hashes of earlier candidates → their proposal ids (an identical change is a
     /// duplicate and is not checked again).
     pub tried_diffs: std::collections::BTreeMap<String, String>,
+    /// Failures and lessons from the journal that concern this proposal
+    /// ([`crate::evidence::pitfalls`]).
+    pub pitfalls: String,
+}
+
+/// Files listed in Develop's context at most.
+const FILE_MAP_LIMIT: usize = 200;
+
+/// What Develop is told about the worktree before it starts: the file map (editable files
+/// marked), the README's beginning, and the journal's pitfalls for this proposal.
+pub fn develop_context(ctx: &DevelopCtx<'_>, worktree: &Path) -> String {
+    let mut files = Vec::new();
+    let mut stack = vec![worktree.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let name = e.file_name().to_string_lossy().to_string();
+            if name == ".git" || name == ".recloop" || name == "__pycache__" {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(rel) = path.strip_prefix(worktree) {
+                let rel = rel.to_string_lossy().replace('\\', "/");
+                let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+                let mark = if ctx.manifest.is_editable(&rel) {
+                    " (editable)"
+                } else {
+                    ""
+                };
+                files.push(format!("- {rel}, {size} bytes{mark}"));
+            }
+        }
+    }
+    files.sort();
+    let more = files.len().saturating_sub(FILE_MAP_LIMIT);
+    files.truncate(FILE_MAP_LIMIT);
+    let mut out = format!("# Files\n{}\n", files.join("\n"));
+    if more > 0 {
+        out.push_str(&format!("- … and {more} more\n"));
+    }
+    if let Ok(readme) = std::fs::read_to_string(worktree.join("README.md")) {
+        out.push_str(&format!(
+            "\n# README.md (beginning)\n{}\n",
+            readme.chars().take(3000).collect::<String>()
+        ));
+    }
+    if !ctx.pitfalls.is_empty() {
+        out.push_str(&format!(
+            "\n# From the journal: failures on this lever or stage, and lessons\n{}",
+            ctx.pitfalls
+        ));
+    }
+    out
 }
 
 /// The outcome of Develop.
@@ -318,6 +375,8 @@ struct Attempt<'a> {
     worktree: &'a Path,
     branch: &'a str,
     tools: &'a Tools,
+    context: &'a str,
+    transcript: &'a std::sync::Mutex<Vec<recloop_llm::Message>>,
 }
 
 impl Attempt<'_> {
@@ -337,6 +396,8 @@ impl Attempt<'_> {
             repair,
             harness: ctx.harness,
             tools: self.tools,
+            context: self.context,
+            transcript: self.transcript,
         });
         match out {
             Err(AgentError::Stage { class, detail }) => {
@@ -411,6 +472,9 @@ pub fn develop(ctx: &DevelopCtx<'_>, proposal: &Proposal) -> Result<DevelopResul
         None,
     )?;
     let tools = Tools::new(&wt, ctx.manifest, ctx.sandbox.clone());
+    let context = develop_context(ctx, &wt);
+    // one conversation per proposal: a repair round continues it with the gate's evidence
+    let transcript = std::sync::Mutex::new(Vec::new());
     // typed edits are not repaired: a failed gate rejects the mutation
     let max_rounds = if ctx.brain.writes_code() {
         MAX_REPAIR_ROUNDS
@@ -429,6 +493,8 @@ pub fn develop(ctx: &DevelopCtx<'_>, proposal: &Proposal) -> Result<DevelopResul
             worktree: &wt,
             branch: &branch,
             tools: &tools,
+            context: &context,
+            transcript: &transcript,
         };
         let (gates, metrics) = match attempt.round(round, repair.as_deref(), &mut quality)? {
             RoundOutcome::Checked { gates, metrics } => (gates, metrics),

@@ -63,3 +63,34 @@ pub fn render(h: &History, manifest: &Manifest, production: &MetricValues) -> St
     }
     out
 }
+
+/// What the journal knows that Develop should not repeat for `proposal`: failures and rejections
+/// on the same lever or stage (with their reasons), and the lessons still standing.
+pub fn pitfalls(h: &History, proposal: &recloop_core::Proposal) -> String {
+    let mut out = String::new();
+    let related = h.trials.iter().filter(|t| {
+        t.proposal.id != proposal.id
+            && (t.proposal.lever == proposal.lever || t.proposal.stage == proposal.stage)
+            && (t.failed() || t.error.is_some())
+    });
+    for t in related.rev().take(5) {
+        let why = t
+            .rejected
+            .clone()
+            .or_else(|| t.error.clone())
+            .unwrap_or_else(|| "DISCARD".into());
+        out.push_str(&format!(
+            "- {} [{}] {}: {why}\n",
+            t.proposal.id, t.proposal.lever, t.proposal.title
+        ));
+    }
+    let lessons: Vec<String> = h
+        .lessons
+        .values()
+        .filter(|l| l.status != LessonStatus::Falsified)
+        .take(5)
+        .map(|l| format!("- lesson ({:?}): {}\n", l.status, l.text))
+        .collect();
+    out.extend(lessons);
+    out
+}

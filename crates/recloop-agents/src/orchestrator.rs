@@ -813,16 +813,14 @@ impl Loop {
         }
         let events = self.events()?;
         let history = History::from_events(&events, &self.manifest.metrics.primary.name);
-        let tried_diffs = history.tried_diffs();
         let results: Vec<(Proposal, Result<CandidateOutcome>)> = std::thread::scope(|s| {
             let handles: Vec<_> = pending
                 .iter()
                 .map(|(k, p)| {
-                    let (rec, prod_dir, tried) =
-                        (rec.clone(), prod_dir.clone(), tried_diffs.clone());
+                    let (rec, prod_dir, history) = (rec.clone(), prod_dir.clone(), &history);
                     let k = *k as u64;
                     let h = s.spawn(move || {
-                        self.candidate(&rec, it, k, p, prod, &prod_dir, cfg, approvals, tried)
+                        self.candidate(&rec, it, k, p, prod, &prod_dir, cfg, approvals, history)
                     });
                     (p.clone(), h)
                 })
@@ -1068,7 +1066,7 @@ impl Loop {
         prod_dir: &Path,
         cfg: &RunConfig,
         approvals: &Approvals,
-        tried_diffs: std::collections::BTreeMap<String, String>,
+        history: &History,
     ) -> Result<CandidateOutcome> {
         let ctx = DevelopCtx {
             manifest: &self.manifest,
@@ -1081,7 +1079,8 @@ impl Loop {
             iteration: it,
             base_commit: prod.commit.clone(),
             commit_time: FIXED_CLOCK + u64::from(it) * 1000 + k,
-            tried_diffs,
+            tried_diffs: history.tried_diffs(),
+            pitfalls: crate::evidence::pitfalls(history, p),
         };
         // A candidate developed before a stop (kill, or waiting for an approval) is reused as
         // recorded: what a person approved is what gets evaluated and merged.

@@ -229,6 +229,7 @@ pub fn develop(workspace: &Path, id: &str) -> Result<DevelopResult> {
     let (l, rec) = open(workspace)?;
     let (p, it) = find_proposal(&l, id)?;
     let base = l.repo.rev(&l.manifest.project.production)?;
+    let history = History::from_events(&all(&l)?, &l.manifest.metrics.primary.name);
     let ctx = DevelopCtx {
         manifest: &l.manifest,
         repo: &l.repo,
@@ -240,8 +241,8 @@ pub fn develop(workspace: &Path, id: &str) -> Result<DevelopResult> {
         iteration: it,
         base_commit: base,
         commit_time: 1_800_000_000 + u64::from(it),
-        tried_diffs: History::from_events(&all(&l)?, &l.manifest.metrics.primary.name)
-            .tried_diffs(),
+        tried_diffs: history.tried_diffs(),
+        pitfalls: crate::evidence::pitfalls(&history, &p),
     };
     let r = develop_one(&ctx, &p)?;
     let wt = worktree_dir(&l.repo, &crate::develop::candidate_id(&p));

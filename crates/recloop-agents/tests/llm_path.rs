@@ -283,7 +283,7 @@ fn a_command_trying_the_network_fails_its_gate_with_the_reason() {
 }
 
 #[test]
-fn llm_path_end_to_end_on_the_python_example() {
+fn llm_path_changes_python_model_code_and_repairs_it_in_the_same_conversation() {
     if !common::require(
         common::numpy_available(),
         "python3 with numpy (examples/python-mf is a Python workspace)",
@@ -295,70 +295,132 @@ fn llm_path_end_to_end_on_the_python_example() {
     ) {
         return;
     }
-    let ws = tempfile::tempdir().unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/python-mf");
-    for f in [
-        "recloop.toml",
-        "params.json",
-        "data.py",
-        "mf.py",
-        "eval.py",
-        "README.md",
-        ".gitignore",
-    ] {
-        std::fs::copy(src.join(f), ws.path().join(f)).unwrap();
-    }
-    let g = |a: &[&str]| recloop_agents::git::git(ws.path(), a).unwrap();
-    g(&["init", "-q", "-b", "main"]);
-    g(&["add", "-A"]);
-    g(&[
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@t",
-        "commit",
-        "-qm",
-        "init",
-    ]);
-    let old = std::fs::read_to_string(ws.path().join("params.json")).unwrap();
-    let new = old
-        .replace("\"factors\": 4", "\"factors\": 16")
-        .replace("\"popularity_blend\": 0.5", "\"popularity_blend\": 0.2");
-    let d = diff::make("params.json", &old, &new);
-    let mut p = proposal(
-        "params.json",
-        "params.factors",
-        "more factors, less popularity",
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("python-mf");
+    // exactly what `recloop init --example python-mf` writes
+    recloop_agents::example::init_example("python-mf", &ws, &Default::default(), None).unwrap();
+    let old = std::fs::read_to_string(ws.join("mf.py")).unwrap();
+    let good = old.replace(
+        "    pop = r.sum(axis=0)\n",
+        "    pop = np.log1p(r.sum(axis=0))\n",
     );
-    p["stage"] = json!("candidates");
+    assert_ne!(old, good, "mf.py computes popularity as the test expects");
+    // the first attempt sums over the wrong axis: a users-long vector where items are expected
+    let bad = old.replace(
+        "    pop = r.sum(axis=0)\n",
+        "    pop = np.log1p(r.sum(axis=1))\n",
+    );
+    let first = diff::make("mf.py", &old, &bad);
+    let repair = diff::make("mf.py", &bad, &good);
+    let mut p = proposal(
+        "mf.py",
+        "model.popularity",
+        "log-damped popularity in the blend",
+    );
+    p["stage"] = json!("scoring");
     let turns = vec![
         ScriptedTurn::json(json!({"proposals": [p]})),
-        ScriptedTurn::tool_call("read_file", json!({"path": "params.json"})),
-        ScriptedTurn::tool_call("apply_diff", json!({"diff": d})),
-        ScriptedTurn::tool_call(
-            "run_command",
-            json!({"command": "python3 eval.py --split validation"}),
-        ),
-        ScriptedTurn::json(
-            json!({"summary": "factors 16, blend 0.2", "files_changed": ["params.json"]}),
-        ),
+        ScriptedTurn::tool_call("read_file", json!({"path": "mf.py"})),
+        ScriptedTurn::tool_call("apply_diff", json!({"diff": first})),
+        ScriptedTurn::json(json!({"summary": "log1p popularity", "files_changed": ["mf.py"]})),
+        ScriptedTurn::tool_call("apply_diff", json!({"diff": repair})),
+        ScriptedTurn::json(json!({"summary": "popularity per item", "files_changed": ["mf.py"]})),
     ];
+    let model = Arc::new(ScriptedModel::new(turns));
+    let brain = Arc::new(LlmBrain::new(
+        model.clone(),
+        Prices {
+            input: 0.15,
+            output: 0.6,
+        },
+    ));
     let opts = RunOptions {
         iterations: Some(1),
-        brain: Some(brain(turns)),
-        online: recloop_agents::stages::online_for(ws.path()).unwrap(),
+        brain: Some(brain),
+        online: recloop_agents::stages::online_for(&ws).unwrap(),
         approvals: common::approving(),
         ..Default::default()
     };
-    assert!(opts.online.is_some());
-    let s = run(ws.path(), &opts).unwrap();
+    let s = run(&ws, &opts).unwrap();
     println!("{s}");
-    let ev = events(ws.path());
-    assert_full_path(&ev);
+    let ev = events(&ws);
+    // round 0: the real unit tests fail on the wrong axis; round 1 passes every gate
+    let gates: Vec<(String, bool, String)> = ev
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::GateFailed { gate, detail, .. } => {
+                Some((format!("{gate:?}"), false, detail.clone()))
+            }
+            Event::GatePassed { gate, detail, .. } => {
+                Some((format!("{gate:?}"), true, detail.clone()))
+            }
+            _ => None,
+        })
+        .collect();
     assert!(
-        ev.iter()
-            .any(|e| matches!(&e.event, Event::HoldoutResult { passed: true, .. }))
+        gates
+            .iter()
+            .any(|(g, ok, d)| g == "Tests" && !ok && d.contains("unittest")),
+        "{gates:?}"
     );
+    for wanted in ["Tests", "DryRun", "OfflineEval", "Determinism"] {
+        assert!(
+            gates.iter().any(|(g, ok, _)| g == wanted && *ok),
+            "{wanted} never passed: {gates:?}"
+        );
+    }
+    assert!(
+        gates
+            .iter()
+            .any(|(g, ok, d)| g == "DryRun" && *ok && d.contains("--dry-run")),
+        "{gates:?}"
+    );
+    assert_full_path(&ev);
+    // the repair round continued the conversation: the model saw its first diff and the failure
+    let requests = model.requests();
+    let repair_request = requests
+        .iter()
+        .find(|r| {
+            r.messages
+                .iter()
+                .any(|m| m.content.contains("The gates checked your change"))
+        })
+        .expect("a repair request");
+    let seen = serde_json::to_string(&repair_request.messages).unwrap();
+    assert!(
+        seen.contains("np.log1p(r.sum(axis=1))"),
+        "the first attempt is not in the repair round"
+    );
+    assert!(
+        seen.contains("Tests"),
+        "the failed gate is not in the repair round"
+    );
+    // Develop's first request carried the file map, the README and the protected test file
+    let develop_request = requests
+        .iter()
+        .find(|r| {
+            r.messages
+                .iter()
+                .any(|m| m.content.contains("# Proposal to implement"))
+        })
+        .unwrap();
+    let first_user = serde_json::to_string(&develop_request.messages).unwrap();
+    assert!(
+        first_user.contains("mf.py") && first_user.contains("(editable)"),
+        "{first_user}"
+    );
+    assert!(first_user.contains("README.md (beginning)"), "{first_user}");
+    // the merged code is the repaired one
+    let candidate = ev
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::CandidateReady { candidate } => Some(candidate.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let shown =
+        recloop_agents::git::git(&ws, &["show", &format!("{}:mf.py", candidate.commit)]).unwrap();
+    assert!(shown.contains("np.log1p(r.sum(axis=0))"), "{shown}");
     let started = ev.iter().find_map(|e| match &e.event {
         Event::ExperimentStarted { platform, .. } => Some(platform.clone()),
         _ => None,

@@ -106,6 +106,18 @@ impl LlmBrain {
         tools: Vec<ToolDefinition>,
         call: &dyn Fn(&str, &Value) -> std::result::Result<String, String>,
     ) -> Result<(String, TrajectoryStep)> {
+        self.converse_in(agent, &mut messages, tools, call)
+    }
+
+    /// [`Self::converse`] on a conversation the caller keeps: every model message and tool
+    /// result is appended to `messages`, the final answer too.
+    fn converse_in(
+        &self,
+        agent: &str,
+        messages: &mut Vec<Message>,
+        tools: Vec<ToolDefinition>,
+        call: &dyn Fn(&str, &Value) -> std::result::Result<String, String>,
+    ) -> Result<(String, TrajectoryStep)> {
         let started = Instant::now();
         let input = messages
             .iter()
@@ -144,7 +156,9 @@ impl LlmBrain {
             if resp.message.tool_calls.is_empty() {
                 step.output = resp.message.content.clone();
                 step.duration_ms = started.elapsed().as_millis() as u64;
-                return Ok((resp.message.content, step));
+                let text = resp.message.content.clone();
+                messages.push(resp.message);
+                return Ok((text, step));
             }
             let calls = resp.message.tool_calls.clone();
             messages.push(resp.message);
@@ -399,19 +413,44 @@ impl Brain for LlmBrain {
     }
 
     fn develop(&self, input: &DevelopInput<'_>) -> Result<DevelopOutput> {
-        let proposal = serde_json::to_string_pretty(input.proposal).unwrap_or_default();
-        let mut user = format!("# Proposal to implement\n```json\n{proposal}\n```\n");
-        if let Some(r) = input.repair {
-            user.push_str(&format!("\n# Repair instructions\n{r}\n"));
-        }
-        let messages = vec![
-            Message::system(input.harness.system_prompt()),
-            Message::user(user),
-        ];
+        let earlier = input
+            .transcript
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default();
+        let mut messages = match (input.repair, earlier.is_empty()) {
+            // a repair round continues the conversation: the model sees what it tried
+            (Some(r), false) => {
+                let mut m = earlier;
+                m.push(Message::user(format!(
+                    "# The gates checked your change\n{r}\n\nRepair it with the tools, then answer with the JSON object again."
+                )));
+                m
+            }
+            _ => {
+                let proposal = serde_json::to_string_pretty(input.proposal).unwrap_or_default();
+                let mut user = format!(
+                    "# Proposal to implement\n```json\n{proposal}\n```\n\n{}",
+                    input.context
+                );
+                if let Some(r) = input.repair {
+                    user.push_str(&format!("\n# Repair instructions\n{r}\n"));
+                }
+                vec![
+                    Message::system(input.harness.system_prompt()),
+                    Message::user(user),
+                ]
+            }
+        };
         let tools = defs(Tools::definitions());
         let t = input.tools;
-        let (text, trajectory) =
-            self.converse("develop", messages, tools, &|name, args| t.call(name, args))?;
+        let result = self.converse_in("develop", &mut messages, tools, &|name, args| {
+            t.call(name, args)
+        });
+        if let Ok(mut transcript) = input.transcript.lock() {
+            *transcript = messages;
+        }
+        let (text, trajectory) = result?;
         let unusable = |detail: String| AgentError::Stage {
             class: ErrorClass::LlmAnswer,
             detail,

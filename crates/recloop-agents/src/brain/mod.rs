@@ -69,6 +69,11 @@ pub struct DevelopInput<'a> {
     pub harness: &'a Harness,
     /// The tools (list/read/search files, apply diff, schema, run command).
     pub tools: &'a Tools,
+    /// The file map, the README's beginning and the journal's pitfalls for this proposal.
+    pub context: &'a str,
+    /// The conversation so far for this proposal (a language-model brain continues it in a
+    /// repair round, so the model sees what it tried; others ignore it).
+    pub transcript: &'a std::sync::Mutex<Vec<recloop_llm::Message>>,
 }
 
 /// What Develop produced: the change was applied through the tools; this is the record.

@@ -22,7 +22,7 @@ const MOVIELENS: [(&str, &str); 6] = [
 
 /// The files of the Python example (`examples/python-mf` of the repository): a numpy matrix
 /// factorisation with its own evaluation command and a declared search space.
-const PYTHON_MF: [(&str, &str); 7] = [
+const PYTHON_MF: [(&str, &str); 8] = [
     (
         "recloop.toml",
         include_str!("../../../../examples/python-mf/recloop.toml"),
@@ -42,6 +42,10 @@ const PYTHON_MF: [(&str, &str); 7] = [
     (
         "eval.py",
         include_str!("../../../../examples/python-mf/eval.py"),
+    ),
+    (
+        "test_mf.py",
+        include_str!("../../../../examples/python-mf/test_mf.py"),
     ),
     (
         "README.md",
