@@ -23,8 +23,10 @@ pub mod artifact;
 pub mod backend;
 pub mod error;
 pub mod event;
+#[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 mod journal;
+pub mod paging;
 mod projection;
 mod retrieval;
 pub mod schema;
@@ -38,6 +40,7 @@ pub use backend::{AnyBackend, Backend, JOURNAL_URL_ENV, Location, PostgresBacken
 pub use error::{JournalError, Result};
 pub use event::{EVENT_SCHEMA_VERSION, Event, EventId, EventRecord, NewEvent, RunOutcome};
 pub use journal::{AsyncJournal, ExportHeader, Journal, TransferSummary};
+pub use paging::{ExperimentPage, ExperimentQuery, IterationCounts};
 pub use schema::SCHEMA_VERSION;
 pub use store::LogReport;
 pub use views::{
