@@ -760,7 +760,7 @@ impl Source {
             vetoes,
             escalations,
         });
-        let (diff, diff_note) = match &exp.diff_hash {
+        let (diff, diff_note) = match exp.diff_hash.as_deref().filter(|h| !h.is_empty()) {
             None => (None, Some("no candidate was built, so there is no diff".to_string())),
             Some(h) => match recloop_journal::ArtifactHash::parse(h) {
                 Err(_) => (None, Some(format!("diff hash {h} is not a sha256"))),
