@@ -54,7 +54,7 @@ pub fn line_chart(points: &[Point], metric: &str, width: u32, height: u32) -> St
     if pts.is_empty() {
         let _ = write!(
             s,
-            r#"<text x="{}" y="{}" text-anchor="middle" font-size="13" fill="#666">no production values of {} yet</text></svg>"#,
+            r##"<text x="{}" y="{}" text-anchor="middle" font-size="13" fill="#666">no production values of {} yet</text></svg>"##,
             w / 2.0,
             h / 2.0,
             esc(metric)

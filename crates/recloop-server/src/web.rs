@@ -256,11 +256,15 @@ fn render(
             self_url => uri.to_string(),
             authed => authed,
             token_generated => state.inner.token_generated,
-            data => minijinja::Value::from_serialize(&data),
+            data => sv(&data),
             extra => extra,
         })
         .map_err(ServerError::from)?;
     Ok(Html(html))
+}
+
+fn sv<T: serde::Serialize>(t: &T) -> minijinja::Value {
+    minijinja::Value::from(minijinja::value::Serde(t))
 }
 
 fn safe(s: String) -> minijinja::Value {
@@ -294,7 +298,7 @@ async fn runs_page(
         &uri,
         authed,
         v,
-        minijinja::Value::from_serialize(&charts),
+        sv(&charts),
     )
 }
 
@@ -420,7 +424,7 @@ async fn approvals_page(
         &uri,
         authed,
         v,
-        minijinja::Value::from_serialize(&a.answered),
+        sv(&a.answered),
     )
 }
 
