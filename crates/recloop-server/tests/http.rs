@@ -168,7 +168,7 @@ async fn pages_render_what_the_journal_holds() {
     assert_eq!(s, StatusCode::OK, "{runs}");
     assert!(runs.contains("r1") && runs.contains("r2"), "{runs}");
     assert!(runs.contains("<svg"), "the chart is drawn");
-    assert!(runs.contains("waiting for approval"), "r1 waits for ap-1");
+    assert!(runs.contains("Waiting for a person"), "r1 has ap-1 pending");
     let (s, run) = get(&app, "/runs/r2").await;
     assert_eq!(s, StatusCode::OK);
     assert!(run.contains("Iterations"));
