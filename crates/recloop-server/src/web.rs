@@ -98,6 +98,9 @@ fn environment() -> Result<Environment<'static>> {
         Some(x) if x.is_finite() => format!("{:.1}%", x * 100.0),
         _ => "—".into(),
     });
+    env.add_filter("lines", |s: String| -> Vec<String> {
+        s.lines().map(str::to_string).collect()
+    });
     env.add_filter("pretty", |v: minijinja::Value| {
         serde_json::to_value(&v)
             .ok()

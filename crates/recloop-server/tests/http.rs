@@ -65,6 +65,18 @@ fn journal() -> Fixture {
         2,
         Event::ProposalMade { proposal: p },
     ));
+    let diff = j
+        .put_artifact(
+            b"--- a/pipeline.toml\n+++ b/pipeline.toml\n@@ -1 +1 @@\n-weights = [1.0]\n+weights = [0.5] # PASSWORD=hunter2hunter2\n",
+        )
+        .unwrap();
+    let mut cand = recloop_journal::fixtures::candidate("p-x", "c0", 0.38);
+    cand.diff_hash = diff.to_string();
+    events.push(NewEvent::new(
+        "r1",
+        2,
+        Event::CandidateReady { candidate: cand },
+    ));
     events.push(NewEvent::new(
         "r1",
         2,
@@ -188,9 +200,11 @@ async fn pages_render_what_the_journal_holds() {
     }
     let (s, exp) = get(&app, "/experiments/p-x").await;
     assert_eq!(s, StatusCode::OK);
-    assert!(exp.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(exp.contains("&lt;script&gt;alert(1)"), "markup in a title is escaped");
     assert!(!exp.contains("<script>alert(1)"));
     assert!(exp.contains("EASE helped before"), "evidence with its source");
+    assert!(exp.contains("<span class=\"add\">+weights = [0.5]"), "the diff is shown");
+    assert!(!exp.contains("hunter2"), "a password in the diff is masked");
     let (s, k) = get(&app, "/knowledge?lever=model.ease.lambda").await;
     assert_eq!(s, StatusCode::OK);
     assert!(k.contains("Lessons") && k.contains("Failure assets"));
