@@ -85,7 +85,12 @@ async fn shot(c: &Client, name: &str) {
 }
 
 async fn page_text(c: &Client) -> String {
-    c.find(Locator::Css("main")).await.unwrap().text().await.unwrap()
+    c.find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,9 +108,25 @@ async fn dashboard_in_a_browser_approves_and_the_run_continues() {
     // 1. a real run that stops at its first KEEP, waiting for a person
     let ws_dir = tempfile::tempdir().unwrap();
     let ws = ws_dir.path().join("ws");
-    recloop_agents::example::write_pipeline_workspace(&ws, "serve-test", "synthetic", Some((300, 200)))
-        .unwrap();
-    let out = recloop(&ws, &["run", "--iterations", "4", "--brain", "builtin", "--unattended", "wait"]);
+    recloop_agents::example::write_pipeline_workspace(
+        &ws,
+        "serve-test",
+        "synthetic",
+        Some((300, 200)),
+    )
+    .unwrap();
+    let out = recloop(
+        &ws,
+        &[
+            "run",
+            "--iterations",
+            "4",
+            "--brain",
+            "builtin",
+            "--unattended",
+            "wait",
+        ],
+    );
     assert_eq!(
         out.status.code(),
         Some(4),
@@ -190,13 +211,19 @@ async fn dashboard_in_a_browser_approves_and_the_run_continues() {
     let text = page_text(&c).await;
     assert!(text.contains(&run_id), "{text}");
     assert!(text.contains("waiting for approval"), "{text}");
-    assert!(c.find(Locator::Css("svg.chart")).await.is_ok(), "chart drawn");
+    assert!(
+        c.find(Locator::Css("svg.chart")).await.is_ok(),
+        "chart drawn"
+    );
     assert!(c.find(Locator::Css("svg.chart circle.keep")).await.is_ok() || text.contains("KEEP"));
     shot(&c, "01-runs").await;
 
     c.goto(&format!("{base}/runs/{run_id}")).await.unwrap();
     let text = page_text(&c).await;
-    assert!(text.contains("Iterations") && text.contains("Production metrics"), "{text}");
+    assert!(
+        text.contains("Iterations") && text.contains("Production metrics"),
+        "{text}"
+    );
     shot(&c, "02-run").await;
 
     c.goto(&format!("{base}/experiments")).await.unwrap();
@@ -204,17 +231,29 @@ async fn dashboard_in_a_browser_approves_and_the_run_continues() {
     assert!(text.contains("experiments match"), "{text}");
     shot(&c, "03-experiments").await;
 
-    let pid = approval.proposal_id.clone().expect("the approval names its experiment");
+    let pid = approval
+        .proposal_id
+        .clone()
+        .expect("the approval names its experiment");
     c.goto(&format!("{base}/experiments/{pid}")).await.unwrap();
     let text = page_text(&c).await;
-    for want in ["Hypothesis", "Score S", "Gates", "Offline metrics vs production", "Lineage"] {
+    for want in [
+        "Hypothesis",
+        "Score S",
+        "Gates",
+        "Offline metrics vs production",
+        "Lineage",
+    ] {
         assert!(text.contains(want), "experiment page lacks {want}: {text}");
     }
     shot(&c, "04-experiment").await;
 
     c.goto(&format!("{base}/knowledge")).await.unwrap();
     let text = page_text(&c).await;
-    assert!(text.contains("Lessons") && text.contains("Failure assets"), "{text}");
+    assert!(
+        text.contains("Lessons") && text.contains("Failure assets"),
+        "{text}"
+    );
     shot(&c, "05-knowledge").await;
 
     c.goto(&format!("{base}/harness")).await.unwrap();
@@ -241,13 +280,22 @@ async fn dashboard_in_a_browser_approves_and_the_run_continues() {
     .await
     .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !c.current_url().await.unwrap().as_str().contains("answered=") {
+    while !c
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .contains("answered=")
+    {
         assert!(Instant::now() < deadline, "no redirect after approving");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let text = page_text(&c).await;
     assert!(text.contains("Answered"), "{text}");
-    assert!(text.contains("Nothing is waiting") || !text.contains("Pending\n"), "{text}");
+    assert!(
+        text.contains("Nothing is waiting") || !text.contains("Pending\n"),
+        "{text}"
+    );
     shot(&c, "08-approvals-answered").await;
     let answer = recloop_agents::approvals::recorded_answer(&journal, &approval.id)
         .unwrap()
@@ -256,14 +304,28 @@ async fn dashboard_in_a_browser_approves_and_the_run_continues() {
 
     // 6. the run continues (re-invoking `recloop run` resumes it) and the dashboard sees it
     c.goto(&format!("{base}/")).await.unwrap();
-    let out = recloop(&ws, &["run", "--iterations", "4", "--brain", "builtin", "--unattended", "wait"]);
+    let out = recloop(
+        &ws,
+        &[
+            "run",
+            "--iterations",
+            "4",
+            "--brain",
+            "builtin",
+            "--unattended",
+            "wait",
+        ],
+    );
     assert!(
         matches!(out.status.code(), Some(0) | Some(4)),
         "{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(journal.event_count().unwrap() > seq_before, "the run wrote more events");
+    assert!(
+        journal.event_count().unwrap() > seq_before,
+        "the run wrote more events"
+    );
     let merged = journal
         .events(&recloop_journal::EventFilter {
             proposal_id: Some(pid.clone()),

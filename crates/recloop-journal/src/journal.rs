@@ -1054,16 +1054,26 @@ impl<B: Backend> AsyncJournal<B> {
                 vec![ColType::Int],
             )
             .await?;
-        let total = count.first().and_then(|r| r[0].as_i64()).unwrap_or(0).max(0) as u64;
+        let total = count
+            .first()
+            .and_then(|r| r[0].as_i64())
+            .unwrap_or(0)
+            .max(0) as u64;
         let limit = q.limit.unwrap_or(50).clamp(1, 1000);
         let order = if q.newest_first {
             "proposal_seq DESC, proposal_id DESC"
         } else {
             "proposal_seq, proposal_id"
         };
-        let order = format!("{order} LIMIT {limit} OFFSET {}", q.offset);
+        // Sort and cut the keys first, then read the page's rows: sorting whole rows (with
+        // their proposal and verdict JSON) is ~10x slower on a large journal.
+        let page_sql = format!(
+            "WHERE proposal_id IN (SELECT proposal_id FROM v_experiments {where_sql} \
+             ORDER BY {order} LIMIT {limit} OFFSET {})",
+            q.offset
+        );
         let (rows, def) = self
-            .view_rows("v_experiments", &where_sql, params, &order)
+            .view_rows("v_experiments", &page_sql, params, order)
             .await?;
         Ok(crate::paging::ExperimentPage {
             total,

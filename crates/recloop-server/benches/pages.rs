@@ -70,7 +70,9 @@ fn build(j: &Journal, experiments: u64) {
         let mut files = std::collections::BTreeMap::new();
         files.insert(
             "instructions.md".to_string(),
-            (0..40 + v).map(|i| format!("rule {i}\n")).collect::<String>(),
+            (0..40 + v)
+                .map(|i| format!("rule {i}\n"))
+                .collect::<String>(),
         );
         extra.push(NewEvent::new(
             "bench-a",
@@ -194,10 +196,7 @@ fn main() {
             assert!(resp.0.is_success(), "{page}: {}", resp.0);
             bytes = resp.1;
         }
-        let (lo, hi) = (
-            *times.iter().min().unwrap(),
-            *times.iter().max().unwrap(),
-        );
+        let (lo, hi) = (*times.iter().min().unwrap(), *times.iter().max().unwrap());
         let m = median(times);
         worst = worst.max(m);
         println!(

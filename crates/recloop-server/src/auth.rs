@@ -62,7 +62,9 @@ fn refuse(path: &str, status: StatusCode, message: &str) -> Response {
     if path.starts_with("/api/") {
         (
             status,
-            axum::Json(serde_json::json!({"error": {"status": status.as_u16(), "message": message}})),
+            axum::Json(
+                serde_json::json!({"error": {"status": status.as_u16(), "message": message}}),
+            ),
         )
             .into_response()
     } else {
@@ -85,7 +87,11 @@ pub async fn check(State(state): State<AppState>, mut req: Request, next: Next) 
     let (rest, in_query) = split_token(&query);
     if let Some(t) = in_query {
         if !eq_constant_time(&t, token) {
-            return refuse(&path, StatusCode::UNAUTHORIZED, "the token in the address is not valid");
+            return refuse(
+                &path,
+                StatusCode::UNAUTHORIZED,
+                "the token in the address is not valid",
+            );
         }
         if req.method() == Method::GET {
             let target = if rest.is_empty() {
@@ -124,7 +130,11 @@ pub async fn check(State(state): State<AppState>, mut req: Request, next: Next) 
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .map(str::to_string);
-        if let Some(origin) = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+        if let Some(origin) = req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+        {
             let origin_host = origin.split("://").nth(1).unwrap_or(origin);
             if host.as_deref() != Some(origin_host) {
                 return refuse(&path, StatusCode::FORBIDDEN, "cross-origin request refused");

@@ -104,8 +104,17 @@ pub fn line_chart(points: &[Point], metric: &str, width: u32, height: u32) -> St
             tick(v)
         );
     }
-    for i in 0..=4 {
-        let v = x0 + (x1 - x0) * f64::from(i) / 4.0;
+    // whole iterations only: every one on a short axis, five evenly spaced otherwise
+    let xs: Vec<f64> = if x1 - x0 <= 8.0 {
+        (0..=((x1 - x0).round() as u32))
+            .map(|i| x0 + f64::from(i))
+            .collect()
+    } else {
+        (0..=4)
+            .map(|i| (x0 + (x1 - x0) * f64::from(i) / 4.0).round())
+            .collect()
+    };
+    for v in xs {
         let _ = write!(
             s,
             r#"<text x="{:.1}" y="{}" text-anchor="middle">{:.0}</text>"#,

@@ -66,18 +66,22 @@ impl Source {
                 guardrails: m.metrics.guardrails.clone(),
             });
         }
-        let newest = self.journal.experiments_page(&ExperimentQuery {
-            limit: Some(1),
+        let newest = self.journal.events(&EventFilter {
+            types: vec!["proposal_made".into()],
             newest_first: true,
-            ..ExperimentQuery::default()
+            limit: Some(1),
+            ..EventFilter::default()
         })?;
-        let e = newest.items.into_iter().next();
+        let proposal = newest.into_iter().find_map(|r| match r.event {
+            Event::ProposalMade { proposal } => Some(proposal),
+            _ => None,
+        });
         Ok(MetricsInfo {
-            primary: e
+            primary: proposal
                 .as_ref()
-                .map(|e| e.target_metric.clone())
+                .map(|p| p.target_metric.clone())
                 .unwrap_or_default(),
-            direction: e.and_then(|e| e.direction),
+            direction: proposal.map(|p| p.direction),
             source: "inferred".into(),
             north_star: None,
             guardrails: Vec::new(),
@@ -341,7 +345,14 @@ fn metric_rows(
 }
 
 impl Source {
-    fn summaries(&self, only: Option<&str>) -> Result<(MetricsInfo, Vec<RunSummary>)> {
+    fn summaries(
+        &self,
+        only: Option<&str>,
+    ) -> Result<(
+        MetricsInfo,
+        Vec<RunSummary>,
+        Vec<recloop_journal::IterationCounts>,
+    )> {
         let metrics = self.metrics()?;
         let runs: Vec<RunView> = self
             .journal
@@ -350,7 +361,7 @@ impl Source {
             .filter(|r| only.is_none_or(|o| o == r.run_id))
             .collect();
         if runs.is_empty() {
-            return Ok((metrics, Vec::new()));
+            return Ok((metrics, Vec::new(), Vec::new()));
         }
         let counts = self.journal.iteration_counts(only)?;
         let board = self.journal.leaderboard()?;
@@ -387,7 +398,10 @@ impl Source {
                     })
                 })
                 .collect();
-            let now = versions.last().map(|v| v.metrics.clone()).unwrap_or_default();
+            let now = versions
+                .last()
+                .map(|v| v.metrics.clone())
+                .unwrap_or_default();
             let start = versions.first().map(|v| v.metrics.clone());
             let spend: Vec<Spend> = budget
                 .iter()
@@ -426,7 +440,9 @@ impl Source {
                     .last()
                     .map(|v| v.commit.clone())
                     .or_else(|| run.production_commit.clone()),
-                primary_start: start.as_ref().and_then(|m| m.get(&metrics.primary).copied()),
+                primary_start: start
+                    .as_ref()
+                    .and_then(|m| m.get(&metrics.primary).copied()),
                 primary_now: now.get(&metrics.primary).copied(),
                 metrics: metric_rows(&metrics, &now, None),
                 spend_usd: spend.iter().map(|s| s.usd).sum(),
@@ -436,12 +452,12 @@ impl Source {
                 config: run.config.clone(),
             });
         }
-        Ok((metrics, out))
+        Ok((metrics, out, counts))
     }
 
     /// The Runs page: every run, newest first.
     pub fn runs(&self) -> Result<RunsData> {
-        let (metrics, runs) = self.summaries(None)?;
+        let (metrics, runs, _) = self.summaries(None)?;
         Ok(RunsData {
             metrics,
             runs,
@@ -451,17 +467,12 @@ impl Source {
 
     /// One run with its iterations (newest first, paged).
     pub fn run(&self, run_id: &str, limit: usize, offset: usize) -> Result<RunData> {
-        let (metrics, mut runs) = self.summaries(Some(run_id))?;
+        let (metrics, mut runs, counts) = self.summaries(Some(run_id))?;
         let Some(run) = runs.pop() else {
             return Err(ServerError::NotFound(format!("run {run_id}")));
         };
-        let counts = self.journal.iteration_counts(Some(run_id))?;
         // production value at the end of each iteration: the newest merge at or before it
-        let merges: Vec<(u32, f64)> = run
-            .chart
-            .iter()
-            .map(|p| (p.x as u32, p.y))
-            .collect();
+        let merges: Vec<(u32, f64)> = run.chart.iter().map(|p| (p.x as u32, p.y)).collect();
         let total = counts.len() as u64;
         let iterations = counts
             .iter()
@@ -744,11 +755,9 @@ impl Source {
                     class,
                     detail,
                     ..
-                } => stage_failures.push((
-                    stage.clone(),
-                    class.as_str().to_string(),
-                    detail.clone(),
-                )),
+                } => {
+                    stage_failures.push((stage.clone(), class.as_str().to_string(), detail.clone()))
+                }
                 _ => {}
             }
         }
@@ -761,7 +770,10 @@ impl Source {
             escalations,
         });
         let (diff, diff_note) = match exp.diff_hash.as_deref().filter(|h| !h.is_empty()) {
-            None => (None, Some("no candidate was built, so there is no diff".to_string())),
+            None => (
+                None,
+                Some("no candidate was built, so there is no diff".to_string()),
+            ),
             Some(h) => match recloop_journal::ArtifactHash::parse(h) {
                 Err(_) => (None, Some(format!("diff hash {h} is not a sha256"))),
                 Ok(hash) => match self.journal.get_artifact(&hash) {
@@ -958,7 +970,11 @@ impl Source {
         let matching: Vec<_> = all
             .iter()
             .rev()
-            .filter(|l| status.as_ref().is_none_or(|s| *s == snake(&l.lesson.status)))
+            .filter(|l| {
+                status
+                    .as_ref()
+                    .is_none_or(|s| *s == snake(&l.lesson.status))
+            })
             .collect();
         let lessons = matching
             .iter()
@@ -1054,7 +1070,10 @@ pub struct HarnessData {
     pub agents: Vec<AgentHarness>,
 }
 
-fn files_diff(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> (String, (usize, usize)) {
+fn files_diff(
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> (String, (usize, usize)) {
     let mut out = String::new();
     let (mut add, mut del) = (0, 0);
     let names: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
@@ -1154,7 +1173,13 @@ impl Source {
     }
 
     /// Answer approval `id` through the same function as `recloop approve` / `reject`.
-    pub fn answer(&self, id: &str, approved: bool, reason: &str, via: &str) -> Result<ApprovalStatus> {
+    pub fn answer(
+        &self,
+        id: &str,
+        approved: bool,
+        reason: &str,
+        via: &str,
+    ) -> Result<ApprovalStatus> {
         approvals::answer(
             &self.journal,
             id,
@@ -1166,7 +1191,12 @@ impl Source {
     }
 
     /// A page of the raw event log (oldest first after `after_seq`).
-    pub fn events(&self, after_seq: u64, limit: usize, run_id: Option<String>) -> Result<Vec<EventRecord>> {
+    pub fn events(
+        &self,
+        after_seq: u64,
+        limit: usize,
+        run_id: Option<String>,
+    ) -> Result<Vec<EventRecord>> {
         Ok(self.journal.events(&EventFilter {
             after_seq: Some(after_seq),
             limit: Some(limit.clamp(1, 1000)),

@@ -54,7 +54,9 @@ impl ServeConfig {
     /// Settings for `addr` with the token from `env_token` (normally `$RECLOOP_SERVE_TOKEN`):
     /// a non-loopback address needs one; on loopback a random one is generated when absent.
     pub fn new(source: Source, addr: SocketAddr, env_token: Option<String>) -> Result<ServeConfig> {
-        let env_token = env_token.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+        let env_token = env_token
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty());
         if let Some(t) = &env_token
             && t.len() < 16
         {

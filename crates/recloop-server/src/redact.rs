@@ -41,9 +41,15 @@ static PAIR: LazyLock<Option<Regex>> = LazyLock::new(|| {
 static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
     let raw: &[(&str, &str)] = &[
         // user:password@ in URLs
-        (r"(?i)\b([a-z][a-z0-9+.\-]*://[^/\s:@]+):[^@/\s]+@", "${1}:[redacted]@"),
+        (
+            r"(?i)\b([a-z][a-z0-9+.\-]*://[^/\s:@]+):[^@/\s]+@",
+            "${1}:[redacted]@",
+        ),
         // bearer tokens
-        (r"(?i)\bbearer\s+[A-Za-z0-9._~+/=\-]{8,}", "Bearer [redacted]"),
+        (
+            r"(?i)\bbearer\s+[A-Za-z0-9._~+/=\-]{8,}",
+            "Bearer [redacted]",
+        ),
         // well-known key shapes: OpenAI/Anthropic sk-..., GitHub, Slack, AWS access keys, Google
         (r"\bsk-[A-Za-z0-9_\-]{16,}", "[redacted]"),
         (r"\bgh[pousr]_[A-Za-z0-9]{20,}", "[redacted]"),

@@ -60,11 +60,23 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
     ("runs.html", include_str!("../templates/runs.html")),
     ("run.html", include_str!("../templates/run.html")),
-    ("experiments.html", include_str!("../templates/experiments.html")),
-    ("experiment.html", include_str!("../templates/experiment.html")),
-    ("knowledge.html", include_str!("../templates/knowledge.html")),
+    (
+        "experiments.html",
+        include_str!("../templates/experiments.html"),
+    ),
+    (
+        "experiment.html",
+        include_str!("../templates/experiment.html"),
+    ),
+    (
+        "knowledge.html",
+        include_str!("../templates/knowledge.html"),
+    ),
     ("harness.html", include_str!("../templates/harness.html")),
-    ("approvals.html", include_str!("../templates/approvals.html")),
+    (
+        "approvals.html",
+        include_str!("../templates/approvals.html"),
+    ),
     ("error.html", include_str!("../templates/error.html")),
 ];
 
@@ -111,9 +123,7 @@ fn environment() -> Result<Environment<'static>> {
 }
 
 /// Run a blocking journal read on tokio's blocking pool.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ServerError::Internal(format!("reader stopped: {e}")))?
@@ -252,7 +262,11 @@ fn render(
     data: serde_json::Value,
     extra: minijinja::Value,
 ) -> PageResult {
-    let tmpl = state.inner.env.get_template(name).map_err(ServerError::from)?;
+    let tmpl = state
+        .inner
+        .env
+        .get_template(name)
+        .map_err(ServerError::from)?;
     let html = tmpl
         .render(minijinja::context! {
             page => page,
@@ -294,15 +308,7 @@ async fn runs_page(
         })
         .collect();
     let v = redacted(&data)?;
-    render(
-        &st,
-        "runs.html",
-        "runs",
-        &uri,
-        authed,
-        v,
-        sv(&charts),
-    )
+    render(&st, "runs.html", "runs", &uri, authed, v, sv(&charts))
 }
 
 async fn run_page(
@@ -552,12 +558,16 @@ async fn api_run_chart(
 async fn api_experiments(State(st): State<AppState>, Query(p): Query<ListParams>) -> ApiResult {
     let q = p.experiment_query()?;
     let src = st.source();
-    Ok(Json(redacted(&blocking(move || src.experiments(&q)).await?)?))
+    Ok(Json(redacted(
+        &blocking(move || src.experiments(&q)).await?,
+    )?))
 }
 
 async fn api_experiment(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
     let src = st.source();
-    Ok(Json(redacted(&blocking(move || src.experiment(&id)).await?)?))
+    Ok(Json(redacted(
+        &blocking(move || src.experiment(&id)).await?,
+    )?))
 }
 
 async fn api_knowledge(State(st): State<AppState>, Query(q): Query<KnowledgeQuery>) -> ApiResult {

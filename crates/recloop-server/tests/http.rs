@@ -24,6 +24,16 @@ struct Fixture {
 fn journal() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let j = Journal::open(&dir.path().join("journal.db").display().to_string()).unwrap();
+    fill(&j);
+    Fixture {
+        _dir: dir,
+        journal: j,
+    }
+}
+
+/// One run with one event of every kind (secrets in its settings, markup in a title, a pending
+/// approval, a diff artifact), and a second run of 600 loop events.
+fn fill(j: &Journal) {
     // a run whose settings carry secrets, with one of every event
     let mut events: Vec<NewEvent> = one_of_each("r1")
         .into_iter()
@@ -60,11 +70,7 @@ fn journal() -> Fixture {
         reference: "p-1".into(),
         summary: "EASE helped before".into(),
     });
-    events.push(NewEvent::new(
-        "r1",
-        2,
-        Event::ProposalMade { proposal: p },
-    ));
+    events.push(NewEvent::new("r1", 2, Event::ProposalMade { proposal: p }));
     let diff = j
         .put_artifact(
             b"--- a/pipeline.toml\n+++ b/pipeline.toml\n@@ -1 +1 @@\n-weights = [1.0]\n+weights = [0.5] # PASSWORD=hunter2hunter2\n",
@@ -90,10 +96,6 @@ fn journal() -> Fixture {
     ));
     j.append_batch(events).unwrap();
     j.append_batch(loop_stream("r2", 3, 600)).unwrap();
-    Fixture {
-        _dir: dir,
-        journal: j,
-    }
 }
 
 fn app(f: &Fixture, addr: &str, token: Option<&str>) -> Router {
@@ -101,8 +103,8 @@ fn app(f: &Fixture, addr: &str, token: Option<&str>) -> Router {
         journal: f.journal.clone(),
         manifest: None,
     };
-    let config = ServeConfig::new(source, addr.parse().unwrap(), token.map(str::to_string))
-        .expect("config");
+    let config =
+        ServeConfig::new(source, addr.parse().unwrap(), token.map(str::to_string)).expect("config");
     recloop_server::router(config).unwrap()
 }
 
@@ -147,9 +149,7 @@ async fn openapi_lists_exactly_the_api_routes_and_each_answers() {
         if method != "get" || path.ends_with("/stream") {
             continue;
         }
-        let url = path
-            .replace("{run_id}", "r2")
-            .replace("{id}", "r2-p1");
+        let url = path.replace("{run_id}", "r2").replace("{id}", "r2-p1");
         let (status, body) = get(&app, &url).await;
         assert_eq!(status, StatusCode::OK, "GET {url}: {body}");
         if !url.ends_with(".svg") {
@@ -186,7 +186,10 @@ async fn pages_render_what_the_journal_holds() {
     assert!(run.contains("Iterations"));
     let (s, list) = get(&app, "/experiments?run=r2&limit=5").await;
     assert_eq!(s, StatusCode::OK);
-    assert!(list.contains("r2-p1") || list.contains("/experiments/r2-p"), "{list}");
+    assert!(
+        list.contains("r2-p1") || list.contains("/experiments/r2-p"),
+        "{list}"
+    );
     let (s, exp) = get(&app, "/experiments/p-1").await;
     assert_eq!(s, StatusCode::OK, "{exp}");
     for want in [
@@ -200,10 +203,19 @@ async fn pages_render_what_the_journal_holds() {
     }
     let (s, exp) = get(&app, "/experiments/p-x").await;
     assert_eq!(s, StatusCode::OK);
-    assert!(exp.contains("&lt;script&gt;alert(1)"), "markup in a title is escaped");
+    assert!(
+        exp.contains("&lt;script&gt;alert(1)"),
+        "markup in a title is escaped"
+    );
     assert!(!exp.contains("<script>alert(1)"));
-    assert!(exp.contains("EASE helped before"), "evidence with its source");
-    assert!(exp.contains("<span class=\"add\">+weights = [0.5]"), "the diff is shown");
+    assert!(
+        exp.contains("EASE helped before"),
+        "evidence with its source"
+    );
+    assert!(
+        exp.contains("<span class=\"add\">+weights = [0.5]"),
+        "the diff is shown"
+    );
     assert!(!exp.contains("hunter2"), "a password in the diff is masked");
     let (s, k) = get(&app, "/knowledge?lever=model.ease.lambda").await;
     assert_eq!(s, StatusCode::OK);
@@ -214,7 +226,10 @@ async fn pages_render_what_the_journal_holds() {
     let (s, a) = get(&app, "/approvals").await;
     assert_eq!(s, StatusCode::OK);
     assert!(a.contains("ap-1") && a.contains("merge it?"));
-    assert!(a.contains("disabled"), "no token presented: the buttons are off");
+    assert!(
+        a.contains("disabled"),
+        "no token presented: the buttons are off"
+    );
     assert!(a.contains("needs the server"), "{a}");
 }
 
@@ -279,7 +294,8 @@ async fn approving_needs_the_token_and_writes_the_cli_record() {
     let f = journal();
     let app = app(&f, "127.0.0.1:8080", Some(TOKEN));
     let post = |auth: Option<&str>, body: &str| {
-        let mut r = Request::post("/api/v1/approvals/ap-1").header(header::CONTENT_TYPE, "application/json");
+        let mut r = Request::post("/api/v1/approvals/ap-1")
+            .header(header::CONTENT_TYPE, "application/json");
         if let Some(a) = auth {
             r = r.header(header::AUTHORIZATION, format!("Bearer {a}"));
         }
@@ -287,7 +303,11 @@ async fn approving_needs_the_token_and_writes_the_cli_record() {
     };
     let (s, _, _) = send(&app, post(None, r#"{"approved":true}"#)).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "no token");
-    let (s, _, _) = send(&app, post(Some("wrong-token-0123456789"), r#"{"approved":true}"#)).await;
+    let (s, _, _) = send(
+        &app,
+        post(Some("wrong-token-0123456789"), r#"{"approved":true}"#),
+    )
+    .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "wrong token");
     // a form post without the cookie is refused too
     let (s, _, _) = send(
@@ -401,7 +421,11 @@ async fn off_loopback_every_request_needs_the_token() {
     };
     let err = ServeConfig::new(source.clone(), "0.0.0.0:8080".parse().unwrap(), None);
     assert!(err.is_err(), "a non-loopback address needs a token");
-    let err = ServeConfig::new(source, "0.0.0.0:8080".parse().unwrap(), Some("short".into()));
+    let err = ServeConfig::new(
+        source,
+        "0.0.0.0:8080".parse().unwrap(),
+        Some("short".into()),
+    );
     assert!(err.is_err(), "a short token is refused");
     let app = app(&f, "0.0.0.0:8080", Some(TOKEN));
     let (s, _) = get(&app, "/").await;
@@ -427,4 +451,65 @@ async fn off_loopback_every_request_needs_the_token() {
     let app = recloop_server::router(c).unwrap();
     let (s, _) = get(&app, "/").await;
     assert_eq!(s, StatusCode::OK);
+}
+
+/// The same pages and API on a PostgreSQL journal (`RECLOOP_TEST_POSTGRES_URL`; skipped with a
+/// message when unset, except under CI).
+#[tokio::test]
+async fn pages_and_api_on_postgres() {
+    let base = match std::env::var("RECLOOP_TEST_POSTGRES_URL") {
+        Ok(u) if !u.trim().is_empty() => u,
+        _ => {
+            if std::env::var_os("CI").is_some() {
+                panic!(
+                    "CI requires RECLOOP_TEST_POSTGRES_URL (source .ci/postgres.sh && start_postgres)"
+                );
+            }
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: this test needs PostgreSQL; set RECLOOP_TEST_POSTGRES_URL (under CI, with `CI` set, it fails instead)"
+            );
+            return;
+        }
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}schema=srv_{}_{nanos}", std::process::id());
+    let j = tokio::task::spawn_blocking(move || {
+        let j = Journal::open(&url).unwrap();
+        fill(&j);
+        j
+    })
+    .await
+    .unwrap();
+    let f = Fixture {
+        _dir: tempfile::tempdir().unwrap(),
+        journal: j,
+    };
+    let app = app(&f, "127.0.0.1:8080", Some(TOKEN));
+    for path in [
+        "/",
+        "/runs/r2",
+        "/experiments?run=r2&offset=10",
+        "/experiments/p-1",
+        "/experiments/p-x",
+        "/knowledge?lever=model.ease.lambda",
+        "/harness",
+        "/approvals",
+        "/api/v1/runs",
+        "/api/v1/experiments?decision=KEEP",
+        "/api/v1/events?after_seq=10&limit=5",
+    ] {
+        let (s, body) = get(&app, path).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {body}");
+        assert!(!body.contains("sk-live"), "{path}");
+    }
+    let (_, body) = get(&app, "/api/v1/experiments?run=r2&limit=5").await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 5);
+    assert!(v["page"]["total"].as_u64().unwrap() > 5);
 }
