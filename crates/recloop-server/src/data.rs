@@ -398,6 +398,22 @@ impl Source {
                     })
                 })
                 .collect();
+            // production holds until the run's latest iteration
+            let mut chart = chart;
+            let latest = mine
+                .iter()
+                .map(|c| f64::from(c.iteration))
+                .fold(0.0, f64::max);
+            if let Some(last) = chart.last().cloned()
+                && latest > last.x
+            {
+                chart.push(Point {
+                    x: latest,
+                    y: last.y,
+                    keep: false,
+                    label: format!("iteration {latest}: {} = {:.5}", metrics.primary, last.y),
+                });
+            }
             let now = versions
                 .last()
                 .map(|v| v.metrics.clone())

@@ -170,6 +170,20 @@ async fn openapi_lists_exactly_the_api_routes_and_each_answers() {
             .unwrap()
             .starts_with("text/event-stream")
     );
+    // the first event carries the newest sequence number at once
+    use http_body_util::BodyExt;
+    let mut body = resp.into_body();
+    let frame = tokio::time::timeout(std::time::Duration::from_secs(5), body.frame())
+        .await
+        .expect("an event within 5 s")
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(frame.data_ref().unwrap()).into_owned();
+    let latest = f.journal.event_count().unwrap();
+    assert!(
+        text.contains("event: journal") && text.contains(&format!("data: {latest}")),
+        "{text}"
+    );
 }
 
 #[tokio::test]
