@@ -23,7 +23,7 @@ mod web;
 
 pub use data::Source;
 pub use error::{Result, ServerError};
-pub use web::{api_routes, router};
+pub use web::{AppState, api_routes, router};
 
 use std::net::SocketAddr;
 use std::path::Path;
