@@ -54,6 +54,9 @@ enum Command {
     Approve(commands::approvals::AnswerArgs),
     /// Reject a pending decision (`--why TEXT` required); `recloop run` then continues.
     Reject(commands::approvals::AnswerArgs),
+    /// The dashboard and JSON API over the journal (loopback by default; reads only, except
+    /// answering approvals, which needs the token).
+    Serve(commands::serve::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -72,6 +75,7 @@ fn main() -> std::process::ExitCode {
         Command::Approvals(args) => unit(commands::approvals::list(args)),
         Command::Approve(args) => unit(commands::approvals::approve(args)),
         Command::Reject(args) => unit(commands::approvals::reject(args)),
+        Command::Serve(args) => unit(commands::serve::run(args)),
         Command::Init(args) => unit(commands::init::run(args)),
         Command::Data(cmd) => unit(commands::data::run(cmd)),
         Command::Rec(cmd) => unit(commands::rec::run(cmd)),

@@ -285,3 +285,23 @@ where
     rx.recv()
         .map_err(|_| JournalError::Internal("journal task stopped before answering".into()))?
 }
+
+impl Journal {
+    /// One page of experiments matching `q`, with the number that matched.
+    pub fn experiments_page(
+        &self,
+        q: &crate::paging::ExperimentQuery,
+    ) -> Result<crate::paging::ExperimentPage> {
+        let q = q.clone();
+        self.run(|j| async move { j.experiments_page(&q).await })
+    }
+
+    /// Per run and iteration: proposals, rejections and verdicts.
+    pub fn iteration_counts(
+        &self,
+        run_id: Option<&str>,
+    ) -> Result<Vec<crate::paging::IterationCounts>> {
+        let r = run_id.map(str::to_string);
+        self.run(|j| async move { j.iteration_counts(r.as_deref()).await })
+    }
+}

@@ -27,6 +27,7 @@ pub mod event;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 mod journal;
+pub mod paging;
 mod projection;
 mod retrieval;
 pub mod schema;
@@ -42,6 +43,7 @@ pub use blocking::Journal;
 pub use error::{JournalError, Result};
 pub use event::{EVENT_SCHEMA_VERSION, Event, EventId, EventRecord, NewEvent, RunOutcome};
 pub use journal::AsyncJournal;
+pub use paging::{ExperimentPage, ExperimentQuery, IterationCounts};
 pub use schema::SCHEMA_VERSION;
 pub use store::LogReport;
 pub use transfer::{ExportHeader, TransferSummary};

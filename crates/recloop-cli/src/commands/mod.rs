@@ -8,5 +8,6 @@ pub mod journal;
 pub mod llm;
 pub mod rec;
 pub mod run;
+pub mod serve;
 pub mod sim;
 pub mod stats;
