@@ -30,7 +30,9 @@ pub mod aggregate;
 pub mod columns;
 pub mod error;
 pub mod reader;
+pub mod scan;
 pub mod schema;
+pub mod shapes;
 pub mod synthetic;
 pub mod unit_index;
 pub mod writer;
@@ -39,6 +41,7 @@ pub use aggregate::{
     AggregateOptions, Aggregation, Aggregator, ArmMetric, ArmUnits, MetricDef, aggregate,
 };
 pub use error::{LogsError, Result};
-pub use reader::{BatchIter, LogReader};
+pub use reader::{BatchIter, LogReader, TableFile};
+pub use scan::{EventRows, EventSink, EventSource, FileEvents, Slots, with_threads};
 pub use schema::{EventRow, ExposureRow, LogFormat, event_schema, exposure_schema};
 pub use writer::{LogWriter, WrittenLogs};
