@@ -19,7 +19,7 @@ use arrow_array::RecordBatch;
 use recloop_stats::{ArmSummary, CompareRequest, MetricKind};
 use serde::{Deserialize, Serialize};
 
-use crate::columns::{f64_column, i64_column, str_column, u32_column, u64_column};
+use crate::columns::{i64_column, str_column, u32_column, u64_column};
 use crate::error::{LogsError, Result};
 use crate::reader::{LogReader, file_batches};
 use crate::scan::{EventSink, EventSource, FileEvents, Frozen, scan_source};

@@ -194,14 +194,6 @@ impl HeadTable {
     }
 }
 
-/// A head addressed directly by `unit_id - base` (16 bytes, no key to compare).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct DirectHead {
-    first_ts: i64,
-    membership: u32,
-    more: u32,
-}
-
 /// Read-only map from unit id to its first membership, chosen for the ids at hand: a direct
 /// array when the ids are dense (most logs number their units), else a [`HeadTable`].
 #[derive(Debug, Clone)]
