@@ -159,23 +159,8 @@ impl<'a> EventSink<'a> {
                 let slot = slot as usize;
                 for i in 0..n {
                     let u = rows.unit[i].wrapping_sub(*base);
-                    let Some(&(first_ts, m, more)) = heads.get(u as usize) else {
-                        continue;
-                    };
-                    if m == NO_SLOT {
-                        continue;
-                    }
-                    if more == 0 {
-                        let base = m as usize * f.stride + slot;
-                        if rows.ts[i] >= first_ts {
-                            acc[base] += rows.value[i];
-                            used += 1;
-                        } else if f.cuped {
-                            acc[base + f.n_events] += rows.value[i];
-                            used += 1;
-                        }
-                    } else {
-                        used += credit_chain(f, acc, m, slot, rows.ts[i], rows.value[i]);
+                    if let Some(&head) = heads.get(u as usize) {
+                        used += credit_direct(f, acc, head, slot, rows.ts[i], rows.value[i]);
                     }
                 }
             }
@@ -241,6 +226,31 @@ impl<'a> EventSink<'a> {
             slots: Slots::PerRow(&slots),
         })
     }
+}
+
+/// Credit one row to the unit with direct head `head` (branch-free on the exposure time).
+#[inline(always)]
+fn credit_direct(
+    f: &Frozen,
+    acc: &mut [f64],
+    head: (i64, u32, u32),
+    slot: usize,
+    ts: i64,
+    v: f64,
+) -> u64 {
+    let (first_ts, m, more) = head;
+    if m == NO_SLOT {
+        return 0;
+    }
+    if more != 0 {
+        return credit_chain(f, acc, m, slot, ts, v);
+    }
+    let post = ts >= first_ts;
+    let add = post || f.cuped;
+    // Adding +0.0 leaves a sum unchanged (sums start at +0.0 and never become -0.0).
+    let idx = m as usize * f.stride + slot + usize::from(!post && f.cuped) * f.n_events;
+    acc[idx] += if add { v } else { 0.0 };
+    u64::from(add)
 }
 
 /// Credit a value to every membership of a unit exposed in several experiments.
@@ -828,6 +838,101 @@ impl CsvPart<'_> {
     }
 }
 
+/// Per-part state of a CSV scan: where the canonical columns are and the rows so far.
+struct CsvLines<'a> {
+    part: CsvPart<'a>,
+    order: &'a [Option<usize>; 5],
+    fixed: &'a [String; 5],
+    width: usize,
+    fixed_slot: Option<u32>,
+    with_day: bool,
+    max_day: u32,
+    read: u64,
+}
+
+impl CsvLines<'_> {
+    /// One record (`fields` has the record's fields; `this` is the 0-based line in the part).
+    fn record(&mut self, fields: &[&[u8]], this: u64, sink: &mut EventSink<'_>) -> Result<()> {
+        self.read += 1;
+        if fields.len() != self.width {
+            let n = fields.len();
+            let w = self.width;
+            return Err(self
+                .part
+                .err(this, "", format!("{n} fields, the header has {w}")));
+        }
+        let field = |i: usize| -> &[u8] {
+            match self.order[i] {
+                Some(j) => fields[j].trim_ascii(),
+                None => self.fixed[i].as_bytes(),
+            }
+        };
+        let slot = match self.fixed_slot {
+            Some(s) => s,
+            None => {
+                let m = field(METRIC);
+                sink.f
+                    .event_names
+                    .iter()
+                    .position(|e| e.as_bytes() == m)
+                    .map_or(NO_SLOT, |p| p as u32)
+            }
+        };
+        if slot == NO_SLOT {
+            return Ok(());
+        }
+        let text = |i: usize| String::from_utf8_lossy(field(i)).into_owned();
+        let day = if self.with_day {
+            let d = std::str::from_utf8(field(DAY))
+                .ok()
+                .and_then(|s| s.parse::<u32>().ok())
+                .ok_or_else(|| {
+                    self.part
+                        .err(this, "day", format!("{:?}: not a day index", text(DAY)))
+                })?;
+            if d > self.max_day {
+                return Ok(());
+            }
+            d
+        } else {
+            0
+        };
+        let unit = parse_u64(field(UNIT)).ok_or_else(|| {
+            self.part.err(
+                this,
+                "unit_id",
+                format!("{:?}: not an unsigned integer", text(UNIT)),
+            )
+        })?;
+        let ts = parse_i64(field(TS)).ok_or_else(|| {
+            self.part
+                .err(this, "ts", format!("{:?}: not an integer", text(TS)))
+        })?;
+        let value: f64 = std::str::from_utf8(field(VALUE))
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| {
+                self.part
+                    .err(this, "value", format!("{:?}: not a number", text(VALUE)))
+            })?;
+        if !value.is_finite() {
+            return Err(self
+                .part
+                .err(this, "value", format!("must be finite, got {value}")));
+        }
+        let p = &mut self.part;
+        p.unit.push(unit);
+        p.ts.push(ts);
+        p.value.push(value);
+        p.day.push(day);
+        p.slots.push(slot);
+        if p.unit.len() == 8192 {
+            p.flush(sink, self.with_day)?;
+        }
+        Ok(())
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn scan_csv(
     file: &TableFile,
@@ -841,122 +946,96 @@ fn scan_csv(
     let path = file.path.as_path();
     let handle = File::open(path).map_err(|e| LogsError::io(path, e))?;
     let buf = read_range(&handle, path, start, end)?;
-    let with_day = sink.max_day().is_some();
-    let max_day = sink.max_day().unwrap_or(u32::MAX);
-    let mut part = CsvPart {
-        path,
-        start,
-        unit: Vec::with_capacity(8192),
-        ts: Vec::with_capacity(8192),
-        value: Vec::with_capacity(8192),
-        day: Vec::with_capacity(8192),
-        slots: Vec::with_capacity(8192),
-    };
     let fixed_slot = if order[METRIC].is_none() {
         Some(sink.slot(&fixed[METRIC]).unwrap_or(NO_SLOT))
     } else {
         None
     };
-    let mut ranges = [(0usize, 0usize); MAX_FIELDS];
-    let mut quoted: Vec<String> = Vec::new();
-    let mut read = 0u64;
-    let mut line_start = 0usize;
-    let mut local = 0u64;
-    while line_start < buf.len() {
-        let line_end =
-            memchr::memchr(b'\n', &buf[line_start..]).map_or(buf.len(), |i| line_start + i);
-        let line = trim_line(&buf[line_start..line_end]);
-        let this = local;
-        line_start = line_end + 1;
-        local += 1;
-        if line.is_empty() {
-            continue;
-        }
-        read += 1;
-        // Fields: by hand, or through the csv crate when the line has quotes.
-        let has_quotes = memchr::memchr(b'"', line).is_some();
-        let n = if has_quotes {
-            let mut r = csv::ReaderBuilder::new()
-                .has_headers(false)
-                .from_reader(line);
-            let mut rec = csv::StringRecord::new();
-            let ok = r
-                .read_record(&mut rec)
-                .map_err(|e| part.err(this, "", e.to_string()))?;
-            quoted = if ok {
-                rec.iter().map(str::to_string).collect()
+    let mut lines = CsvLines {
+        part: CsvPart {
+            path,
+            start,
+            unit: Vec::with_capacity(8192),
+            ts: Vec::with_capacity(8192),
+            value: Vec::with_capacity(8192),
+            day: Vec::with_capacity(8192),
+            slots: Vec::with_capacity(8192),
+        },
+        order,
+        fixed,
+        width,
+        fixed_slot,
+        with_day: sink.max_day().is_some(),
+        max_day: sink.max_day().unwrap_or(u32::MAX),
+        read: 0,
+    };
+    let mut fields: Vec<&[u8]> = Vec::with_capacity(MAX_FIELDS);
+    if memchr::memchr(b'"', &buf).is_none() {
+        // No quotes in the part: one pass over the separators.
+        let mut field_start = 0;
+        let mut line = 0u64;
+        for pos in memchr::memchr2_iter(b',', b'\n', &buf) {
+            let end = if buf[pos] == b'\n' && pos > field_start && buf[pos - 1] == b'\r' {
+                pos - 1
             } else {
-                Vec::new()
+                pos
             };
-            quoted.len()
-        } else {
-            split_fields(line, &mut ranges)
-        };
-        if n != width {
-            return Err(part.err(this, "", format!("{n} fields, the header has {width}")));
-        }
-        let field = |i: usize| -> &[u8] {
-            match order[i] {
-                Some(j) if has_quotes => quoted.get(j).map_or(&[][..], |s| s.as_bytes()),
-                Some(j) => {
-                    let (a, b) = ranges[j.min(MAX_FIELDS - 1)];
-                    line[a..b].trim_ascii()
+            fields.push(&buf[field_start..end]);
+            field_start = pos + 1;
+            if buf[pos] == b'\n' {
+                if !(fields.len() == 1 && fields[0].is_empty()) {
+                    lines.record(&fields, line, sink)?;
                 }
-                None => fixed[i].as_bytes(),
+                fields.clear();
+                line += 1;
             }
-        };
-        let slot = match fixed_slot {
-            Some(s) => s,
-            None => std::str::from_utf8(field(METRIC))
-                .ok()
-                .and_then(|m| sink.slot(m.trim()))
-                .unwrap_or(NO_SLOT),
-        };
-        if slot == NO_SLOT {
-            continue;
         }
-        let text = |i: usize| String::from_utf8_lossy(field(i)).into_owned();
-        let day = if with_day {
-            let d = std::str::from_utf8(field(DAY))
-                .ok()
-                .and_then(|s| s.trim().parse::<u32>().ok())
-                .ok_or_else(|| {
-                    part.err(this, "day", format!("{:?}: not a day index", text(DAY)))
-                })?;
-            if d > max_day {
+        if field_start < buf.len() {
+            fields.push(trim_line(&buf[field_start..]));
+            lines.record(&fields, line, sink)?;
+        } else if !fields.is_empty() && !(fields.len() == 1 && fields[0].is_empty()) {
+            lines.record(&fields, line, sink)?;
+        }
+    } else {
+        // Quotes somewhere: line by line, quoted lines through the csv crate.
+        let mut line_start = 0usize;
+        let mut local = 0u64;
+        let mut owned: Vec<Vec<u8>>;
+        while line_start < buf.len() {
+            let line_end =
+                memchr::memchr(b'\n', &buf[line_start..]).map_or(buf.len(), |i| line_start + i);
+            let line = trim_line(&buf[line_start..line_end]);
+            let this = local;
+            line_start = line_end + 1;
+            local += 1;
+            if line.is_empty() {
                 continue;
             }
-            d
-        } else {
-            0
-        };
-        let unit = parse_u64(field(UNIT)).ok_or_else(|| {
-            part.err(
-                this,
-                "unit_id",
-                format!("{:?}: not an unsigned integer", text(UNIT)),
-            )
-        })?;
-        let ts = parse_i64(field(TS))
-            .ok_or_else(|| part.err(this, "ts", format!("{:?}: not an integer", text(TS))))?;
-        let value: f64 = std::str::from_utf8(field(VALUE))
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| part.err(this, "value", format!("{:?}: not a number", text(VALUE))))?;
-        if !value.is_finite() {
-            return Err(part.err(this, "value", format!("must be finite, got {value}")));
-        }
-        part.unit.push(unit);
-        part.ts.push(ts);
-        part.value.push(value);
-        part.day.push(day);
-        part.slots.push(slot);
-        if part.unit.len() == 8192 {
-            part.flush(sink, with_day)?;
+            if memchr::memchr(b'"', line).is_some() {
+                let mut r = csv::ReaderBuilder::new()
+                    .has_headers(false)
+                    .from_reader(line);
+                let mut rec = csv::ByteRecord::new();
+                let ok = r
+                    .read_byte_record(&mut rec)
+                    .map_err(|e| lines.part.err(this, "", e.to_string()))?;
+                owned = if ok {
+                    rec.iter().map(<[u8]>::to_vec).collect()
+                } else {
+                    Vec::new()
+                };
+                let refs: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+                lines.record(&refs, this, sink)?;
+            } else {
+                fields.clear();
+                fields.extend(line.split(|&b| b == b','));
+                lines.record(&fields, this, sink)?;
+            }
         }
     }
-    part.flush(sink, with_day)?;
-    sink.count_read(read);
+    let with_day = lines.with_day;
+    lines.part.flush(sink, with_day)?;
+    sink.count_read(lines.read);
     Ok(())
 }
 
