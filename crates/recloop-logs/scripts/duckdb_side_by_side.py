@@ -87,7 +87,8 @@ def duck_cmd(data, shape, threads):
     sql = SQL.format(exposures=x.format(d=f"{data}/{shape}"), events=e.format(d=f"{data}/{shape}"))
     code = (
         "import duckdb, json\n"
-        f"con = duckdb.connect(config={{'threads': {threads}, 'enable_progress_bar': False}})\n"
+        f"con = duckdb.connect(config={{'threads': {threads}}})\n"
+        "con.execute('SET enable_progress_bar = false')\n"
         f"rows = con.execute({sql!r}).fetchall()\n"
         "print(json.dumps([[a, n.hex(), s.hex(), ss.hex()] for a, n, s, ss in rows]))\n"
     )

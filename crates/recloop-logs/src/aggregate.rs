@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::columns::{i64_column, str_column, u32_column, u64_column};
 use crate::error::{LogsError, Result};
 use crate::reader::{LogReader, file_batches};
-use crate::scan::{EventSink, EventSource, FileEvents, Frozen, scan_source};
+use crate::scan::{EventSink, EventSource, FileEvents, Frozen, PART_ROWS, scan_source};
 use crate::schema::EXPOSURE_COLUMNS;
 use crate::unit_index::{UnitIndex, UnitLookup};
 
@@ -591,7 +591,9 @@ pub fn aggregate(reader: &LogReader, options: AggregateOptions) -> Result<Aggreg
             agg.add_exposures(&batch?, &src)?;
         }
     }
-    let events = FileEvents::open(reader.event_files(), max_day)?;
+    // Parts of at least two rows per accumulator slot keep the per-part sums cheap to add.
+    let part_rows = PART_ROWS.max(agg.memberships.len().saturating_mul(agg.stride * 2));
+    let events = FileEvents::open_with_part_rows(reader.event_files(), max_day, part_rows)?;
     agg.add_event_source(&events)?;
     Ok(agg.finish())
 }

@@ -127,7 +127,7 @@ fn table_files(dir: &Path, stem: &str) -> Result<Option<(PathBuf, Vec<TableFile>
         }
     }
     // A fixed order (numeric partition values compare as numbers) keeps results reproducible.
-    files.sort_by(|a, b| natural_key(&a.path).cmp(&natural_key(&b.path)));
+    files.sort_by_key(|a| natural_key(&a.path));
     if files.is_empty() {
         return Err(LogsError::Schema {
             path: root,
@@ -628,15 +628,16 @@ impl Iterator for CsvBatches {
     }
 }
 
-/// Header of a CSV file: the position of each canonical column, or its partition value.
-pub(crate) fn csv_header(
-    file: &TableFile,
-    columns: &[&str; 5],
-) -> Result<(
+/// A CSV reader past the header, the field index of each canonical column (`None`: from the
+/// partition directory) and those partition values.
+pub(crate) type CsvHeader = (
     csv::Reader<std::io::BufReader<File>>,
     [Option<usize>; 5],
     [String; 5],
-)> {
+);
+
+/// Header of a CSV file: the position of each canonical column, or its partition value.
+pub(crate) fn csv_header(file: &TableFile, columns: &[&str; 5]) -> Result<CsvHeader> {
     let path = file.path.as_path();
     let f = File::open(path).map_err(|e| LogsError::io(path, e))?;
     let mut reader = csv::ReaderBuilder::new()

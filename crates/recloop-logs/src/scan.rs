@@ -295,7 +295,7 @@ pub(crate) fn scan_source(
     let threads = rayon::current_num_threads().max(1);
     // Parts in flight are bounded so that memory stays proportional to units × threads.
     let part_bytes = (f.acc_len() * 8).max(1);
-    let window = (8 * threads).min((512 << 20) / part_bytes).max(threads);
+    let window = (2 * threads).min((256 << 20) / part_bytes).max(threads);
     let (mut read, mut used) = (0u64, 0u64);
     let mut spare: Vec<Vec<f64>> = Vec::new();
     let mut start = 0;
@@ -389,7 +389,18 @@ const VALUE: usize = 4;
 
 impl FileEvents {
     /// Plan a scan of `files`; files in a `day=N` partition with N > `max_day` are left out.
+    /// Consecutive row groups of a file form a part of at least [`PART_ROWS`] rows.
     pub fn open(files: &[TableFile], max_day: Option<u32>) -> Result<Self> {
+        Self::open_with_part_rows(files, max_day, PART_ROWS)
+    }
+
+    /// As [`open`](Self::open) with parts of at least `part_rows` Parquet rows (more rows per
+    /// part means fewer per-unit accumulators to allocate and add when units are many).
+    pub fn open_with_part_rows(
+        files: &[TableFile],
+        max_day: Option<u32>,
+        part_rows: usize,
+    ) -> Result<Self> {
         let kept: Vec<&TableFile> = files
             .iter()
             .filter(|f| match (max_day, f.partition("day")) {
@@ -399,7 +410,7 @@ impl FileEvents {
             .collect();
         let opened: Vec<(SourceFile, Vec<Part>)> = kept
             .par_iter()
-            .map(|f| open_file(f))
+            .map(|f| open_file(f, part_rows))
             .collect::<Result<_>>()?;
         let mut out = FileEvents {
             files: Vec::new(),
@@ -420,7 +431,7 @@ impl FileEvents {
     }
 }
 
-fn open_file(f: &TableFile) -> Result<(SourceFile, Vec<Part>)> {
+fn open_file(f: &TableFile, part_rows: usize) -> Result<(SourceFile, Vec<Part>)> {
     match f.format {
         LogFormat::Parquet => {
             let meta = parquet_metadata(&f.path)?;
@@ -447,7 +458,7 @@ fn open_file(f: &TableFile) -> Result<(SourceFile, Vec<Part>)> {
             for (i, rg) in meta.metadata().row_groups().iter().enumerate() {
                 groups.push(i);
                 rows += usize::try_from(rg.num_rows()).unwrap_or(0);
-                if rows >= PART_ROWS {
+                if rows >= part_rows {
                     parts.push(Part::RowGroups {
                         file: 0,
                         groups: std::mem::take(&mut groups),
@@ -563,7 +574,9 @@ fn metric_plan(
     let (Some(min), Some(max)) = (stats.min_bytes_opt(), stats.max_bytes_opt()) else {
         return MetricPlan::Decode;
     };
-    if !stats.min_is_exact() || !stats.max_is_exact() {
+    // Bounds, exact or truncated, enclose every value; only the deprecated fields (signed
+    // byte order) may not.
+    if stats.is_min_max_deprecated() {
         return MetricPlan::Decode;
     }
     if min == max && stats.null_count_opt() == Some(0) {
@@ -794,6 +807,49 @@ fn parse_i64(b: &[u8]) -> Option<i64> {
     }
 }
 
+/// Powers of ten exactly representable as f64.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// A decimal number. Plain `[-]digits[.digits]` with at most 15 significant digits is
+/// converted as (integer mantissa) / 10^k, exact operands and one correctly rounded division
+/// (Clinger's fast path, the same result as a full parse); anything else goes to `str::parse`.
+fn parse_f64(b: &[u8]) -> Option<f64> {
+    let (neg, digits) = match b.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, b),
+    };
+    let mut mantissa: u64 = 0;
+    let mut n_digits = 0usize;
+    let mut frac: Option<usize> = None;
+    let mut ok = !digits.is_empty() && digits.len() <= 17;
+    if ok {
+        for &c in digits {
+            if c == b'.' && frac.is_none() {
+                frac = Some(0);
+                continue;
+            }
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                ok = false;
+                break;
+            }
+            mantissa = mantissa * 10 + u64::from(d);
+            n_digits += 1;
+            if let Some(k) = frac.as_mut() {
+                *k += 1;
+            }
+        }
+    }
+    if ok && n_digits > 0 && n_digits <= 15 {
+        let v = mantissa as f64 / POW10[frac.unwrap_or(0)];
+        return Some(if neg { -v } else { v });
+    }
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
 struct CsvPart<'a> {
     path: &'a Path,
     start: u64,
@@ -827,7 +883,11 @@ impl CsvPart<'_> {
             ts: &self.ts,
             value: &self.value,
             day: with_day.then_some(&self.day[..]),
-            slots: Slots::PerRow(&self.slots),
+            // One event in the whole chunk (the common case) takes the kernel's fast path.
+            slots: match self.slots.first() {
+                Some(&s) if self.slots.iter().all(|&x| x == s) => Slots::All(s),
+                _ => Slots::PerRow(&self.slots),
+            },
         })?;
         self.unit.clear();
         self.ts.clear();
@@ -908,13 +968,10 @@ impl CsvLines<'_> {
             self.part
                 .err(this, "ts", format!("{:?}: not an integer", text(TS)))
         })?;
-        let value: f64 = std::str::from_utf8(field(VALUE))
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| {
-                self.part
-                    .err(this, "value", format!("{:?}: not a number", text(VALUE)))
-            })?;
+        let value: f64 = parse_f64(field(VALUE)).ok_or_else(|| {
+            self.part
+                .err(this, "value", format!("{:?}: not a number", text(VALUE)))
+        })?;
         if !value.is_finite() {
             return Err(self
                 .part
@@ -993,7 +1050,7 @@ fn scan_csv(
         if field_start < buf.len() {
             fields.push(trim_line(&buf[field_start..]));
             lines.record(&fields, line, sink)?;
-        } else if !fields.is_empty() && !(fields.len() == 1 && fields[0].is_empty()) {
+        } else if !(fields.is_empty() || fields.len() == 1 && fields[0].is_empty()) {
             lines.record(&fields, line, sink)?;
         }
     } else {
@@ -1054,6 +1111,46 @@ mod tests {
         assert_eq!(parse_i64(b"9223372036854775808"), None);
         assert_eq!(parse_i64(b"-5"), Some(-5));
         assert_eq!(parse_i64(b"-"), None);
+    }
+
+    #[test]
+    fn the_decimal_fast_path_matches_the_standard_parser() {
+        for t in [
+            "1.0",
+            "0.1",
+            "-0.3",
+            "3",
+            "12345.678901234",
+            "0.000001",
+            "7.",
+            ".5",
+            "1e5",
+            "-0",
+            "123456789012345678",
+            "0.30000000000000004",
+            "nan",
+            "",
+            "-",
+            "1.2.3",
+            "9007199254740993",
+        ] {
+            let want = t.parse::<f64>().ok();
+            let got = parse_f64(t.as_bytes());
+            assert_eq!(
+                got.map(f64::to_bits),
+                want.map(f64::to_bits),
+                "{t:?}: {got:?} vs {want:?}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decimals_parse_like_the_standard_parser(int in 0u64..1_000_000_000, frac in 0u64..1_000_000, k in 0usize..7, neg: bool) {
+            let t = format!("{}{int}.{frac:0k$}", if neg { "-" } else { "" }, k = k);
+            let want = t.parse::<f64>().ok().map(f64::to_bits);
+            proptest::prop_assert_eq!(parse_f64(t.as_bytes()).map(f64::to_bits), want, "{}", t);
+        }
     }
 
     #[test]

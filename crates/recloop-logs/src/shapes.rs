@@ -3,6 +3,7 @@
 //! benchmarks of the readers.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
@@ -176,15 +177,16 @@ pub fn write_shape(spec: &SyntheticLogs, dir: &Path, shape: Shape) -> Result<u64
         rows += b.num_rows() as u64;
         if shape != Shape::DailyPartitions {
             let b = convert(&b, shape, true, &[])?;
-            if !writers.contains_key(&0) {
-                let p = dir.join(format!("{EVENTS}.parquet"));
-                let w = parquet_writer(&p, &b, shape)?;
-                writers.insert(0, (p, w));
-            }
-            if let Some((p, w)) = writers.get_mut(&0) {
-                w.write(&b)
-                    .map_err(|e| LogsError::parquet(p.as_path(), e))?;
-            }
+            let (p, w) = match writers.entry(0) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => {
+                    let p = dir.join(format!("{EVENTS}.parquet"));
+                    let w = parquet_writer(&p, &b, shape)?;
+                    e.insert((p, w))
+                }
+            };
+            w.write(&b)
+                .map_err(|e| LogsError::parquet(p.as_path(), e))?;
             return Ok(());
         }
         let day = u32_column(&b, "day", "shapes")?.to_vec();
@@ -200,17 +202,18 @@ pub fn write_shape(spec: &SyntheticLogs, dir: &Path, shape: Shape) -> Result<u64
                 .collect::<Result<Vec<_>>>()?;
             let part = RecordBatch::try_new(b.schema(), cols).map_err(err)?;
             let part = convert(&part, shape, true, &["day"])?;
-            if !writers.contains_key(&d) {
-                let sub = dir.join(EVENTS).join(format!("day={d}"));
-                std::fs::create_dir_all(&sub).map_err(|e| LogsError::io(&sub, e))?;
-                let p = sub.join("part-0.parquet");
-                let w = parquet_writer(&p, &part, shape)?;
-                writers.insert(d, (p, w));
-            }
-            if let Some((p, w)) = writers.get_mut(&d) {
-                w.write(&part)
-                    .map_err(|e| LogsError::parquet(p.as_path(), e))?;
-            }
+            let (p, w) = match writers.entry(d) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => {
+                    let sub = dir.join(EVENTS).join(format!("day={d}"));
+                    std::fs::create_dir_all(&sub).map_err(|e| LogsError::io(&sub, e))?;
+                    let p = sub.join("part-0.parquet");
+                    let w = parquet_writer(&p, &part, shape)?;
+                    e.insert((p, w))
+                }
+            };
+            w.write(&part)
+                .map_err(|e| LogsError::parquet(p.as_path(), e))?;
         }
         Ok(())
     })?;

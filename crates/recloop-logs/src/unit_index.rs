@@ -215,7 +215,7 @@ impl UnitLookup {
         let live = || index.slots.iter().filter(|(_, m)| *m != EMPTY);
         let (lo, hi) = live().fold((u64::MAX, 0u64), |(lo, hi), &(k, _)| (lo.min(k), hi.max(k)));
         let span = hi.saturating_sub(lo).saturating_add(1);
-        let dense = index.len() > 0 && span <= (index.len() as u64).saturating_mul(4) + 4096;
+        let dense = !index.is_empty() && span <= (index.len() as u64).saturating_mul(4) + 4096;
         if !dense || span > (1 << 28) {
             return UnitLookup::Hashed(HeadTable::build(index, describe));
         }
@@ -259,13 +259,13 @@ mod lookup_tests {
             for k in 0..5_000u64 {
                 idx.insert(10 + k * spread, k as u32);
             }
-            let l = UnitLookup::build(&idx, |m| (i64::from(m) * 3, m % 7 == 0));
+            let l = UnitLookup::build(&idx, |m| (i64::from(m) * 3, m.is_multiple_of(7)));
             assert_eq!(matches!(l, UnitLookup::Direct { .. }), spread == 1);
             for k in 0..5_000u64 {
                 let m = k as u32;
                 assert_eq!(
                     l.get(10 + k * spread),
-                    Some((i64::from(m) * 3, m, m % 7 == 0))
+                    Some((i64::from(m) * 3, m, m.is_multiple_of(7)))
                 );
             }
             assert_eq!(l.get(9), None);
