@@ -10,7 +10,9 @@
 //! exclude the wanted events (or whose `day` statistics exclude `max_day`), do not decode the
 //! `metric` column of a row group holding a single wanted event, and otherwise decode `metric`
 //! first (as dictionary keys) and the other columns only for the selected rows when few rows
-//! match. CSV parts parse numbers by hand and look at the `metric` field before the others.
+//! match. CSV parts (byte ranges cut at line ends) parse numbers by hand and look at the
+//! `metric` field before the others; quoted fields are handled, but not line breaks inside
+//! quotes.
 
 use std::fs::File;
 use std::path::Path;
