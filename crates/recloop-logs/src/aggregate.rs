@@ -386,8 +386,10 @@ impl Aggregator {
         }
         self.events_started = true;
         self.acc = vec![0.0; self.memberships.len() * self.stride];
+        // The build-time index is not needed once the read-only lookup exists.
+        let units = std::mem::take(&mut self.units);
         let mems = &self.memberships;
-        let lookup = UnitLookup::build(&self.units, |m| {
+        let lookup = UnitLookup::build(&units, |m| {
             let mem = &mems[m as usize];
             (mem.first_ts, mem.next != NONE)
         });
@@ -400,6 +402,7 @@ impl Aggregator {
             max_day: self.options.max_day,
             event_names: self.event_names.clone(),
         });
+        drop(units);
     }
 
     /// Add a batch of events (needs `unit_id`, `ts`, `metric`, `value`, and `day` with `max_day`).
