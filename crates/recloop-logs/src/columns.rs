@@ -1,16 +1,18 @@
 //! Typed, zero-copy-where-possible access to the columns of a log record batch, accepting the
-//! canonical types and common alternatives (Int64 ids, plain Utf8 strings) from foreign files.
+//! canonical types and what other tools write (any integer width, timestamps, plain or
+//! dictionary strings).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type,
-    UInt32Type, UInt64Type,
+    Date32Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
-use arrow_schema::DataType;
+use arrow_schema::{DataType, TimeUnit};
 
 use crate::error::{LogsError, Result};
 
@@ -37,118 +39,131 @@ fn wrong_type(name: &str, source: &str, dt: &DataType, want: &str) -> LogsError 
     }
 }
 
-/// Unsigned 64-bit ids (UInt64; Int64/Int32/UInt32 are converted, negative values rejected).
+/// Converts any integer column to `T` row by row; `conv` rejects values out of range.
+fn convert_ints<T>(
+    arr: &ArrayRef,
+    name: &str,
+    source: &str,
+    want: &str,
+    conv: impl Fn(i128) -> Option<T>,
+) -> Result<Vec<T>> {
+    macro_rules! go {
+        ($t:ty) => {{
+            let v = arr.as_primitive::<$t>().values();
+            let mut out = Vec::with_capacity(v.len());
+            for &x in v.iter() {
+                let x = i128::from(x);
+                match conv(x) {
+                    Some(y) => out.push(y),
+                    None => {
+                        return Err(LogsError::Schema {
+                            path: source.into(),
+                            message: format!(
+                                "column `{name}` has value {x} outside the range of {want}"
+                            ),
+                        });
+                    }
+                }
+            }
+            Ok(out)
+        }};
+    }
+    match arr.data_type() {
+        DataType::Int8 => go!(Int8Type),
+        DataType::Int16 => go!(Int16Type),
+        DataType::Int32 => go!(Int32Type),
+        DataType::Int64 => go!(Int64Type),
+        DataType::UInt8 => go!(UInt8Type),
+        DataType::UInt16 => go!(UInt16Type),
+        DataType::UInt32 => go!(UInt32Type),
+        DataType::UInt64 => go!(UInt64Type),
+        dt => Err(wrong_type(name, source, dt, want)),
+    }
+}
+
+/// Unsigned 64-bit ids: UInt64 without copying; any other integer width (signed or unsigned,
+/// 8 to 64 bits) converted, negative values rejected.
 pub fn u64_column<'a>(batch: &'a RecordBatch, name: &str, source: &str) -> Result<Cow<'a, [u64]>> {
     let arr = column(batch, name, source)?;
-    let signed = |v: &[i64]| -> Result<Cow<'a, [u64]>> {
-        v.iter()
-            .map(|&x| {
-                u64::try_from(x).map_err(|_| LogsError::Schema {
-                    path: source.into(),
-                    message: format!("column `{name}` has a negative id {x}"),
-                })
-            })
-            .collect::<Result<Vec<u64>>>()
-            .map(Cow::Owned)
-    };
     match arr.data_type() {
         DataType::UInt64 => Ok(Cow::Borrowed(
             arr.as_primitive::<UInt64Type>().values().as_ref(),
         )),
-        DataType::Int64 => signed(arr.as_primitive::<Int64Type>().values()),
-        DataType::Int32 => signed(
-            &arr.as_primitive::<Int32Type>()
-                .values()
-                .iter()
-                .map(|&x| i64::from(x))
-                .collect::<Vec<_>>(),
-        ),
-        DataType::UInt32 => Ok(Cow::Owned(
-            arr.as_primitive::<UInt32Type>()
-                .values()
-                .iter()
-                .map(|&x| u64::from(x))
-                .collect(),
-        )),
-        dt => Err(wrong_type(name, source, dt, "UInt64")),
+        _ => convert_ints(arr, name, source, "UInt64", |x| u64::try_from(x).ok()).map(Cow::Owned),
     }
 }
 
-/// Signed 64-bit values (Int64, Int32, UInt32, or any Timestamp as its raw value).
+/// Signed 64-bit times: Int64 without copying; other integer widths converted; Parquet/Arrow
+/// timestamps of any unit as microseconds since the epoch (seconds and milliseconds scaled up,
+/// nanoseconds floored), so that tables written with different timestamp units compare.
 pub fn i64_column<'a>(batch: &'a RecordBatch, name: &str, source: &str) -> Result<Cow<'a, [i64]>> {
     let arr = column(batch, name, source)?;
+    let scaled = |v: &[i64], mul: i64| -> Result<Cow<'a, [i64]>> {
+        v.iter()
+            .map(|&x| {
+                x.checked_mul(mul).ok_or_else(|| LogsError::Schema {
+                    path: source.into(),
+                    message: format!("column `{name}` has timestamp {x} out of range"),
+                })
+            })
+            .collect::<Result<Vec<i64>>>()
+            .map(Cow::Owned)
+    };
     match arr.data_type() {
         DataType::Int64 => Ok(Cow::Borrowed(
             arr.as_primitive::<Int64Type>().values().as_ref(),
         )),
-        DataType::Int32 => Ok(Cow::Owned(
-            arr.as_primitive::<Int32Type>()
-                .values()
-                .iter()
-                .map(|&x| i64::from(x))
-                .collect(),
-        )),
-        DataType::UInt32 => Ok(Cow::Owned(
-            arr.as_primitive::<UInt32Type>()
-                .values()
-                .iter()
-                .map(|&x| i64::from(x))
-                .collect(),
-        )),
-        DataType::Timestamp(_, _) => {
-            let data = arr.to_data();
-            let buf = data
-                .buffers()
-                .first()
-                .ok_or_else(|| wrong_type(name, source, arr.data_type(), "Int64"))?;
-            let all: &[i64] = buf.typed_data::<i64>();
-            Ok(Cow::Owned(
-                all[data.offset()..data.offset() + data.len()].to_vec(),
-            ))
-        }
-        dt => Err(wrong_type(name, source, dt, "Int64")),
+        DataType::Timestamp(unit, _) => match unit {
+            TimeUnit::Microsecond => Ok(Cow::Borrowed(
+                arr.as_primitive::<TimestampMicrosecondType>()
+                    .values()
+                    .as_ref(),
+            )),
+            TimeUnit::Second => scaled(
+                arr.as_primitive::<TimestampSecondType>().values(),
+                1_000_000,
+            ),
+            TimeUnit::Millisecond => scaled(
+                arr.as_primitive::<TimestampMillisecondType>().values(),
+                1_000,
+            ),
+            TimeUnit::Nanosecond => Ok(Cow::Owned(
+                arr.as_primitive::<TimestampNanosecondType>()
+                    .values()
+                    .iter()
+                    .map(|&x| x.div_euclid(1_000))
+                    .collect(),
+            )),
+        },
+        _ => convert_ints(arr, name, source, "Int64", |x| i64::try_from(x).ok()).map(Cow::Owned),
     }
 }
 
-/// Unsigned 32-bit day indices (UInt32; Int32/Int64/UInt64 converted with range checks).
+/// Unsigned 32-bit day indices: UInt32 without copying; other integer widths converted with
+/// range checks; Date32 as days since the epoch.
 pub fn u32_column<'a>(batch: &'a RecordBatch, name: &str, source: &str) -> Result<Cow<'a, [u32]>> {
     let arr = column(batch, name, source)?;
-    let conv = |x: i128| -> Result<u32> {
-        u32::try_from(x).map_err(|_| LogsError::Schema {
-            path: source.into(),
-            message: format!("column `{name}` has value {x} outside 0..2³²"),
-        })
-    };
     match arr.data_type() {
         DataType::UInt32 => Ok(Cow::Borrowed(
             arr.as_primitive::<UInt32Type>().values().as_ref(),
         )),
-        DataType::Int32 => arr
-            .as_primitive::<Int32Type>()
+        DataType::Date32 => arr
+            .as_primitive::<Date32Type>()
             .values()
             .iter()
-            .map(|&x| conv(x.into()))
-            .collect::<Result<Vec<_>>>()
+            .map(|&x| {
+                u32::try_from(x).map_err(|_| LogsError::Schema {
+                    path: source.into(),
+                    message: format!("column `{name}` has a date before 1970 ({x})"),
+                })
+            })
+            .collect::<Result<Vec<u32>>>()
             .map(Cow::Owned),
-        DataType::Int64 => arr
-            .as_primitive::<Int64Type>()
-            .values()
-            .iter()
-            .map(|&x| conv(x.into()))
-            .collect::<Result<Vec<_>>>()
-            .map(Cow::Owned),
-        DataType::UInt64 => arr
-            .as_primitive::<UInt64Type>()
-            .values()
-            .iter()
-            .map(|&x| conv(x.into()))
-            .collect::<Result<Vec<_>>>()
-            .map(Cow::Owned),
-        dt => Err(wrong_type(name, source, dt, "UInt32")),
+        _ => convert_ints(arr, name, source, "UInt32", |x| u32::try_from(x).ok()).map(Cow::Owned),
     }
 }
 
-/// 64-bit floats (Float64; Float32 and integers converted).
+/// 64-bit floats: Float64 without copying; Float32 and any integer width converted.
 pub fn f64_column<'a>(batch: &'a RecordBatch, name: &str, source: &str) -> Result<Cow<'a, [f64]>> {
     let arr = column(batch, name, source)?;
     match arr.data_type() {
@@ -162,21 +177,8 @@ pub fn f64_column<'a>(batch: &'a RecordBatch, name: &str, source: &str) -> Resul
                 .map(|&x| f64::from(x))
                 .collect(),
         )),
-        DataType::Int64 => Ok(Cow::Owned(
-            arr.as_primitive::<Int64Type>()
-                .values()
-                .iter()
-                .map(|&x| x as f64)
-                .collect(),
-        )),
-        DataType::Int32 => Ok(Cow::Owned(
-            arr.as_primitive::<Int32Type>()
-                .values()
-                .iter()
-                .map(|&x| f64::from(x))
-                .collect(),
-        )),
-        dt => Err(wrong_type(name, source, dt, "Float64")),
+        // Integers above 2^53 round to the nearest double, as in SQL engines.
+        _ => convert_ints(arr, name, source, "Float64", |x| Some(x as f64)).map(Cow::Owned),
     }
 }
 
@@ -216,6 +218,11 @@ pub fn str_column<'a>(batch: &'a RecordBatch, name: &str, source: &str) -> Resul
                 .collect()),
             DataType::LargeUtf8 => Ok(values
                 .as_string::<i64>()
+                .iter()
+                .map(|s| s.unwrap_or("").to_string())
+                .collect()),
+            DataType::Utf8View => Ok(values
+                .as_string_view()
                 .iter()
                 .map(|s| s.unwrap_or("").to_string())
                 .collect()),
@@ -270,24 +277,28 @@ pub fn str_column<'a>(batch: &'a RecordBatch, name: &str, source: &str) -> Resul
             }
             Ok(StrColumn { keys, dictionary })
         }
-        DataType::Utf8 | DataType::LargeUtf8 => {
-            let all = strings_of(arr)?;
-            let mut map: HashMap<String, u32> = HashMap::new();
-            let mut dictionary = Vec::new();
-            let keys = all
-                .into_iter()
-                .map(|s| {
-                    *map.entry(s.clone()).or_insert_with(|| {
-                        dictionary.push(s);
-                        (dictionary.len() - 1) as u32
-                    })
-                })
-                .collect();
-            Ok(StrColumn {
-                keys: Cow::Owned(keys),
-                dictionary,
-            })
-        }
+        DataType::Utf8 => Ok(intern(arr.as_string::<i32>().iter())),
+        DataType::LargeUtf8 => Ok(intern(arr.as_string::<i64>().iter())),
+        DataType::Utf8View => Ok(intern(arr.as_string_view().iter())),
         dt => Err(wrong_type(name, source, dt, "Dictionary(Int32, Utf8)")),
+    }
+}
+
+/// Interns plain strings row by row without allocating per row.
+fn intern<'s, 'a>(rows: impl Iterator<Item = Option<&'s str>>) -> StrColumn<'a> {
+    let mut map: HashMap<&'s str, u32> = HashMap::new();
+    let mut dictionary = Vec::new();
+    let keys = rows
+        .map(|s| {
+            let s = s.unwrap_or("");
+            *map.entry(s).or_insert_with(|| {
+                dictionary.push(s.to_string());
+                (dictionary.len() - 1) as u32
+            })
+        })
+        .collect();
+    StrColumn {
+        keys: Cow::Owned(keys),
+        dictionary,
     }
 }

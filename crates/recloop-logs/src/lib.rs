@@ -8,7 +8,18 @@
 //! - `events(unit_id u64, ts i64, day u32, metric dict<string>, value f64)`
 //!
 //! stored as `exposures.parquet` + `events.parquet` (Snappy, dictionary-encoded strings) or
-//! `exposures.csv` + `events.csv` (header line with the column names).
+//! `exposures.csv` + `events.csv` (header line with the column names), or as directories
+//! `exposures/` and `events/` of such files (e.g. hive-style `events/day=3/part-0.parquet`).
+//! Files written by other tools are accepted: plain or dictionary strings, any integer width
+//! for ids and days, timestamps as integers or timestamp types, Snappy/zstd/LZ4/uncompressed.
+//!
+//! # Speed
+//!
+//! [`aggregate`] scans the event table in parallel (see [`scan`]): Parquet row groups and CSV
+//! byte ranges are the parts, read with column projection and metric filtering, summed per
+//! unit and merged in a fixed order, so results are identical bit for bit on any number of
+//! threads. [`synthetic::SyntheticLogs::aggregate`] streams a generated log of any size with
+//! memory proportional to units.
 //!
 //! # Use
 //!
@@ -30,7 +41,9 @@ pub mod aggregate;
 pub mod columns;
 pub mod error;
 pub mod reader;
+pub mod scan;
 pub mod schema;
+pub mod shapes;
 pub mod synthetic;
 pub mod unit_index;
 pub mod writer;
@@ -39,6 +52,7 @@ pub use aggregate::{
     AggregateOptions, Aggregation, Aggregator, ArmMetric, ArmUnits, MetricDef, aggregate,
 };
 pub use error::{LogsError, Result};
-pub use reader::{BatchIter, LogReader};
+pub use reader::{BatchIter, LogReader, TableFile};
+pub use scan::{EventRows, EventSink, EventSource, FileEvents, Slots, with_threads};
 pub use schema::{EventRow, ExposureRow, LogFormat, event_schema, exposure_schema};
 pub use writer::{LogWriter, WrittenLogs};

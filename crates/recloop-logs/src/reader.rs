@@ -1,5 +1,10 @@
-//! Streaming readers of log directories: record batches in the canonical schema, for Parquet
-//! (with column projection) and CSV (parsed with line/field errors).
+//! Streaming readers of log directories: record batches for Parquet (column projection,
+//! string columns kept dictionary-encoded) and CSV (parsed with line/field errors).
+//!
+//! A table is either one file (`events.parquet`, `events.csv`) or a directory of files
+//! (`events/…/*.parquet` or `*.csv`, any depth), e.g. hive-style partitions by day such as
+//! `events/day=3/part-0.parquet`. A column missing from a file is taken from a `column=value`
+//! directory of its path (tools that partition by a column usually drop it from the files).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -11,9 +16,11 @@ use arrow_array::{
     ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
     UInt32Array, UInt64Array,
 };
-use arrow_schema::SchemaRef;
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 
 use crate::columns::{f64_column, i64_column, str_column, u32_column, u64_column};
 use crate::error::{LogsError, Result};
@@ -25,35 +32,152 @@ use crate::schema::{
 /// Rows per record batch produced by the readers.
 pub const READ_BATCH_ROWS: usize = 64 * 1024;
 
+/// String columns of the schema (read as dictionaries).
+pub(crate) const STRING_COLUMNS: [&str; 3] = ["experiment", "arm", "metric"];
+
 /// An iterator of record batches.
 pub type BatchIter = Box<dyn Iterator<Item = Result<RecordBatch>>>;
+
+/// One file of a table with the `column=value` directories of its path below the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableFile {
+    /// The file.
+    pub path: PathBuf,
+    /// Its format (from the extension).
+    pub format: LogFormat,
+    /// Hive-style partition values, outermost first.
+    pub partitions: Vec<(String, String)>,
+}
+
+impl TableFile {
+    /// The partition value of `column`, if the path has one.
+    pub fn partition(&self, column: &str) -> Option<&str> {
+        self.partitions
+            .iter()
+            .rev()
+            .find(|(k, _)| k == column)
+            .map(|(_, v)| v.as_str())
+    }
+}
 
 /// A log directory holding an exposure table and an event table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogReader {
     dir: PathBuf,
     format: LogFormat,
+    exposures: PathBuf,
+    events: PathBuf,
+    exposure_files: Vec<TableFile>,
+    event_files: Vec<TableFile>,
+}
+
+/// Files of the table `stem` in `dir`: `stem.parquet`, `stem.csv`, or a directory `stem/`.
+fn table_files(dir: &Path, stem: &str) -> Result<Option<(PathBuf, Vec<TableFile>)>> {
+    for format in [LogFormat::Parquet, LogFormat::Csv] {
+        let p = dir.join(format!("{stem}.{}", format.extension()));
+        if p.is_file() {
+            let f = TableFile {
+                path: p.clone(),
+                format,
+                partitions: Vec::new(),
+            };
+            return Ok(Some((p, vec![f])));
+        }
+    }
+    let root = dir.join(stem);
+    if !root.is_dir() {
+        return Ok(None);
+    }
+    let mut files = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|e| LogsError::io(&d, e))?;
+        for entry in entries {
+            let path = entry.map_err(|e| LogsError::io(&d, e))?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with('.') || name.starts_with('_') {
+                continue; // hidden files, _SUCCESS markers, _delta_log
+            }
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let format = match path.extension().and_then(|e| e.to_str()) {
+                Some("parquet") => LogFormat::Parquet,
+                Some("csv") => LogFormat::Csv,
+                _ => continue,
+            };
+            let partitions = path
+                .strip_prefix(&root)
+                .unwrap_or(&path)
+                .parent()
+                .map(|p| {
+                    p.components()
+                        .filter_map(|c| c.as_os_str().to_str())
+                        .filter_map(|c| c.split_once('='))
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            files.push(TableFile {
+                path,
+                format,
+                partitions,
+            });
+        }
+    }
+    // A fixed order (numeric partition values compare as numbers) keeps results reproducible.
+    files.sort_by_key(|a| natural_key(&a.path));
+    if files.is_empty() {
+        return Err(LogsError::Schema {
+            path: root,
+            message: "directory holds no .parquet or .csv files".into(),
+        });
+    }
+    Ok(Some((root, files)))
+}
+
+/// Path components with digit runs as numbers (`day=10` after `day=9`).
+fn natural_key(p: &Path) -> Vec<(String, u64, String)> {
+    p.components()
+        .filter_map(|c| c.as_os_str().to_str())
+        .map(|c| {
+            let digits_at = c.find(|ch: char| ch.is_ascii_digit()).unwrap_or(c.len());
+            let (head, rest) = c.split_at(digits_at);
+            let end = rest
+                .find(|ch: char| !ch.is_ascii_digit())
+                .unwrap_or(rest.len());
+            let num = rest[..end].parse::<u64>().unwrap_or(0);
+            (head.to_string(), num, rest[end..].to_string())
+        })
+        .collect()
 }
 
 impl LogReader {
-    /// Open `dir`, detecting the format from `exposures.parquet`/`events.parquet` or the `.csv` pair.
+    /// Open `dir`: each table is `NAME.parquet`, `NAME.csv` or a directory `NAME/` of such
+    /// files (hive-style partitions allowed), for NAME = `exposures` and `events`.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
-        for format in [LogFormat::Parquet, LogFormat::Csv] {
-            let x = dir.join(format!("{EXPOSURES}.{}", format.extension()));
-            let e = dir.join(format!("{EVENTS}.{}", format.extension()));
-            if x.is_file() && e.is_file() {
-                return Ok(LogReader { dir, format });
-            }
-        }
-        Err(LogsError::Schema {
-            path: dir,
-            message: "expected exposures.parquet + events.parquet or exposures.csv + events.csv"
+        let missing = || LogsError::Schema {
+            path: dir.clone(),
+            message: "expected exposures.parquet + events.parquet, exposures.csv + events.csv, \
+                      or directories exposures/ and events/ of such files"
                 .into(),
+        };
+        let (exposures, exposure_files) = table_files(&dir, EXPOSURES)?.ok_or_else(missing)?;
+        let (events, event_files) = table_files(&dir, EVENTS)?.ok_or_else(missing)?;
+        let format = event_files.first().map_or(LogFormat::Parquet, |f| f.format);
+        Ok(LogReader {
+            dir,
+            format,
+            exposures,
+            events,
+            exposure_files,
+            event_files,
         })
     }
 
-    /// The detected format.
+    /// The format of the (first) event file.
     pub fn format(&self) -> LogFormat {
         self.format
     }
@@ -63,34 +187,43 @@ impl LogReader {
         &self.dir
     }
 
-    /// Path of the exposure table.
+    /// Path of the exposure table (a file or a directory).
     pub fn exposures_path(&self) -> PathBuf {
-        self.dir
-            .join(format!("{EXPOSURES}.{}", self.format.extension()))
+        self.exposures.clone()
     }
 
-    /// Path of the event table.
+    /// Path of the event table (a file or a directory).
     pub fn events_path(&self) -> PathBuf {
-        self.dir
-            .join(format!("{EVENTS}.{}", self.format.extension()))
+        self.events.clone()
     }
 
-    /// Exposure batches (all columns).
+    /// The files of the exposure table, in reading order.
+    pub fn exposure_files(&self) -> &[TableFile] {
+        &self.exposure_files
+    }
+
+    /// The files of the event table, in reading order.
+    pub fn event_files(&self) -> &[TableFile] {
+        &self.event_files
+    }
+
+    /// Exposure batches (all columns), file after file.
     pub fn exposure_batches(&self) -> Result<BatchIter> {
-        let path = self.exposures_path();
-        match self.format {
-            LogFormat::Parquet => parquet_batches(&path, &EXPOSURE_COLUMNS),
-            LogFormat::Csv => csv_batches(&path, Table::Exposures),
-        }
+        files_batches(
+            self.exposure_files.clone(),
+            &EXPOSURE_COLUMNS,
+            Table::Exposures,
+        )
     }
 
     /// Event batches restricted to `columns` where the format allows (Parquet); CSV yields all.
     pub fn event_batches(&self, columns: &[&str]) -> Result<BatchIter> {
-        let path = self.events_path();
-        match self.format {
-            LogFormat::Parquet => parquet_batches(&path, columns),
-            LogFormat::Csv => csv_batches(&path, Table::Events),
-        }
+        let columns: Vec<&'static str> = EVENT_COLUMNS
+            .iter()
+            .copied()
+            .filter(|c| columns.contains(c))
+            .collect();
+        files_batches(self.event_files.clone(), &columns, Table::Events)
     }
 
     /// All exposure rows (convenience for small logs and tests).
@@ -142,35 +275,187 @@ impl LogReader {
     }
 }
 
-fn parquet_batches(path: &Path, columns: &[&str]) -> Result<BatchIter> {
-    let file = File::open(path).map_err(|e| LogsError::io(path, e))?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| LogsError::parquet(path, e))?;
-    let schema = builder.parquet_schema();
-    let mut roots = Vec::new();
-    for &c in columns {
-        let idx = (0..schema.root_schema().get_fields().len())
-            .find(|&i| schema.root_schema().get_fields()[i].name() == c)
-            .ok_or_else(|| LogsError::Schema {
-                path: path.to_path_buf(),
-                message: format!("missing column `{c}`"),
-            })?;
-        roots.push(idx);
+/// Batches of several files, one after the other, with partition columns filled in.
+fn files_batches(
+    files: Vec<TableFile>,
+    columns: &[&'static str],
+    table: Table,
+) -> Result<BatchIter> {
+    let columns = columns.to_vec();
+    let mut iters = files
+        .into_iter()
+        .map(move |f| file_batches(&f, &columns, table));
+    let mut current: Option<BatchIter> = None;
+    Ok(Box::new(std::iter::from_fn(move || {
+        loop {
+            if let Some(it) = current.as_mut() {
+                if let Some(b) = it.next() {
+                    return Some(b);
+                }
+                current = None;
+            }
+            match iters.next()? {
+                Ok(it) => current = Some(it),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    })))
+}
+
+/// Batches of one file (Parquet: only `columns`; CSV: all), partition columns filled in.
+pub(crate) fn file_batches(
+    file: &TableFile,
+    columns: &[&'static str],
+    table: Table,
+) -> Result<BatchIter> {
+    match file.format {
+        LogFormat::Parquet => parquet_batches(file, columns),
+        LogFormat::Csv => csv_batches(file, table),
     }
-    let mask = ProjectionMask::roots(schema, roots);
-    let reader = builder
+}
+
+/// Parquet metadata of a file, with the string columns hinted as dictionaries so that
+/// dictionary-encoded pages are read without materialising a string per row.
+pub(crate) fn parquet_metadata(path: &Path) -> Result<ArrowReaderMetadata> {
+    let file = File::open(path).map_err(|e| LogsError::io(path, e))?;
+    let plain = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+        .map_err(|e| LogsError::parquet(path, e))?;
+    let fields: Vec<Field> = plain
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let stringy = matches!(
+                f.data_type(),
+                DataType::Utf8
+                    | DataType::LargeUtf8
+                    | DataType::Utf8View
+                    | DataType::Binary
+                    | DataType::LargeBinary
+            );
+            if stringy && STRING_COLUMNS.contains(&f.name().as_str()) {
+                Field::new(
+                    f.name(),
+                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                    f.is_nullable(),
+                )
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    let hint = Arc::new(Schema::new(fields));
+    ArrowReaderMetadata::try_new(
+        plain.metadata().clone(),
+        ArrowReaderOptions::new().with_schema(hint),
+    )
+    .map_err(|e| LogsError::parquet(path, e))
+}
+
+/// Root column index of `name` in a Parquet file, if present.
+pub(crate) fn parquet_column(meta: &ArrowReaderMetadata, name: &str) -> Option<usize> {
+    let root = meta.parquet_schema().root_schema().get_fields();
+    root.iter().position(|f| f.name() == name)
+}
+
+/// A constant column of `rows` rows holding a partition value, typed as the canonical column.
+pub(crate) fn partition_column(
+    file: &TableFile,
+    column: &str,
+    value: &str,
+    rows: usize,
+) -> Result<ArrayRef> {
+    let bad = |what: &str| LogsError::Schema {
+        path: file.path.clone(),
+        message: format!("partition directory `{column}={value}` is not {what}"),
+    };
+    Ok(match column {
+        "unit_id" => Arc::new(UInt64Array::from(vec![
+            value.parse::<u64>().map_err(
+                |_| bad("an unsigned integer")
+            )?;
+            rows
+        ])),
+        "ts" => Arc::new(Int64Array::from(vec![
+            value
+                .parse::<i64>()
+                .map_err(|_| bad("an integer"))?;
+            rows
+        ])),
+        "day" => Arc::new(UInt32Array::from(vec![
+            value.parse::<u32>().map_err(
+                |_| bad("a day index (u32)")
+            )?;
+            rows
+        ])),
+        "value" => Arc::new(Float64Array::from(vec![
+            value
+                .parse::<f64>()
+                .map_err(|_| bad("a number"))?;
+            rows
+        ])),
+        _ => Arc::new(
+            DictionaryArray::<Int32Type>::try_new(
+                Int32Array::from(vec![0; rows]),
+                Arc::new(StringArray::from(vec![value.to_string()])),
+            )
+            .map_err(|e| LogsError::parquet(&file.path, e))?,
+        ),
+    })
+}
+
+fn parquet_batches(file: &TableFile, columns: &[&'static str]) -> Result<BatchIter> {
+    let path = file.path.as_path();
+    let meta = parquet_metadata(path)?;
+    let mut roots = Vec::new();
+    let mut from_path: Vec<(&'static str, String)> = Vec::new();
+    for &c in columns {
+        match parquet_column(&meta, c) {
+            Some(idx) => roots.push(idx),
+            None => match file.partition(c) {
+                Some(v) => from_path.push((c, v.to_string())),
+                None => {
+                    return Err(LogsError::Schema {
+                        path: path.to_path_buf(),
+                        message: format!("missing column `{c}`"),
+                    });
+                }
+            },
+        }
+    }
+    let mask = ProjectionMask::roots(meta.parquet_schema(), roots);
+    let handle = File::open(path).map_err(|e| LogsError::io(path, e))?;
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(handle, meta)
         .with_projection(mask)
         .with_batch_size(READ_BATCH_ROWS)
         .build()
         .map_err(|e| LogsError::parquet(path, e))?;
-    let p = path.to_path_buf();
-    Ok(Box::new(
-        reader.map(move |b| b.map_err(|e| LogsError::parquet(&p, e))),
-    ))
+    let file = file.clone();
+    Ok(Box::new(reader.map(move |b| {
+        let b = b.map_err(|e| LogsError::parquet(&file.path, e))?;
+        if from_path.is_empty() {
+            return Ok(b);
+        }
+        let mut fields: Vec<Field> = b
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        let mut cols: Vec<ArrayRef> = b.columns().to_vec();
+        for (c, v) in &from_path {
+            let col = partition_column(&file, c, v, b.num_rows())?;
+            fields.push(Field::new(*c, col.data_type().clone(), false));
+            cols.push(col);
+        }
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
+            .map_err(|e| LogsError::parquet(&file.path, e))
+    })))
 }
 
+/// The two tables of a log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Table {
+pub(crate) enum Table {
     Exposures,
     Events,
 }
@@ -180,8 +465,10 @@ struct CsvBatches {
     path: PathBuf,
     reader: csv::Reader<std::io::BufReader<File>>,
     table: Table,
-    /// Index in the file of each canonical column.
-    order: [usize; 5],
+    /// Index in the file of each canonical column (`None`: from the partition value).
+    order: [Option<usize>; 5],
+    /// Partition values of columns missing from the header.
+    fixed: [String; 5],
     dicts: [HashMap<String, i32>; 2],
     dict_values: [Vec<String>; 2],
     done: bool,
@@ -235,7 +522,12 @@ impl CsvBatches {
                 break;
             }
             let line = record.position().map_or(0, |p| p.line());
-            let get = |i: usize| -> &str { record.get(self.order[i]).unwrap_or("").trim() };
+            let get = |i: usize| -> &str {
+                match self.order[i] {
+                    Some(j) => record.get(j).unwrap_or("").trim(),
+                    None => self.fixed[i].as_str(),
+                }
+            };
             let parse_u64 = |i: usize| -> Result<u64> {
                 get(i)
                     .parse::<u64>()
@@ -336,11 +628,21 @@ impl Iterator for CsvBatches {
     }
 }
 
-fn csv_batches(path: &Path, table: Table) -> Result<BatchIter> {
-    let file = File::open(path).map_err(|e| LogsError::io(path, e))?;
+/// A CSV reader past the header, the field index of each canonical column (`None`: from the
+/// partition directory) and those partition values.
+pub(crate) type CsvHeader = (
+    csv::Reader<std::io::BufReader<File>>,
+    [Option<usize>; 5],
+    [String; 5],
+);
+
+/// Header of a CSV file: the position of each canonical column, or its partition value.
+pub(crate) fn csv_header(file: &TableFile, columns: &[&str; 5]) -> Result<CsvHeader> {
+    let path = file.path.as_path();
+    let f = File::open(path).map_err(|e| LogsError::io(path, e))?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
-        .from_reader(std::io::BufReader::new(file));
+        .from_reader(std::io::BufReader::new(f));
     let headers = reader
         .headers()
         .map_err(|e| LogsError::Csv {
@@ -350,30 +652,40 @@ fn csv_batches(path: &Path, table: Table) -> Result<BatchIter> {
             message: e.to_string(),
         })?
         .clone();
+    let mut order = [None; 5];
+    let mut fixed: [String; 5] = Default::default();
+    for (i, c) in columns.iter().enumerate() {
+        order[i] = headers.iter().position(|h| h.trim() == *c);
+        if order[i].is_none() {
+            fixed[i] = file
+                .partition(c)
+                .ok_or_else(|| LogsError::Csv {
+                    path: path.to_path_buf(),
+                    line: 1,
+                    field: (*c).to_string(),
+                    message: format!(
+                        "missing column in header {:?}",
+                        headers.iter().collect::<Vec<_>>()
+                    ),
+                })?
+                .to_string();
+        }
+    }
+    Ok((reader, order, fixed))
+}
+
+fn csv_batches(file: &TableFile, table: Table) -> Result<BatchIter> {
     let columns: &[&str; 5] = match table {
         Table::Exposures => &EXPOSURE_COLUMNS,
         Table::Events => &EVENT_COLUMNS,
     };
-    let mut order = [0usize; 5];
-    for (i, c) in columns.iter().enumerate() {
-        order[i] = headers
-            .iter()
-            .position(|h| h.trim() == *c)
-            .ok_or_else(|| LogsError::Csv {
-                path: path.to_path_buf(),
-                line: 1,
-                field: (*c).to_string(),
-                message: format!(
-                    "missing column in header {:?}",
-                    headers.iter().collect::<Vec<_>>()
-                ),
-            })?;
-    }
+    let (reader, order, fixed) = csv_header(file, columns)?;
     Ok(Box::new(CsvBatches {
-        path: path.to_path_buf(),
+        path: file.path.clone(),
         reader,
         table,
         order,
+        fixed,
         dicts: [HashMap::new(), HashMap::new()],
         dict_values: [Vec::new(), Vec::new()],
         done: false,

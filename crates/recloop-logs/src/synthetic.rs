@@ -10,7 +10,9 @@ use arrow_array::{
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
+use crate::aggregate::{AggregateOptions, Aggregation, Aggregator};
 use crate::error::{LogsError, Result};
+use crate::scan::{EventRows, EventSink, EventSource, NO_SLOT, Slots};
 use crate::schema::{event_schema, exposure_schema};
 use crate::writer::LogWriter;
 
@@ -40,6 +42,9 @@ pub struct SyntheticLogs {
     pub seed: u64,
     /// Rows per generated batch.
     pub batch_rows: usize,
+    /// Event rows per part: each part has its own random stream, so parts can be generated
+    /// in parallel and the log is the same whatever the thread count.
+    pub part_rows: u64,
 }
 
 impl SyntheticLogs {
@@ -55,6 +60,7 @@ impl SyntheticLogs {
             days: 14,
             seed,
             batch_rows: 64 * 1024,
+            part_rows: 1 << 20,
         }
     }
 
@@ -78,6 +84,7 @@ impl SyntheticLogs {
             || self.metrics.is_empty()
             || self.days == 0
             || self.batch_rows == 0
+            || self.part_rows == 0
         {
             return Err(LogsError::invalid(
                 "synthetic",
@@ -127,49 +134,106 @@ impl SyntheticLogs {
         Ok(out)
     }
 
-    /// Event batches in the canonical schema (time-ordered within the whole log is not required).
-    pub fn event_batches(&self) -> Result<Vec<RecordBatch>> {
+    /// Number of event parts.
+    pub fn event_parts(&self) -> u64 {
+        self.events.div_ceil(self.part_rows.max(1))
+    }
+
+    /// Generate part `part` in batches of `batch_rows`: `emit(unit, ts, day, metric index, value)`.
+    fn generate_part(
+        &self,
+        part: u64,
+        mut emit: impl FnMut(&[u64], &[i64], &[u32], &[u32], &[f64]) -> Result<()>,
+    ) -> Result<()> {
         self.check()?;
-        let mut rng = Pcg64Mcg::seed_from_u64(self.seed);
+        let mut rng =
+            Pcg64Mcg::seed_from_u64(self.seed ^ (part + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let span = i64::from(self.days) * DAY;
-        let mut out = Vec::new();
-        let mut produced = 0u64;
-        while produced < self.events {
-            let rows = (self.events - produced).min(self.batch_rows as u64) as usize;
-            let mut unit = Vec::with_capacity(rows);
-            let mut ts = Vec::with_capacity(rows);
-            let mut day = Vec::with_capacity(rows);
-            let mut metric = Vec::with_capacity(rows);
-            let mut value = Vec::with_capacity(rows);
+        let first = part * self.part_rows;
+        let last = (first + self.part_rows).min(self.events);
+        let n_metrics = self.metrics.len();
+        let cap = self.batch_rows.min((last - first) as usize);
+        let mut unit = Vec::with_capacity(cap);
+        let mut ts = Vec::with_capacity(cap);
+        let mut day = Vec::with_capacity(cap);
+        let mut metric = Vec::with_capacity(cap);
+        let mut value = Vec::with_capacity(cap);
+        let mut produced = first;
+        while produced < last {
+            let rows = (last - produced).min(self.batch_rows as u64) as usize;
+            unit.clear();
+            ts.clear();
+            day.clear();
+            metric.clear();
+            value.clear();
             for _ in 0..rows {
                 let u = rng.random_range(0..self.units);
                 let t = rng.random_range(0..span);
-                let m = rng.random_range(0..self.metrics.len());
+                let m = if n_metrics == 1 {
+                    0
+                } else {
+                    rng.random_range(0..n_metrics)
+                };
                 let mut v = -(1.0 - rng.random::<f64>()).ln();
-                if self.arm_of(u) != 0 && t >= self.exposure_ts(u) {
+                if self.treatment_lift != 0.0 && self.arm_of(u) != 0 && t >= self.exposure_ts(u) {
                     v *= 1.0 + self.treatment_lift;
                 }
                 unit.push(u);
                 ts.push(t);
                 day.push((t / DAY) as u32);
-                metric.push(m as i32);
+                metric.push(m as u32);
                 value.push(v);
             }
-            let batch = RecordBatch::try_new(
-                event_schema(),
-                vec![
-                    Arc::new(UInt64Array::from(unit)),
-                    Arc::new(Int64Array::from(ts)),
-                    Arc::new(UInt32Array::from(day)),
-                    Self::dict(&self.metrics, metric)?,
-                    Arc::new(Float64Array::from(value)),
-                ],
-            )
-            .map_err(|e| LogsError::invalid("synthetic", e.to_string()))?;
-            out.push(batch);
+            emit(&unit, &ts, &day, &metric, &value)?;
             produced += rows as u64;
         }
+        Ok(())
+    }
+
+    /// Call `f` with every event batch in the canonical schema, part after part (streamed).
+    pub fn for_each_event_batch(&self, mut f: impl FnMut(RecordBatch) -> Result<()>) -> Result<()> {
+        self.check()?;
+        for part in 0..self.event_parts() {
+            self.generate_part(part, |unit, ts, day, metric, value| {
+                let batch = RecordBatch::try_new(
+                    event_schema(),
+                    vec![
+                        Arc::new(UInt64Array::from(unit.to_vec())),
+                        Arc::new(Int64Array::from(ts.to_vec())),
+                        Arc::new(UInt32Array::from(day.to_vec())),
+                        Self::dict(&self.metrics, metric.iter().map(|&m| m as i32).collect())?,
+                        Arc::new(Float64Array::from(value.to_vec())),
+                    ],
+                )
+                .map_err(|e| LogsError::invalid("synthetic", e.to_string()))?;
+                f(batch)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Event batches in the canonical schema, all held in memory (for small logs; large ones
+    /// stream through [`for_each_event_batch`](Self::for_each_event_batch) or
+    /// [`aggregate`](Self::aggregate)).
+    pub fn event_batches(&self) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        self.for_each_event_batch(|b| {
+            out.push(b);
+            Ok(())
+        })?;
         Ok(out)
+    }
+
+    /// Aggregate the log without writing or holding it: exposures (one row per unit) first,
+    /// then the events generated part by part in parallel and streamed into the aggregator.
+    /// Memory is proportional to units (and threads), not events.
+    pub fn aggregate(&self, options: AggregateOptions) -> Result<Aggregation> {
+        let mut agg = Aggregator::new(options)?;
+        for b in self.exposure_batches()? {
+            agg.add_exposures(&b, "synthetic")?;
+        }
+        agg.add_event_source(self)?;
+        Ok(agg.finish())
     }
 
     /// Write the log through a [`LogWriter`] (row by row, as a simulator would).
@@ -190,7 +254,7 @@ impl SyntheticLogs {
                 )?;
             }
         }
-        for b in self.event_batches()? {
+        self.for_each_event_batch(|b| {
             let unit = crate::columns::u64_column(&b, "unit_id", src)?;
             let ts = crate::columns::i64_column(&b, "ts", src)?;
             let day = crate::columns::u32_column(&b, "day", src)?;
@@ -205,7 +269,39 @@ impl SyntheticLogs {
                     value[i],
                 )?;
             }
-        }
-        Ok(())
+            Ok(())
+        })
+    }
+}
+
+impl EventSource for SyntheticLogs {
+    fn parts(&self) -> usize {
+        usize::try_from(self.event_parts()).unwrap_or(usize::MAX)
+    }
+
+    fn scan_part(&self, part: usize, sink: &mut EventSink<'_>) -> Result<()> {
+        let slot_of: Vec<u32> = self
+            .metrics
+            .iter()
+            .map(|m| sink.slot(m).unwrap_or(NO_SLOT))
+            .collect();
+        let mut slots = Vec::new();
+        self.generate_part(part as u64, |unit, ts, day, metric, value| {
+            let slots = if slot_of.len() == 1 {
+                Slots::All(slot_of[0])
+            } else {
+                slots.clear();
+                slots.extend(metric.iter().map(|&m| slot_of[m as usize]));
+                Slots::PerRow(&slots)
+            };
+            sink.count_read(unit.len() as u64);
+            sink.add_rows(&EventRows {
+                unit,
+                ts,
+                value,
+                day: Some(day),
+                slots,
+            })
+        })
     }
 }

@@ -193,3 +193,83 @@ impl HeadTable {
         }
     }
 }
+
+/// Read-only map from unit id to its first membership, chosen for the ids at hand: a direct
+/// array when the ids are dense (most logs number their units), else a [`HeadTable`].
+#[derive(Debug, Clone)]
+pub enum UnitLookup {
+    /// `heads[unit_id - base]`.
+    Direct {
+        /// Smallest unit id.
+        base: u64,
+        /// One entry per id in `base..base + len` (`membership == u32::MAX`: not exposed).
+        heads: Vec<(i64, u32, u32)>,
+    },
+    /// Open addressing over the ids.
+    Hashed(HeadTable),
+}
+
+impl UnitLookup {
+    /// Build from a unit index; `describe(membership)` gives (first_ts, has_more).
+    pub fn build(index: &UnitIndex, describe: impl Fn(u32) -> (i64, bool)) -> Self {
+        let live = || index.slots.iter().filter(|(_, m)| *m != EMPTY);
+        let (lo, hi) = live().fold((u64::MAX, 0u64), |(lo, hi), &(k, _)| (lo.min(k), hi.max(k)));
+        let span = hi.saturating_sub(lo).saturating_add(1);
+        let dense = !index.is_empty() && span <= (index.len() as u64).saturating_mul(4) + 4096;
+        if !dense || span > (1 << 28) {
+            return UnitLookup::Hashed(HeadTable::build(index, describe));
+        }
+        let mut heads = vec![(0i64, EMPTY, 0u32); span as usize];
+        for &(k, m) in live() {
+            let (first_ts, more) = describe(m);
+            heads[(k - lo) as usize] = (first_ts, m, u32::from(more));
+        }
+        UnitLookup::Direct { base: lo, heads }
+    }
+
+    /// (first exposure time, head membership, has more memberships) of `unit`.
+    #[inline(always)]
+    pub fn get(&self, unit: u64) -> Option<(i64, u32, bool)> {
+        match self {
+            UnitLookup::Direct { base, heads } => {
+                let i = unit.wrapping_sub(*base);
+                if i >= heads.len() as u64 {
+                    return None;
+                }
+                let (ts, m, more) = heads[i as usize];
+                if m == EMPTY {
+                    None
+                } else {
+                    Some((ts, m, more != 0))
+                }
+            }
+            UnitLookup::Hashed(t) => t.get(unit).map(|h| (h.first_ts, h.membership, h.more != 0)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod lookup_tests {
+    use super::*;
+
+    #[test]
+    fn direct_and_hashed_lookups_agree() {
+        for spread in [1u64, 1_000_003] {
+            let mut idx = UnitIndex::default();
+            for k in 0..5_000u64 {
+                idx.insert(10 + k * spread, k as u32);
+            }
+            let l = UnitLookup::build(&idx, |m| (i64::from(m) * 3, m.is_multiple_of(7)));
+            assert_eq!(matches!(l, UnitLookup::Direct { .. }), spread == 1);
+            for k in 0..5_000u64 {
+                let m = k as u32;
+                assert_eq!(
+                    l.get(10 + k * spread),
+                    Some((i64::from(m) * 3, m, m.is_multiple_of(7)))
+                );
+            }
+            assert_eq!(l.get(9), None);
+            assert_eq!(l.get(u64::MAX), None);
+        }
+    }
+}

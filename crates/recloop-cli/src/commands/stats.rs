@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Subcommand;
-use recloop_logs::{AggregateOptions, LogReader, MetricDef, aggregate};
+use recloop_logs::synthetic::SyntheticLogs;
+use recloop_logs::{AggregateOptions, LogReader, MetricDef, aggregate, with_threads};
 
 /// Subcommands of `recloop stats`.
 #[derive(Subcommand)]
@@ -25,8 +26,10 @@ pub enum Command {
     },
     /// Aggregate exposure/event logs (Parquet or CSV) into per-arm sufficient statistics.
     Aggregate {
-        /// Directory with exposures.{parquet,csv} and events.{parquet,csv}.
-        dir: PathBuf,
+        /// Directory with exposures.{parquet,csv} and events.{parquet,csv}, or directories
+        /// exposures/ and events/ of such files (hive-style partitions such as day=3/ allowed).
+        #[arg(required_unless_present = "synthetic_events")]
+        dir: Option<PathBuf>,
         /// Mean metric over the named event (repeatable).
         #[arg(long = "mean")]
         means: Vec<String>,
@@ -45,7 +48,32 @@ pub enum Command {
         /// Also collect the pre-exposure covariate for CUPED.
         #[arg(long)]
         cuped: bool,
+        /// Threads for the scan (default: all cores); results are identical for any count.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Instead of DIR, aggregate a generated log of this many events (e.g. 1e9), streamed
+        /// from the generator without writing or holding it (experiment `exp`, arms
+        /// control/treatment, events click and revenue).
+        #[arg(long, value_parser = parse_count, conflicts_with = "dir")]
+        synthetic_events: Option<u64>,
+        /// Units of the generated log.
+        #[arg(long, value_parser = parse_count, default_value = "100000")]
+        synthetic_units: u64,
+        /// Seed of the generated log.
+        #[arg(long, default_value_t = 42)]
+        synthetic_seed: u64,
     },
+}
+
+/// A count written as an integer or in scientific notation (`1e9`).
+fn parse_count(s: &str) -> Result<u64, String> {
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(n);
+    }
+    match s.parse::<f64>() {
+        Ok(x) if x >= 0.0 && x.fract() == 0.0 && x < 1.8e19 => Ok(x as u64),
+        _ => Err(format!("{s:?} is not a non-negative whole number")),
+    }
 }
 
 /// Execute a `recloop stats` subcommand.
@@ -101,6 +129,10 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
             experiment,
             max_day,
             cuped,
+            threads,
+            synthetic_events,
+            synthetic_units,
+            synthetic_seed,
         } => {
             let mut metrics: Vec<MetricDef> = means.iter().map(|e| MetricDef::mean(e)).collect();
             metrics.extend(proportions.iter().map(|e| MetricDef::proportion(e)));
@@ -113,16 +145,23 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
                 })?;
                 metrics.push(MetricDef::ratio(name, num, den));
             }
-            let reader = LogReader::open(&dir)?;
-            let agg = aggregate(
-                &reader,
-                AggregateOptions {
-                    metrics,
-                    experiment,
-                    max_day,
-                    cuped,
-                },
-            )?;
+            let options = AggregateOptions {
+                metrics,
+                experiment,
+                max_day,
+                cuped,
+            };
+            let agg = match (synthetic_events, &dir) {
+                (Some(events), _) => {
+                    let spec = SyntheticLogs::new(synthetic_units, events, synthetic_seed);
+                    with_threads(threads, || spec.aggregate(options))??
+                }
+                (None, Some(dir)) => {
+                    let reader = LogReader::open(dir)?;
+                    with_threads(threads, || aggregate(&reader, options))??
+                }
+                (None, None) => anyhow::bail!("name a log directory or --synthetic-events"),
+            };
             println!("{}", serde_json::to_string_pretty(&agg)?);
             Ok(())
         }
