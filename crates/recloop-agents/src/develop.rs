@@ -475,6 +475,15 @@ pub fn develop(ctx: &DevelopCtx<'_>, proposal: &Proposal) -> Result<DevelopResul
     let context = develop_context(ctx, &wt);
     // one conversation per proposal: a repair round continues it with the gate's evidence
     let transcript = std::sync::Mutex::new(Vec::new());
+    let attempt = Attempt {
+        ctx,
+        proposal,
+        worktree: &wt,
+        branch: &branch,
+        tools: &tools,
+        context: &context,
+        transcript: &transcript,
+    };
     // typed edits are not repaired: a failed gate rejects the mutation
     let max_rounds = if ctx.brain.writes_code() {
         MAX_REPAIR_ROUNDS
@@ -487,15 +496,6 @@ pub fn develop(ctx: &DevelopCtx<'_>, proposal: &Proposal) -> Result<DevelopResul
     let mut unusable_answers = 0u32;
     for round in 0..=max_rounds {
         quality.repair_rounds = round;
-        let attempt = Attempt {
-            ctx,
-            proposal,
-            worktree: &wt,
-            branch: &branch,
-            tools: &tools,
-            context: &context,
-            transcript: &transcript,
-        };
         let (gates, metrics) = match attempt.round(round, repair.as_deref(), &mut quality)? {
             RoundOutcome::Checked { gates, metrics } => (gates, metrics),
             RoundOutcome::Unusable { detail } => {

@@ -94,3 +94,12 @@ impl AgentError {
         }
     }
 }
+
+impl From<crate::config_edit::EditError> for AgentError {
+    fn from(e: crate::config_edit::EditError) -> AgentError {
+        AgentError::Invalid {
+            path: e.file,
+            reason: e.reason,
+        }
+    }
+}

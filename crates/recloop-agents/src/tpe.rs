@@ -16,6 +16,36 @@ pub struct Observation {
     pub y: f64,
 }
 
+/// What TPE learns from: each measured trial's coordinates (`coords`; `None` skips the trial)
+/// and signed validation value. A trial that went online and was not kept counts as no better
+/// than the current production: its offline gain did not survive the users (inconclusive, or a
+/// guardrail not shown unharmed), so the search must not crowd around it.
+pub fn observations(
+    history: &crate::history::History,
+    sign: f64,
+    coords: impl Fn(&crate::history::Trial) -> Option<BTreeMap<String, Coord>>,
+) -> Vec<Observation> {
+    let production = history
+        .production_values
+        .last()
+        .map_or(f64::NEG_INFINITY, |p| sign * p.1);
+    history
+        .trials
+        .iter()
+        .filter_map(|t| {
+            let y = sign * t.value?;
+            Some(Observation {
+                x: coords(t)?,
+                y: if t.failed_online() {
+                    y.min(production)
+                } else {
+                    y
+                },
+            })
+        })
+        .collect()
+}
+
 /// The fitted densities.
 #[derive(Debug, Clone)]
 pub struct Tpe {

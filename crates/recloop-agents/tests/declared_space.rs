@@ -12,15 +12,7 @@ use recloop_journal::{Event, EventFilter};
 
 #[test]
 fn the_builtin_brain_tunes_a_python_workspace_by_deltas() {
-    if !common::require(
-        common::numpy_available(),
-        "python3 with numpy (examples/python-mf is a Python workspace)",
-        "install it with `apt-get install -y python3-numpy` or `python3 -m pip install numpy`",
-    ) || !common::require(
-        common::sandbox_available(),
-        "a sandbox that can confine commands",
-        "install bubblewrap (`apt-get install -y bubblewrap`) or enable unprivileged user namespaces",
-    ) {
+    if !common::python_workspace_runs() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -284,15 +284,7 @@ fn a_command_trying_the_network_fails_its_gate_with_the_reason() {
 
 #[test]
 fn llm_path_changes_python_model_code_and_repairs_it_in_the_same_conversation() {
-    if !common::require(
-        common::numpy_available(),
-        "python3 with numpy (examples/python-mf is a Python workspace)",
-        "install it with `apt-get install -y python3-numpy` or `python3 -m pip install numpy`",
-    ) || !common::require(
-        common::sandbox_available(),
-        "a sandbox that can confine commands (an external workspace's commands run code an LLM wrote)",
-        "install bubblewrap (`apt-get install -y bubblewrap`) or enable unprivileged user namespaces",
-    ) {
+    if !common::python_workspace_runs() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -126,22 +126,7 @@ impl ProposalContext<'_> {
             ),
         }];
         for t in same_lever.iter().rev().take(3) {
-            evidence.push(EvidenceItem {
-                source: EvidenceSource::Journal,
-                reference: t.proposal.id.clone(),
-                summary: format!(
-                    "{}: {} = {}, {}",
-                    t.proposal.title,
-                    primary.name,
-                    t.value.map_or("not measured".into(), |v| format!("{v:.4}")),
-                    t.decision.map_or_else(
-                        || t.rejected
-                            .clone()
-                            .map_or("undecided".into(), |r| format!("rejected: {r}")),
-                        |d| d.to_string()
-                    )
-                ),
-            });
+            evidence.push(trial_evidence(t, &primary.name));
         }
         if let Some(t) = self.tpe {
             evidence.push(EvidenceItem {
@@ -155,6 +140,49 @@ impl ProposalContext<'_> {
             });
         }
         evidence
+    }
+}
+
+/// An earlier trial on the same lever as evidence: its value of `metric` and how it ended.
+fn trial_evidence(t: &crate::history::Trial, metric: &str) -> EvidenceItem {
+    EvidenceItem {
+        source: EvidenceSource::Journal,
+        reference: t.proposal.id.clone(),
+        summary: format!(
+            "{}: {metric} = {}, {}",
+            t.proposal.title,
+            t.value.map_or("not measured".into(), |v| format!("{v:.4}")),
+            t.decision.map_or_else(
+                || t.rejected
+                    .clone()
+                    .map_or("undecided".into(), |r| format!("rejected: {r}")),
+                |d| d.to_string()
+            )
+        ),
+    }
+}
+
+/// A brainstorm batch, best S first, with its trajectory step (`searched`: what was searched).
+fn batch_output(mut proposals: Vec<Proposal>, searched: String) -> BrainstormOutput {
+    proposals.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+    let output = proposals
+        .iter()
+        .map(|p| format!("{} [{:?}] S={:.3}", p.title, p.kind, p.score))
+        .collect::<Vec<_>>()
+        .join("\n");
+    BrainstormOutput {
+        proposals,
+        rejected: Vec::<Rejection>::new(),
+        trajectory: TrajectoryStep {
+            agent: "brainstorm".into(),
+            input: searched,
+            tool_calls: vec![],
+            output,
+            tokens_in: 0,
+            tokens_out: 0,
+            cost_usd: 0.0,
+            duration_ms: 0,
+        },
     }
 }
 
@@ -275,30 +303,9 @@ struct Choice {
 }
 
 impl BuiltinBrain {
-    /// What TPE learns from: each measured trial's spec and signed validation value. A trial
-    /// that went online and was not kept counts as no better than the current production: its
-    /// offline gain did not survive the users (inconclusive, or a guardrail not shown unharmed),
-    /// so the search must not crowd around it.
+    /// What TPE learns from in the pipeline space (see [`crate::tpe::observations`]).
     fn observations(history: &History, sign: f64) -> Vec<Observation> {
-        let production = history
-            .production_values
-            .last()
-            .map_or(f64::NEG_INFINITY, |p| sign * p.1);
-        history
-            .trials
-            .iter()
-            .filter_map(|t| {
-                let y = sign * t.value?;
-                Some(Observation {
-                    x: features(t.spec.as_ref()?),
-                    y: if t.failed_online() {
-                        y.min(production)
-                    } else {
-                        y
-                    },
-                })
-            })
-            .collect()
+        crate::tpe::observations(history, sign, |t| t.spec.as_ref().map(features))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -440,32 +447,16 @@ impl Brain for BuiltinBrain {
             };
             proposals.push(context.proposal(c, kind, i));
         }
-        proposals.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
-        let output = proposals
-            .iter()
-            .map(|p| format!("{} [{:?}] S={:.3}", p.title, p.kind, p.score))
-            .collect::<Vec<_>>()
-            .join("\n");
-        Ok(BrainstormOutput {
+        Ok(batch_output(
             proposals,
-            rejected: Vec::<Rejection>::new(),
-            trajectory: TrajectoryStep {
-                agent: "brainstorm".into(),
-                input: format!(
-                    "{} brain, seed {}, {} past trials, {} measured",
-                    self.name(),
-                    input.seed,
-                    input.history.trials.len(),
-                    obs.len()
-                ),
-                tool_calls: vec![],
-                output,
-                tokens_in: 0,
-                tokens_out: 0,
-                cost_usd: 0.0,
-                duration_ms: 0,
-            },
-        })
+            format!(
+                "{} brain, seed {}, {} past trials, {} measured",
+                self.name(),
+                input.seed,
+                input.history.trials.len(),
+                obs.len()
+            ),
+        ))
     }
 
     fn develop(&self, input: &DevelopInput<'_>) -> Result<DevelopOutput> {
@@ -487,12 +478,7 @@ impl Brain for BuiltinBrain {
             reason: format!("cannot serialise the new spec: {e}"),
         })?;
         // a delta of the file: comments and untouched values keep their text
-        let new = crate::config_edit::update_toml("pipeline.toml", &old, &table).map_err(|e| {
-            AgentError::Invalid {
-                path: e.file,
-                reason: e.reason,
-            }
-        })?;
+        let new = crate::config_edit::update_toml("pipeline.toml", &old, &table)?;
         let diff = crate::diff::make("pipeline.toml", &old, &new);
         let written = input.tools.apply_diff(&diff)?;
         Ok(DevelopOutput {
@@ -575,33 +561,17 @@ impl BuiltinBrain {
                 obs.len(),
             ));
         }
-        proposals.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
-        let output = proposals
-            .iter()
-            .map(|p| format!("{} [{:?}] S={:.3}", p.title, p.kind, p.score))
-            .collect::<Vec<_>>()
-            .join("\n");
-        Ok(BrainstormOutput {
+        Ok(batch_output(
             proposals,
-            rejected: Vec::<Rejection>::new(),
-            trajectory: TrajectoryStep {
-                agent: "brainstorm".into(),
-                input: format!(
-                    "{} brain over {} declared parameters, seed {}, {} past trials, {} measured",
-                    self.name(),
-                    space.params().len(),
-                    input.seed,
-                    input.history.trials.len(),
-                    obs.len()
-                ),
-                tool_calls: vec![],
-                output,
-                tokens_in: 0,
-                tokens_out: 0,
-                cost_usd: 0.0,
-                duration_ms: 0,
-            },
-        })
+            format!(
+                "{} brain over {} declared parameters, seed {}, {} past trials, {} measured",
+                self.name(),
+                space.params().len(),
+                input.seed,
+                input.history.trials.len(),
+                obs.len()
+            ),
+        ))
     }
 }
 
@@ -651,17 +621,7 @@ fn declared_proposal(
         .rev()
         .take(3)
     {
-        evidence.push(EvidenceItem {
-            source: EvidenceSource::Journal,
-            reference: t.proposal.id.clone(),
-            summary: format!(
-                "{}: {} = {}, {}",
-                t.proposal.title,
-                primary.name,
-                t.value.map_or("not measured".into(), |v| format!("{v:.4}")),
-                t.decision.map_or("undecided".into(), |d| d.to_string())
-            ),
-        });
+        evidence.push(trial_evidence(t, &primary.name));
     }
     if measured > 0 {
         evidence.push(EvidenceItem {

@@ -58,7 +58,7 @@ impl<'a> DeclaredSpace<'a> {
                     texts.entry(p.file.as_str()).or_insert(t)
                 }
             };
-            let v = config_edit::read_value(&p.file, text, &p.key).map_err(invalid)?;
+            let v = config_edit::read_value(&p.file, text, &p.key)?;
             if let Some(v) = v {
                 a.insert(p.label().to_string(), v);
             }
@@ -230,19 +230,12 @@ impl<'a> DeclaredSpace<'a> {
             let mut text = old.clone();
             for p in params {
                 if let Some(v) = new.get(p.label()) {
-                    text = config_edit::set_value(file, &text, &p.key, v).map_err(invalid)?;
+                    text = config_edit::set_value(file, &text, &p.key, v)?;
                 }
             }
             out.push((file.to_string(), old, text));
         }
         Ok(out)
-    }
-}
-
-fn invalid(e: config_edit::EditError) -> AgentError {
-    AgentError::Invalid {
-        path: e.file,
-        reason: e.reason,
     }
 }
 
@@ -252,29 +245,11 @@ pub fn trial_assignment(t: &Trial) -> Option<Assignment> {
     serde_json::from_value(v.clone()).ok()
 }
 
-/// What TPE learns from: each measured trial's assignment and signed validation value (a trial
-/// that failed online counts as no better than production, as in the pipeline space).
+/// What TPE learns from in a declared space (see [`crate::tpe::observations`]).
 pub fn observations(space: &DeclaredSpace<'_>, history: &History, sign: f64) -> Vec<Observation> {
-    let production = history
-        .production_values
-        .last()
-        .map_or(f64::NEG_INFINITY, |p| sign * p.1);
-    history
-        .trials
-        .iter()
-        .filter_map(|t| {
-            let y = sign * t.value?;
-            let a = trial_assignment(t)?;
-            Some(Observation {
-                x: space.features(&a),
-                y: if t.failed_online() {
-                    y.min(production)
-                } else {
-                    y
-                },
-            })
-        })
-        .collect()
+    crate::tpe::observations(history, sign, |t| {
+        trial_assignment(t).map(|a| space.features(&a))
+    })
 }
 
 /// How a slot of the batch searches.

@@ -47,6 +47,20 @@ pub fn sandbox_available() -> bool {
     recloop_agents::sandbox::Backend::detect().is_ok()
 }
 
+/// Whether a test on examples/python-mf may run: numpy and a sandbox, each skipped (or failed
+/// under CI) with its own message by [`require`].
+pub fn python_workspace_runs() -> bool {
+    require(
+        numpy_available(),
+        "python3 with numpy (examples/python-mf is a Python workspace)",
+        "install it with `apt-get install -y python3-numpy` or `python3 -m pip install numpy`",
+    ) && require(
+        sandbox_available(),
+        "a sandbox that can confine commands (an external workspace's commands run code it does not trust)",
+        "install bubblewrap (`apt-get install -y bubblewrap`) or enable unprivileged user namespaces",
+    )
+}
+
 /// True when `python3 -c "import numpy"` works.
 pub fn numpy_available() -> bool {
     std::process::Command::new("python3")
