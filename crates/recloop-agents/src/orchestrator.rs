@@ -77,6 +77,9 @@ pub struct Tried {
 pub struct FinalAb {
     /// Experiment id.
     pub experiment_id: String,
+    /// The platform it ran on (`simulator`, `external`, ...).
+    #[serde(default = "simulator_name")]
+    pub platform: String,
     /// Metric (e.g. `retention_d7`).
     pub metric: String,
     /// Value under the starting production (control).
@@ -96,6 +99,10 @@ pub struct FinalAb {
     /// The other success metrics of the comparison (the north star when a proxy decided).
     #[serde(default)]
     pub others: Vec<recloop_core::MetricEffect>,
+}
+
+fn simulator_name() -> String {
+    "simulator".into()
 }
 
 /// The final summary of a run.
@@ -180,9 +187,15 @@ impl std::fmt::Display for RunSummary {
         }
         if let Some(a) = &self.final_ab {
             let ci = fmt_ci(a.ci);
+            // "simulated" only where it is: another platform's numbers are real traffic
+            let label = if a.platform.starts_with("simulator") {
+                "simulated".to_string()
+            } else {
+                format!("online ({})", a.platform)
+            };
             writeln!(
                 f,
-                "simulated {}: start {:.4} → end {:.4} ({:+.4}{ci}, p = {:.3}; {} after {} days at {:.0}% traffic)",
+                "{label} {}: start {:.4} → end {:.4} ({:+.4}{ci}, p = {:.3}; {} after {} days at {:.0}% traffic)",
                 a.metric,
                 a.start,
                 a.end,
@@ -196,7 +209,7 @@ impl std::fmt::Display for RunSummary {
                 let ci = fmt_ci(e.ci);
                 writeln!(
                     f,
-                    "simulated {}: start {:.4} → end {:.4} ({:+.4}{ci}, p = {:.3})",
+                    "{label} {}: start {:.4} → end {:.4} ({:+.4}{ci}, p = {:.3})",
                     e.metric, e.control, e.treatment, e.effect, e.p_value
                 )?;
             }
@@ -611,7 +624,9 @@ impl Loop {
             msg("done", best);
         }
         let final_ab = match &self.online {
-            Some(platform) if prod.commit != start.commit => {
+            Some(platform)
+                if prod.commit != start.commit && self.manifest.online.runs_final_comparison() =>
+            {
                 if let Some(b) = &bar {
                     b.set_message("final online comparison: ending vs starting production");
                 }
@@ -1042,6 +1057,7 @@ impl Loop {
         })?;
         Ok(FinalAb {
             experiment_id: id,
+            platform: platform.name(),
             metric: e.metric.clone(),
             start: e.control,
             end: e.treatment,

@@ -154,8 +154,9 @@ fn default_timeout() -> u64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OnlineSection {
-    /// `simulator`, `logs`, or `none` (no online stage: a KEEP then needs a person's approval
-    /// and its verdict says "offline only").
+    /// `simulator`, `external` (the team's own A/B platform, driven by `[online.external]`
+    /// commands and judged from its logs), `logs`, or `none` (no online stage: a KEEP then needs
+    /// a person's approval and its verdict says "offline only").
     #[serde(default = "default_platform")]
     pub platform: String,
     /// Traffic share of the treatment at each ramp step.
@@ -191,10 +192,91 @@ pub struct OnlineSection {
     /// Layer this workspace's experiments run in.
     #[serde(default = "default_layer")]
     pub layer: String,
+    /// Whether a run that changed production ends with one more experiment, ending production
+    /// against starting production (a report of the run's total effect, not a decision). Absent:
+    /// on for the simulator, off for other platforms, where it would cost real days of traffic.
+    #[serde(default)]
+    pub final_comparison: Option<bool>,
+    /// The team's own experiment platform (`platform = "external"`).
+    #[serde(default)]
+    pub external: Option<ExternalSection>,
+    /// Online metrics computed from exposure and event logs (`external` and `logs` platforms).
+    /// Empty: the simulator's log metrics (`ctr`, `hide_rate`, `clicks_per_user`,
+    /// `watch_time_per_user`, `likes_per_user`).
+    #[serde(default)]
+    pub metrics: Vec<LogMetricSpec>,
+}
+
+/// `[online.external]`: how recloop drives a team's own A/B platform. Each command runs with
+/// `sh -c` in the workspace's own checkout (never in a candidate's worktree, whose files an agent
+/// edited), with `RECLOOP_EXPERIMENT`, `RECLOOP_CANDIDATE_COMMIT`, `RECLOOP_CANDIDATE_DIR`,
+/// `RECLOOP_CONTROL_COMMIT`, `RECLOOP_CONTROL_DIR`, `RECLOOP_SHARE` and (for `stop`)
+/// `RECLOOP_OUTCOME` in its environment. A failing command (non-zero exit, time-out) fails the
+/// experiment's stage with the command's output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalSection {
+    /// Starts an experiment of the candidate commit against production (traffic share 0).
+    pub start: String,
+    /// Sets the treatment's traffic share (`RECLOOP_SHARE`, a fraction; control gets the same).
+    pub traffic: String,
+    /// Stops the experiment and sends all traffic to production (`RECLOOP_OUTCOME`:
+    /// `completed`, `rolled_back`, `held`, or `aborted`).
+    pub stop: String,
+    /// The logs: a directory of Parquet/CSV files (`exposures` and `events`, see recloop-logs),
+    /// relative to the workspace, or a `postgres://` URL.
+    pub logs: String,
+    /// With a `postgres://` source: the exposures relation (a table, a view, or a parenthesised
+    /// query with an alias) with columns `unit_id, experiment, arm, ts, day`.
+    #[serde(default = "default_exposures_relation")]
+    pub exposures: String,
+    /// With a `postgres://` source: the events relation with columns
+    /// `unit_id, ts, day, metric, value`.
+    #[serde(default = "default_events_relation")]
+    pub events: String,
+    /// Length of an experiment day in seconds (the logs' `day` column counts these from the
+    /// experiment's start).
+    #[serde(default = "default_day_seconds")]
+    pub day_seconds: f64,
+    /// How long after a day ends its logs are complete (the pipeline's latency), seconds.
+    #[serde(default)]
+    pub settle_seconds: f64,
+    /// Time limit of each command, seconds.
+    #[serde(default = "default_command_timeout")]
+    pub command_timeout_s: u64,
+}
+
+fn default_exposures_relation() -> String {
+    "exposures".into()
+}
+fn default_events_relation() -> String {
+    "events".into()
+}
+fn default_day_seconds() -> f64 {
+    86_400.0
+}
+fn default_command_timeout() -> u64 {
+    300
+}
+
+/// One online metric computed from logs (`[[online.metrics]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogMetricSpec {
+    /// Metric name, as the manifest's metrics and guardrails name it.
+    pub name: String,
+    /// `mean` (per-unit sum of `event`), `proportion` (share of units with a positive sum) or
+    /// `ratio` (Σ `event` / Σ `denominator` over units).
+    pub kind: String,
+    /// The event (the logs' `metric` column) summed per unit.
+    pub event: String,
+    /// The denominator event of a ratio.
+    #[serde(default)]
+    pub denominator: Option<String>,
 }
 
 /// The values `[online] platform` accepts.
-pub const PLATFORMS: [&str; 3] = ["simulator", "logs", "none"];
+pub const PLATFORMS: [&str; 4] = ["simulator", "external", "logs", "none"];
 
 fn default_platform() -> String {
     "simulator".to_string()
@@ -236,7 +318,18 @@ impl Default for OnlineSection {
             extensions: default_extensions(),
             logs: None,
             layer: default_layer(),
+            final_comparison: None,
+            external: None,
+            metrics: Vec::new(),
         }
+    }
+}
+
+impl OnlineSection {
+    /// Whether a run ends with the final comparison (see [`OnlineSection::final_comparison`]).
+    pub fn runs_final_comparison(&self) -> bool {
+        self.final_comparison
+            .unwrap_or(self.platform == "simulator")
     }
 }
 
@@ -543,6 +636,7 @@ impl Manifest {
                 "platform \"logs\" needs `logs` (a directory or a postgres:// URL)".into(),
             ));
         }
+        self.validate_external(origin)?;
         if let Some(llm) = &self.llm {
             const PROVIDERS: [&str; 6] = [
                 "openai",
@@ -574,6 +668,100 @@ impl Manifest {
     }
 
     /// `[search]`: names unique, files editable, ranges well-formed, conditions resolvable.
+    /// `[online.external]` and `[[online.metrics]]`.
+    fn validate_external(&self, origin: &Path) -> Result<()> {
+        let invalid = |field: &str, reason: String| CoreError::Invalid {
+            path: origin.to_path_buf(),
+            field: field.to_string(),
+            reason,
+        };
+        let o = &self.online;
+        match (&o.external, o.platform.as_str()) {
+            (None, "external") => {
+                return Err(invalid(
+                    "online.external",
+                    "platform \"external\" needs an [online.external] table with start, \
+                     traffic and stop commands and the logs"
+                        .into(),
+                ));
+            }
+            (Some(x), _) => {
+                for (key, command) in [
+                    ("start", &x.start),
+                    ("traffic", &x.traffic),
+                    ("stop", &x.stop),
+                ] {
+                    if command.trim().is_empty() {
+                        return Err(invalid(
+                            &format!("online.external.{key}"),
+                            "must be a command".into(),
+                        ));
+                    }
+                }
+                if x.logs.trim().is_empty() {
+                    return Err(invalid(
+                        "online.external.logs",
+                        "must name a directory or a postgres:// URL".into(),
+                    ));
+                }
+                for (key, relation) in [("exposures", &x.exposures), ("events", &x.events)] {
+                    if relation.trim().is_empty() || relation.contains(';') {
+                        return Err(invalid(
+                            &format!("online.external.{key}"),
+                            format!(
+                                "{relation:?} is not a relation (a table, a view or a parenthesised query with an alias, without `;`)"
+                            ),
+                        ));
+                    }
+                }
+                if !(x.day_seconds.is_finite() && x.day_seconds > 0.0) {
+                    return Err(invalid(
+                        "online.external.day_seconds",
+                        format!("{} is not a positive number of seconds", x.day_seconds),
+                    ));
+                }
+                if !(x.settle_seconds.is_finite() && x.settle_seconds >= 0.0) {
+                    return Err(invalid(
+                        "online.external.settle_seconds",
+                        format!("{} is not a number of seconds ≥ 0", x.settle_seconds),
+                    ));
+                }
+            }
+            (None, _) => {}
+        }
+        for (i, m) in o.metrics.iter().enumerate() {
+            let field = format!("online.metrics[{i}]");
+            match (m.kind.as_str(), &m.denominator) {
+                ("mean" | "proportion", None) | ("ratio", Some(_)) => {}
+                ("ratio", None) => {
+                    return Err(invalid(
+                        &field,
+                        format!("ratio `{}` needs a denominator", m.name),
+                    ));
+                }
+                ("mean" | "proportion", Some(_)) => {
+                    return Err(invalid(
+                        &field,
+                        format!("{} `{}` takes no denominator", m.kind, m.name),
+                    ));
+                }
+                (other, _) => {
+                    return Err(invalid(
+                        &field,
+                        format!("kind {other:?} is not one of \"mean\", \"proportion\", \"ratio\""),
+                    ));
+                }
+            }
+            if o.metrics[..i].iter().any(|x| x.name == m.name) {
+                return Err(invalid(
+                    &field,
+                    format!("metric `{}` is declared twice", m.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_search(&self, origin: &Path) -> Result<()> {
         let params = &self.search.params;
         for (i, p) in params.iter().enumerate() {
