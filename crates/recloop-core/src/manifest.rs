@@ -917,6 +917,52 @@ alpha = 0.05
     }
 
     #[test]
+    fn the_external_platform_is_checked_where_it_is_declared() {
+        let err = |text: &str| {
+            Manifest::parse(text, Path::new("recloop.toml"))
+                .unwrap_err()
+                .to_string()
+        };
+        let external = EXAMPLE.replace("platform = \"simulator\"", "platform = \"external\"");
+        assert!(
+            err(&external).contains("online.external"),
+            "{}",
+            err(&external)
+        );
+        let table =
+            "\n[online.external]\nstart = \"a\"\ntraffic = \"b\"\nstop = \"c\"\nlogs = \"logs/\"\n";
+        let m = Manifest::parse(&format!("{external}{table}"), Path::new("recloop.toml")).unwrap();
+        let x = m.online.external.as_ref().unwrap();
+        assert_eq!(
+            (x.day_seconds, x.exposures.as_str()),
+            (86_400.0, "exposures")
+        );
+        assert!(!m.online.runs_final_comparison());
+        let bad = format!(
+            "{external}{}",
+            table.replace("stop = \"c\"", "stop = \" \"")
+        );
+        assert!(err(&bad).contains("online.external.stop"), "{}", err(&bad));
+        let bad = format!("{external}{table}events = \"events; DROP TABLE x\"\n");
+        assert!(
+            err(&bad).contains("online.external.events"),
+            "{}",
+            err(&bad)
+        );
+        let metric = "\n[[online.metrics]]\nname = \"ctr\"\nkind = \"ratio\"\nevent = \"click\"\n";
+        let bad = format!("{EXAMPLE}{metric}");
+        assert!(
+            err(&bad).contains("online.metrics[0]") && err(&bad).contains("denominator"),
+            "{}",
+            err(&bad)
+        );
+        let ok = format!("{EXAMPLE}{metric}denominator = \"view\"\n");
+        let m = Manifest::parse(&ok, Path::new("recloop.toml")).unwrap();
+        assert_eq!(m.online.metrics.len(), 1);
+        assert!(m.online.runs_final_comparison());
+    }
+
+    #[test]
     fn ramp_must_increase() {
         let text = EXAMPLE.replace("[0.01, 0.05, 0.20, 0.50]", "[0.05, 0.01]");
         let msg = Manifest::parse(&text, Path::new("recloop.toml"))
