@@ -200,6 +200,9 @@ pub struct OnlineSection {
     /// The team's own experiment platform (`platform = "external"`).
     #[serde(default)]
     pub external: Option<ExternalSection>,
+    /// Off-policy replay on logged bandit feedback before any traffic.
+    #[serde(default)]
+    pub off_policy: Option<OffPolicySection>,
     /// Online metrics computed from exposure and event logs (`external` and `logs` platforms).
     /// Empty: the simulator's log metrics (`ctr`, `hide_rate`, `clicks_per_user`,
     /// `watch_time_per_user`, `likes_per_user`).
@@ -257,6 +260,47 @@ fn default_day_seconds() -> f64 {
 }
 fn default_command_timeout() -> u64 {
     300
+}
+
+/// `[online.off_policy]`: before any traffic, the candidate's policy is scored off-policy on
+/// logged bandit feedback (actions with their logging propensities) against production's; a
+/// candidate whose confidence interval of the difference lies wholly below zero gets no traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OffPolicySection {
+    /// The logged dataset: `obd` (the Open Bandit Dataset sample, fetched on first use).
+    pub dataset: String,
+    /// Its behaviour policy (`random` or `bts`).
+    #[serde(default = "default_ope_behavior")]
+    pub behavior: String,
+    /// Its campaign (`all`, `men` or `women`).
+    #[serde(default = "default_ope_campaign")]
+    pub campaign: String,
+    /// The workspace file (JSON) holding the policy: `"uniform"`,
+    /// `{"softmax": {"item_feature": F, "beta": B}}` or `{"scores": {"scores": [...], "beta": B}}`.
+    pub policy: String,
+    /// The estimator whose interval decides: `ipw`, `snipw` or `dr`.
+    #[serde(default = "default_ope_estimator")]
+    pub estimator: String,
+    /// Prior weight of the smoothed-CTR reward model (`dr`).
+    #[serde(default = "default_ope_prior")]
+    pub prior_weight: f64,
+}
+
+/// The estimators `[online.off_policy] estimator` accepts.
+pub const OFF_POLICY_ESTIMATORS: [&str; 3] = ["ipw", "snipw", "dr"];
+
+fn default_ope_behavior() -> String {
+    "random".into()
+}
+fn default_ope_campaign() -> String {
+    "all".into()
+}
+fn default_ope_estimator() -> String {
+    "dr".into()
+}
+fn default_ope_prior() -> f64 {
+    10.0
 }
 
 /// One online metric computed from logs (`[[online.metrics]]`).
@@ -320,6 +364,7 @@ impl Default for OnlineSection {
             layer: default_layer(),
             final_comparison: None,
             external: None,
+            off_policy: None,
             metrics: Vec::new(),
         }
     }
@@ -728,6 +773,32 @@ impl Manifest {
                 }
             }
             (None, _) => {}
+        }
+        if let Some(x) = &o.off_policy {
+            if !OFF_POLICY_ESTIMATORS.contains(&x.estimator.as_str()) {
+                return Err(invalid(
+                    "online.off_policy.estimator",
+                    format!("{:?} is not one of {OFF_POLICY_ESTIMATORS:?}", x.estimator),
+                ));
+            }
+            if x.dataset != "obd" {
+                return Err(invalid(
+                    "online.off_policy.dataset",
+                    format!("{:?} is not a known logged dataset (\"obd\")", x.dataset),
+                ));
+            }
+            if x.policy.trim().is_empty() {
+                return Err(invalid(
+                    "online.off_policy.policy",
+                    "must name the workspace file holding the policy".into(),
+                ));
+            }
+            if !(x.prior_weight.is_finite() && x.prior_weight >= 0.0) {
+                return Err(invalid(
+                    "online.off_policy.prior_weight",
+                    format!("{} is not a weight ≥ 0", x.prior_weight),
+                ));
+            }
         }
         for (i, m) in o.metrics.iter().enumerate() {
             let field = format!("online.metrics[{i}]");

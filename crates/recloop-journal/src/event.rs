@@ -172,6 +172,30 @@ pub enum Event {
         /// Whether the candidate passed.
         passed: bool,
     },
+    /// The off-policy replay before any traffic (`[online.off_policy]`): the candidate's value
+    /// against production's on logged bandit feedback, and whether its interval shows harm.
+    OffPolicyResult {
+        /// Proposal under test.
+        proposal_id: ProposalId,
+        /// Candidate evaluated.
+        candidate_id: CandidateId,
+        /// Logged dataset (`obd/random/all`).
+        dataset: String,
+        /// Estimator that decided (`ipw`, `snipw`, `dr`).
+        estimator: String,
+        /// Logged rounds.
+        rounds: u64,
+        /// Estimated value of production's policy.
+        production: f64,
+        /// Estimated value of the candidate's policy.
+        candidate: f64,
+        /// Paired estimate of candidate − production.
+        difference: f64,
+        /// Its confidence interval at 1 − α.
+        ci: (f64, f64),
+        /// True when the whole interval lies below zero: the candidate gets no traffic.
+        harm: bool,
+    },
     /// An online experiment (A/B) started.
     ExperimentStarted {
         /// Proposal under test.
@@ -396,6 +420,7 @@ impl Event {
             Event::CandidateReady { .. } => "candidate_ready",
             Event::OfflineResult { .. } => "offline_result",
             Event::HoldoutResult { .. } => "holdout_result",
+            Event::OffPolicyResult { .. } => "off_policy_result",
             Event::ExperimentStarted { .. } => "experiment_started",
             Event::RampAdvanced { .. } => "ramp_advanced",
             Event::HealthHold { .. } => "health_hold",
@@ -430,6 +455,7 @@ impl Event {
             | Event::GateFailed { proposal_id, .. }
             | Event::OfflineResult { proposal_id, .. }
             | Event::HoldoutResult { proposal_id, .. }
+            | Event::OffPolicyResult { proposal_id, .. }
             | Event::ExperimentStarted { proposal_id, .. }
             | Event::RampAdvanced { proposal_id, .. }
             | Event::HealthHold { proposal_id, .. }

@@ -599,6 +599,7 @@ pub(crate) fn project(rec: &EventRecord) -> Vec<ViewOp> {
         Event::ApprovalRequested { .. }
         | Event::ApprovalAnswered { .. }
         | Event::StageFailed { .. }
+        | Event::OffPolicyResult { .. }
         | Event::Note { .. } => Vec::new(),
     }
 }

@@ -13,6 +13,7 @@ pub mod external;
 pub mod harness;
 pub mod log_source;
 pub mod logs_adapter;
+pub mod off_policy;
 pub mod ope_data;
 pub mod platform;
 pub mod sim_adapter;
