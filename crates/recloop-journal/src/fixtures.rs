@@ -387,6 +387,23 @@ pub fn one_of_each(run: &str) -> Vec<Event> {
                 duration_ms: 1500,
             },
         },
+        Event::JobSubmitted {
+            proposal_id: Some("p-1".into()),
+            job: "validation".into(),
+            executor: "slurm".into(),
+            job_id: "17".into(),
+            attempt: 1,
+        },
+        Event::JobEnded {
+            proposal_id: Some("p-1".into()),
+            job: "validation".into(),
+            executor: "slurm".into(),
+            job_id: "17".into(),
+            attempt: 1,
+            end: crate::event::JobEnd::Killed,
+            detail: "CANCELLED by 0".into(),
+            retry: true,
+        },
         Event::Note {
             topic: "brainstorm.batch".into(),
             text: "3 proposals".into(),

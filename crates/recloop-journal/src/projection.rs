@@ -599,6 +599,8 @@ pub(crate) fn project(rec: &EventRecord) -> Vec<ViewOp> {
         Event::ApprovalRequested { .. }
         | Event::ApprovalAnswered { .. }
         | Event::StageFailed { .. }
+        | Event::JobSubmitted { .. }
+        | Event::JobEnded { .. }
         | Event::Note { .. } => Vec::new(),
     }
 }
