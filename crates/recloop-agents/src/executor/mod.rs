@@ -244,7 +244,11 @@ impl JobRunner {
             let journal = Journaled { ctx, kind, attempt };
             // a resumed run: adopt what an earlier process journaled for this attempt
             let (id, ended) = match journal.recorded()? {
-                Recorded::Ended { job_id, end, .. } if end == JobEnd::Succeeded => {
+                Recorded::Ended {
+                    job_id,
+                    end: JobEnd::Succeeded,
+                    ..
+                } => {
                     match self.executor.logs(&job_id) {
                         Ok(logs) => return Ok(logs),
                         Err(e) => {
