@@ -341,15 +341,19 @@ impl Default for SandboxSection {
 }
 
 /// Executor kinds `[executor] kind` accepts.
-pub const EXECUTOR_KINDS: [&str; 2] = ["local", "slurm"];
+pub const EXECUTOR_KINDS: [&str; 3] = ["local", "slurm", "ray"];
 
 /// `[executor]`: where the evaluation jobs (`offline_eval`, `holdout_eval`) of candidates and of
 /// production run, and how often a failed job is retried.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExecutorSection {
-    /// `local` (the sandbox on this machine, as a background job) or `slurm` (`sbatch`).
+    /// `local` (the sandbox on this machine, as a background job), `slurm` (`sbatch`) or `ray`
+    /// (the Ray Jobs REST API).
     pub kind: String,
+    /// Ray: the head's job server (default `$RAY_ADDRESS`, else `http://127.0.0.1:8265`).
+    #[serde(default)]
+    pub address: Option<String>,
     /// Slurm partition (`sbatch --partition`); absent: the cluster's default partition.
     #[serde(default)]
     pub partition: Option<String>,
@@ -634,15 +638,24 @@ impl Manifest {
         }
         if let Some(x) = &self.executor {
             if !EXECUTOR_KINDS.contains(&x.kind.as_str()) {
-                let why = if x.kind == "ray" {
-                    " (Ray is not supported by this build)"
-                } else {
-                    ""
-                };
                 return Err(invalid(
                     "executor.kind",
-                    format!("{:?} is not one of {EXECUTOR_KINDS:?}{why}", x.kind),
+                    format!("{:?} is not one of {EXECUTOR_KINDS:?}", x.kind),
                 ));
+            }
+            if let Some(a) = &x.address {
+                if x.kind != "ray" {
+                    return Err(invalid(
+                        "executor.address",
+                        format!("only kind = \"ray\" has an address, not {:?}", x.kind),
+                    ));
+                }
+                if !(a.starts_with("http://") || a.starts_with("https://")) {
+                    return Err(invalid(
+                        "executor.address",
+                        format!("{a:?} is not an http:// or https:// URL"),
+                    ));
+                }
             }
             if x.partition.is_some() && x.kind != "slurm" {
                 return Err(invalid(
@@ -917,12 +930,25 @@ alpha = 0.05
             Path::new("recloop.toml"),
         )
         .unwrap();
+        let ray = Manifest::parse(
+            &format!("{EXAMPLE}\n[executor]\nkind = \"ray\"\naddress = \"http://h:8265\"\n"),
+            Path::new("recloop.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            ray.executor.unwrap().address.as_deref(),
+            Some("http://h:8265")
+        );
         let x = local.executor.as_ref().unwrap();
         assert_eq!((x.cpus, x.max_attempts), (1, 3));
         assert_eq!(x.time_limit(&local.commands), local.commands.timeout_s);
         assert_eq!(x.memory(&local.sandbox), local.sandbox.memory_mib);
         for (body, key) in [
-            ("kind = \"ray\"", "executor.kind"),
+            (
+                "kind = \"local\"\naddress = \"http://h:8265\"",
+                "executor.address",
+            ),
+            ("kind = \"ray\"\naddress = \"h:8265\"", "executor.address"),
             ("kind = \"k8s\"", "executor.kind"),
             (
                 "kind = \"local\"\npartition = \"gpu\"",

@@ -1,6 +1,6 @@
 //! Executors for evaluation jobs: one trait ([`Executor`]: `submit`, `status`, `logs`, `cancel`)
-//! with the local sandbox ([`local::LocalExecutor`]) and Slurm ([`slurm::SlurmExecutor`])
-//! behind it, chosen by `[executor] kind` in `recloop.toml`.
+//! with the local sandbox ([`local::LocalExecutor`]), Slurm ([`slurm::SlurmExecutor`]) and Ray
+//! ([`ray::RayExecutor`]) behind it, chosen by `[executor] kind` in `recloop.toml`.
 //!
 //! [`JobRunner`] drives one job to its end: it submits, polls, journals `job_submitted` and
 //! `job_ended` for every attempt, retries a failed, timed-out, preempted or externally killed
@@ -12,6 +12,7 @@
 //! `holdout_eval` through a runner; the loop uses it whenever `[executor]` is present.
 
 pub mod local;
+pub mod ray;
 pub mod slurm;
 
 use crate::evaluator::{EvalError, JobContext, OfflineEvaluator, Split, parse_metrics};
@@ -541,6 +542,19 @@ pub fn executor_for(
             }
             Ok(Arc::new(x))
         }
+        "ray" => {
+            let mut x = ray::RayExecutor::new(section.address.as_deref(), state_dir.join("jobs"))?;
+            if let Some(sb) = &sandbox {
+                x.path_prefix = sb.bin_dir.clone();
+                x.env = sb
+                    .env
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("RECLOOP_"))
+                    .cloned()
+                    .collect();
+            }
+            Ok(Arc::new(x))
+        }
         other => Err(ExecutorError::Unavailable(format!(
             "[executor] kind = {other:?} is not supported"
         ))),
@@ -580,6 +594,7 @@ impl ExecutorEvaluator {
         }
         let default = ExecutorSection {
             kind: self.runner.executor.kind().into(),
+            address: None,
             partition: None,
             cpus: 1,
             memory_mib: None,
