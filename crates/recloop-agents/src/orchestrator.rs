@@ -728,7 +728,7 @@ impl Loop {
         rec.step(0, "start", || {
             let commit = self.repo.rev(&self.manifest.project.production)?;
             let dir = self.production_dir();
-            self.repo.checkout_detached(&dir, &commit)?;
+            self.repo.ensure_detached(&dir, &commit)?;
             let job = JobContext {
                 rec,
                 iteration: 0,

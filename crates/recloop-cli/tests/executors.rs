@@ -1,10 +1,11 @@
-//! `recloop run` with `[executor] kind = "slurm"` on a real Slurm cluster (single node in CI,
-//! started by `.ci/slurm.sh`): every evaluation job goes through `sbatch`, a job killed by
-//! `scancel` is journaled and retried, and Ctrl-C cancels the run's jobs.
+//! `recloop run` with `[executor]` on real clusters: Slurm (single node in CI, started by
+//! `.ci/slurm.sh`) — every evaluation job goes through `sbatch`, a job killed by `scancel` is
+//! journaled and retried, Ctrl-C cancels the run's jobs, a run killed with `kill -9` and resumed
+//! adopts its job instead of submitting it again — and Ray (a local head started by `.ci/ray.sh`).
 //!
-//! Needs a cluster that `sbatch`/`scontrol` reach, with a partition named by
-//! `RECLOOP_TEST_SLURM_PARTITION` (default `debug`); skipped with a message without one, and
-//! failed instead when `CI` is set.
+//! Slurm: needs a cluster that `sbatch`/`scontrol` reach, with a partition named by
+//! `RECLOOP_TEST_SLURM_PARTITION` (default `debug`). Ray: needs `RECLOOP_TEST_RAY_ADDRESS`. Each
+//! is skipped with a message without it, and failed instead when `CI` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use recloop_journal::{Event, EventFilter, EventRecord, JobEnd, Journal};
@@ -44,8 +45,21 @@ fn slurm_ready(test: &str) -> bool {
     false
 }
 
+fn slurm_section() -> String {
+    format!(
+        "[executor]\nkind = \"slurm\"\npartition = \"{}\"\ncpus = 1\nmemory_mib = 512\n\
+         time_limit_s = 600\nmax_attempts = 3\npoll_s = 0.2\n",
+        partition()
+    )
+}
+
 /// A synthetic workspace whose validation command first runs `prefix`, with `[executor]` slurm.
 fn workspace(root: &Path, prefix: &str) -> PathBuf {
+    workspace_with(root, prefix, &slurm_section())
+}
+
+/// A synthetic workspace whose validation command first runs `prefix`, with `section` appended.
+fn workspace_with(root: &Path, prefix: &str, section: &str) -> PathBuf {
     let ws = root.join("ws");
     recloop_agents::example::synthetic_example(&ws, 300, 200).unwrap();
     let path = ws.join("recloop.toml");
@@ -53,11 +67,7 @@ fn workspace(root: &Path, prefix: &str) -> PathBuf {
     let old = "offline_eval = \"recloop rec eval";
     assert!(text.contains(old), "{text}");
     let text = text.replace(old, &format!("offline_eval = \"{prefix}; recloop rec eval"));
-    let text = format!(
-        "{text}\n[executor]\nkind = \"slurm\"\npartition = \"{}\"\ncpus = 1\nmemory_mib = 512\n\
-         time_limit_s = 600\nmax_attempts = 3\npoll_s = 0.2\n",
-        partition()
-    );
+    let text = format!("{text}\n{section}");
     std::fs::write(&path, text).unwrap();
     recloop_agents::git::git(&ws, &["commit", "-qam", "evaluate on slurm"]).unwrap();
     ws.canonicalize().unwrap()
@@ -341,4 +351,120 @@ fn ctrl_c_cancels_the_runs_slurm_jobs() {
         "SIGINT → recloop exited in {:.2} s with job {job} cancelled",
         sent.elapsed().as_secs_f64()
     );
+}
+
+#[test]
+fn a_resumed_run_adopts_the_slurm_job_of_a_run_killed_with_sigkill() {
+    if !slurm_ready("a_resumed_run_adopts_the_slurm_job_of_a_run_killed_with_sigkill") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = workspace(tmp.path(), "sleep 4");
+    let data = tmp.path().join("data");
+    let mut child = recloop(&ws, &data, "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let job = loop {
+        if let Some((id, _, _)) = running_jobs(&ws).into_iter().next() {
+            break id;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "no job started");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    child.kill().unwrap(); // SIGKILL: no chance to cancel anything
+    child.wait().unwrap();
+    assert_eq!(job_state(&job), "RUNNING", "the job outlives recloop");
+    let out = recloop(&ws, &data, "1").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = events(&ws);
+    let attempts: Vec<(u32, String, Option<JobEnd>)> = events
+        .iter()
+        .filter(|e| {
+            e.idempotency_key
+                .as_deref()
+                .is_some_and(|k| k.contains("/start/eval/job/"))
+        })
+        .map(|e| match &e.event {
+            Event::JobSubmitted {
+                attempt, job_id, ..
+            } => (*attempt, job_id.clone(), None),
+            Event::JobEnded {
+                attempt,
+                job_id,
+                end,
+                ..
+            } => (*attempt, job_id.clone(), Some(*end)),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // one submission, adopted by the resumed run and ended there
+    assert_eq!(
+        attempts,
+        vec![
+            (1, job.clone(), None),
+            (1, job.clone(), Some(JobEnd::Succeeded))
+        ]
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e.event, Event::RunResumed { .. }))
+    );
+}
+
+#[test]
+fn the_loop_evaluates_on_ray() {
+    let Ok(address) = std::env::var("RECLOOP_TEST_RAY_ADDRESS") else {
+        let msg = "the_loop_evaluates_on_ray: SKIPPED: RECLOOP_TEST_RAY_ADDRESS is not set; \
+                   `source .ci/ray.sh && start_ray` starts a Ray head and sets it";
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{msg} (CI is set, so the Ray tests must run)"
+        );
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "{msg}");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let section = format!(
+        "[executor]\nkind = \"ray\"\naddress = \"{address}\"\ncpus = 1\nmemory_mib = 512\n\
+         max_attempts = 2\npoll_s = 0.2\n"
+    );
+    let ws = workspace_with(tmp.path(), "true", &section);
+    let out = recloop(&ws, &tmp.path().join("data"), "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = events(&ws);
+    let jobs_dir = ws.join(".recloop").join("jobs");
+    let mut candidates = 0;
+    for e in &events {
+        if let Event::JobEnded {
+            executor,
+            job_id,
+            end,
+            proposal_id,
+            ..
+        } = &e.event
+        {
+            assert_eq!((executor.as_str(), *end), ("ray", JobEnd::Succeeded));
+            let stdout =
+                std::fs::read_to_string(jobs_dir.join(format!("ray-{job_id}")).join("stdout"))
+                    .unwrap();
+            assert!(metrics_of(&stdout)["ndcg@10"].is_number());
+            candidates += usize::from(proposal_id.is_some());
+        }
+    }
+    assert!(candidates >= 1, "no candidate job ran on Ray");
 }
