@@ -4,7 +4,7 @@
 
 use crate::approvals::{ApprovalRequest, Approvals};
 use crate::error::{AgentError, Result};
-use crate::evaluator::{EvalError, OfflineEvaluator, Split, primary_value};
+use crate::evaluator::{EvalError, JobContext, OfflineEvaluator, Split, primary_value};
 use crate::record::Recorder;
 use recloop_core::manifest::EXTENSION_SCALE;
 use recloop_core::{
@@ -32,12 +32,14 @@ impl SealedHoldout {
         }
     }
 
-    /// Holdout metrics of `commit` (checked out at `dir`), cached by commit.
+    /// Holdout metrics of `commit` (checked out at `dir`), cached by commit; `job` places the
+    /// evaluation in the journal when it runs as a job.
     pub fn metrics(
         &self,
         evaluator: &dyn OfflineEvaluator,
         commit: &str,
         dir: &Path,
+        job: &JobContext<'_>,
     ) -> std::result::Result<MetricValues, EvalError> {
         let file = self.dir.join(format!("{commit}.json"));
         if let Ok(text) = std::fs::read_to_string(&file)
@@ -48,7 +50,7 @@ impl SealedHoldout {
                 .map(|(k, v)| (k, v.unwrap_or(f64::NAN)))
                 .collect());
         }
-        let m = evaluator.evaluate(dir, Split::Holdout)?;
+        let m = evaluator.evaluate_job(dir, Split::Holdout, job)?;
         let _ = std::fs::create_dir_all(&self.dir);
         if let Ok(text) = serde_json::to_string(&m) {
             let _ = std::fs::write(&file, text);
@@ -284,7 +286,8 @@ fn holdout_stage(
     let pid = &proposal.id;
     let passed = match holdout_passed(ctx, candidate) {
         Ok(p) => p,
-        Err(detail) => {
+        Err(HoldoutError::Cancelled) => return Err(AgentError::Cancelled),
+        Err(HoldoutError::Failed(detail)) => {
             return Err(stage_failed(
                 ctx,
                 pid,
@@ -529,23 +532,51 @@ pub fn offline_guardrails(
     OfflineGuardrails { checks, caveats }
 }
 
+/// Why the holdout stage stopped: the run was cancelled, or an evaluation failed (the detail).
+enum HoldoutError {
+    Cancelled,
+    Failed(String),
+}
+
+fn holdout_error(e: EvalError, who: String) -> HoldoutError {
+    match e {
+        EvalError::Cancelled => HoldoutError::Cancelled,
+        e => HoldoutError::Failed(format!("holdout evaluation of {who}: {e}")),
+    }
+}
+
 /// Whether the candidate beats production on the sealed holdout; `Err` when either holdout
 /// evaluation could not be run.
 fn holdout_passed(
     ctx: &EvaluateCtx<'_>,
     candidate: &Candidate,
-) -> std::result::Result<bool, String> {
+) -> std::result::Result<bool, HoldoutError> {
     let sign = ctx.manifest.metrics.primary.direction.sign();
+    let pid = &candidate.proposal;
+    let job = |what: &str, who: String| JobContext {
+        rec: ctx.rec,
+        iteration: ctx.iteration,
+        step: format!("evaluate/{pid}/holdout/{what}"),
+        proposal_id: Some(pid.clone()),
+        job: format!("holdout of {who}"),
+    };
+    let prod_job = job("production", format!("production {}", ctx.production.0));
     let prod = ctx
         .holdout
-        .metrics(ctx.evaluator, ctx.production.0, ctx.production.1)
-        .map_err(|e| format!("holdout evaluation of production {}: {e}", ctx.production.0))?;
+        .metrics(ctx.evaluator, ctx.production.0, ctx.production.1, &prod_job)
+        .map_err(|e| holdout_error(e, format!("production {}", ctx.production.0)))?;
     let cand = ctx
         .evaluator
-        .evaluate(ctx.candidate_dir, Split::Holdout)
-        .map_err(|e| format!("holdout evaluation of candidate {}: {e}", candidate.id))?;
-    let p = primary_value(&prod, ctx.manifest).map_err(|e| format!("production holdout: {e}"))?;
-    let c = primary_value(&cand, ctx.manifest).map_err(|e| format!("candidate holdout: {e}"))?;
+        .evaluate_job(
+            ctx.candidate_dir,
+            Split::Holdout,
+            &job("candidate", format!("candidate {}", candidate.id)),
+        )
+        .map_err(|e| holdout_error(e, format!("candidate {}", candidate.id)))?;
+    let p = primary_value(&prod, ctx.manifest)
+        .map_err(|e| HoldoutError::Failed(format!("production holdout: {e}")))?;
+    let c = primary_value(&cand, ctx.manifest)
+        .map_err(|e| HoldoutError::Failed(format!("candidate holdout: {e}")))?;
     Ok(sign * (c - p) > 0.0)
 }
 

@@ -35,6 +35,9 @@ pub struct Manifest {
     /// The parameters the built-in brain may change, in the workspace's own config files.
     #[serde(default)]
     pub search: SearchSection,
+    /// Where evaluation jobs run; absent means in the local sandbox, directly.
+    #[serde(default)]
+    pub executor: Option<ExecutorSection>,
 }
 
 /// `[search]`: the declared search space of the built-in brain.
@@ -475,6 +478,69 @@ impl Default for SandboxSection {
     }
 }
 
+/// Executor kinds `[executor] kind` accepts.
+pub const EXECUTOR_KINDS: [&str; 3] = ["local", "slurm", "ray"];
+
+/// `[executor]`: where the evaluation jobs (`offline_eval`, `holdout_eval`) of candidates and of
+/// production run, and how often a failed job is retried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorSection {
+    /// `local` (the sandbox on this machine, as a background job), `slurm` (`sbatch`) or `ray`
+    /// (the Ray Jobs REST API).
+    pub kind: String,
+    /// Ray: the head's job server (default `$RAY_ADDRESS`, else `http://127.0.0.1:8265`).
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Slurm partition (`sbatch --partition`); absent: the cluster's default partition.
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// CPUs per job (`--cpus-per-task`).
+    #[serde(default = "default_job_cpus")]
+    pub cpus: u32,
+    /// Memory per job, MiB (`--mem`); absent: `[sandbox] memory_mib`.
+    #[serde(default)]
+    pub memory_mib: Option<u64>,
+    /// Time limit per job, seconds (`--time`); absent: `[commands] timeout_s`.
+    #[serde(default)]
+    pub time_limit_s: Option<u64>,
+    /// Attempts per job, the first included: a job that fails, times out, is preempted or is
+    /// cancelled by someone else is retried until this many attempts have run.
+    #[serde(default = "default_job_attempts")]
+    pub max_attempts: u32,
+    /// Seconds between status polls.
+    #[serde(default = "default_poll_s")]
+    pub poll_s: f64,
+    /// Seconds a job may wait in the queue before the attempt counts as failed; 0: no limit.
+    #[serde(default)]
+    pub queue_timeout_s: u64,
+    /// Extra `sbatch` arguments (e.g. `["--qos=low", "--gres=gpu:1"]`).
+    #[serde(default)]
+    pub sbatch_args: Vec<String>,
+}
+
+fn default_job_cpus() -> u32 {
+    1
+}
+fn default_job_attempts() -> u32 {
+    3
+}
+fn default_poll_s() -> f64 {
+    1.0
+}
+
+impl ExecutorSection {
+    /// The time limit per job: `time_limit_s`, else the commands' time limit.
+    pub fn time_limit(&self, commands: &CommandsSection) -> u64 {
+        self.time_limit_s.unwrap_or(commands.timeout_s).max(1)
+    }
+
+    /// Memory per job: `memory_mib`, else the sandbox's limit.
+    pub fn memory(&self, sandbox: &SandboxSection) -> u64 {
+        self.memory_mib.unwrap_or(sandbox.memory_mib)
+    }
+}
+
 /// `[run]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -707,6 +773,75 @@ impl Manifest {
                 && (b.is_nan() || b < 0.0)
             {
                 return Err(invalid("llm.budget_usd", "must be non-negative".into()));
+            }
+        }
+        if let Some(x) = &self.executor {
+            if !EXECUTOR_KINDS.contains(&x.kind.as_str()) {
+                return Err(invalid(
+                    "executor.kind",
+                    format!("{:?} is not one of {EXECUTOR_KINDS:?}", x.kind),
+                ));
+            }
+            if let Some(a) = &x.address {
+                if x.kind != "ray" {
+                    return Err(invalid(
+                        "executor.address",
+                        format!("only kind = \"ray\" has an address, not {:?}", x.kind),
+                    ));
+                }
+                if !(a.starts_with("http://") || a.starts_with("https://")) {
+                    return Err(invalid(
+                        "executor.address",
+                        format!("{a:?} is not an http:// or https:// URL"),
+                    ));
+                }
+            }
+            if x.partition.is_some() && x.kind != "slurm" {
+                return Err(invalid(
+                    "executor.partition",
+                    format!("only kind = \"slurm\" has partitions, not {:?}", x.kind),
+                ));
+            }
+            if let Some(p) = &x.partition
+                && (p.trim().is_empty() || p.contains(char::is_whitespace))
+            {
+                return Err(invalid(
+                    "executor.partition",
+                    format!("{p:?} is not a partition name"),
+                ));
+            }
+            if !x.sbatch_args.is_empty() && x.kind != "slurm" {
+                return Err(invalid(
+                    "executor.sbatch_args",
+                    format!(
+                        "only kind = \"slurm\" takes sbatch arguments, not {:?}",
+                        x.kind
+                    ),
+                ));
+            }
+            if x.cpus == 0 {
+                return Err(invalid("executor.cpus", "must be at least 1".into()));
+            }
+            if x.memory_mib == Some(0) {
+                return Err(invalid("executor.memory_mib", "must be at least 1".into()));
+            }
+            if x.time_limit_s == Some(0) {
+                return Err(invalid(
+                    "executor.time_limit_s",
+                    "must be at least 1".into(),
+                ));
+            }
+            if x.max_attempts == 0 || x.max_attempts > 20 {
+                return Err(invalid(
+                    "executor.max_attempts",
+                    format!("{} is not between 1 and 20", x.max_attempts),
+                ));
+            }
+            if !(x.poll_s.is_finite() && (0.05..=600.0).contains(&x.poll_s)) {
+                return Err(invalid(
+                    "executor.poll_s",
+                    format!("{} is not between 0.05 and 600 seconds", x.poll_s),
+                ));
             }
         }
         self.validate_search(origin)
@@ -1073,6 +1208,84 @@ alpha = 0.05
             .unwrap_err()
             .to_string();
         assert!(msg.contains("sets no limit"), "{msg}");
+    }
+
+    #[test]
+    fn executor_section_parses_and_bad_values_name_their_key() {
+        let m = Manifest::parse(EXAMPLE, Path::new("recloop.toml")).unwrap();
+        assert!(m.executor.is_none());
+        let text = format!(
+            "{EXAMPLE}\n[executor]\nkind = \"slurm\"\npartition = \"gpu\"\ncpus = 4\n\
+             memory_mib = 8000\ntime_limit_s = 3600\nmax_attempts = 2\nsbatch_args = [\"--qos=low\"]\n"
+        );
+        let x = Manifest::parse(&text, Path::new("recloop.toml"))
+            .unwrap()
+            .executor
+            .unwrap();
+        assert_eq!(
+            (x.kind.as_str(), x.partition.as_deref(), x.cpus),
+            ("slurm", Some("gpu"), 4)
+        );
+        assert_eq!(
+            (x.memory_mib, x.time_limit_s, x.max_attempts),
+            (Some(8000), Some(3600), 2)
+        );
+        let local = Manifest::parse(
+            &format!("{EXAMPLE}\n[executor]\nkind = \"local\"\n"),
+            Path::new("recloop.toml"),
+        )
+        .unwrap();
+        let ray = Manifest::parse(
+            &format!("{EXAMPLE}\n[executor]\nkind = \"ray\"\naddress = \"http://h:8265\"\n"),
+            Path::new("recloop.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            ray.executor.unwrap().address.as_deref(),
+            Some("http://h:8265")
+        );
+        let x = local.executor.as_ref().unwrap();
+        assert_eq!((x.cpus, x.max_attempts), (1, 3));
+        assert_eq!(x.time_limit(&local.commands), local.commands.timeout_s);
+        assert_eq!(x.memory(&local.sandbox), local.sandbox.memory_mib);
+        for (body, key) in [
+            (
+                "kind = \"local\"\naddress = \"http://h:8265\"",
+                "executor.address",
+            ),
+            ("kind = \"ray\"\naddress = \"h:8265\"", "executor.address"),
+            ("kind = \"k8s\"", "executor.kind"),
+            (
+                "kind = \"local\"\npartition = \"gpu\"",
+                "executor.partition",
+            ),
+            (
+                "kind = \"slurm\"\npartition = \"a b\"",
+                "executor.partition",
+            ),
+            (
+                "kind = \"local\"\nsbatch_args = [\"-x\"]",
+                "executor.sbatch_args",
+            ),
+            ("kind = \"slurm\"\ncpus = 0", "executor.cpus"),
+            (
+                "kind = \"slurm\"\nmax_attempts = 0",
+                "executor.max_attempts",
+            ),
+            (
+                "kind = \"slurm\"\ntime_limit_s = 0",
+                "executor.time_limit_s",
+            ),
+            ("kind = \"slurm\"\npoll_s = 0.0", "executor.poll_s"),
+            ("kind = \"slurm\"\npartiton = \"x\"", "partiton"),
+            ("partition = \"x\"", "kind"),
+        ] {
+            let text = format!("{EXAMPLE}\n[executor]\n{body}\n");
+            let msg = Manifest::parse(&text, Path::new("recloop.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains(key), "{body}: {msg}");
+        }
     }
 
     #[test]

@@ -50,6 +50,41 @@ impl RunOutcome {
     }
 }
 
+/// How an evaluation job's attempt ended on its executor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobEnd {
+    /// Exited with status 0.
+    Succeeded,
+    /// Exited non-zero, was killed by a signal, or ran out of memory.
+    Failed,
+    /// Hit its time limit.
+    TimedOut,
+    /// Preempted, or its node failed.
+    Preempted,
+    /// Cancelled by someone other than recloop (e.g. `scancel`).
+    Killed,
+    /// Cancelled by recloop because the run was cancelled.
+    Cancelled,
+    /// The executor no longer knows the job and it left no exit status.
+    Lost,
+}
+
+impl JobEnd {
+    /// The snake_case name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobEnd::Succeeded => "succeeded",
+            JobEnd::Failed => "failed",
+            JobEnd::TimedOut => "timed_out",
+            JobEnd::Preempted => "preempted",
+            JobEnd::Killed => "killed",
+            JobEnd::Cancelled => "cancelled",
+            JobEnd::Lost => "lost",
+        }
+    }
+}
+
 /// What happened. Serialised with a `type` tag in snake_case (e.g. `"type": "gate_failed"`).
 ///
 /// Events that belong to an experiment carry its `proposal_id`: in the journal an experiment is
@@ -391,6 +426,42 @@ pub enum Event {
         /// The step.
         step: TrajectoryStep,
     },
+    /// An evaluation job was submitted to an executor (not projected into views).
+    JobSubmitted {
+        /// Experiment the job evaluates, if any (production's jobs have none).
+        #[serde(default)]
+        proposal_id: Option<ProposalId>,
+        /// What the job computes (e.g. `validation`, `holdout`) and on what.
+        job: String,
+        /// Executor kind (`local`, `slurm`).
+        executor: String,
+        /// The executor's id of the job.
+        job_id: String,
+        /// Attempt number, from 1.
+        attempt: u32,
+    },
+    /// An evaluation job's attempt ended (not projected into views).
+    JobEnded {
+        /// Experiment the job evaluates, if any.
+        #[serde(default)]
+        proposal_id: Option<ProposalId>,
+        /// What the job computed (as in `job_submitted`).
+        job: String,
+        /// Executor kind.
+        executor: String,
+        /// The executor's id of the job.
+        job_id: String,
+        /// Attempt number, from 1.
+        attempt: u32,
+        /// How it ended.
+        end: JobEnd,
+        /// The executor's reason, exit status, or where the logs are.
+        #[serde(default)]
+        detail: String,
+        /// Another attempt follows.
+        #[serde(default)]
+        retry: bool,
+    },
     /// Anything else worth recording (free-form; not projected into views).
     Note {
         /// Short topic (e.g. `brainstorm.batch`).
@@ -439,6 +510,8 @@ impl Event {
             Event::HarnessVersionCreated { .. } => "harness_version_created",
             Event::BudgetSpent { .. } => "budget_spent",
             Event::TrajectoryStep { .. } => "trajectory_step",
+            Event::JobSubmitted { .. } => "job_submitted",
+            Event::JobEnded { .. } => "job_ended",
             Event::Note { .. } => "note",
         }
     }
@@ -466,7 +539,9 @@ impl Event {
             Event::TrajectoryStep { proposal_id, .. }
             | Event::ApprovalRequested { proposal_id, .. }
             | Event::ApprovalAnswered { proposal_id, .. }
-            | Event::StageFailed { proposal_id, .. } => proposal_id.as_deref(),
+            | Event::StageFailed { proposal_id, .. }
+            | Event::JobSubmitted { proposal_id, .. }
+            | Event::JobEnded { proposal_id, .. } => proposal_id.as_deref(),
             Event::KnowledgeAssetWritten { asset } => asset.experiment.as_deref(),
             _ => None,
         }
@@ -660,7 +735,7 @@ mod tests {
             let back: Event = serde_json::from_value(v).unwrap();
             assert_eq!(&back, e);
         }
-        assert_eq!(seen.len(), 31, "fixtures must cover every variant");
+        assert_eq!(seen.len(), 33, "fixtures must cover every variant");
     }
 
     #[test]

@@ -600,6 +600,8 @@ pub(crate) fn project(rec: &EventRecord) -> Vec<ViewOp> {
         | Event::ApprovalAnswered { .. }
         | Event::StageFailed { .. }
         | Event::OffPolicyResult { .. }
+        | Event::JobSubmitted { .. }
+        | Event::JobEnded { .. }
         | Event::Note { .. } => Vec::new(),
     }
 }
