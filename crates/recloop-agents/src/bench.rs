@@ -25,6 +25,18 @@ pub struct BenchReport {
     pub best: std::collections::BTreeMap<String, Vec<Vec<f64>>>,
     /// Value of the starting spec.
     pub start: f64,
+    /// brain → per seed → each trial's change and measured value, in order.
+    #[serde(default)]
+    pub trials: std::collections::BTreeMap<String, Vec<Vec<TrialTrace>>>,
+}
+
+/// One benchmark trial: what the brain changed and what it measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialTrace {
+    /// The proposal's title (the mutation in words).
+    pub change: String,
+    /// Validation value of the primary metric (NaN when the spec failed).
+    pub value: f64,
 }
 
 impl BenchReport {
@@ -40,7 +52,7 @@ impl BenchReport {
 }
 
 /// One line per brain and checkpoint: mean, median, min and max over seeds, then the per-seed
-/// values.
+/// values. The alternate form (`{:#}`) adds each trial's change and value.
 impl std::fmt::Display for BenchReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
@@ -68,20 +80,41 @@ impl std::fmt::Display for BenchReport {
                 )?;
             }
         }
+        if f.alternate() {
+            for (brain, per_seed) in &self.trials {
+                for (seed, trials) in self.seeds.iter().zip(per_seed) {
+                    for (i, t) in trials.iter().enumerate() {
+                        writeln!(
+                            f,
+                            "{brain} seed {seed} trial {:>2}: {:.4} {}",
+                            i + 1,
+                            t.value,
+                            t.change
+                        )?;
+                    }
+                }
+            }
+        }
         Ok(())
     }
 }
 
+/// The brains [`bench_brains`] can compare.
+pub const BENCH_BRAINS: [&str; 2] = ["builtin", "random"];
+
 /// Run the benchmark on the workspace at `dir` (its `pipeline.toml` is the starting point, its
-/// `eval/eval.toml` the data), `trials` trials per seed.
+/// `eval/eval.toml` the data), `trials` trials per seed, for each of `brains` (names from
+/// [`BENCH_BRAINS`]).
 pub fn bench_brains(
     dir: &Path,
     trials: usize,
     seeds: &[u64],
     checkpoints: &[usize],
+    brains: &[&str],
 ) -> Result<BenchReport> {
     // One value is recorded per distinct checkpoint (e.g. `[10, 10]` when only 10 trials run).
     let mut checkpoints = checkpoints.to_vec();
+    checkpoints.retain(|&c| c >= 1 && c <= trials);
     checkpoints.sort_unstable();
     checkpoints.dedup();
     let manifest = Manifest::load(dir)?;
@@ -110,19 +143,31 @@ pub fn bench_brains(
         seeds: seeds.to_vec(),
         best: Default::default(),
         start,
+        trials: Default::default(),
     };
-    let brains: Vec<Box<dyn Brain>> = vec![
-        Box::new(BuiltinBrain::tpe()),
-        Box::new(BuiltinBrain::random()),
-    ];
-    for brain in &brains {
+    let mut chosen: Vec<Box<dyn Brain>> = Vec::new();
+    for name in brains {
+        chosen.push(match *name {
+            "builtin" => Box::new(BuiltinBrain::tpe()),
+            "random" => Box::new(BuiltinBrain::random()),
+            other => {
+                return Err(AgentError::Invalid {
+                    path: "benchmark brains".into(),
+                    reason: format!("unknown brain {other:?}; known: {BENCH_BRAINS:?}"),
+                });
+            }
+        });
+    }
+    for brain in &chosen {
         let mut per_seed = Vec::new();
+        let mut traces = Vec::new();
         for &seed in seeds {
             let mut history = History::default();
             history.production_values.push(("start".into(), start));
             let mut best_spec = start_spec.clone();
             let mut best = start;
             let mut at = Vec::new();
+            let mut trace = Vec::new();
             for t in 0..trials {
                 let out = brain.brainstorm(&BrainstormInput {
                     manifest: &manifest,
@@ -141,6 +186,10 @@ pub fn bench_brains(
                         .get("spec")
                         .and_then(|s| serde_json::from_value(s.clone()).ok());
                     let value = spec.as_ref().map_or(f64::NAN, &measure);
+                    trace.push(TrialTrace {
+                        change: p.title.clone(),
+                        value,
+                    });
                     let better = value.is_finite() && sign * (value - best) > 0.0;
                     if better {
                         best = value;
@@ -174,8 +223,10 @@ pub fn bench_brains(
                 }
             }
             per_seed.push(at);
+            traces.push(trace);
         }
         report.best.insert(brain.name(), per_seed);
+        report.trials.insert(brain.name(), traces);
     }
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(report)

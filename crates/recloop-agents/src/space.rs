@@ -114,6 +114,31 @@ pub const POP_PENALTY: Range = Range::new(0.0, 1.0, false, false);
 /// Genre caps searched.
 pub const GENRE_CAPS: [usize; 5] = [0, 2, 3, 4, 5];
 
+/// The search ranges as JSON (per model kind its searched parameters, the blend weight, the
+/// normalisations, the reranking ranges), so another optimiser can search the same space.
+pub fn ranges_json() -> serde_json::Value {
+    let range =
+        |r: Range| serde_json::json!({"lo": r.lo, "hi": r.hi, "log": r.log, "integer": r.integer});
+    let params: serde_json::Map<String, serde_json::Value> = ALL_KINDS
+        .iter()
+        .map(|k| {
+            let p: serde_json::Map<String, serde_json::Value> = searched_params(*k)
+                .iter()
+                .filter_map(|p| Some(((*p).to_string(), range(param_range(*k, p)?))))
+                .collect();
+            (kind_name(*k).to_string(), serde_json::Value::Object(p))
+        })
+        .collect();
+    serde_json::json!({
+        "params": params,
+        "weight": range(WEIGHT),
+        "normalize": ["none", "minmax", "zscore", "rank"],
+        "mmr_lambda": range(MMR),
+        "popularity_penalty": range(POP_PENALTY),
+        "genre_caps": GENRE_CAPS,
+    })
+}
+
 /// One typed change to a pipeline specification.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]

@@ -128,6 +128,13 @@ impl ProposalContext<'_> {
         for t in same_lever.iter().rev().take(3) {
             evidence.push(trial_evidence(t, &primary.name));
         }
+        if let Some(rule) = &c.rule {
+            evidence.push(EvidenceItem {
+                source: EvidenceSource::Journal,
+                reference: format!("rule:{}", lever_class(lever)),
+                summary: rule.clone(),
+            });
+        }
         if let Some(t) = self.tpe {
             evidence.push(EvidenceItem {
                 source: EvidenceSource::Journal,
@@ -300,6 +307,99 @@ struct Choice {
     mutation: Mutation,
     spec: PipelineSpec,
     objective: f64,
+    /// Why the brain picked it, when a rule rather than the search chose it.
+    rule: Option<String>,
+}
+
+/// Objective of a screening proposal (a model family no trial has measured yet).
+const SCREENING_OBJECTIVE: f64 = 0.75;
+
+/// Family screening: personalised model families (those with searched parameters; the
+/// popularity baseline is the reference, not a candidate) that no measured trial and not the
+/// base has used yet, each
+/// as a switch of the base's heaviest model to that family at the centre of its search ranges,
+/// in a seeded order. A portfolio's first moves: every family is measured once before the search
+/// spends trials tuning one of them.
+fn screening_moves(base: &PipelineSpec, history: &History, rng: &mut Pcg64Mcg) -> Vec<Mutation> {
+    let Some(heaviest) = base
+        .models
+        .iter()
+        .max_by(|a, b| a.weight.total_cmp(&b.weight))
+    else {
+        return Vec::new();
+    };
+    let measured: Vec<recloop_rec::ModelKind> = history
+        .trials
+        .iter()
+        .filter(|t| t.value.is_some())
+        .filter_map(|t| t.spec.as_ref())
+        .flat_map(|s| s.models.iter().map(|m| m.kind))
+        .collect();
+    let mut moves: Vec<Mutation> = recloop_rec::pipeline::params::ALL_KINDS
+        .iter()
+        .copied()
+        .filter(|k| !space::searched_params(*k).is_empty())
+        .filter(|k| !measured.contains(k) && !base.models.iter().any(|m| m.kind == *k))
+        .map(|k| Mutation::SwitchModel {
+            model: heaviest.name.clone(),
+            kind: recloop_rec::pipeline::params::kind_name(k).to_string(),
+            params: space::searched_params(k)
+                .iter()
+                .filter_map(|p| Some(((*p).to_string(), space::param_range(k, p)?.from_unit(0.5))))
+                .collect(),
+        })
+        .collect();
+    // seeded Fisher-Yates: which family comes first is not a preference
+    for i in (1..moves.len()).rev() {
+        moves.swap(i, rng.random_range(0..=i));
+    }
+    moves
+}
+
+/// The class of a lever whose outcomes are pooled (`blend.normalize.rank` and
+/// `blend.normalize.none` are one class; other levers are their own class).
+fn lever_class(lever: &str) -> &str {
+    if lever.starts_with("blend.normalize.") {
+        "blend.normalize"
+    } else {
+        lever
+    }
+}
+
+/// Per lever class, the posterior mean (Beta(1, 1) prior) that a move improves on its base, from
+/// the measured trials whose base value is known (the value of the trial or production that
+/// made the base). Levers that kept hurting (a genre cap on an accuracy objective) are sampled
+/// less; levers that kept helping, more.
+fn lever_success(history: &History, sign: f64) -> BTreeMap<String, f64> {
+    let mut value_of: BTreeMap<String, f64> = BTreeMap::new();
+    for t in &history.trials {
+        if let (Some(spec), Some(v)) = (&t.spec, t.value) {
+            value_of.entry(spec_hash(spec)).or_insert(v);
+        }
+    }
+    let production = history.production_values.first().map(|p| p.1);
+    let mut counts: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for t in &history.trials {
+        let Some(v) = t.value else { continue };
+        let base = t
+            .base_hash
+            .as_ref()
+            .and_then(|h| value_of.get(h).copied())
+            .or(production);
+        let Some(base) = base else { continue };
+        let e = counts
+            .entry(lever_class(&t.proposal.lever).to_string())
+            .or_insert((0.0, 0.0));
+        if sign * (v - base) > 0.0 {
+            e.0 += 1.0;
+        } else {
+            e.1 += 1.0;
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(k, (s, f))| (k, (s + 1.0) / (s + f + 2.0)))
+        .collect()
 }
 
 impl BuiltinBrain {
@@ -317,6 +417,7 @@ impl BuiltinBrain {
         avoid_specs: &BTreeSet<String>,
         avoid_dirs: &BTreeMap<(String, String, i64), f64>,
         tried_levers: &BTreeSet<String>,
+        success: &BTreeMap<String, f64>,
         rng: &mut Pcg64Mcg,
     ) -> Option<Choice> {
         let base_hash = spec_hash(base);
@@ -375,11 +476,19 @@ impl BuiltinBrain {
                 }
                 (Search::Tpe, None) => prior_objective(&m, base) + 0.05 * rng.random::<f64>(),
             };
+            // the lever's track record scales the search's score (1 for an untried lever)
+            let objective = match self.search {
+                Search::Tpe => {
+                    objective * 2.0 * success.get(lever_class(&m.lever())).copied().unwrap_or(0.5)
+                }
+                Search::Random => objective,
+            };
             if best.as_ref().is_none_or(|b| objective > b.objective) {
                 best = Some(Choice {
                     mutation: m,
                     spec,
                     objective,
+                    rule: None,
                 });
             }
         }
@@ -422,20 +531,45 @@ impl Brain for BuiltinBrain {
         avoid_specs.insert(spec_hash(base));
         let avoid_dirs = input.history.rejected_directions();
         let tried_levers = input.history.tried_levers();
+        let success = lever_success(input.history, sign);
+        let mut screening = match self.search {
+            Search::Tpe => screening_moves(base, input.history, &mut rng),
+            Search::Random => Vec::new(),
+        };
         let base_hash = spec_hash(base);
         let mut proposals = Vec::new();
         for i in 0..input.batch_size.max(1) {
             let kind = slot_kind(i);
-            let Some(c) = self.choose(
-                base,
-                kind,
-                tpe.as_ref(),
-                &avoid_specs,
-                &avoid_dirs,
-                &tried_levers,
-                &mut rng,
-            ) else {
-                continue;
+            let screened = std::iter::from_fn(|| screening.pop()).find_map(|m| {
+                let spec = m.apply(base)?;
+                (!avoid_specs.contains(&spec_hash(&spec))).then(|| Choice {
+                    rule: Some(format!(
+                        "family screening: no measured trial has used {} yet; every model family is measured once at the centre of its ranges before the search tunes one",
+                        match &m {
+                            Mutation::SwitchModel { kind, .. } => kind.as_str(),
+                            _ => "this family",
+                        }
+                    )),
+                    mutation: m,
+                    spec,
+                    objective: SCREENING_OBJECTIVE,
+                })
+            });
+            let c = match screened {
+                Some(c) => c,
+                None => match self.choose(
+                    base,
+                    kind,
+                    tpe.as_ref(),
+                    &avoid_specs,
+                    &avoid_dirs,
+                    &tried_levers,
+                    &success,
+                    &mut rng,
+                ) {
+                    Some(c) => c,
+                    None => continue,
+                },
             };
             avoid_specs.insert(spec_hash(&c.spec));
             let context = ProposalContext {
@@ -710,4 +844,133 @@ fn develop_declared(input: &DevelopInput<'_>, space: &DeclaredSpace<'_>) -> Resu
             duration_ms: 0,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Trial;
+    use recloop_core::Decision;
+
+    fn spec(text: &str) -> PipelineSpec {
+        toml::from_str(text).unwrap()
+    }
+
+    fn trial(lever: &str, base: &PipelineSpec, spec: PipelineSpec, value: f64) -> Trial {
+        let mut proposal: Proposal = serde_json::from_value(serde_json::json!({
+            "id": lever, "title": lever, "hypothesis": "h", "mechanism": "m",
+            "target_metric": "ndcg@10", "direction": "increase", "location": [],
+            "required_signals": [], "risks": [], "validation": "v", "maturity": "ready",
+            "kind": "exploit", "evidence": [], "score_parts": {"objective": 0.5, "business": 0.5,
+            "feasibility": 0.5, "handoff": 1.0, "evidence": 0.5, "risk": 0.1}, "score": 0.5,
+            "change": {}, "stage": "rerank", "lever": lever
+        }))
+        .unwrap();
+        proposal.lever = lever.into();
+        Trial {
+            proposal,
+            seq: 0,
+            spec: Some(spec),
+            base_hash: Some(spec_hash(base)),
+            value: Some(value),
+            decision: Some(Decision::Discard),
+            rejected: None,
+            merged: false,
+            online: false,
+            diff_hash: None,
+            error: None,
+            quality: None,
+        }
+    }
+
+    const POP: &str = "[[models]]\nname = \"pop\"\nkind = \"mostpop\"\n";
+    const EASE: &str =
+        "[[models]]\nname = \"ease\"\nkind = \"ease\"\n[models.params]\nlambda = 224.0\n";
+
+    #[test]
+    fn screening_measures_each_personalised_family_once() {
+        let base = spec(POP);
+        let mut rng = Pcg64Mcg::seed_from_u64(3);
+        let moves = screening_moves(&base, &History::default(), &mut rng);
+        let kinds: BTreeSet<String> = moves
+            .iter()
+            .map(|m| match m {
+                Mutation::SwitchModel {
+                    kind,
+                    model,
+                    params,
+                } => {
+                    assert_eq!(model, "pop");
+                    assert!(!params.is_empty() || kind == "mostpop");
+                    kind.clone()
+                }
+                other => panic!("not a family switch: {other:?}"),
+            })
+            .collect();
+        let expected: BTreeSet<String> = ["itemknn", "ease", "ials", "bpr"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            kinds, expected,
+            "every personalised family, not the popularity baseline"
+        );
+        // EASE at the centre of its log range (10..5000): the geometric mean, rounded
+        let ease = moves
+            .iter()
+            .find_map(|m| match m {
+                Mutation::SwitchModel { kind, params, .. } if kind == "ease" => Some(params),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(ease["lambda"], 224.0);
+
+        // a measured EASE trial takes EASE off the list; the base's own family is never on it
+        let mut history = History::default();
+        history
+            .trials
+            .push(trial("candidates.switch.ease", &base, spec(EASE), 0.41));
+        let after = screening_moves(&spec(EASE), &history, &mut rng);
+        assert_eq!(after.len(), 3, "{after:?}");
+        assert!(after.iter().all(|m| !m.lever().ends_with(".ease")));
+    }
+
+    #[test]
+    fn levers_that_kept_hurting_are_weighted_down() {
+        let base = spec(EASE);
+        let mut history = History::default();
+        history.production_values.push(("start".into(), 0.40));
+        let capped = |cap: usize| {
+            let mut s = spec(EASE);
+            s.rerank.genre_cap = cap;
+            s
+        };
+        let raised = |l: f64| {
+            spec(&format!(
+                "[[models]]\nname = \"ease\"\nkind = \"ease\"\n[models.params]\nlambda = {l}\n"
+            ))
+        };
+        history
+            .trials
+            .push(trial("rerank.genre_cap", &base, capped(2), 0.30));
+        history
+            .trials
+            .push(trial("rerank.genre_cap", &base, capped(3), 0.35));
+        history
+            .trials
+            .push(trial("model.ease.lambda", &base, raised(700.0), 0.43));
+        history
+            .trials
+            .push(trial("blend.normalize.rank", &base, capped(4), 0.39));
+        let w = lever_success(&history, 1.0);
+        assert!((w["rerank.genre_cap"] - 0.25).abs() < 1e-12, "{w:?}");
+        assert!((w["model.ease.lambda"] - 2.0 / 3.0).abs() < 1e-12, "{w:?}");
+        assert!(
+            w.contains_key("blend.normalize"),
+            "normalisations pool: {w:?}"
+        );
+        // minimising flips what counts as an improvement
+        let down = lever_success(&history, -1.0);
+        assert!((down["rerank.genre_cap"] - 0.75).abs() < 1e-12, "{down:?}");
+    }
 }
