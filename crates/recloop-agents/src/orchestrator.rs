@@ -670,6 +670,8 @@ impl Loop {
                     admitted: true,
                     diagnosis: format!("harness {} loaded from .recloop/harness", h.version),
                     spec: h.spec.clone(),
+                    diff: String::new(),
+                    evidence: serde_json::Value::Null,
                 },
                 None,
             )?;
