@@ -5,6 +5,7 @@
 //! - [`space`], [`tpe`], [`brain`]: the built-in brain (typed mutations + TPE) and the LLM brain;
 //! - [`develop`] (gates, repairs, Q_code), [`evaluate`] (cascade, verdict, knowledge assets);
 //! - [`orchestrator`]: `recloop run`, resumable from the journal;
+//! - [`evolve`]: SGPO — replay tasks, semantic gradient, bounded edits, paired-replay admission;
 //! - [`bench`]: built-in brain vs random search.
 
 pub mod admission;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod evaluate;
 pub mod evaluator;
 pub mod evidence;
+pub mod evolve;
 pub mod example;
 pub mod git;
 pub mod harness;

@@ -438,13 +438,17 @@ impl Loop {
         let root = repo.root.clone();
         let lock = RunLock::acquire(&repo)?;
         harness::install_defaults(&root)?;
+        let journal =
+            Journal::for_workspace(&root, None).map_err(|e| AgentError::Journal(e.to_string()))?;
+        // the latest admitted version of each harness is the one in use
+        for agent in ["brainstorm", "develop", "evaluate"] {
+            crate::evolve::versions::sync_disk(&journal, &root, agent)?;
+        }
         let harness = [
             Harness::load(&root, "brainstorm")?,
             Harness::load(&root, "develop")?,
             Harness::load(&root, "evaluate")?,
         ];
-        let journal =
-            Journal::for_workspace(&root, None).map_err(|e| AgentError::Journal(e.to_string()))?;
         // data first: sandboxed commands have no network
         crate::stages::ensure_data(&root)?;
         let brain: Arc<dyn Brain> = opts
@@ -660,21 +664,17 @@ impl Loop {
                 None,
             )?;
         }
+        // a harness whose files the journal already has (as an admitted version) is not recorded
+        // again; new files become version 1, or a hand edit of the latest admitted version
         for h in &self.harness {
-            rec.emit(
-                0,
-                &format!("harness/{}/{}", h.spec.agent, h.version),
-                Event::HarnessVersionCreated {
-                    version: 1,
-                    parent_version: None,
-                    admitted: true,
-                    diagnosis: format!("harness {} loaded from .recloop/harness", h.version),
-                    spec: h.spec.clone(),
-                    diff: String::new(),
-                    evidence: serde_json::Value::Null,
-                },
-                None,
-            )?;
+            if let Err(event) = crate::evolve::versions::in_use(&self.journal, h)? {
+                rec.emit(
+                    0,
+                    &format!("harness/{}/{}", h.spec.agent, h.version),
+                    event,
+                    None,
+                )?;
+            }
         }
         Ok(())
     }

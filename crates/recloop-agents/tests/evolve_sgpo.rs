@@ -1,0 +1,316 @@
+//! SGPO on a scripted model: an injected harness defect (Develop's rule against protected paths
+//! deleted) is diagnosed, repaired by an admitted edit with a measured gain, and harmful or
+//! no-gain edits are refused or archived.
+
+mod common;
+
+use recloop_agents::evolve::{self, EvolveModels, EvolveOptions, replay, versions};
+use recloop_agents::harness::{self, Harness};
+use recloop_core::{Gate, TrajectoryStep};
+use recloop_journal::{Event, NewEvent};
+use recloop_llm::{
+    ChatModel, ChatRequest, ChatResponse, Message, ScriptedModel, ScriptedTurn, StopReason, Usage,
+};
+use serde_json::json;
+use std::sync::Arc;
+
+const RULE: &str = "4. Touch editable paths only. Protected paths are rejected.\n";
+
+/// Develop's model in the replays: without the rule in its system prompt it touches the
+/// protected `eval/eval.toml` whenever `seed % 3 != 0`; with the rule it never does.
+struct DevelopSim;
+
+fn touches_protected(system: &str, seed: u64) -> bool {
+    !system.contains("Touch editable paths only") && seed % 3 != 0
+}
+
+impl ChatModel for DevelopSim {
+    fn name(&self) -> &str {
+        "develop-sim"
+    }
+    fn chat(&self, request: &ChatRequest) -> recloop_llm::Result<ChatResponse> {
+        let system = &request.messages[0].content;
+        let seed = request.seed.expect("replays send a seed");
+        let file = if touches_protected(system, seed) {
+            "eval/eval.toml"
+        } else {
+            "pipeline.toml"
+        };
+        let answer = json!({"summary": "raise the EASE blend weight", "files_changed": [file]});
+        Ok(ChatResponse {
+            model: "develop-sim".into(),
+            message: Message::assistant(answer.to_string()),
+            usage: Usage {
+                input_tokens: 100,
+                output_tokens: 20,
+            },
+            stop_reason: StopReason::EndTurn,
+        })
+    }
+}
+
+/// 8 develop trajectories, every other one followed by an `editable_paths` gate failure.
+fn seed_journal(ws: &std::path::Path) {
+    let j = common::journal(ws);
+    let mut batch = Vec::new();
+    for i in 1..=8u32 {
+        let pid = format!("p-{i}");
+        batch.push(NewEvent::new(
+            "run-1",
+            i,
+            Event::TrajectoryStep {
+                proposal_id: Some(pid.clone()),
+                step: TrajectoryStep {
+                    agent: "develop".into(),
+                    input: format!(
+                        "SYSTEM PROMPT\n---\nImplement proposal {pid}: raise the EASE blend \
+                         weight by 0.{i} in pipeline.toml."
+                    ),
+                    tool_calls: vec![],
+                    output: "{\"summary\": \"done\", \"files_changed\": [\"eval/eval.toml\"]}"
+                        .into(),
+                    tokens_in: 10,
+                    tokens_out: 10,
+                    cost_usd: 0.0,
+                    duration_ms: 1,
+                },
+            },
+        ));
+        if i % 2 == 1 {
+            batch.push(NewEvent::new(
+                "run-1",
+                i,
+                Event::GateFailed {
+                    proposal_id: pid.clone(),
+                    candidate_id: format!("c-{i}"),
+                    gate: Gate::EditablePaths,
+                    round: 0,
+                    detail: "eval/eval.toml: protected or not editable".into(),
+                },
+            ));
+        }
+    }
+    j.append_batch(batch).unwrap();
+}
+
+fn harness_files(ws: &std::path::Path) -> Harness {
+    Harness::load(ws, "develop").unwrap()
+}
+
+/// The rubric score of one replay, recomputed here from the rubric's definition: verifiers
+/// schema, protected_paths, diff_parses weigh 1 each, protected_paths 2 when the original failed
+/// at the editable_paths gate; only protected_paths can fail for this model.
+fn expected_score(failed_task: bool, protected_hit: bool) -> f64 {
+    let w = if failed_task { 2.0 } else { 1.0 };
+    let total = 2.0 + w;
+    if protected_hit {
+        5.0 * 2.0 / total
+    } else {
+        5.0
+    }
+}
+
+#[test]
+fn a_deleted_rule_is_diagnosed_repaired_and_admitted_while_bad_edits_are_not() {
+    let tmp = common::synthetic_workspace();
+    let ws = tmp.path();
+    harness::install_defaults(ws).unwrap();
+    // inject the defect: Develop's rule against protected paths is deleted
+    let instructions = harness::harness_dir(ws, "develop").join("instructions.md");
+    let original = std::fs::read_to_string(&instructions).unwrap();
+    assert!(original.contains(RULE), "the default harness has the rule");
+    let defective = original.replace(RULE, "");
+    std::fs::write(&instructions, &defective).unwrap();
+    seed_journal(ws);
+    let h = harness_files(ws);
+
+    let repair = recloop_agents::diff::make("instructions.md", &defective, &original);
+    let no_gain = recloop_agents::diff::make(
+        "instructions.md",
+        &defective,
+        &defective.replace("7. Finish", "7. Keep the summary to one sentence.\n8. Finish"),
+    );
+    let contract = h.file("contract.schema.json");
+    let harmful = recloop_agents::diff::make(
+        "contract.schema.json",
+        contract,
+        &contract.replace(
+            r#""required": ["summary", "files_changed"]"#,
+            r#""required": ["summary"]"#,
+        ),
+    );
+    let diagnosis = json!({
+        "score": 2.0,
+        "loss_report": "Replays write eval/eval.toml, a protected path; the instructions never forbid it.",
+        "diagnosis": [{
+            "category": "missing_constraint",
+            "finding": "no rule restricts changes to editable paths",
+            "evidence": ["develop:run-1:1 failed protected_paths: eval/eval.toml", "instructions.md:3-4"]
+        }]
+    });
+    let scripted = Arc::new(ScriptedModel::new([
+        ScriptedTurn::json(diagnosis.clone()),
+        ScriptedTurn::json(json!({"edits": [
+            {"category": "broken_contract", "rationale": "files_changed is redundant",
+             "plan": ["contract.schema.json"], "diff": harmful},
+            {"category": "missing_constraint", "rationale": "shorter summaries",
+             "plan": ["instructions.md"], "diff": no_gain},
+            {"category": "missing_constraint", "rationale": "restore the editable-paths rule",
+             "plan": ["instructions.md"], "diff": repair},
+        ]})),
+    ]));
+    let models = EvolveModels {
+        agent: Arc::new(DevelopSim),
+        evaluator: scripted.clone(),
+        refiner: scripted.clone(),
+    };
+    let opts = EvolveOptions::new("develop");
+    let summary = evolve::evolve(ws, &opts, &models).unwrap();
+    assert_eq!(summary.rounds_before, 0);
+    let round = &summary.rounds[0];
+    println!("{round}");
+    assert_eq!(round.tasks.len(), 6);
+    assert_eq!(round.held_out.len(), 2);
+    assert_eq!(round.diagnosis[0].category, "missing_constraint");
+
+    // the gain is what the rubric says it must be, recomputed task by task from the seeds
+    let j = common::journal(ws);
+    let vs = versions::list(&j, "develop").unwrap();
+    let numbers: Vec<(u32, bool)> = vs.iter().map(|v| (v.version, v.admitted)).collect();
+    assert_eq!(numbers, vec![(1, true), (2, false), (3, false), (4, true)]);
+    let base = opts.seed + 1;
+    let mut old_sum = 0.0;
+    let defective_h = versions::harness_of("develop", &vs[0]);
+    let system = defective_h.system_prompt();
+    let mut hits = 0;
+    // odd proposals failed at the editable_paths gate
+    let failed_task = |task: &str| {
+        let seq: u64 = task.rsplit(':').next().unwrap().parse().unwrap();
+        let e = j.event(seq).unwrap().unwrap();
+        let pid = e.event.proposal_id().unwrap().to_string();
+        pid.trim_start_matches("p-").parse::<u32>().unwrap() % 2 == 1
+    };
+    for task in &round.tasks {
+        let failed = failed_task(task);
+        let mut m = 0.0;
+        for k in 0..3 {
+            let hit = touches_protected(&system, replay::seed(task, k, base));
+            hits += u32::from(hit);
+            m += expected_score(failed, hit) / 3.0;
+        }
+        old_sum += m;
+    }
+    assert!(hits > 0, "the defect shows in some replays");
+    let expected_old = old_sum / 6.0;
+    let expected_gain = 5.0 - expected_old;
+
+    let admitted = &vs[3];
+    assert_eq!(admitted.parent_version, Some(1));
+    assert!(admitted.diff.contains(&format!("+{}", RULE.trim_end())), "{}", admitted.diff);
+    assert!(admitted.diagnosis.contains("missing_constraint"));
+    let gain = admitted.evidence["paired"]["mean_gain"].as_f64().unwrap();
+    assert!((gain - expected_gain).abs() < 1e-9, "{gain} vs {expected_gain}");
+    assert!(gain > 0.05);
+    assert_eq!(
+        admitted.evidence["paired"]["new_pass"]["protected_paths"].as_f64(),
+        Some(1.0),
+        "the repaired harness never touches a protected path"
+    );
+    assert!(admitted.evidence["paired"]["old_pass"]["protected_paths"].as_f64().unwrap() < 1.0);
+    assert_eq!(round.admitted_version, Some(4));
+    // held-out tasks (never shown to the evaluator or refiner): the defect is gone there too
+    let mut held_before = 0.0;
+    for task in &round.held_out {
+        for k in 0..3 {
+            let hit = touches_protected(&system, replay::seed(task, k, base));
+            held_before += expected_score(failed_task(task), hit) / 3.0;
+        }
+    }
+    held_before /= round.held_out.len() as f64;
+    assert!((round.held_out_before.unwrap() - held_before).abs() < 1e-9);
+    assert_eq!(round.held_out_after, Some(5.0));
+
+    // the harmful edit was refused by the safety check; the no-gain edit archived with its gain
+    assert_eq!(vs[1].evidence["refused"]["check"], "contract");
+    assert!(vs[1].evidence["paired"].is_null(), "refused edits are never replayed");
+    assert_eq!(vs[2].evidence["paired"]["mean_gain"].as_f64(), Some(0.0));
+    assert!(
+        vs[2].evidence["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not exceed")
+    );
+    // the admitted files are the ones in use
+    assert_eq!(std::fs::read_to_string(&instructions).unwrap(), original);
+    assert_eq!(
+        versions::in_use(&j, &harness_files(ws)).unwrap().ok(),
+        Some(4),
+        "a run now uses v4 and records no new version"
+    );
+
+    // round 2 (resumed from the journal): the refiner sees the archive; an edit of a rubric is
+    // refused and a no-gain edit archived; nothing is admitted
+    let rubric = recloop_agents::diff::make("rubric.md", "weights\n", "no weights\n");
+    let no_gain2 = recloop_agents::diff::make(
+        "tools.md",
+        h.file("tools.md"),
+        &format!("{}- Prefer short diffs.\n", h.file("tools.md")),
+    );
+    scripted.push(ScriptedTurn::json(json!({
+        "score": 4.5, "loss_report": "Replays pass.", "diagnosis": []
+    })));
+    scripted.push(ScriptedTurn::json(json!({"edits": [
+        {"category": "weak_evidence", "rationale": "relax the rubric", "plan": ["rubric.md"], "diff": rubric},
+        {"category": "tool_misuse", "rationale": "short diffs", "plan": ["tools.md"], "diff": no_gain2},
+    ]})));
+    let again = evolve::evolve(ws, &opts, &models).unwrap();
+    assert_eq!(again.rounds_before, 1);
+    let r2 = &again.rounds[0];
+    assert_eq!((r2.round, r2.incumbent_version), (2, 4));
+    assert_eq!(r2.incumbent_score, 5.0);
+    assert_eq!(r2.admitted_version, None);
+    assert_eq!(r2.candidates[0].refused.as_ref().unwrap().check, "protected");
+    assert!(!r2.candidates[1].admitted && r2.candidates[1].paired.is_some());
+    let requests = scripted.requests();
+    assert_eq!(requests.len(), 4);
+    let refiner_prompt = &requests[3].messages[1].content;
+    assert!(
+        refiner_prompt.contains("Keep the summary to one sentence")
+            && refiner_prompt.contains("measured gain +0.000"),
+        "{refiner_prompt}"
+    );
+    assert_eq!(std::fs::read_to_string(&instructions).unwrap(), original);
+    let finished: Vec<u32> = j
+        .events(&recloop_journal::EventFilter::default())
+        .unwrap()
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::EvolveRoundFinished { round, .. } => Some(*round),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(finished, vec![1, 2]);
+}
+
+#[test]
+fn malformed_model_output_fails_the_round_with_a_named_field_and_journals_nothing() {
+    let tmp = common::synthetic_workspace();
+    let ws = tmp.path();
+    seed_journal(ws);
+    let scripted = Arc::new(ScriptedModel::new([ScriptedTurn::json(
+        json!({"score": 9, "loss_report": "x", "diagnosis": []}),
+    )]));
+    let models = EvolveModels {
+        agent: Arc::new(DevelopSim),
+        evaluator: scripted.clone(),
+        refiner: scripted,
+    };
+    let err = evolve::evolve(ws, &EvolveOptions::new("develop"), &models)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("evaluator answer: score: 9 is outside [0, 5]"), "{err}");
+    let j = common::journal(ws);
+    assert_eq!(evolve::rounds_done(&j, "develop").unwrap(), 0);
+    // only the initial version was recorded
+    assert_eq!(versions::list(&j, "develop").unwrap().len(), 1);
+}
