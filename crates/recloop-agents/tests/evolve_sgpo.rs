@@ -163,6 +163,7 @@ fn a_deleted_rule_is_diagnosed_repaired_and_admitted_while_bad_edits_are_not() {
         agent: Arc::new(DevelopSim),
         evaluator: scripted.clone(),
         refiner: scripted.clone(),
+        ledger: None,
     };
     let opts = EvolveOptions::new("develop");
     let summary = evolve::evolve(ws, &opts, &models).unwrap();
@@ -304,6 +305,7 @@ fn malformed_model_output_fails_the_round_with_a_named_field_and_journals_nothin
         agent: Arc::new(DevelopSim),
         evaluator: scripted.clone(),
         refiner: scripted,
+        ledger: None,
     };
     let err = evolve::evolve(ws, &EvolveOptions::new("develop"), &models)
         .unwrap_err()
@@ -313,4 +315,43 @@ fn malformed_model_output_fails_the_round_with_a_named_field_and_journals_nothin
     assert_eq!(evolve::rounds_done(&j, "develop").unwrap(), 0);
     // only the initial version was recorded
     assert_eq!(versions::list(&j, "develop").unwrap().len(), 1);
+}
+
+#[test]
+fn a_run_records_each_harness_once_and_uses_the_latest_admitted_version() {
+    let tmp = common::synthetic_workspace();
+    let ws = tmp.path();
+    harness::install_defaults(ws).unwrap();
+    let j = common::journal(ws);
+    let record = |h: &Harness, key: &str| match versions::in_use(&j, h).unwrap() {
+        Ok(n) => n,
+        Err(event) => {
+            j.append(NewEvent::new("run-1", 0, event).key(key)).unwrap();
+            match versions::in_use(&j, h).unwrap() {
+                Ok(n) => n,
+                Err(e) => panic!("recorded but unknown: {e:?}"),
+            }
+        }
+    };
+    let v1 = harness_files(ws);
+    assert_eq!(record(&v1, "a"), 1);
+    // the same files again: no new version
+    assert_eq!(record(&v1, "b"), 1);
+    assert_eq!(versions::list(&j, "develop").unwrap().len(), 1);
+    // a hand edit becomes v2, child of v1, with its diff
+    let path = harness::harness_dir(ws, "develop").join("tools.md");
+    std::fs::write(&path, "# Tool discipline\n\n- read first\n").unwrap();
+    let v2 = harness_files(ws);
+    assert_eq!(record(&v2, "c"), 2);
+    let vs = versions::list(&j, "develop").unwrap();
+    assert_eq!(vs[1].parent_version, Some(1));
+    assert!(vs[1].diff.contains("+- read first"), "{}", vs[1].diff);
+    // files on disk that hold an older recorded version are brought to the latest admitted one
+    versions::write(ws, &v1).unwrap();
+    assert!(versions::sync_disk(&j, ws, "develop").unwrap());
+    assert_eq!(harness_files(ws).version, v2.version);
+    // files matching no recorded version are a person's edit and stay
+    std::fs::write(&path, "# mine\n").unwrap();
+    assert!(!versions::sync_disk(&j, ws, "develop").unwrap());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "# mine\n");
 }

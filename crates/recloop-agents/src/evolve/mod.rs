@@ -28,7 +28,8 @@ use crate::harness::{self, Harness};
 use crate::orchestrator::RunLock;
 use recloop_core::Manifest;
 use recloop_journal::{Event, EventFilter, Journal, NewEvent};
-use recloop_llm::{ChatModel, ChatRequest, LlmRouter, Message, SharedModel, Usage};
+use recloop_llm::{BudgetLedger, ChatModel, ChatRequest, LlmRouter, Message, SharedModel, Usage};
+use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -75,6 +76,8 @@ pub struct EvolveModels {
     pub evaluator: SharedModel,
     /// The refiner role (candidate edits).
     pub refiner: SharedModel,
+    /// The router's spending ledger, when the models come from one (dollars per round).
+    pub ledger: Option<Arc<BudgetLedger>>,
 }
 
 impl EvolveModels {
@@ -90,8 +93,24 @@ impl EvolveModels {
             agent: m(agent)?,
             evaluator: m("evolve")?,
             refiner: m("evolve")?,
+            ledger: Some(router.ledger().clone()),
         })
     }
+}
+
+/// `recloop evolve`: the workspace's configured models (`[llm]`, roles `AGENT` and `evolve`;
+/// `RECLOOP_LLM=replay` replays cassettes), then [`evolve`].
+pub fn evolve_workspace(workspace: &Path, opts: &EvolveOptions) -> Result<EvolveSummary> {
+    let router = LlmRouter::from_workspace(workspace)
+        .map_err(|e| AgentError::Llm(e.to_string()))?
+        .ok_or_else(|| AgentError::Invalid {
+            path: workspace.join("recloop.toml").display().to_string(),
+            reason: "evolve needs a language model: add an [llm] section (the evaluator and \
+                     refiner use role `evolve`, the replays the agent's role)"
+                .into(),
+        })?;
+    let models = EvolveModels::from_router(&router, &opts.agent)?;
+    evolve(workspace, opts, &models)
 }
 
 /// What happened to one candidate edit.
@@ -142,6 +161,8 @@ pub struct RoundReport {
     pub tokens_in: u64,
     /// Tokens received.
     pub tokens_out: u64,
+    /// US dollars spent in the round (known when the models come from a router).
+    pub usd: Option<f64>,
 }
 
 impl std::fmt::Display for RoundReport {
@@ -187,7 +208,11 @@ impl std::fmt::Display for RoundReport {
             f,
             "  tokens: {} in, {} out",
             self.tokens_in, self.tokens_out
-        )
+        )?;
+        if let Some(usd) = self.usd {
+            write!(f, ", ${usd:.4}")?;
+        }
+        Ok(())
     }
 }
 
@@ -362,6 +387,7 @@ fn run_round(
         std::mem::swap(&mut train, &mut held);
     }
     let base_seed = opts.seed.wrapping_add(u64::from(round));
+    let usd_before = models.ledger.as_ref().map(|l| l.report().run.usd);
     let mut spend = Spend {
         usage: Usage::default(),
         cap: opts.max_tokens_per_round,
@@ -516,6 +542,11 @@ fn run_round(
         held_out_after,
         tokens_in: spend.usage.input_tokens,
         tokens_out: spend.usage.output_tokens,
+        usd: models
+            .ledger
+            .as_ref()
+            .zip(usd_before)
+            .map(|(l, b)| l.report().run.usd - b),
     };
     let mut batch = Vec::new();
     for t in &tried {
@@ -555,6 +586,25 @@ fn run_round(
                     spec,
                     diff,
                     evidence,
+                },
+            )
+            .key(key.clone())
+            .with_id(crate::record::uuid_for(&key)),
+        );
+    }
+    if let Some(usd) = report.usd {
+        let key = format!("{RUN_ID}/{agent}/{round}/budget");
+        batch.push(
+            NewEvent::new(
+                RUN_ID,
+                round,
+                Event::BudgetSpent {
+                    agent: "evolve".into(),
+                    model: models.refiner.name().to_string(),
+                    tokens_in: report.tokens_in,
+                    tokens_out: report.tokens_out,
+                    usd,
+                    price_table_version: recloop_llm::PRICES_VERSION.to_string(),
                 },
             )
             .key(key.clone())
