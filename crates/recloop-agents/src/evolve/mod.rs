@@ -89,10 +89,12 @@ impl EvolveModels {
                 .for_role(role)
                 .map_err(|e| AgentError::Llm(format!("model for role {role}: {e}")))
         };
+        // one model for both roles of `evolve` (a scripted or replayed model is one sequence)
+        let evolve = m("evolve")?;
         Ok(EvolveModels {
             agent: m(agent)?,
-            evaluator: m("evolve")?,
-            refiner: m("evolve")?,
+            evaluator: evolve.clone(),
+            refiner: evolve,
             ledger: Some(router.ledger().clone()),
         })
     }
@@ -438,10 +440,8 @@ fn run_round(
         };
         let safe = match refine::check(&incumbent, &edit) {
             Err(refusal) => {
-                report.reason = format!(
-                    "refused by the {} safety check: {}",
-                    refusal.check, refusal.reason
-                );
+                report.reason =
+                    format!("{} safety check: {}", refusal.check, refusal.reason);
                 report.refused = Some(refusal);
                 None
             }
