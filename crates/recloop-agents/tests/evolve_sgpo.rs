@@ -355,3 +355,104 @@ fn a_run_records_each_harness_once_and_uses_the_latest_admitted_version() {
     assert!(!versions::sync_disk(&j, ws, "develop").unwrap());
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "# mine\n");
 }
+
+#[test]
+fn brainstorm_trajectories_become_tasks_with_an_avoid_set_and_evidence_checks() {
+    use recloop_agents::evolve::tasks::{self, Verifier};
+    use recloop_core::Decision;
+    use recloop_journal::fixtures;
+    let tmp = common::synthetic_workspace();
+    let ws = tmp.path();
+    let j = common::journal(ws);
+    let step = |output: &str| TrajectoryStep {
+        agent: "brainstorm".into(),
+        input: "SYSTEM\n---\nObjective: ndcg@10 up.".into(),
+        tool_calls: vec![],
+        output: output.into(),
+        tokens_in: 1,
+        tokens_out: 1,
+        cost_usd: 0.0,
+        duration_ms: 1,
+    };
+    j.append_batch(vec![
+        NewEvent::new("run-1", 1, Event::TrajectoryStep { proposal_id: None, step: step("{}") }),
+        NewEvent::new(
+            "run-1",
+            1,
+            Event::ProposalMade {
+                proposal: fixtures::proposal("p-1", "Blend EASE with ItemKNN", "h", "blend", "w"),
+            },
+        ),
+        NewEvent::new(
+            "run-1",
+            1,
+            Event::Verdict {
+                proposal_id: "p-1".into(),
+                candidate_id: "c-1".into(),
+                experiment_id: None,
+                verdict: fixtures::verdict(Decision::Keep, 0.01),
+            },
+        ),
+        NewEvent::new("run-1", 2, Event::TrajectoryStep { proposal_id: None, step: step("{}") }),
+        NewEvent::new(
+            "run-1",
+            2,
+            Event::ProposalMade {
+                proposal: fixtures::proposal("p-2", "blend  ease with itemknn", "h", "blend", "w"),
+            },
+        ),
+        NewEvent::new(
+            "run-1",
+            2,
+            Event::ProposalRejected {
+                proposal_id: "p-2".into(),
+                reason: "duplicate of p-1 (avoid set)".into(),
+            },
+        ),
+    ])
+    .unwrap();
+    let h = Harness::load(ws, "brainstorm").unwrap();
+    let events = j.events(&recloop_journal::EventFilter::default()).unwrap();
+    let all = tasks::build_tasks(&events, "brainstorm", &h.contract().unwrap(), 10);
+    // the failure (iteration 2) first, then the success
+    assert_eq!(all.len(), 2);
+    let (failed, ok) = (&all[0], &all[1]);
+    assert!(failed.downstream.failed && !ok.downstream.failed, "{all:?}");
+    assert_eq!(failed.input, "Objective: ndcg@10 up.");
+    assert_eq!(failed.avoid, vec!["blend ease with itemknn".to_string()]);
+    assert!(ok.avoid.is_empty(), "nothing came before iteration 1");
+    let dup = failed
+        .rubric
+        .iter()
+        .find(|r| r.verifier == Verifier::DuplicatesAvoided)
+        .unwrap();
+    assert_eq!(dup.weight, 2.0);
+    assert!(dup.criterion.contains("duplicate of p-1"), "{dup:?}");
+
+    let manifest = recloop_core::Manifest::load(ws).unwrap();
+    let answer = |title: &str, location: &str, evidence: serde_json::Value| {
+        json!({"proposals": [{"title": title, "location": [location], "evidence": evidence}]})
+            .to_string()
+    };
+    let passed = |answer: &str, v: Verifier| {
+        tasks::verify(failed, answer, &manifest)
+            .into_iter()
+            .find(|c| c.verifier == v)
+            .unwrap()
+    };
+    let cited = json!([{"source": "journal", "reference": "p-1", "summary": "kept"}]);
+    let repeat = answer("Blend EASE with  ItemKNN", "pipeline.toml", cited.clone());
+    assert!(!passed(&repeat, Verifier::DuplicatesAvoided).passed);
+    let fresh = answer("Rerank by recency", "pipeline.toml", cited.clone());
+    assert!(passed(&fresh, Verifier::DuplicatesAvoided).passed);
+    assert!(passed(&fresh, Verifier::EvidenceCited).passed);
+    assert!(passed(&fresh, Verifier::ProtectedPaths).passed);
+    let uncited = answer("Rerank by recency", "pipeline.toml", json!([]));
+    let c = passed(&uncited, Verifier::EvidenceCited);
+    assert!(!c.passed && c.detail.contains("Rerank by recency"), "{c:?}");
+    let protected = answer("Rerank by recency", "eval/eval.toml", cited);
+    assert!(!passed(&protected, Verifier::ProtectedPaths).passed);
+    // the contract needs far more than a title: the schema verifier says which fields
+    let s = passed(&fresh, Verifier::Schema);
+    assert!(!s.passed && s.detail.contains("hypothesis"), "{s:?}");
+}
