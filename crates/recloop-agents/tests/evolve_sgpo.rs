@@ -128,7 +128,10 @@ fn a_deleted_rule_is_diagnosed_repaired_and_admitted_while_bad_edits_are_not() {
     let no_gain = recloop_agents::diff::make(
         "instructions.md",
         &defective,
-        &defective.replace("7. Finish", "7. Keep the summary to one sentence.\n8. Finish"),
+        &defective.replace(
+            "7. Finish",
+            "7. Keep the summary to one sentence.\n8. Finish",
+        ),
     );
     let contract = h.file("contract.schema.json");
     let harmful = recloop_agents::diff::make(
@@ -207,17 +210,29 @@ fn a_deleted_rule_is_diagnosed_repaired_and_admitted_while_bad_edits_are_not() {
 
     let admitted = &vs[3];
     assert_eq!(admitted.parent_version, Some(1));
-    assert!(admitted.diff.contains(&format!("+{}", RULE.trim_end())), "{}", admitted.diff);
+    assert!(
+        admitted.diff.contains(&format!("+{}", RULE.trim_end())),
+        "{}",
+        admitted.diff
+    );
     assert!(admitted.diagnosis.contains("missing_constraint"));
     let gain = admitted.evidence["paired"]["mean_gain"].as_f64().unwrap();
-    assert!((gain - expected_gain).abs() < 1e-9, "{gain} vs {expected_gain}");
+    assert!(
+        (gain - expected_gain).abs() < 1e-9,
+        "{gain} vs {expected_gain}"
+    );
     assert!(gain > 0.05);
     assert_eq!(
         admitted.evidence["paired"]["new_pass"]["protected_paths"].as_f64(),
         Some(1.0),
         "the repaired harness never touches a protected path"
     );
-    assert!(admitted.evidence["paired"]["old_pass"]["protected_paths"].as_f64().unwrap() < 1.0);
+    assert!(
+        admitted.evidence["paired"]["old_pass"]["protected_paths"]
+            .as_f64()
+            .unwrap()
+            < 1.0
+    );
     assert_eq!(round.admitted_version, Some(4));
     // held-out tasks (never shown to the evaluator or refiner): the defect is gone there too
     let mut held_before = 0.0;
@@ -233,7 +248,10 @@ fn a_deleted_rule_is_diagnosed_repaired_and_admitted_while_bad_edits_are_not() {
 
     // the harmful edit was refused by the safety check; the no-gain edit archived with its gain
     assert_eq!(vs[1].evidence["refused"]["check"], "contract");
-    assert!(vs[1].evidence["paired"].is_null(), "refused edits are never replayed");
+    assert!(
+        vs[1].evidence["paired"].is_null(),
+        "refused edits are never replayed"
+    );
     assert_eq!(vs[2].evidence["paired"]["mean_gain"].as_f64(), Some(0.0));
     assert!(
         vs[2].evidence["reason"]
@@ -270,7 +288,10 @@ fn a_deleted_rule_is_diagnosed_repaired_and_admitted_while_bad_edits_are_not() {
     assert_eq!((r2.round, r2.incumbent_version), (2, 4));
     assert_eq!(r2.incumbent_score, 5.0);
     assert_eq!(r2.admitted_version, None);
-    assert_eq!(r2.candidates[0].refused.as_ref().unwrap().check, "protected");
+    assert_eq!(
+        r2.candidates[0].refused.as_ref().unwrap().check,
+        "protected"
+    );
     assert!(!r2.candidates[1].admitted && r2.candidates[1].paired.is_some());
     let requests = scripted.requests();
     assert_eq!(requests.len(), 4);
@@ -310,7 +331,10 @@ fn malformed_model_output_fails_the_round_with_a_named_field_and_journals_nothin
     let err = evolve::evolve(ws, &EvolveOptions::new("develop"), &models)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("evaluator answer: score: 9 is outside [0, 5]"), "{err}");
+    assert!(
+        err.contains("evaluator answer: score: 9 is outside [0, 5]"),
+        "{err}"
+    );
     let j = common::journal(ws);
     assert_eq!(evolve::rounds_done(&j, "develop").unwrap(), 0);
     // only the initial version was recorded
@@ -375,7 +399,14 @@ fn brainstorm_trajectories_become_tasks_with_an_avoid_set_and_evidence_checks() 
         duration_ms: 1,
     };
     j.append_batch(vec![
-        NewEvent::new("run-1", 1, Event::TrajectoryStep { proposal_id: None, step: step("{}") }),
+        NewEvent::new(
+            "run-1",
+            1,
+            Event::TrajectoryStep {
+                proposal_id: None,
+                step: step("{}"),
+            },
+        ),
         NewEvent::new(
             "run-1",
             1,
@@ -393,7 +424,14 @@ fn brainstorm_trajectories_become_tasks_with_an_avoid_set_and_evidence_checks() 
                 verdict: fixtures::verdict(Decision::Keep, 0.01),
             },
         ),
-        NewEvent::new("run-1", 2, Event::TrajectoryStep { proposal_id: None, step: step("{}") }),
+        NewEvent::new(
+            "run-1",
+            2,
+            Event::TrajectoryStep {
+                proposal_id: None,
+                step: step("{}"),
+            },
+        ),
         NewEvent::new(
             "run-1",
             2,
@@ -455,4 +493,110 @@ fn brainstorm_trajectories_become_tasks_with_an_avoid_set_and_evidence_checks() 
     // the contract needs far more than a title: the schema verifier says which fields
     let s = passed(&fresh, Verifier::Schema);
     assert!(!s.passed && s.detail.contains("hypothesis"), "{s:?}");
+}
+
+#[test]
+fn run_evolves_every_n_iterations_once_and_then_uses_the_admitted_harness() {
+    use recloop_agents::orchestrator::{RunOptions, run};
+    let tmp = common::synthetic_workspace();
+    let ws = tmp.path();
+    let manifest = ws.join("recloop.toml");
+    let mut m = std::fs::read_to_string(&manifest).unwrap();
+    m.push_str("\n[evolve]\nevery = 1\nagents = [\"develop\"]\n");
+    std::fs::write(&manifest, m).unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(ws)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-qam",
+        "evolve every iteration",
+    ]);
+    harness::install_defaults(ws).unwrap();
+    let instructions = harness::harness_dir(ws, "develop").join("instructions.md");
+    let original = std::fs::read_to_string(&instructions).unwrap();
+    let defective = original.replace(RULE, "");
+    std::fs::write(&instructions, &defective).unwrap();
+    let repair = recloop_agents::diff::make("instructions.md", &defective, &original);
+    let diagnosis = json!({
+        "score": 2.0, "loss_report": "protected paths touched",
+        "diagnosis": [{"category": "missing_constraint", "finding": "no editable-paths rule",
+                       "evidence": ["replays touch eval/eval.toml"]}]
+    });
+    let scripted = Arc::new(ScriptedModel::new([
+        ScriptedTurn::json(diagnosis.clone()),
+        ScriptedTurn::json(json!({"edits": [{"category": "missing_constraint",
+            "rationale": "restore", "plan": ["instructions.md"], "diff": repair}]})),
+        // iteration 2: the same edit no longer applies (refused); nothing admitted
+        ScriptedTurn::json(diagnosis),
+        ScriptedTurn::json(json!({"edits": [{"category": "missing_constraint",
+            "rationale": "restore", "plan": ["instructions.md"], "diff": repair}]})),
+    ]));
+    let opts = RunOptions {
+        iterations: Some(2),
+        approvals: common::approving(),
+        evolve_models: Some(EvolveModels {
+            agent: Arc::new(DevelopSim),
+            evaluator: scripted.clone(),
+            refiner: scripted.clone(),
+            ledger: None,
+        }),
+        ..Default::default()
+    };
+    let s = run(ws, &opts).unwrap();
+    println!("{s}");
+    assert_eq!(scripted.remaining(), 0, "one round after each iteration");
+    let j = common::journal(ws);
+    let rounds: Vec<(u32, Option<u32>, String)> = j
+        .events(&recloop_journal::EventFilter::default())
+        .unwrap()
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::EvolveRoundFinished {
+                round,
+                admitted_version,
+                summary,
+                ..
+            } => Some((
+                *round,
+                *admitted_version,
+                summary["trigger"].as_str().unwrap_or("").to_string(),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rounds.len(), 2, "{rounds:?}");
+    assert_eq!(rounds[0].0, 1);
+    assert_eq!(rounds[0].2, "run-1/1");
+    let admitted = rounds[0]
+        .1
+        .expect("the repair is admitted after iteration 1");
+    assert_eq!((rounds[1].0, rounds[1].1), (2, None));
+    assert_eq!(rounds[1].2, "run-1/2");
+    assert_eq!(std::fs::read_to_string(&instructions).unwrap(), original);
+    // a later run uses the admitted version: nothing new is recorded for develop
+    let before = versions::list(&j, "develop").unwrap().len();
+    let again = RunOptions {
+        iterations: Some(1),
+        approvals: common::approving(),
+        evolve_models: None,
+        ..Default::default()
+    };
+    // without [llm] and without injected models the evolve step is skipped, not an error
+    run(ws, &again).unwrap();
+    let vs = versions::list(&j, "develop").unwrap();
+    assert_eq!(vs.len(), before, "{vs:?}");
+    assert_eq!(
+        versions::in_use(&j, &harness_files(ws)).unwrap().ok(),
+        Some(admitted)
+    );
 }

@@ -83,13 +83,21 @@ fn evolve_admits_a_repair_and_journal_show_explains_it() {
     // three touches eval/), the candidate (clean), then the held-out task before and after
     let mut develop = Vec::new();
     for k in 0..9 {
-        develop.push(answer(if k % 3 == 0 { "eval/eval.toml" } else { "pipeline.toml" }));
+        develop.push(answer(if k % 3 == 0 {
+            "eval/eval.toml"
+        } else {
+            "pipeline.toml"
+        }));
     }
     for _ in 0..9 {
         develop.push(answer("pipeline.toml"));
     }
     for k in 0..3 {
-        develop.push(answer(if k == 0 { "eval/eval.toml" } else { "pipeline.toml" }));
+        develop.push(answer(if k == 0 {
+            "eval/eval.toml"
+        } else {
+            "pipeline.toml"
+        }));
     }
     for _ in 0..3 {
         develop.push(answer("pipeline.toml"));
@@ -145,8 +153,17 @@ fn evolve_admits_a_repair_and_journal_show_explains_it() {
     // applies to v2, so the safety check refuses it and v2 stays in use
     let (ok, out) = recloop(ws, &["evolve", "--agent", "develop"]);
     assert!(ok, "{out}");
-    assert!(out.contains("1 round(s) of develop already in the journal"), "{out}");
-    assert!(out.contains("evolve develop round 2: incumbent v2"), "{out}");
-    assert!(out.contains("v3 [missing_constraint] refused: parse safety check"), "{out}");
+    assert!(
+        out.contains("1 round(s) of develop already in the journal"),
+        "{out}"
+    );
+    assert!(
+        out.contains("evolve develop round 2: incumbent v2"),
+        "{out}"
+    );
+    assert!(
+        out.contains("v3 [missing_constraint] refused: parse safety check"),
+        "{out}"
+    );
     assert_eq!(std::fs::read_to_string(&instructions).unwrap(), original);
 }

@@ -11,7 +11,8 @@ pub mod metric;
 pub use domain::*;
 pub use error::{CoreError, Result};
 pub use manifest::{
-    LlmBudget, LlmSection, Manifest, ModelPrices, OnlineSection, ProjectSection, SearchParam,
+    EvolveSection, LlmBudget, LlmSection, Manifest, ModelPrices, OnlineSection, ProjectSection,
+    SearchParam,
 };
 pub use metric::{
     Direction, GuardrailCheck, GuardrailLevel, GuardrailSpec, MetricSpec, MetricValues,

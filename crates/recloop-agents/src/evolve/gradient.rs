@@ -129,7 +129,12 @@ pub(crate) fn texts(
 /// Parse the evaluator's answer strictly.
 pub fn parse(answer: &str) -> Result<Gradient> {
     let v = recloop_llm::parse_json_lenient(answer).map_err(|e| bad("not JSON", e))?;
-    let o = object(&v, "top level", &["score", "loss_report", "diagnosis"], "evaluator")?;
+    let o = object(
+        &v,
+        "top level",
+        &["score", "loss_report", "diagnosis"],
+        "evaluator",
+    )?;
     let score = match o.get("score") {
         Some(Value::Number(n)) => n.as_f64().unwrap_or(f64::NAN),
         Some(other) => return Err(bad("score", format!("expected a number, got {other}"))),
@@ -229,11 +234,7 @@ pub fn prompt(agent: &str, harness: &Harness, tasks: &[ReplayTask], runs: &[Repl
                 excerpt(&run.output, 400)
             ));
             for c in run.checks.iter().filter(|c| !c.passed) {
-                s.push_str(&format!(
-                    "  failed {}: {}\n",
-                    c.verifier.as_str(),
-                    c.detail
-                ));
+                s.push_str(&format!("  failed {}: {}\n", c.verifier.as_str(), c.detail));
             }
         }
     }
@@ -267,10 +268,22 @@ mod tests {
     fn bad_answers_name_what_is_wrong() {
         let cases = [
             ("not json at all", "not JSON"),
-            (r#"{"score": 7, "loss_report": "x", "diagnosis": []}"#, "outside [0, 5]"),
-            (r#"{"score": "3", "loss_report": "x", "diagnosis": []}"#, "score: expected a number"),
-            (r#"{"loss_report": "x", "diagnosis": []}"#, "missing field \"score\""),
-            (r#"{"score": 3, "loss_report": "", "diagnosis": []}"#, "loss_report: must not be empty"),
+            (
+                r#"{"score": 7, "loss_report": "x", "diagnosis": []}"#,
+                "outside [0, 5]",
+            ),
+            (
+                r#"{"score": "3", "loss_report": "x", "diagnosis": []}"#,
+                "score: expected a number",
+            ),
+            (
+                r#"{"loss_report": "x", "diagnosis": []}"#,
+                "missing field \"score\"",
+            ),
+            (
+                r#"{"score": 3, "loss_report": "", "diagnosis": []}"#,
+                "loss_report: must not be empty",
+            ),
             (
                 r#"{"score": 3, "loss_report": "x", "diagnosis": [{"category": "vibes", "finding": "f", "evidence": ["e"]}]}"#,
                 "diagnosis[0].category: \"vibes\" is not one of",

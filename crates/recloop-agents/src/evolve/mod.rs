@@ -29,9 +29,9 @@ use crate::orchestrator::RunLock;
 use recloop_core::Manifest;
 use recloop_journal::{Event, EventFilter, Journal, NewEvent};
 use recloop_llm::{BudgetLedger, ChatModel, ChatRequest, LlmRouter, Message, SharedModel, Usage};
-use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use std::sync::Arc;
 
 /// Settings of `recloop evolve`.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +50,8 @@ pub struct EvolveOptions {
     pub seed: u64,
     /// Tokens one round may spend (None: only the router's budgets bind).
     pub max_tokens_per_round: Option<u64>,
+    /// What started the rounds (`RUN/ITERATION` inside `recloop run`; None for `recloop evolve`).
+    pub trigger: Option<String>,
 }
 
 impl EvolveOptions {
@@ -63,6 +65,7 @@ impl EvolveOptions {
             max_tasks: 12,
             seed: 0,
             max_tokens_per_round: None,
+            trigger: None,
         }
     }
 }
@@ -139,6 +142,9 @@ pub struct RoundReport {
     pub agent: String,
     /// Round number.
     pub round: u32,
+    /// What started it (`RUN/ITERATION` inside `recloop run`).
+    #[serde(default)]
+    pub trigger: Option<String>,
     /// Incumbent version at the start.
     pub incumbent_version: u32,
     /// Replay tasks used for admission.
@@ -249,7 +255,10 @@ pub fn evolve(
     if opts.replays < 3 {
         return Err(AgentError::Invalid {
             path: "evolve".into(),
-            reason: format!("{} replays per task; paired replay needs at least 3", opts.replays),
+            reason: format!(
+                "{} replays per task; paired replay needs at least 3",
+                opts.replays
+            ),
         });
     }
     let manifest = Manifest::load(workspace)?;
@@ -257,10 +266,37 @@ pub fn evolve(
     let root = repo.root.clone();
     let _lock = RunLock::acquire(&repo)?;
     let journal = Journal::for_workspace(&root, None).map_err(jerr)?;
+    evolve_locked(&root, &manifest, &journal, opts, models)
+}
+
+/// [`evolve`] for a caller that already holds the workspace's run lock (`recloop run`).
+pub fn evolve_locked(
+    root: &Path,
+    manifest: &Manifest,
+    journal: &Journal,
+    opts: &EvolveOptions,
+    models: &EvolveModels,
+) -> Result<EvolveSummary> {
+    if tasks::Verifier::for_agent(&opts.agent).is_empty() {
+        return Err(AgentError::NotFound(format!(
+            "agent {:?} cannot be evolved: replay tasks exist for brainstorm and develop",
+            opts.agent
+        )));
+    }
+    if opts.replays < 3 {
+        return Err(AgentError::Invalid {
+            path: "evolve".into(),
+            reason: format!(
+                "{} replays per task; paired replay needs at least 3",
+                opts.replays
+            ),
+        });
+    }
+    let root = root.to_path_buf();
     harness::install_defaults(&root)?;
-    versions::sync_disk(&journal, &root, &opts.agent)?;
+    versions::sync_disk(journal, &root, &opts.agent)?;
     let on_disk = Harness::load(&root, &opts.agent)?;
-    if let Err(event) = versions::in_use(&journal, &on_disk)? {
+    if let Err(event) = versions::in_use(journal, &on_disk)? {
         let key = format!("{RUN_ID}/harness/{}/{}", opts.agent, on_disk.version);
         journal
             .append(
@@ -270,10 +306,10 @@ pub fn evolve(
             )
             .map_err(jerr)?;
     }
-    let rounds_before = rounds_done(&journal, &opts.agent)?;
+    let rounds_before = rounds_done(journal, &opts.agent)?;
     let mut rounds = Vec::new();
     for round in rounds_before + 1..=rounds_before + opts.rounds {
-        rounds.push(run_round(&root, &manifest, &journal, opts, models, round)?);
+        rounds.push(run_round(&root, manifest, journal, opts, models, round)?);
     }
     Ok(EvolveSummary {
         rounds_before,
@@ -288,7 +324,9 @@ pub fn rounds_done(journal: &Journal, agent: &str) -> Result<u32> {
         .map_err(jerr)?
         .iter()
         .filter_map(|e| match &e.event {
-            Event::EvolveRoundFinished { agent: a, round, .. } if a == agent => Some(*round),
+            Event::EvolveRoundFinished {
+                agent: a, round, ..
+            } if a == agent => Some(*round),
             _ => None,
         })
         .max()
@@ -361,7 +399,9 @@ fn run_round(
     let agent = opts.agent.as_str();
     let all_versions = versions::list(journal, agent)?;
     let incumbent_view = versions::latest_admitted(&all_versions).ok_or_else(|| {
-        AgentError::NotFound(format!("no admitted harness version of {agent} in the journal"))
+        AgentError::NotFound(format!(
+            "no admitted harness version of {agent} in the journal"
+        ))
     })?;
     let incumbent = versions::harness_of(agent, incumbent_view);
     let contract = incumbent.contract().map_err(|reason| AgentError::Invalid {
@@ -440,8 +480,7 @@ fn run_round(
         };
         let safe = match refine::check(&incumbent, &edit) {
             Err(refusal) => {
-                report.reason =
-                    format!("{} safety check: {}", refusal.check, refusal.reason);
+                report.reason = format!("{} safety check: {}", refusal.check, refusal.reason);
                 report.refused = Some(refusal);
                 None
             }
@@ -470,11 +509,7 @@ fn run_round(
                 Some(safe)
             }
         };
-        tried.push(Tried {
-            edit,
-            safe,
-            report,
-        });
+        tried.push(Tried { edit, safe, report });
     }
     // at most one admission: the largest gain; ties keep the earlier candidate
     let best = tried
@@ -530,6 +565,7 @@ fn run_round(
     let report = RoundReport {
         agent: agent.to_string(),
         round,
+        trigger: opts.trigger.clone(),
         incumbent_version: incumbent_view.version,
         tasks: train.iter().map(|t| t.id.clone()).collect(),
         held_out: held.iter().map(|t| t.id.clone()).collect(),
@@ -634,4 +670,19 @@ fn run_round(
         versions::write(root, h)?;
     }
     Ok(report)
+}
+
+/// Whether a round of `agent` was already started by `trigger` (a resumed run does not evolve
+/// twice for the same iteration).
+pub fn triggered(journal: &Journal, agent: &str, trigger: &str) -> Result<bool> {
+    Ok(journal
+        .events(&EventFilter::default())
+        .map_err(jerr)?
+        .iter()
+        .any(|e| match &e.event {
+            Event::EvolveRoundFinished {
+                agent: a, summary, ..
+            } => a == agent && summary["trigger"].as_str() == Some(trigger),
+            _ => false,
+        }))
 }

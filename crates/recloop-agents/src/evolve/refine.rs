@@ -79,7 +79,12 @@ pub fn parse(answer: &str) -> Result<Vec<CandidateEdit>> {
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let what = format!("edits[{i}]");
-        let e = object(item, &what, &["category", "rationale", "plan", "diff"], role)?;
+        let e = object(
+            item,
+            &what,
+            &["category", "rationale", "plan", "diff"],
+            role,
+        )?;
         let category = text(e, "category", &what, role)?;
         if !CATEGORIES.contains(&category.as_str()) {
             return Err(AgentError::Llm(format!(
@@ -239,8 +244,12 @@ pub fn check(current: &Harness, edit: &CandidateEdit) -> std::result::Result<Saf
     }
     let new = Harness::from_files(agent, files);
     let new_contract = new.contract().map_err(|e| refuse("contract", e))?;
-    jsonschema::validator_for(&new_contract)
-        .map_err(|e| refuse("contract", format!("the contract is not a valid schema: {e}")))?;
+    jsonschema::validator_for(&new_contract).map_err(|e| {
+        refuse(
+            "contract",
+            format!("the contract is not a valid schema: {e}"),
+        )
+    })?;
     let old_contract = current.contract().map_err(|e| refuse("contract", e))?;
     let (mut before, mut after) = (BTreeSet::new(), BTreeSet::new());
     contract_fields(&old_contract, "", &mut before);
@@ -364,11 +373,20 @@ mod tests {
     #[test]
     fn a_local_edit_passes_and_is_measured() {
         let h = develop();
-        let d = replace(&h, "instructions.md", "7. Finish", "7. Cite the gate.\n8. Finish");
+        let d = replace(
+            &h,
+            "instructions.md",
+            "7. Finish",
+            "7. Cite the gate.\n8. Finish",
+        );
         let ok = check(&h, &edit(&["instructions.md"], d)).unwrap();
         assert_eq!(ok.changed, vec!["instructions.md"]);
         assert_eq!(ok.changed_lines, 3);
-        assert!(ok.harness.file("instructions.md").contains("Cite the gate."));
+        assert!(
+            ok.harness
+                .file("instructions.md")
+                .contains("Cite the gate.")
+        );
         assert_ne!(ok.harness.version, h.version);
     }
 
@@ -434,7 +452,8 @@ mod tests {
         let one = r#"{"edits": [{"category": "missing_constraint", "rationale": "r",
                        "plan": ["instructions.md"], "diff": "--- a/x"}]}"#;
         assert_eq!(parse(one).unwrap().len(), 1);
-        let e = r#"{"category": "step_order", "rationale": "r", "plan": ["tools.md"], "diff": "d"}"#;
+        let e =
+            r#"{"category": "step_order", "rationale": "r", "plan": ["tools.md"], "diff": "d"}"#;
         let four = format!(r#"{{"edits": [{e}, {e}, {e}, {e}]}}"#);
         assert!(
             parse(&four)
@@ -442,14 +461,25 @@ mod tests {
                 .to_string()
                 .contains("expected 1 to 3 edits, got 4")
         );
-        let err = parse(r#"{"edits": [{"category": "step_order", "rationale": "r", "plan": [], "diff": "d"}]}"#)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("edits[0].plan: must name at least one item"), "{err}");
-        let err = parse(r#"{"edits": [{"category": "step_order", "rationale": "r", "plan": ["a"]}]}"#)
-            .unwrap_err()
-            .to_string();
+        let err = parse(
+            r#"{"edits": [{"category": "step_order", "rationale": "r", "plan": [], "diff": "d"}]}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("edits[0].plan: must name at least one item"),
+            "{err}"
+        );
+        let err =
+            parse(r#"{"edits": [{"category": "step_order", "rationale": "r", "plan": ["a"]}]}"#)
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("edits[0]: missing field \"diff\""), "{err}");
-        assert!(parse("{}").unwrap_err().to_string().contains("missing field \"edits\""));
+        assert!(
+            parse("{}")
+                .unwrap_err()
+                .to_string()
+                .contains("missing field \"edits\"")
+        );
     }
 }

@@ -196,7 +196,10 @@ pub fn decide(p: &Paired, epsilon: f64) -> Decision {
         })
         .collect();
     let (admissible, reason) = if p.replays < 3 {
-        (false, format!("only {} replays per task (need ≥ 3)", p.replays))
+        (
+            false,
+            format!("only {} replays per task (need ≥ 3)", p.replays),
+        )
     } else if !regressions.is_empty() {
         (
             false,
@@ -263,7 +266,10 @@ mod tests {
         // same scores: no gain, archived
         let same = pair(&old, &old, 3).unwrap();
         let d = decide(&same, 0.05);
-        assert!(!d.admissible && d.reason.contains("does not exceed"), "{d:?}");
+        assert!(
+            !d.admissible && d.reason.contains("does not exceed"),
+            "{d:?}"
+        );
         // higher score but a verifier regressed
         let regress = vec![
             run("a", 1, 5.0, true),
@@ -271,7 +277,10 @@ mod tests {
             run("a", 3, 5.0, false),
         ];
         let d = decide(&pair(&old, &regress, 3).unwrap(), 0.05);
-        assert!(!d.admissible && d.reason.contains("protected_paths"), "{d:?}");
+        assert!(
+            !d.admissible && d.reason.contains("protected_paths"),
+            "{d:?}"
+        );
         // fewer than 3 replays never admit
         let d = decide(&pair(&old[..1], &better[..1], 1).unwrap(), 0.05);
         assert!(!d.admissible);

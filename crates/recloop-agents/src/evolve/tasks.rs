@@ -150,10 +150,9 @@ pub fn build_tasks(
     let mut commits: BTreeMap<&str, &str> = BTreeMap::new();
     for e in events {
         let line = match &e.event {
-            Event::GateFailed { gate, detail, .. } => Some((
-                true,
-                format!("gate {} failed: {detail}", gate_name(*gate)),
-            )),
+            Event::GateFailed { gate, detail, .. } => {
+                Some((true, format!("gate {} failed: {detail}", gate_name(*gate))))
+            }
             Event::ProposalRejected { reason, .. } => {
                 Some((true, format!("proposal rejected: {reason}")))
             }
@@ -194,9 +193,7 @@ pub fn build_tasks(
         }
         let downstream = match (agent, proposal_id) {
             ("develop", Some(pid)) => by_proposal.get(pid.as_str()).cloned(),
-            ("brainstorm", _) => by_iteration
-                .get(&(e.run_id.as_str(), e.iteration))
-                .cloned(),
+            ("brainstorm", _) => by_iteration.get(&(e.run_id.as_str(), e.iteration)).cloned(),
             _ => None,
         }
         .unwrap_or_default();
@@ -343,11 +340,7 @@ pub fn score(task: &ReplayTask, checks: &[Check]) -> f64 {
     let passed: f64 = task
         .rubric
         .iter()
-        .filter(|r| {
-            checks
-                .iter()
-                .any(|c| c.verifier == r.verifier && c.passed)
-        })
+        .filter(|r| checks.iter().any(|c| c.verifier == r.verifier && c.passed))
         .map(|r| r.weight)
         .sum();
     5.0 * passed / total
@@ -416,7 +409,10 @@ fn run(
             }
         }
         Verifier::DiffParses => {
-            let Some(d) = v.get("diff").and_then(Value::as_str).filter(|d| !d.trim().is_empty())
+            let Some(d) = v
+                .get("diff")
+                .and_then(Value::as_str)
+                .filter(|d| !d.trim().is_empty())
             else {
                 return Ok(());
             };
@@ -462,13 +458,15 @@ fn run(
                 .iter()
                 .enumerate()
                 .filter(|(_, p)| {
-                    !p.get("evidence").and_then(Value::as_array).is_some_and(|ev| {
-                        ev.iter().any(|e| {
-                            e.get("reference")
-                                .and_then(Value::as_str)
-                                .is_some_and(|r| !r.trim().is_empty())
+                    !p.get("evidence")
+                        .and_then(Value::as_array)
+                        .is_some_and(|ev| {
+                            ev.iter().any(|e| {
+                                e.get("reference")
+                                    .and_then(Value::as_str)
+                                    .is_some_and(|r| !r.trim().is_empty())
+                            })
                         })
-                    })
                 })
                 .map(|(i, p)| {
                     p.get("title")

@@ -45,6 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_tasks: args.tasks,
         seed: args.seed,
         max_tokens_per_round: args.max_tokens_per_round,
+        trigger: None,
     };
     let summary = evolve_workspace(&args.workspace, &opts)?;
     if args.json {

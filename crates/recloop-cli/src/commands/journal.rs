@@ -280,7 +280,10 @@ pub fn run_to(cmd: Command, out: &mut dyn Write) -> anyhow::Result<()> {
                     .into_iter()
                     .find(|v| v.version == n)
                 else {
-                    bail!("no harness version {n} of {agent:?} in journal {}", j.location());
+                    bail!(
+                        "no harness version {n} of {agent:?} in journal {}",
+                        j.location()
+                    );
                 };
                 if target.json {
                     return print_json(out, &v);
@@ -704,7 +707,11 @@ fn print_harness_version(
         v.version,
         v.parent_version
             .map_or_else(|| "none".to_string(), |p| format!("v{p}")),
-        if v.admitted { "admitted" } else { "archived (not admitted)" }
+        if v.admitted {
+            "admitted"
+        } else {
+            "archived (not admitted)"
+        }
     )?;
     let e = &v.evidence;
     if let Some(r) = e["reason"].as_str() {
