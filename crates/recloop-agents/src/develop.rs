@@ -4,7 +4,9 @@
 
 use crate::brain::{Brain, DevelopInput};
 use crate::error::{AgentError, Result};
-use crate::evaluator::{OfflineEvaluator, Split, nondeterministic_keys, primary_value};
+use crate::evaluator::{
+    EvalError, JobContext, OfflineEvaluator, Split, nondeterministic_keys, primary_value,
+};
 use crate::git::Repo;
 use crate::git::Signature;
 use crate::harness::Harness;
@@ -170,10 +172,15 @@ pub struct GateMeasures {
 
 /// Run the gates in order, stopping at the first failure. Returns the results, what they
 /// measured, and, when the offline evaluation ran, its metrics.
+///
+/// `job` names the round for the journal (`develop/PROPOSAL/eval/ROUND`): the offline
+/// evaluations run as jobs under it when `[executor]` is set. A cancelled run is an error
+/// ([`AgentError::Cancelled`]), never a failed gate.
 pub fn run_gates(
     ctx: &DevelopCtx<'_>,
     worktree: &Path,
-) -> (Vec<GateResult>, GateMeasures, Option<MetricValues>) {
+    job: (&str, u32),
+) -> Result<(Vec<GateResult>, GateMeasures, Option<MetricValues>)> {
     let mut results = Vec::new();
     let mut measures = GateMeasures::default();
     let mut record = |r: GateResult| {
@@ -188,14 +195,28 @@ pub fn run_gates(
         && record(schema_gate(worktree, &mut measures))
         && record(dry_run_gate(ctx, worktree, &mut measures));
     if !passed {
-        return (results, measures, None);
+        return Ok((results, measures, None));
     }
-    let (offline, first) = offline_gate(ctx, worktree);
-    let (true, Some(first)) = (record(offline), first) else {
-        return (results, measures, None);
+    let (pid, round) = job;
+    let job = |what: &str| JobContext {
+        rec: ctx.rec,
+        iteration: ctx.iteration,
+        step: format!("develop/{pid}/eval/{what}/{round}"),
+        proposal_id: Some(pid.to_string()),
+        job: format!("validation of candidate {pid} round {round} ({what})"),
     };
-    let metrics = record(determinism_gate(ctx, worktree, &first)).then_some(first);
-    (results, measures, metrics)
+    let (offline, first) = offline_gate(ctx, worktree, &job("offline"))?;
+    let (true, Some(first)) = (record(offline), first) else {
+        return Ok((results, measures, None));
+    };
+    let metrics = record(determinism_gate(
+        ctx,
+        worktree,
+        &first,
+        &job("determinism"),
+    )?)
+    .then_some(first);
+    Ok((results, measures, metrics))
 }
 
 fn pass(gate: Gate, detail: String) -> GateResult {
@@ -303,9 +324,14 @@ fn dry_run_gate(ctx: &DevelopCtx<'_>, worktree: &Path, measures: &mut GateMeasur
 
 /// Gate 6: the offline evaluation on the validation split yields the primary metric and finite
 /// guardrail metrics. Returns the metrics when it ran.
-fn offline_gate(ctx: &DevelopCtx<'_>, worktree: &Path) -> (GateResult, Option<MetricValues>) {
-    let m = match ctx.evaluator.evaluate(worktree, Split::Validation) {
-        Err(e) => return (fail(Gate::OfflineEval, e.to_string()), None),
+fn offline_gate(
+    ctx: &DevelopCtx<'_>,
+    worktree: &Path,
+    job: &JobContext<'_>,
+) -> Result<(GateResult, Option<MetricValues>)> {
+    let m = match ctx.evaluator.evaluate_job(worktree, Split::Validation, job) {
+        Err(EvalError::Cancelled) => return Err(AgentError::Cancelled),
+        Err(e) => return Ok((fail(Gate::OfflineEval, e.to_string()), None)),
         Ok(m) => m,
     };
     let r = match primary_value(&m, ctx.manifest) {
@@ -332,27 +358,35 @@ fn offline_gate(ctx: &DevelopCtx<'_>, worktree: &Path) -> (GateResult, Option<Me
             }
         }
     };
-    (r, Some(m))
+    Ok((r, Some(m)))
 }
 
 /// Gate 7: a second evaluation with the same seed gives the same metrics.
-fn determinism_gate(ctx: &DevelopCtx<'_>, worktree: &Path, first: &MetricValues) -> GateResult {
-    match ctx.evaluator.evaluate(worktree, Split::Validation) {
-        Err(e) => fail(Gate::Determinism, format!("second run failed: {e}")),
-        Ok(second) => {
-            let diff = nondeterministic_keys(first, &second);
-            if diff.is_empty() {
-                pass(Gate::Determinism, "same seed, same metrics".into())
-            } else {
-                fail(
-                    Gate::Determinism,
-                    format!(
-                        "metrics differ between two runs with the same seed: {diff:?}; seed every random choice"
-                    ),
-                )
+fn determinism_gate(
+    ctx: &DevelopCtx<'_>,
+    worktree: &Path,
+    first: &MetricValues,
+    job: &JobContext<'_>,
+) -> Result<GateResult> {
+    Ok(
+        match ctx.evaluator.evaluate_job(worktree, Split::Validation, job) {
+            Err(EvalError::Cancelled) => return Err(AgentError::Cancelled),
+            Err(e) => fail(Gate::Determinism, format!("second run failed: {e}")),
+            Ok(second) => {
+                let diff = nondeterministic_keys(first, &second);
+                if diff.is_empty() {
+                    pass(Gate::Determinism, "same seed, same metrics".into())
+                } else {
+                    fail(
+                        Gate::Determinism,
+                        format!(
+                            "metrics differ between two runs with the same seed: {diff:?}; seed every random choice"
+                        ),
+                    )
+                }
             }
-        }
-    }
+        },
+    )
 }
 
 /// How one develop round ended.
@@ -443,7 +477,7 @@ impl Attempt<'_> {
                 if let Some(earlier) = duplicate_change(ctx, self.worktree)? {
                     return Ok(RoundOutcome::Duplicate { earlier });
                 }
-                let (gates, measured, metrics) = run_gates(ctx, self.worktree);
+                let (gates, measured, metrics) = run_gates(ctx, self.worktree, (pid, round))?;
                 quality.hallucinated_fields += measured.unknown_keys;
                 quality.dry_run_ran |= measured.dry_run_ran;
                 Ok(RoundOutcome::Checked { gates, metrics })

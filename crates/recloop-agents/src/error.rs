@@ -80,6 +80,9 @@ pub enum AgentError {
     /// The run was stopped on purpose after a number of steps (resumption tests).
     #[error("stopped after {0} steps (resumption test)")]
     Stopped(usize),
+    /// The run was cancelled (Ctrl-C): its jobs were cancelled, and `recloop run` continues it.
+    #[error("the run was cancelled; its evaluation jobs were cancelled")]
+    Cancelled,
     /// A worker thread panicked.
     #[error("a worker thread panicked while working on {0}")]
     WorkerPanicked(String),

@@ -4,7 +4,7 @@
 
 use crate::approvals::{ApprovalRequest, Approvals};
 use crate::error::{AgentError, Result};
-use crate::evaluator::{EvalError, OfflineEvaluator, Split, primary_value};
+use crate::evaluator::{EvalError, JobContext, OfflineEvaluator, Split, primary_value};
 use crate::record::Recorder;
 use recloop_core::manifest::EXTENSION_SCALE;
 use recloop_core::{
@@ -32,12 +32,14 @@ impl SealedHoldout {
         }
     }
 
-    /// Holdout metrics of `commit` (checked out at `dir`), cached by commit.
+    /// Holdout metrics of `commit` (checked out at `dir`), cached by commit; `job` places the
+    /// evaluation in the journal when it runs as a job.
     pub fn metrics(
         &self,
         evaluator: &dyn OfflineEvaluator,
         commit: &str,
         dir: &Path,
+        job: &JobContext<'_>,
     ) -> std::result::Result<MetricValues, EvalError> {
         let file = self.dir.join(format!("{commit}.json"));
         if let Ok(text) = std::fs::read_to_string(&file)
@@ -48,7 +50,7 @@ impl SealedHoldout {
                 .map(|(k, v)| (k, v.unwrap_or(f64::NAN)))
                 .collect());
         }
-        let m = evaluator.evaluate(dir, Split::Holdout)?;
+        let m = evaluator.evaluate_job(dir, Split::Holdout, job)?;
         let _ = std::fs::create_dir_all(&self.dir);
         if let Ok(text) = serde_json::to_string(&m) {
             let _ = std::fs::write(&file, text);
@@ -166,6 +168,9 @@ pub fn evaluate(
         stopped = holdout_stage(ctx, proposal, candidate, &evidence)?;
     }
     if stopped.is_none() {
+        stopped = off_policy_stage(ctx, proposal, candidate, &mut evidence)?;
+    }
+    if stopped.is_none() {
         stopped = probe_stage(ctx, proposal, candidate, &mut evidence)?;
     }
     if let Some(v) = stopped {
@@ -281,7 +286,8 @@ fn holdout_stage(
     let pid = &proposal.id;
     let passed = match holdout_passed(ctx, candidate) {
         Ok(p) => p,
-        Err(detail) => {
+        Err(HoldoutError::Cancelled) => return Err(AgentError::Cancelled),
+        Err(HoldoutError::Failed(detail)) => {
             return Err(stage_failed(
                 ctx,
                 pid,
@@ -308,6 +314,67 @@ fn holdout_stage(
             "the sealed holdout did not confirm the validation gain".into(),
         )
     }))
+}
+
+/// Stage 3b (`[online.off_policy]`): the candidate's policy against production's on logged
+/// bandit feedback, before any traffic. An interval of the difference wholly below zero is a
+/// DISCARD; otherwise the replay becomes a caveat of the verdict.
+fn off_policy_stage(
+    ctx: &EvaluateCtx<'_>,
+    proposal: &Proposal,
+    candidate: &Candidate,
+    e: &mut OfflineEvidence<'_>,
+) -> Result<Option<Verdict>> {
+    let Some(spec) = &ctx.manifest.online.off_policy else {
+        return Ok(None);
+    };
+    let pid = &proposal.id;
+    let check = match recloop_online::off_policy::off_policy_check(
+        spec,
+        ctx.production.1,
+        ctx.candidate_dir,
+        ctx.manifest.online.alpha,
+    ) {
+        Ok(c) => c,
+        Err(detail) => {
+            return Err(stage_failed(
+                ctx,
+                pid,
+                "evaluate/off_policy",
+                ErrorClass::Platform,
+                detail,
+            )?);
+        }
+    };
+    ctx.rec.emit(
+        ctx.iteration,
+        &format!("evaluate/{pid}/off_policy"),
+        Event::OffPolicyResult {
+            proposal_id: pid.clone(),
+            candidate_id: candidate.id.clone(),
+            dataset: check.dataset.clone(),
+            estimator: check.estimator.clone(),
+            rounds: check.rounds,
+            production: check.production,
+            candidate: check.candidate,
+            difference: check.difference,
+            ci: check.ci,
+            harm: check.harm,
+        },
+        None,
+    )?;
+    if check.harm {
+        return Ok(Some(e.verdict(
+            Decision::Discard,
+            "off-policy replay before traffic",
+            format!(
+                "{}: the interval lies below zero, so the candidate got no traffic",
+                check.summary()
+            ),
+        )));
+    }
+    e.caveats.push(check.summary());
+    Ok(None)
 }
 
 /// Stage 4: a probe-first proposal has had its cheap probe (the stages above); a person
@@ -465,23 +532,51 @@ pub fn offline_guardrails(
     OfflineGuardrails { checks, caveats }
 }
 
+/// Why the holdout stage stopped: the run was cancelled, or an evaluation failed (the detail).
+enum HoldoutError {
+    Cancelled,
+    Failed(String),
+}
+
+fn holdout_error(e: EvalError, who: String) -> HoldoutError {
+    match e {
+        EvalError::Cancelled => HoldoutError::Cancelled,
+        e => HoldoutError::Failed(format!("holdout evaluation of {who}: {e}")),
+    }
+}
+
 /// Whether the candidate beats production on the sealed holdout; `Err` when either holdout
 /// evaluation could not be run.
 fn holdout_passed(
     ctx: &EvaluateCtx<'_>,
     candidate: &Candidate,
-) -> std::result::Result<bool, String> {
+) -> std::result::Result<bool, HoldoutError> {
     let sign = ctx.manifest.metrics.primary.direction.sign();
+    let pid = &candidate.proposal;
+    let job = |what: &str, who: String| JobContext {
+        rec: ctx.rec,
+        iteration: ctx.iteration,
+        step: format!("evaluate/{pid}/holdout/{what}"),
+        proposal_id: Some(pid.clone()),
+        job: format!("holdout of {who}"),
+    };
+    let prod_job = job("production", format!("production {}", ctx.production.0));
     let prod = ctx
         .holdout
-        .metrics(ctx.evaluator, ctx.production.0, ctx.production.1)
-        .map_err(|e| format!("holdout evaluation of production {}: {e}", ctx.production.0))?;
+        .metrics(ctx.evaluator, ctx.production.0, ctx.production.1, &prod_job)
+        .map_err(|e| holdout_error(e, format!("production {}", ctx.production.0)))?;
     let cand = ctx
         .evaluator
-        .evaluate(ctx.candidate_dir, Split::Holdout)
-        .map_err(|e| format!("holdout evaluation of candidate {}: {e}", candidate.id))?;
-    let p = primary_value(&prod, ctx.manifest).map_err(|e| format!("production holdout: {e}"))?;
-    let c = primary_value(&cand, ctx.manifest).map_err(|e| format!("candidate holdout: {e}"))?;
+        .evaluate_job(
+            ctx.candidate_dir,
+            Split::Holdout,
+            &job("candidate", format!("candidate {}", candidate.id)),
+        )
+        .map_err(|e| holdout_error(e, format!("candidate {}", candidate.id)))?;
+    let p = primary_value(&prod, ctx.manifest)
+        .map_err(|e| HoldoutError::Failed(format!("production holdout: {e}")))?;
+    let c = primary_value(&cand, ctx.manifest)
+        .map_err(|e| HoldoutError::Failed(format!("candidate holdout: {e}")))?;
     Ok(sign * (c - p) > 0.0)
 }
 
@@ -1079,6 +1174,9 @@ mod tests {
         approve: bool,
         /// The proposal's maturity (default: ready).
         maturity: Option<Maturity>,
+        /// `[online.off_policy]` on the Open Bandit sample, with production's and the
+        /// candidate's `policy.json`.
+        off_policy: Option<(String, String)>,
     }
 
     impl Case {
@@ -1091,10 +1189,17 @@ mod tests {
             approvals: &Approvals,
         ) -> (Result<Verdict>, Vec<recloop_journal::EventRecord>) {
             let tmp = tempfile::tempdir().unwrap();
-            let text = format!(
+            let mut text = format!(
                 "[project]\nname = \"t\"\neditable = [\"pipeline.toml\"]\n[metrics]\nprimary = {{ name = \"ndcg@10\", direction = \"increase\", min_effect = 0.002 }}\n[online]\nextensions = {}\n",
                 self.extensions
             );
+            if let Some((production, candidate)) = &self.off_policy {
+                text += "[online.off_policy]\ndataset = \"obd\"\npolicy = \"policy.json\"\n";
+                for (dir, policy) in [("prod", production), ("cand", candidate)] {
+                    std::fs::create_dir_all(tmp.path().join(dir)).unwrap();
+                    std::fs::write(tmp.path().join(dir).join("policy.json"), policy).unwrap();
+                }
+            }
             let manifest = Manifest::parse(&text, &tmp.path().join("recloop.toml")).unwrap();
             let journal = Journal::open(tmp.path().join("j.db").to_str().unwrap()).unwrap();
             let rec = Recorder::new(journal.clone(), "run-t");
@@ -1124,6 +1229,76 @@ mod tests {
         }
     }
 
+    /// A policy on the Open Bandit sample (random/all) that shows the items with (`clicked`) or
+    /// without clicks in the log.
+    fn obd_policy(clicked: bool) -> String {
+        let log = recloop_rec::data::obd::load("random", "all").unwrap();
+        let mut clicks = vec![0u32; log.n_items];
+        for (item, click) in log.item_id.iter().zip(&log.click) {
+            clicks[*item as usize] += u32::from(*click);
+        }
+        let scores: Vec<f64> = clicks
+            .iter()
+            .map(|&c| f64::from(u8::from((c > 0) == clicked)))
+            .collect();
+        serde_json::json!({ "scores": { "scores": scores, "beta": 30.0 } }).to_string()
+    }
+
+    /// NETWORK/DATA (the Open Bandit sample, fetched on first use): a candidate whose
+    /// off-policy interval lies below production's gets no traffic; one whose interval does
+    /// not goes online with the replay as a caveat.
+    #[test]
+    fn off_policy_replay_keeps_a_harmful_candidate_from_traffic() {
+        let evaluate = |candidate: String| {
+            let platform = Scripted {
+                decisions: vec![Decision::Keep],
+                calls: Mutex::new(Vec::new()),
+            };
+            let case = Case {
+                off_policy: Some(("\"uniform\"".into(), candidate)),
+                ..Case::default()
+            };
+            let (v, events) = case.evaluate(&Fixed, &platform, &Approvals::default());
+            let replay = events
+                .into_iter()
+                .find_map(|r| match r.event {
+                    Event::OffPolicyResult {
+                        harm,
+                        ci,
+                        rounds,
+                        production,
+                        ..
+                    } => Some((harm, ci, rounds, production)),
+                    _ => None,
+                })
+                .expect("the replay is journaled");
+            (
+                v.unwrap(),
+                platform.calls.into_inner().unwrap().len(),
+                replay,
+            )
+        };
+        let (v, calls, (harm, ci, rounds, production)) = evaluate(obd_policy(false));
+        println!("{}", v.reason);
+        assert!(harm && ci.1 < 0.0, "{ci:?}");
+        assert_eq!(rounds, 10_000);
+        assert!((production - 0.0038).abs() < 0.001, "{production}");
+        assert_eq!((v.decision, calls), (Decision::Discard, 0), "{}", v.reason);
+        assert!(v.reason.contains("got no traffic"), "{}", v.reason);
+
+        let (v, calls, (harm, ci, _, _)) = evaluate(obd_policy(true));
+        println!("{:?}", v.caveats);
+        assert!(!harm && ci.0 > 0.0, "{ci:?}");
+        assert_eq!((v.decision, calls), (Decision::Keep, 1), "{}", v.reason);
+        assert!(
+            v.caveats
+                .iter()
+                .any(|c| c.starts_with("off-policy replay on obd/random/all")),
+            "{:?}",
+            v.caveats
+        );
+    }
+
     /// Evaluate p1 with the default settings (one extension, ready, no `--approve`).
     fn evaluate_with(
         evaluator: &dyn OfflineEvaluator,
@@ -1149,6 +1324,7 @@ mod tests {
             extensions: 1,
             approve,
             maturity: Some(maturity),
+            ..Case::default()
         }
         .evaluate(evaluator, online, approvals)
     }

@@ -1,6 +1,7 @@
 //! Offline evaluation of a worktree: the workspace's own commands (sandboxed, one JSON object of
 //! metrics on stdout), or the built-in pipeline in-process when no `recloop` executable is at hand.
 
+use crate::record::Recorder;
 use crate::sandbox::{Sandbox, recloop_exe};
 use recloop_core::{Manifest, MetricValues};
 use std::path::Path;
@@ -42,12 +43,42 @@ pub enum EvalError {
     /// Any other evaluator's own failure (test doubles, custom evaluators).
     #[error("{0}")]
     Other(String),
+    /// The run was cancelled while the evaluation ran (its job was cancelled).
+    #[error("cancelled: the run was cancelled")]
+    Cancelled,
+}
+
+/// Where an evaluation belongs in the journal: evaluators that run jobs
+/// ([`crate::executor::ExecutorEvaluator`]) journal each attempt under `step`.
+pub struct JobContext<'a> {
+    /// The run's journal.
+    pub rec: &'a Recorder,
+    /// Iteration.
+    pub iteration: u32,
+    /// Idempotency step prefix, unique per evaluation (e.g. `develop/p-3/eval/offline/0`).
+    pub step: String,
+    /// Experiment evaluated, if any.
+    pub proposal_id: Option<String>,
+    /// What is evaluated, in words (e.g. `validation of candidate c-p-3`).
+    pub job: String,
 }
 
 /// Something that measures a worktree.
 pub trait OfflineEvaluator: Send + Sync {
     /// Metrics of `dir` on `split`, or why they could not be obtained.
     fn evaluate(&self, dir: &Path, split: Split) -> Result<MetricValues, EvalError>;
+
+    /// [`OfflineEvaluator::evaluate`] as a step of the loop described by `ctx` (evaluators
+    /// that run jobs journal them there; the default ignores it).
+    fn evaluate_job(
+        &self,
+        dir: &Path,
+        split: Split,
+        ctx: &JobContext<'_>,
+    ) -> Result<MetricValues, EvalError> {
+        let _ = ctx;
+        self.evaluate(dir, split)
+    }
 }
 
 /// Parse the last JSON object printed on stdout into metrics (numbers only; `null` → NaN).
@@ -152,12 +183,27 @@ impl OfflineEvaluator for InProcessEvaluator {
     }
 }
 
-/// The evaluator for a workspace: its commands in the sandbox, except `recloop rec eval` commands
-/// when this process is not the `recloop` binary (tests, library use), which run in-process.
+/// The evaluator for a workspace: with `[executor]`, its commands as jobs of that executor
+/// (`runner`, which must be given then); else its commands in the sandbox, except `recloop rec
+/// eval` commands when this process is not the `recloop` binary (tests, library use), which run
+/// in-process.
 pub fn evaluator_for(
     manifest: &Manifest,
     sandbox: Option<Sandbox>,
+    runner: Option<std::sync::Arc<crate::executor::JobRunner>>,
 ) -> Result<Box<dyn OfflineEvaluator>, String> {
+    if let Some(x) = &manifest.executor {
+        let runner = runner.ok_or_else(|| {
+            format!(
+                "[executor] kind = {:?}: no executor was built for this run",
+                x.kind
+            )
+        })?;
+        return Ok(Box::new(crate::executor::ExecutorEvaluator::new(
+            manifest.clone(),
+            runner,
+        )));
+    }
     let builtin = manifest
         .commands
         .offline_eval

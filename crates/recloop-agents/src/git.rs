@@ -236,6 +236,18 @@ impl Repo {
         Ok(())
     }
 
+    /// [`Repo::checkout_detached`], unless `dir` is already a checkout of `commit`: then it is
+    /// left alone, so that an evaluation job a crashed run left running there (and that a
+    /// resumed run adopts) keeps its working directory.
+    pub fn ensure_detached(&self, dir: &Path, commit: &str) -> Result<()> {
+        if dir.join(".git").exists()
+            && git(dir, &["rev-parse", "HEAD"]).is_ok_and(|head| head.trim() == commit)
+        {
+            return Ok(());
+        }
+        self.checkout_detached(dir, commit)
+    }
+
     /// Remove a worktree directory, keeping its branch.
     pub fn drop_worktree(&self, dir: &Path) -> Result<()> {
         let _guard = WORKTREE_LOCK.lock().map_err(|_| AgentError::Git {

@@ -4,6 +4,7 @@
 //! - [`git`], [`diff`], [`sandbox`], [`tools`]: worktrees, unified diffs, confined commands;
 //! - [`space`], [`tpe`], [`brain`]: the built-in brain (typed mutations + TPE) and the LLM brain;
 //! - [`develop`] (gates, repairs, Q_code), [`evaluate`] (cascade, verdict, knowledge assets);
+//! - [`executor`]: evaluation jobs on the local sandbox or Slurm, journaled and retried;
 //! - [`orchestrator`]: `recloop run`, resumable from the journal;
 //! - [`evolve`]: SGPO — replay tasks, semantic gradient, bounded edits, paired-replay admission;
 //! - [`bench`]: built-in brain vs random search.
@@ -21,6 +22,7 @@ pub mod evaluator;
 pub mod evidence;
 pub mod evolve;
 pub mod example;
+pub mod executor;
 pub mod git;
 pub mod harness;
 pub mod history;

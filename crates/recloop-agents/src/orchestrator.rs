@@ -10,7 +10,10 @@ use crate::error::{AgentError, Result};
 use crate::evaluate::{
     EvaluateCtx, OnlinePlatform, SealedHoldout, evaluate, lesson_id, update_lesson,
 };
-use crate::evaluator::{OfflineEvaluator, Split, evaluator_for, primary_value};
+use crate::evaluator::{
+    EvalError, JobContext, OfflineEvaluator, Split, evaluator_for, primary_value,
+};
+use crate::executor::JobRunner;
 use crate::git::FIXED_CLOCK;
 use crate::git::Repo;
 use crate::harness::{self, Harness};
@@ -54,6 +57,9 @@ pub struct RunOptions {
     /// Models of `[evolve] every = N` rounds (default: the workspace's `[llm]` roles; without
     /// either, no rounds run).
     pub evolve_models: Option<crate::evolve::EvolveModels>,
+    /// Set to cancel the run (Ctrl-C): evaluation jobs in flight are cancelled and journaled,
+    /// and the run stops with [`AgentError::Cancelled`], resumable like after a kill.
+    pub cancel: crate::executor::CancelToken,
 }
 
 /// One tried experiment in the summary.
@@ -80,6 +86,9 @@ pub struct Tried {
 pub struct FinalAb {
     /// Experiment id.
     pub experiment_id: String,
+    /// The platform it ran on (`simulator`, `external`, ...).
+    #[serde(default = "simulator_name")]
+    pub platform: String,
     /// Metric (e.g. `retention_d7`).
     pub metric: String,
     /// Value under the starting production (control).
@@ -99,6 +108,10 @@ pub struct FinalAb {
     /// The other success metrics of the comparison (the north star when a proxy decided).
     #[serde(default)]
     pub others: Vec<recloop_core::MetricEffect>,
+}
+
+fn simulator_name() -> String {
+    "simulator".into()
 }
 
 /// The final summary of a run.
@@ -183,9 +196,15 @@ impl std::fmt::Display for RunSummary {
         }
         if let Some(a) = &self.final_ab {
             let ci = fmt_ci(a.ci);
+            // "simulated" only where it is: another platform's numbers are real traffic
+            let label = if a.platform.starts_with("simulator") {
+                "simulated".to_string()
+            } else {
+                format!("online ({})", a.platform)
+            };
             writeln!(
                 f,
-                "simulated {}: start {:.4} → end {:.4} ({:+.4}{ci}, p = {:.3}; {} after {} days at {:.0}% traffic)",
+                "{label} {}: start {:.4} → end {:.4} ({:+.4}{ci}, p = {:.3}; {} after {} days at {:.0}% traffic)",
                 a.metric,
                 a.start,
                 a.end,
@@ -199,7 +218,7 @@ impl std::fmt::Display for RunSummary {
                 let ci = fmt_ci(e.ci);
                 writeln!(
                     f,
-                    "simulated {}: start {:.4} → end {:.4} ({:+.4}{ci}, p = {:.3})",
+                    "{label} {}: start {:.4} → end {:.4} ({:+.4}{ci}, p = {:.3})",
                     e.metric, e.control, e.treatment, e.effect, e.p_value
                 )?;
             }
@@ -355,18 +374,27 @@ impl RunConfig {
 }
 
 /// Counts completed steps and stops the run after `limit` of them (resumption tests).
+/// A cancelled run stops at the next step too.
 struct StepCounter {
     done: usize,
     limit: Option<usize>,
+    cancel: crate::executor::CancelToken,
 }
 
 impl StepCounter {
-    fn new(limit: Option<usize>) -> StepCounter {
-        StepCounter { done: 0, limit }
+    fn new(limit: Option<usize>, cancel: crate::executor::CancelToken) -> StepCounter {
+        StepCounter {
+            done: 0,
+            limit,
+            cancel,
+        }
     }
 
     fn tick(&mut self) -> Result<()> {
         self.done += 1;
+        if self.cancel.is_cancelled() {
+            return Err(AgentError::Cancelled);
+        }
         match self.limit {
             Some(l) if self.done >= l => Err(AgentError::Stopped(self.done)),
             _ => Ok(()),
@@ -423,6 +451,8 @@ pub struct Loop {
     pub sandbox: Option<Sandbox>,
     /// Evaluator.
     pub evaluator: Arc<dyn OfflineEvaluator>,
+    /// The runner of evaluation jobs, when `[executor]` is set.
+    pub jobs: Option<Arc<JobRunner>>,
     /// Brain.
     pub brain: Arc<dyn Brain>,
     /// Online platform.
@@ -471,11 +501,39 @@ impl Loop {
             }
             Err(e) => return Err(e),
         };
+        let jobs = match &manifest.executor {
+            Some(x) => {
+                if x.kind != "local" && brain.writes_code() && !manifest.sandbox.allow_unsandboxed {
+                    return Err(AgentError::Sandbox(format!(
+                        "[executor] kind = {:?} runs evaluation jobs outside recloop's sandbox, \
+                         and this brain writes code; set [sandbox] allow_unsandboxed = true to \
+                         accept that the cluster's own isolation confines them",
+                        x.kind
+                    )));
+                }
+                let executor =
+                    crate::executor::executor_for(x, &root.join(".recloop"), sandbox.clone())
+                        .map_err(|e| AgentError::Sandbox(e.to_string()))?;
+                let runner = JobRunner::new(
+                    executor,
+                    x.max_attempts,
+                    std::time::Duration::from_secs_f64(x.poll_s),
+                    opts.cancel.clone(),
+                )
+                .with_queue_timeout(
+                    (x.queue_timeout_s > 0)
+                        .then(|| std::time::Duration::from_secs(x.queue_timeout_s)),
+                );
+                Some(Arc::new(runner))
+            }
+            None => None,
+        };
         let evaluator: Arc<dyn OfflineEvaluator> = match &opts.evaluator {
             Some(e) => e.clone(),
-            None => {
-                Arc::from(evaluator_for(&manifest, sandbox.clone()).map_err(AgentError::Sandbox)?)
-            }
+            None => Arc::from(
+                evaluator_for(&manifest, sandbox.clone(), jobs.clone())
+                    .map_err(AgentError::Sandbox)?,
+            ),
         };
         let online = match &opts.online {
             Some(p) => Some(p.clone()),
@@ -489,6 +547,7 @@ impl Loop {
             journal,
             sandbox,
             evaluator,
+            jobs,
             brain,
             online,
             harness: std::sync::RwLock::new(harness),
@@ -603,7 +662,7 @@ impl Loop {
         let cfg = RunConfig::of(self, opts);
         let (run_id, resumed, last_seq) = self.pick_run()?;
         let rec = Recorder::new(self.journal.clone(), &run_id);
-        let mut steps = StepCounter::new(opts.stop_after_steps);
+        let mut steps = StepCounter::new(opts.stop_after_steps, opts.cancel.clone());
         self.record_start_of_run(&rec, resumed, last_seq)?;
         let start = self.start(&rec, &cfg, opts)?;
         steps.tick()?;
@@ -684,7 +743,9 @@ impl Loop {
             msg("done", best);
         }
         let final_ab = match &self.online {
-            Some(platform) if prod.commit != start.commit => {
+            Some(platform)
+                if prod.commit != start.commit && self.manifest.online.runs_final_comparison() =>
+            {
                 if let Some(b) = &bar {
                     b.set_message("final online comparison: ending vs starting production");
                 }
@@ -753,13 +814,25 @@ impl Loop {
         rec.step(0, "start", || {
             let commit = self.repo.rev(&self.manifest.project.production)?;
             let dir = self.production_dir();
-            self.repo.checkout_detached(&dir, &commit)?;
+            self.repo.ensure_detached(&dir, &commit)?;
+            let job = JobContext {
+                rec,
+                iteration: 0,
+                step: "start/eval".into(),
+                proposal_id: None,
+                job: format!("validation of production {commit}"),
+            };
             let metrics = self
                 .evaluator
-                .evaluate(&dir, Split::Validation)
-                .map_err(|e| AgentError::Invalid {
-                    path: format!("production {commit}"),
-                    reason: format!("offline evaluation of the starting production failed: {e}"),
+                .evaluate_job(&dir, Split::Validation, &job)
+                .map_err(|e| match e {
+                    EvalError::Cancelled => AgentError::Cancelled,
+                    e => AgentError::Invalid {
+                        path: format!("production {commit}"),
+                        reason: format!(
+                            "offline evaluation of the starting production failed: {e}"
+                        ),
+                    },
                 })?;
             primary_value(&metrics, &self.manifest).map_err(|e| AgentError::Invalid {
                 path: format!("production {commit}"),
@@ -988,11 +1061,21 @@ impl Loop {
             } else {
                 let prod_dir = self.production_dir();
                 self.repo.checkout_detached(&prod_dir, &commit)?;
+                let job = JobContext {
+                    rec,
+                    iteration: it,
+                    step: format!("merge/{}/eval", win.proposal.id),
+                    proposal_id: Some(win.proposal.id.clone()),
+                    job: format!("validation of merged production {commit}"),
+                };
                 self.evaluator
-                    .evaluate(&prod_dir, Split::Validation)
-                    .map_err(|e| AgentError::Invalid {
-                        path: format!("merged production {commit}"),
-                        reason: e.to_string(),
+                    .evaluate_job(&prod_dir, Split::Validation, &job)
+                    .map_err(|e| match e {
+                        EvalError::Cancelled => AgentError::Cancelled,
+                        e => AgentError::Invalid {
+                            path: format!("merged production {commit}"),
+                            reason: e.to_string(),
+                        },
                     })?
             };
             rec.emit(
@@ -1114,6 +1197,7 @@ impl Loop {
         })?;
         Ok(FinalAb {
             experiment_id: id,
+            platform: platform.name(),
             metric: e.metric.clone(),
             start: e.control,
             end: e.treatment,

@@ -38,6 +38,9 @@ pub struct Manifest {
     /// Harness evolution inside `recloop run`.
     #[serde(default)]
     pub evolve: EvolveSection,
+    /// Where evaluation jobs run; absent means in the local sandbox, directly.
+    #[serde(default)]
+    pub executor: Option<ExecutorSection>,
 }
 
 /// `[evolve]`: SGPO rounds inside `recloop run`.
@@ -189,8 +192,9 @@ fn default_timeout() -> u64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OnlineSection {
-    /// `simulator`, `logs`, or `none` (no online stage: a KEEP then needs a person's approval
-    /// and its verdict says "offline only").
+    /// `simulator`, `external` (the team's own A/B platform, driven by `[online.external]`
+    /// commands and judged from its logs), `logs`, or `none` (no online stage: a KEEP then needs
+    /// a person's approval and its verdict says "offline only").
     #[serde(default = "default_platform")]
     pub platform: String,
     /// Traffic share of the treatment at each ramp step.
@@ -226,10 +230,135 @@ pub struct OnlineSection {
     /// Layer this workspace's experiments run in.
     #[serde(default = "default_layer")]
     pub layer: String,
+    /// Whether a run that changed production ends with one more experiment, ending production
+    /// against starting production (a report of the run's total effect, not a decision). Absent:
+    /// on for the simulator, off for other platforms, where it would cost real days of traffic.
+    #[serde(default)]
+    pub final_comparison: Option<bool>,
+    /// The team's own experiment platform (`platform = "external"`).
+    #[serde(default)]
+    pub external: Option<ExternalSection>,
+    /// Off-policy replay on logged bandit feedback before any traffic.
+    #[serde(default)]
+    pub off_policy: Option<OffPolicySection>,
+    /// Online metrics computed from exposure and event logs (`external` and `logs` platforms).
+    /// Empty: the simulator's log metrics (`ctr`, `hide_rate`, `clicks_per_user`,
+    /// `watch_time_per_user`, `likes_per_user`).
+    #[serde(default)]
+    pub metrics: Vec<LogMetricSpec>,
+}
+
+/// `[online.external]`: how recloop drives a team's own A/B platform. Each command runs with
+/// `sh -c` in the workspace's own checkout (never in a candidate's worktree, whose files an agent
+/// edited), with `RECLOOP_EXPERIMENT`, `RECLOOP_CANDIDATE_COMMIT`, `RECLOOP_CANDIDATE_DIR`,
+/// `RECLOOP_CONTROL_COMMIT`, `RECLOOP_CONTROL_DIR`, `RECLOOP_SHARE` and (for `stop`)
+/// `RECLOOP_OUTCOME` in its environment. A failing command (non-zero exit, time-out) fails the
+/// experiment's stage with the command's output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalSection {
+    /// Starts an experiment of the candidate commit against production (traffic share 0).
+    pub start: String,
+    /// Sets the treatment's traffic share (`RECLOOP_SHARE`, a fraction; control gets the same).
+    pub traffic: String,
+    /// Stops the experiment and sends all traffic to production (`RECLOOP_OUTCOME`:
+    /// `completed`, `rolled_back`, `held`, or `aborted`).
+    pub stop: String,
+    /// The logs: a directory of Parquet/CSV files (`exposures` and `events`, see recloop-logs),
+    /// relative to the workspace, or a `postgres://` URL.
+    pub logs: String,
+    /// With a `postgres://` source: the exposures relation (a table, a view, or a parenthesised
+    /// query with an alias) with columns `unit_id, experiment, arm, ts, day`.
+    #[serde(default = "default_exposures_relation")]
+    pub exposures: String,
+    /// With a `postgres://` source: the events relation with columns
+    /// `unit_id, ts, day, metric, value`.
+    #[serde(default = "default_events_relation")]
+    pub events: String,
+    /// Length of an experiment day in seconds (the logs' `day` column counts these from the
+    /// experiment's start).
+    #[serde(default = "default_day_seconds")]
+    pub day_seconds: f64,
+    /// How long after a day ends its logs are complete (the pipeline's latency), seconds.
+    #[serde(default)]
+    pub settle_seconds: f64,
+    /// Time limit of each command, seconds.
+    #[serde(default = "default_command_timeout")]
+    pub command_timeout_s: u64,
+}
+
+fn default_exposures_relation() -> String {
+    "exposures".into()
+}
+fn default_events_relation() -> String {
+    "events".into()
+}
+fn default_day_seconds() -> f64 {
+    86_400.0
+}
+fn default_command_timeout() -> u64 {
+    300
+}
+
+/// `[online.off_policy]`: before any traffic, the candidate's policy is scored off-policy on
+/// logged bandit feedback (actions with their logging propensities) against production's; a
+/// candidate whose confidence interval of the difference lies wholly below zero gets no traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OffPolicySection {
+    /// The logged dataset: `obd` (the Open Bandit Dataset sample, fetched on first use).
+    pub dataset: String,
+    /// Its behaviour policy (`random` or `bts`).
+    #[serde(default = "default_ope_behavior")]
+    pub behavior: String,
+    /// Its campaign (`all`, `men` or `women`).
+    #[serde(default = "default_ope_campaign")]
+    pub campaign: String,
+    /// The workspace file (JSON) holding the policy: `"uniform"`,
+    /// `{"softmax": {"item_feature": F, "beta": B}}` or `{"scores": {"scores": [...], "beta": B}}`.
+    pub policy: String,
+    /// The estimator whose interval decides: `ipw`, `snipw` or `dr`.
+    #[serde(default = "default_ope_estimator")]
+    pub estimator: String,
+    /// Prior weight of the smoothed-CTR reward model (`dr`).
+    #[serde(default = "default_ope_prior")]
+    pub prior_weight: f64,
+}
+
+/// The estimators `[online.off_policy] estimator` accepts.
+pub const OFF_POLICY_ESTIMATORS: [&str; 3] = ["ipw", "snipw", "dr"];
+
+fn default_ope_behavior() -> String {
+    "random".into()
+}
+fn default_ope_campaign() -> String {
+    "all".into()
+}
+fn default_ope_estimator() -> String {
+    "dr".into()
+}
+fn default_ope_prior() -> f64 {
+    10.0
+}
+
+/// One online metric computed from logs (`[[online.metrics]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogMetricSpec {
+    /// Metric name, as the manifest's metrics and guardrails name it.
+    pub name: String,
+    /// `mean` (per-unit sum of `event`), `proportion` (share of units with a positive sum) or
+    /// `ratio` (Σ `event` / Σ `denominator` over units).
+    pub kind: String,
+    /// The event (the logs' `metric` column) summed per unit.
+    pub event: String,
+    /// The denominator event of a ratio.
+    #[serde(default)]
+    pub denominator: Option<String>,
 }
 
 /// The values `[online] platform` accepts.
-pub const PLATFORMS: [&str; 3] = ["simulator", "logs", "none"];
+pub const PLATFORMS: [&str; 4] = ["simulator", "external", "logs", "none"];
 
 fn default_platform() -> String {
     "simulator".to_string()
@@ -271,7 +400,19 @@ impl Default for OnlineSection {
             extensions: default_extensions(),
             logs: None,
             layer: default_layer(),
+            final_comparison: None,
+            external: None,
+            off_policy: None,
+            metrics: Vec::new(),
         }
+    }
+}
+
+impl OnlineSection {
+    /// Whether a run ends with the final comparison (see [`OnlineSection::final_comparison`]).
+    pub fn runs_final_comparison(&self) -> bool {
+        self.final_comparison
+            .unwrap_or(self.platform == "simulator")
     }
 }
 
@@ -369,6 +510,69 @@ impl Default for SandboxSection {
             memory_mib: default_memory(),
             allowed_commands: Vec::new(),
         }
+    }
+}
+
+/// Executor kinds `[executor] kind` accepts.
+pub const EXECUTOR_KINDS: [&str; 3] = ["local", "slurm", "ray"];
+
+/// `[executor]`: where the evaluation jobs (`offline_eval`, `holdout_eval`) of candidates and of
+/// production run, and how often a failed job is retried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorSection {
+    /// `local` (the sandbox on this machine, as a background job), `slurm` (`sbatch`) or `ray`
+    /// (the Ray Jobs REST API).
+    pub kind: String,
+    /// Ray: the head's job server (default `$RAY_ADDRESS`, else `http://127.0.0.1:8265`).
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Slurm partition (`sbatch --partition`); absent: the cluster's default partition.
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// CPUs per job (`--cpus-per-task`).
+    #[serde(default = "default_job_cpus")]
+    pub cpus: u32,
+    /// Memory per job, MiB (`--mem`); absent: `[sandbox] memory_mib`.
+    #[serde(default)]
+    pub memory_mib: Option<u64>,
+    /// Time limit per job, seconds (`--time`); absent: `[commands] timeout_s`.
+    #[serde(default)]
+    pub time_limit_s: Option<u64>,
+    /// Attempts per job, the first included: a job that fails, times out, is preempted or is
+    /// cancelled by someone else is retried until this many attempts have run.
+    #[serde(default = "default_job_attempts")]
+    pub max_attempts: u32,
+    /// Seconds between status polls.
+    #[serde(default = "default_poll_s")]
+    pub poll_s: f64,
+    /// Seconds a job may wait in the queue before the attempt counts as failed; 0: no limit.
+    #[serde(default)]
+    pub queue_timeout_s: u64,
+    /// Extra `sbatch` arguments (e.g. `["--qos=low", "--gres=gpu:1"]`).
+    #[serde(default)]
+    pub sbatch_args: Vec<String>,
+}
+
+fn default_job_cpus() -> u32 {
+    1
+}
+fn default_job_attempts() -> u32 {
+    3
+}
+fn default_poll_s() -> f64 {
+    1.0
+}
+
+impl ExecutorSection {
+    /// The time limit per job: `time_limit_s`, else the commands' time limit.
+    pub fn time_limit(&self, commands: &CommandsSection) -> u64 {
+        self.time_limit_s.unwrap_or(commands.timeout_s).max(1)
+    }
+
+    /// Memory per job: `memory_mib`, else the sandbox's limit.
+    pub fn memory(&self, sandbox: &SandboxSection) -> u64 {
+        self.memory_mib.unwrap_or(sandbox.memory_mib)
     }
 }
 
@@ -606,6 +810,7 @@ impl Manifest {
                 "platform \"logs\" needs `logs` (a directory or a postgres:// URL)".into(),
             ));
         }
+        self.validate_external(origin)?;
         if let Some(llm) = &self.llm {
             const PROVIDERS: [&str; 6] = [
                 "openai",
@@ -633,10 +838,199 @@ impl Manifest {
                 return Err(invalid("llm.budget_usd", "must be non-negative".into()));
             }
         }
+        if let Some(x) = &self.executor {
+            if !EXECUTOR_KINDS.contains(&x.kind.as_str()) {
+                return Err(invalid(
+                    "executor.kind",
+                    format!("{:?} is not one of {EXECUTOR_KINDS:?}", x.kind),
+                ));
+            }
+            if let Some(a) = &x.address {
+                if x.kind != "ray" {
+                    return Err(invalid(
+                        "executor.address",
+                        format!("only kind = \"ray\" has an address, not {:?}", x.kind),
+                    ));
+                }
+                if !(a.starts_with("http://") || a.starts_with("https://")) {
+                    return Err(invalid(
+                        "executor.address",
+                        format!("{a:?} is not an http:// or https:// URL"),
+                    ));
+                }
+            }
+            if x.partition.is_some() && x.kind != "slurm" {
+                return Err(invalid(
+                    "executor.partition",
+                    format!("only kind = \"slurm\" has partitions, not {:?}", x.kind),
+                ));
+            }
+            if let Some(p) = &x.partition
+                && (p.trim().is_empty() || p.contains(char::is_whitespace))
+            {
+                return Err(invalid(
+                    "executor.partition",
+                    format!("{p:?} is not a partition name"),
+                ));
+            }
+            if !x.sbatch_args.is_empty() && x.kind != "slurm" {
+                return Err(invalid(
+                    "executor.sbatch_args",
+                    format!(
+                        "only kind = \"slurm\" takes sbatch arguments, not {:?}",
+                        x.kind
+                    ),
+                ));
+            }
+            if x.cpus == 0 {
+                return Err(invalid("executor.cpus", "must be at least 1".into()));
+            }
+            if x.memory_mib == Some(0) {
+                return Err(invalid("executor.memory_mib", "must be at least 1".into()));
+            }
+            if x.time_limit_s == Some(0) {
+                return Err(invalid(
+                    "executor.time_limit_s",
+                    "must be at least 1".into(),
+                ));
+            }
+            if x.max_attempts == 0 || x.max_attempts > 20 {
+                return Err(invalid(
+                    "executor.max_attempts",
+                    format!("{} is not between 1 and 20", x.max_attempts),
+                ));
+            }
+            if !(x.poll_s.is_finite() && (0.05..=600.0).contains(&x.poll_s)) {
+                return Err(invalid(
+                    "executor.poll_s",
+                    format!("{} is not between 0.05 and 600 seconds", x.poll_s),
+                ));
+            }
+        }
         self.validate_search(origin)
     }
 
     /// `[search]`: names unique, files editable, ranges well-formed, conditions resolvable.
+    /// `[online.external]` and `[[online.metrics]]`.
+    fn validate_external(&self, origin: &Path) -> Result<()> {
+        let invalid = |field: &str, reason: String| CoreError::Invalid {
+            path: origin.to_path_buf(),
+            field: field.to_string(),
+            reason,
+        };
+        let o = &self.online;
+        match (&o.external, o.platform.as_str()) {
+            (None, "external") => {
+                return Err(invalid(
+                    "online.external",
+                    "platform \"external\" needs an [online.external] table with start, \
+                     traffic and stop commands and the logs"
+                        .into(),
+                ));
+            }
+            (Some(x), _) => {
+                for (key, command) in [
+                    ("start", &x.start),
+                    ("traffic", &x.traffic),
+                    ("stop", &x.stop),
+                ] {
+                    if command.trim().is_empty() {
+                        return Err(invalid(
+                            &format!("online.external.{key}"),
+                            "must be a command".into(),
+                        ));
+                    }
+                }
+                if x.logs.trim().is_empty() {
+                    return Err(invalid(
+                        "online.external.logs",
+                        "must name a directory or a postgres:// URL".into(),
+                    ));
+                }
+                for (key, relation) in [("exposures", &x.exposures), ("events", &x.events)] {
+                    if relation.trim().is_empty() || relation.contains(';') {
+                        return Err(invalid(
+                            &format!("online.external.{key}"),
+                            format!(
+                                "{relation:?} is not a relation (a table, a view or a parenthesised query with an alias, without `;`)"
+                            ),
+                        ));
+                    }
+                }
+                if !(x.day_seconds.is_finite() && x.day_seconds > 0.0) {
+                    return Err(invalid(
+                        "online.external.day_seconds",
+                        format!("{} is not a positive number of seconds", x.day_seconds),
+                    ));
+                }
+                if !(x.settle_seconds.is_finite() && x.settle_seconds >= 0.0) {
+                    return Err(invalid(
+                        "online.external.settle_seconds",
+                        format!("{} is not a number of seconds ≥ 0", x.settle_seconds),
+                    ));
+                }
+            }
+            (None, _) => {}
+        }
+        if let Some(x) = &o.off_policy {
+            if !OFF_POLICY_ESTIMATORS.contains(&x.estimator.as_str()) {
+                return Err(invalid(
+                    "online.off_policy.estimator",
+                    format!("{:?} is not one of {OFF_POLICY_ESTIMATORS:?}", x.estimator),
+                ));
+            }
+            if x.dataset != "obd" {
+                return Err(invalid(
+                    "online.off_policy.dataset",
+                    format!("{:?} is not a known logged dataset (\"obd\")", x.dataset),
+                ));
+            }
+            if x.policy.trim().is_empty() {
+                return Err(invalid(
+                    "online.off_policy.policy",
+                    "must name the workspace file holding the policy".into(),
+                ));
+            }
+            if !(x.prior_weight.is_finite() && x.prior_weight >= 0.0) {
+                return Err(invalid(
+                    "online.off_policy.prior_weight",
+                    format!("{} is not a weight ≥ 0", x.prior_weight),
+                ));
+            }
+        }
+        for (i, m) in o.metrics.iter().enumerate() {
+            let field = format!("online.metrics[{i}]");
+            match (m.kind.as_str(), &m.denominator) {
+                ("mean" | "proportion", None) | ("ratio", Some(_)) => {}
+                ("ratio", None) => {
+                    return Err(invalid(
+                        &field,
+                        format!("ratio `{}` needs a denominator", m.name),
+                    ));
+                }
+                ("mean" | "proportion", Some(_)) => {
+                    return Err(invalid(
+                        &field,
+                        format!("{} `{}` takes no denominator", m.kind, m.name),
+                    ));
+                }
+                (other, _) => {
+                    return Err(invalid(
+                        &field,
+                        format!("kind {other:?} is not one of \"mean\", \"proportion\", \"ratio\""),
+                    ));
+                }
+            }
+            if o.metrics[..i].iter().any(|x| x.name == m.name) {
+                return Err(invalid(
+                    &field,
+                    format!("metric `{}` is declared twice", m.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_search(&self, origin: &Path) -> Result<()> {
         let params = &self.search.params;
         for (i, p) in params.iter().enumerate() {
@@ -792,6 +1186,52 @@ alpha = 0.05
     }
 
     #[test]
+    fn the_external_platform_is_checked_where_it_is_declared() {
+        let err = |text: &str| {
+            Manifest::parse(text, Path::new("recloop.toml"))
+                .unwrap_err()
+                .to_string()
+        };
+        let external = EXAMPLE.replace("platform = \"simulator\"", "platform = \"external\"");
+        assert!(
+            err(&external).contains("online.external"),
+            "{}",
+            err(&external)
+        );
+        let table =
+            "\n[online.external]\nstart = \"a\"\ntraffic = \"b\"\nstop = \"c\"\nlogs = \"logs/\"\n";
+        let m = Manifest::parse(&format!("{external}{table}"), Path::new("recloop.toml")).unwrap();
+        let x = m.online.external.as_ref().unwrap();
+        assert_eq!(
+            (x.day_seconds, x.exposures.as_str()),
+            (86_400.0, "exposures")
+        );
+        assert!(!m.online.runs_final_comparison());
+        let bad = format!(
+            "{external}{}",
+            table.replace("stop = \"c\"", "stop = \" \"")
+        );
+        assert!(err(&bad).contains("online.external.stop"), "{}", err(&bad));
+        let bad = format!("{external}{table}events = \"events; DROP TABLE x\"\n");
+        assert!(
+            err(&bad).contains("online.external.events"),
+            "{}",
+            err(&bad)
+        );
+        let metric = "\n[[online.metrics]]\nname = \"ctr\"\nkind = \"ratio\"\nevent = \"click\"\n";
+        let bad = format!("{EXAMPLE}{metric}");
+        assert!(
+            err(&bad).contains("online.metrics[0]") && err(&bad).contains("denominator"),
+            "{}",
+            err(&bad)
+        );
+        let ok = format!("{EXAMPLE}{metric}denominator = \"view\"\n");
+        let m = Manifest::parse(&ok, Path::new("recloop.toml")).unwrap();
+        assert_eq!(m.online.metrics.len(), 1);
+        assert!(m.online.runs_final_comparison());
+    }
+
+    #[test]
     fn ramp_must_increase() {
         let text = EXAMPLE.replace("[0.01, 0.05, 0.20, 0.50]", "[0.05, 0.01]");
         let msg = Manifest::parse(&text, Path::new("recloop.toml"))
@@ -856,6 +1296,84 @@ alpha = 0.05
                 .unwrap_err()
                 .to_string();
             assert!(msg.contains(field), "{section}: {msg}");
+        }
+    }
+
+    #[test]
+    fn executor_section_parses_and_bad_values_name_their_key() {
+        let m = Manifest::parse(EXAMPLE, Path::new("recloop.toml")).unwrap();
+        assert!(m.executor.is_none());
+        let text = format!(
+            "{EXAMPLE}\n[executor]\nkind = \"slurm\"\npartition = \"gpu\"\ncpus = 4\n\
+             memory_mib = 8000\ntime_limit_s = 3600\nmax_attempts = 2\nsbatch_args = [\"--qos=low\"]\n"
+        );
+        let x = Manifest::parse(&text, Path::new("recloop.toml"))
+            .unwrap()
+            .executor
+            .unwrap();
+        assert_eq!(
+            (x.kind.as_str(), x.partition.as_deref(), x.cpus),
+            ("slurm", Some("gpu"), 4)
+        );
+        assert_eq!(
+            (x.memory_mib, x.time_limit_s, x.max_attempts),
+            (Some(8000), Some(3600), 2)
+        );
+        let local = Manifest::parse(
+            &format!("{EXAMPLE}\n[executor]\nkind = \"local\"\n"),
+            Path::new("recloop.toml"),
+        )
+        .unwrap();
+        let ray = Manifest::parse(
+            &format!("{EXAMPLE}\n[executor]\nkind = \"ray\"\naddress = \"http://h:8265\"\n"),
+            Path::new("recloop.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            ray.executor.unwrap().address.as_deref(),
+            Some("http://h:8265")
+        );
+        let x = local.executor.as_ref().unwrap();
+        assert_eq!((x.cpus, x.max_attempts), (1, 3));
+        assert_eq!(x.time_limit(&local.commands), local.commands.timeout_s);
+        assert_eq!(x.memory(&local.sandbox), local.sandbox.memory_mib);
+        for (body, key) in [
+            (
+                "kind = \"local\"\naddress = \"http://h:8265\"",
+                "executor.address",
+            ),
+            ("kind = \"ray\"\naddress = \"h:8265\"", "executor.address"),
+            ("kind = \"k8s\"", "executor.kind"),
+            (
+                "kind = \"local\"\npartition = \"gpu\"",
+                "executor.partition",
+            ),
+            (
+                "kind = \"slurm\"\npartition = \"a b\"",
+                "executor.partition",
+            ),
+            (
+                "kind = \"local\"\nsbatch_args = [\"-x\"]",
+                "executor.sbatch_args",
+            ),
+            ("kind = \"slurm\"\ncpus = 0", "executor.cpus"),
+            (
+                "kind = \"slurm\"\nmax_attempts = 0",
+                "executor.max_attempts",
+            ),
+            (
+                "kind = \"slurm\"\ntime_limit_s = 0",
+                "executor.time_limit_s",
+            ),
+            ("kind = \"slurm\"\npoll_s = 0.0", "executor.poll_s"),
+            ("kind = \"slurm\"\npartiton = \"x\"", "partiton"),
+            ("partition = \"x\"", "kind"),
+        ] {
+            let text = format!("{EXAMPLE}\n[executor]\n{body}\n");
+            let msg = Manifest::parse(&text, Path::new("recloop.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains(key), "{body}: {msg}");
         }
     }
 

@@ -50,6 +50,41 @@ impl RunOutcome {
     }
 }
 
+/// How an evaluation job's attempt ended on its executor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobEnd {
+    /// Exited with status 0.
+    Succeeded,
+    /// Exited non-zero, was killed by a signal, or ran out of memory.
+    Failed,
+    /// Hit its time limit.
+    TimedOut,
+    /// Preempted, or its node failed.
+    Preempted,
+    /// Cancelled by someone other than recloop (e.g. `scancel`).
+    Killed,
+    /// Cancelled by recloop because the run was cancelled.
+    Cancelled,
+    /// The executor no longer knows the job and it left no exit status.
+    Lost,
+}
+
+impl JobEnd {
+    /// The snake_case name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobEnd::Succeeded => "succeeded",
+            JobEnd::Failed => "failed",
+            JobEnd::TimedOut => "timed_out",
+            JobEnd::Preempted => "preempted",
+            JobEnd::Killed => "killed",
+            JobEnd::Cancelled => "cancelled",
+            JobEnd::Lost => "lost",
+        }
+    }
+}
+
 /// What happened. Serialised with a `type` tag in snake_case (e.g. `"type": "gate_failed"`).
 ///
 /// Events that belong to an experiment carry its `proposal_id`: in the journal an experiment is
@@ -171,6 +206,30 @@ pub enum Event {
         candidate_id: CandidateId,
         /// Whether the candidate passed.
         passed: bool,
+    },
+    /// The off-policy replay before any traffic (`[online.off_policy]`): the candidate's value
+    /// against production's on logged bandit feedback, and whether its interval shows harm.
+    OffPolicyResult {
+        /// Proposal under test.
+        proposal_id: ProposalId,
+        /// Candidate evaluated.
+        candidate_id: CandidateId,
+        /// Logged dataset (`obd/random/all`).
+        dataset: String,
+        /// Estimator that decided (`ipw`, `snipw`, `dr`).
+        estimator: String,
+        /// Logged rounds.
+        rounds: u64,
+        /// Estimated value of production's policy.
+        production: f64,
+        /// Estimated value of the candidate's policy.
+        candidate: f64,
+        /// Paired estimate of candidate − production.
+        difference: f64,
+        /// Its confidence interval at 1 − α.
+        ci: (f64, f64),
+        /// True when the whole interval lies below zero: the candidate gets no traffic.
+        harm: bool,
     },
     /// An online experiment (A/B) started.
     ExperimentStarted {
@@ -386,6 +445,42 @@ pub enum Event {
         /// The step.
         step: TrajectoryStep,
     },
+    /// An evaluation job was submitted to an executor (not projected into views).
+    JobSubmitted {
+        /// Experiment the job evaluates, if any (production's jobs have none).
+        #[serde(default)]
+        proposal_id: Option<ProposalId>,
+        /// What the job computes (e.g. `validation`, `holdout`) and on what.
+        job: String,
+        /// Executor kind (`local`, `slurm`).
+        executor: String,
+        /// The executor's id of the job.
+        job_id: String,
+        /// Attempt number, from 1.
+        attempt: u32,
+    },
+    /// An evaluation job's attempt ended (not projected into views).
+    JobEnded {
+        /// Experiment the job evaluates, if any.
+        #[serde(default)]
+        proposal_id: Option<ProposalId>,
+        /// What the job computed (as in `job_submitted`).
+        job: String,
+        /// Executor kind.
+        executor: String,
+        /// The executor's id of the job.
+        job_id: String,
+        /// Attempt number, from 1.
+        attempt: u32,
+        /// How it ended.
+        end: JobEnd,
+        /// The executor's reason, exit status, or where the logs are.
+        #[serde(default)]
+        detail: String,
+        /// Another attempt follows.
+        #[serde(default)]
+        retry: bool,
+    },
     /// Anything else worth recording (free-form; not projected into views).
     Note {
         /// Short topic (e.g. `brainstorm.batch`).
@@ -415,6 +510,7 @@ impl Event {
             Event::CandidateReady { .. } => "candidate_ready",
             Event::OfflineResult { .. } => "offline_result",
             Event::HoldoutResult { .. } => "holdout_result",
+            Event::OffPolicyResult { .. } => "off_policy_result",
             Event::ExperimentStarted { .. } => "experiment_started",
             Event::RampAdvanced { .. } => "ramp_advanced",
             Event::HealthHold { .. } => "health_hold",
@@ -434,6 +530,8 @@ impl Event {
             Event::EvolveRoundFinished { .. } => "evolve_round_finished",
             Event::BudgetSpent { .. } => "budget_spent",
             Event::TrajectoryStep { .. } => "trajectory_step",
+            Event::JobSubmitted { .. } => "job_submitted",
+            Event::JobEnded { .. } => "job_ended",
             Event::Note { .. } => "note",
         }
     }
@@ -450,6 +548,7 @@ impl Event {
             | Event::GateFailed { proposal_id, .. }
             | Event::OfflineResult { proposal_id, .. }
             | Event::HoldoutResult { proposal_id, .. }
+            | Event::OffPolicyResult { proposal_id, .. }
             | Event::ExperimentStarted { proposal_id, .. }
             | Event::RampAdvanced { proposal_id, .. }
             | Event::HealthHold { proposal_id, .. }
@@ -460,7 +559,9 @@ impl Event {
             Event::TrajectoryStep { proposal_id, .. }
             | Event::ApprovalRequested { proposal_id, .. }
             | Event::ApprovalAnswered { proposal_id, .. }
-            | Event::StageFailed { proposal_id, .. } => proposal_id.as_deref(),
+            | Event::StageFailed { proposal_id, .. }
+            | Event::JobSubmitted { proposal_id, .. }
+            | Event::JobEnded { proposal_id, .. } => proposal_id.as_deref(),
             Event::KnowledgeAssetWritten { asset } => asset.experiment.as_deref(),
             _ => None,
         }
@@ -654,7 +755,7 @@ mod tests {
             let back: Event = serde_json::from_value(v).unwrap();
             assert_eq!(&back, e);
         }
-        assert_eq!(seen.len(), 31, "fixtures must cover every variant");
+        assert_eq!(seen.len(), 33, "fixtures must cover every variant");
     }
 
     #[test]

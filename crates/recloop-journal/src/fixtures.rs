@@ -249,6 +249,23 @@ pub fn one_of_each(run: &str) -> Vec<Event> {
             split: "validation".into(),
             metrics: candidate("p-1", "c0", 0.37).offline,
         },
+        Event::JobSubmitted {
+            proposal_id: Some("p-1".into()),
+            job: "validation".into(),
+            executor: "slurm".into(),
+            job_id: "17".into(),
+            attempt: 1,
+        },
+        Event::JobEnded {
+            proposal_id: Some("p-1".into()),
+            job: "validation".into(),
+            executor: "slurm".into(),
+            job_id: "17".into(),
+            attempt: 1,
+            end: crate::event::JobEnd::Killed,
+            detail: "CANCELLED by 0".into(),
+            retry: true,
+        },
         Event::HoldoutResult {
             proposal_id: "p-1".into(),
             candidate_id: "c-p-1".into(),

@@ -41,7 +41,7 @@ pub use artifact::ArtifactHash;
 pub use backend::{AnyBackend, Backend, JOURNAL_URL_ENV, Location, PostgresBackend, SqliteBackend};
 pub use blocking::Journal;
 pub use error::{JournalError, Result};
-pub use event::{EVENT_SCHEMA_VERSION, Event, EventId, EventRecord, NewEvent, RunOutcome};
+pub use event::{EVENT_SCHEMA_VERSION, Event, EventId, EventRecord, JobEnd, NewEvent, RunOutcome};
 pub use journal::AsyncJournal;
 pub use paging::{ExperimentPage, ExperimentQuery, IterationCounts};
 pub use schema::SCHEMA_VERSION;

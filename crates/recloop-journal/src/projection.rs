@@ -604,6 +604,9 @@ pub(crate) fn project(rec: &EventRecord) -> Vec<ViewOp> {
         | Event::ApprovalAnswered { .. }
         | Event::StageFailed { .. }
         | Event::EvolveRoundFinished { .. }
+        | Event::OffPolicyResult { .. }
+        | Event::JobSubmitted { .. }
+        | Event::JobEnded { .. }
         | Event::Note { .. } => Vec::new(),
     }
 }

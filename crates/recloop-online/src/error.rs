@@ -70,6 +70,9 @@ pub enum OnlineError {
         /// What was wrong (row, column, value).
         message: String,
     },
+    /// The experiment platform failed while the experiment ran (e.g. a traffic command).
+    #[error("platform: {0}")]
+    Platform(String),
     /// A statistics computation (recloop-stats) refused its input.
     #[error("statistics ({context}): {message}")]
     Stats {

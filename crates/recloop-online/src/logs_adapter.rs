@@ -2,12 +2,12 @@
 //! whose real platform writes to a warehouse. The allocation is whatever the real platform did:
 //! the adapter replays the logs day by day and cannot change traffic.
 //!
-//! PostgreSQL tables are not supported yet: export them to Parquet or CSV first.
+//! PostgreSQL logs are read by [`crate::log_source::LogSource`] (the `external` platform).
 
 use crate::adapter::{Adapter, DayReport};
-use crate::analysis::MetricStats;
 use crate::error::{OnlineError, Result};
-use recloop_logs::{AggregateOptions, LogReader, MetricDef, aggregate};
+use crate::log_source::files_report;
+use recloop_logs::{LogReader, MetricDef};
 use std::path::{Path, PathBuf};
 
 /// The metrics the simulator's logs support, as log aggregations.
@@ -32,7 +32,6 @@ pub fn sim_log_metrics() -> Vec<MetricDef> {
 
 /// Replays logs in a directory (`exposures.*` and `events.*`).
 pub struct LogsAdapter {
-    reader: LogReader,
     dir: PathBuf,
     experiment: String,
     control: String,
@@ -53,7 +52,9 @@ impl LogsAdapter {
         if dir.to_string_lossy().starts_with("postgres") {
             return Err(OnlineError::Config {
                 field: "online.logs".into(),
-                reason: "PostgreSQL log tables are not supported yet; export exposures and events to Parquet or CSV".into(),
+                reason: "the logs replay reads Parquet or CSV files; PostgreSQL logs are read by \
+                         the external platform ([online] platform = \"external\")"
+                    .into(),
             });
         }
         let err = |e: recloop_logs::LogsError| OnlineError::Logs {
@@ -82,7 +83,6 @@ impl LogsAdapter {
         }
         let days = mine.iter().map(|e| e.day).max().unwrap_or(0) + 1;
         Ok(LogsAdapter {
-            reader,
             dir: dir.to_path_buf(),
             experiment: experiment.to_string(),
             control: control.to_string(),
@@ -107,40 +107,12 @@ impl Adapter for LogsAdapter {
     }
 
     fn run_day(&mut self, day: u32, _share: f64) -> Result<DayReport> {
-        let agg = aggregate(
-            &self.reader,
-            AggregateOptions {
-                metrics: self.metrics.clone(),
-                experiment: Some(self.experiment.clone()),
-                max_day: Some(day),
-                cuped: false,
-            },
-        )
-        .map_err(|e| OnlineError::Logs {
-            path: self.dir.clone(),
-            message: e.to_string(),
-        })?;
-        let mut report = DayReport {
+        files_report(
+            &self.dir,
+            &self.experiment,
+            [&self.control, &self.treatment],
             day,
-            ..Default::default()
-        };
-        for (arm, units) in agg.unit_counts(&self.experiment) {
-            if arm == self.control {
-                report.units[0] = units;
-            } else if arm == self.treatment {
-                report.units[1] = units;
-            }
-        }
-        for m in &self.metrics {
-            let name = m.name();
-            let get = |arm: &str| {
-                agg.summary(&self.experiment, arm, name)
-                    .map(|a| MetricStats::from_summary(&a.summary))
-            };
-            if let (Some(c), Some(t)) = (get(&self.control), get(&self.treatment)) {
-                report.metrics.insert(name.to_string(), [c, t]);
-            }
-        }
-        Ok(report)
+            &self.metrics,
+        )
     }
 }

@@ -61,6 +61,16 @@ pub enum PlatformError {
     /// The guarded experiment itself failed (an observer stop, a statistics error, ...).
     #[error(transparent)]
     Experiment(#[from] OnlineError),
+    /// A command of the external platform failed.
+    #[error("[online.external] {key} command `{command}`: {detail}")]
+    Command {
+        /// `start`, `traffic` or `stop`.
+        key: &'static str,
+        /// The command line.
+        command: String,
+        /// Why (exit status and the tail of its output, or the time limit).
+        detail: String,
+    },
     /// Another platform's own failure (e.g. a connection refused).
     #[error("{0}")]
     Other(String),
@@ -345,7 +355,8 @@ impl OnlinePlatform for ExportPlatform {
 /// built fails at start with the reason: `simulator` is the simulator grounded in the
 /// workspace's dataset for built-in pipeline workspaces, the export platform for external ones
 /// (which needs a sandbox for the export command); `none` is no platform (a KEEP is then decided
-/// offline only, with a person's approval); `logs` is refused until `recloop run` can drive it.
+/// offline only, with a person's approval); `external` is the team's own platform
+/// ([`crate::external`]); `logs` is refused (a replay of logs cannot change traffic).
 pub fn platform_for(
     workspace: &Path,
     manifest: &Manifest,
@@ -373,12 +384,16 @@ pub fn platform_for(
                 manifest.run.seed,
             ))))
         }
+        "external" => Ok(Some(Arc::new(crate::external::ExternalPlatform::new(
+            workspace, manifest,
+        )?))),
         other => Err(OnlineError::Config {
             field: "recloop.toml [online] platform".into(),
             reason: format!(
-                "{other:?} cannot run inside `recloop run` yet (its logs are read by \
-                 `recloop sim`/`recloop stats` only); use \"simulator\", or \"none\" to decide \
-                 offline with a person's approval"
+                "{other:?} cannot run inside `recloop run` (a logs replay cannot change traffic; \
+                 its logs are read by `recloop sim`/`recloop stats`); use \"simulator\", \
+                 \"external\" for your own platform, or \"none\" to decide offline with a \
+                 person's approval"
             ),
         }),
     }
@@ -402,7 +417,7 @@ mod tests {
             .expect("refused")
             .to_string();
         assert!(
-            err.contains("\"logs\" cannot run inside `recloop run` yet"),
+            err.contains("\"logs\" cannot run inside `recloop run`"),
             "{err}"
         );
         assert!(

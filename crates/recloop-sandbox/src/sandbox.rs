@@ -7,6 +7,7 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -123,6 +124,17 @@ impl Sandbox {
 
     /// Run `command` (a shell command line) with `worktree` as working directory.
     pub fn run(&self, worktree: &Path, command: &str) -> Result<CommandOutcome> {
+        self.run_cancellable(worktree, command, &AtomicBool::new(false))
+    }
+
+    /// [`Sandbox::run`], killing every process of the command as soon as `cancel` is set (the
+    /// outcome then has no exit code and is not timed out).
+    pub fn run_cancellable(
+        &self,
+        worktree: &Path,
+        command: &str,
+        cancel: &AtomicBool,
+    ) -> Result<CommandOutcome> {
         let worktree = canonical(worktree)?;
         let mut extra_ro = self
             .extra_ro
@@ -223,6 +235,9 @@ impl Sandbox {
             let elapsed = start.elapsed();
             if elapsed >= self.timeout {
                 timed_out = true;
+                break;
+            }
+            if cancel.load(Ordering::Relaxed) {
                 break;
             }
             let nap = (elapsed / 8).clamp(Duration::from_millis(1), Duration::from_millis(20));

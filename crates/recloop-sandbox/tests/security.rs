@@ -579,6 +579,30 @@ fn unconfined_kills_its_process_group_at_the_time_limit() {
 }
 
 #[test]
+fn cancelling_kills_the_command_and_its_descendants_at_once() {
+    let wt = dir_outside_tmp();
+    let mut kinds = backends("cancelling_kills_the_command_and_its_descendants_at_once");
+    kinds.push(Backend::Unconfined);
+    for backend in kinds {
+        let sb = Sandbox::new(backend.clone(), Duration::from_secs(30), 0);
+        let cancel = std::sync::atomic::AtomicBool::new(false);
+        let start = std::time::Instant::now();
+        let out = std::thread::scope(|s| {
+            let h = s.spawn(|| {
+                sb.run_cancellable(wt.path(), "(sleep 2; echo late > late) & sleep 30", &cancel)
+            });
+            std::thread::sleep(Duration::from_millis(500));
+            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            h.join().unwrap().unwrap()
+        });
+        assert!(start.elapsed() < Duration::from_secs(5), "{backend:?}");
+        assert!(!out.timed_out && out.code.is_none(), "{backend:?}: {out:?}");
+        std::thread::sleep(Duration::from_millis(2500));
+        assert!(!wt.path().join("late").exists(), "{backend:?}");
+    }
+}
+
+#[test]
 fn without_landlock_the_mounts_alone_confine() {
     if std::env::var_os(LANDLOCK_SWITCH).is_some() {
         return; // this is the copy run below

@@ -3,7 +3,7 @@
 
 use crate::engine::LogRecord;
 use crate::error::{Result, SimError};
-use recloop_logs::{LogFormat, LogWriter, WrittenLogs};
+use recloop_logs::{EventRow, ExposureRow, LogFormat, LogWriter, WrittenLogs};
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -13,8 +13,53 @@ pub const ARM_NAMES: [&str; 2] = ["control", "treatment"];
 /// Event names written per interaction: `impressions`, `clicks`, `watch_min`, `likes`, `hides`.
 pub const EVENT_METRICS: [&str; 5] = ["impressions", "clicks", "watch_min", "likes", "hides"];
 
-/// Write `records` to `dir`: one exposure per unit (at its first record) and one event row per
-/// impression, click (plus its watch minutes), like and hide. Time is seconds since the start.
+/// The exposure and event rows of `records`: one exposure per unit (at its first record) and one
+/// event row per impression, click (plus its watch minutes), like and hide. Time is seconds since
+/// the start; the day is the simulated day.
+pub fn log_rows(records: &[LogRecord], experiment: &str) -> (Vec<ExposureRow>, Vec<EventRow>) {
+    let mut exposures = Vec::new();
+    let mut events = Vec::new();
+    let mut exposed: HashSet<u64> = HashSet::new();
+    for r in records {
+        let ts = (r.time * 86_400.0) as i64;
+        let day = r.time.max(0.0) as u32;
+        if exposed.insert(r.unit) {
+            let arm = ARM_NAMES
+                .get(r.arm as usize)
+                .copied()
+                .unwrap_or("treatment");
+            exposures.push(ExposureRow {
+                unit_id: r.unit,
+                experiment: experiment.to_string(),
+                arm: arm.to_string(),
+                ts,
+                day,
+            });
+        }
+        let mut event = |metric: &str, value: f64| {
+            events.push(EventRow {
+                unit_id: r.unit,
+                ts,
+                day,
+                metric: metric.to_string(),
+                value,
+            })
+        };
+        match r.event {
+            "impression" => event("impressions", 1.0),
+            "click" => {
+                event("clicks", 1.0);
+                event("watch_min", f64::from(r.value));
+            }
+            "like" => event("likes", 1.0),
+            "hide" => event("hides", 1.0),
+            _ => {}
+        }
+    }
+    (exposures, events)
+}
+
+/// Write `records` to `dir` as [`log_rows`] describes.
 pub fn write_logs(
     records: &[LogRecord],
     dir: &Path,
@@ -26,28 +71,12 @@ pub fn write_logs(
         message: e.to_string(),
     };
     let mut w = LogWriter::create(dir, format).map_err(err)?;
-    let mut exposed: HashSet<u64> = HashSet::new();
-    for r in records {
-        let ts = (r.time * 86_400.0) as i64;
-        let day = r.time.max(0.0) as u32;
-        if exposed.insert(r.unit) {
-            let arm = ARM_NAMES
-                .get(r.arm as usize)
-                .copied()
-                .unwrap_or("treatment");
-            w.exposure(r.unit, experiment, arm, ts, day).map_err(err)?;
-        }
-        match r.event {
-            "impression" => w.event(r.unit, ts, day, "impressions", 1.0).map_err(err)?,
-            "click" => {
-                w.event(r.unit, ts, day, "clicks", 1.0).map_err(err)?;
-                w.event(r.unit, ts, day, "watch_min", f64::from(r.value))
-                    .map_err(err)?;
-            }
-            "like" => w.event(r.unit, ts, day, "likes", 1.0).map_err(err)?,
-            "hide" => w.event(r.unit, ts, day, "hides", 1.0).map_err(err)?,
-            _ => {}
-        }
+    let (exposures, events) = log_rows(records, experiment);
+    for row in &exposures {
+        w.write_exposure(row).map_err(err)?;
+    }
+    for row in &events {
+        w.write_event(row).map_err(err)?;
     }
     w.finish().map_err(err)
 }

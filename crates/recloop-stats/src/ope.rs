@@ -244,6 +244,47 @@ pub fn estimate(
     kind: EstimatorKind,
     lambda: Option<f64>,
 ) -> Result<OpeEstimate> {
+    let round = round_values(data, policy, reward_model, kind, lambda)?;
+    finite_estimate(&round)
+}
+
+/// The difference `candidate − baseline` in value, estimated on the same logged rounds: the mean
+/// and standard error of the per-round differences of the two estimators' terms (paired, so
+/// the rounds' shared noise cancels; for the self-normalized estimators each policy keeps its
+/// own normalization).
+pub fn estimate_difference(
+    data: &LoggedFeedback,
+    candidate: &ActionTensor,
+    baseline: &ActionTensor,
+    reward_model: Option<&ActionTensor>,
+    kind: EstimatorKind,
+    lambda: Option<f64>,
+) -> Result<OpeEstimate> {
+    let c = round_values(data, candidate, reward_model, kind, lambda)?;
+    let b = round_values(data, baseline, reward_model, kind, lambda)?;
+    let diff: Vec<f64> = c.iter().zip(&b).map(|(x, y)| x - y).collect();
+    finite_estimate(&diff)
+}
+
+fn finite_estimate(round: &[f64]) -> Result<OpeEstimate> {
+    let (mean, se) = mean_and_se(round);
+    if !mean.is_finite() || !se.is_finite() {
+        return Err(StatsError::invalid(
+            "action_dist",
+            "the estimate is not finite; check propensities and λ",
+        ));
+    }
+    Ok(OpeEstimate { estimate: mean, se })
+}
+
+/// Per-round terms of an estimator: their mean is its estimate of `policy`'s value.
+pub fn round_values(
+    data: &LoggedFeedback,
+    policy: &ActionTensor,
+    reward_model: Option<&ActionTensor>,
+    kind: EstimatorKind,
+    lambda: Option<f64>,
+) -> Result<Vec<f64>> {
     data.validate()?;
     let n = data.actions.len();
     check_shape(policy, data, "action_dist")?;
@@ -342,14 +383,7 @@ pub fn estimate(
             ));
         }
     };
-    let (mean, se) = mean_and_se(&round);
-    if !mean.is_finite() || !se.is_finite() {
-        return Err(StatsError::invalid(
-            "action_dist",
-            "the estimate is not finite; check propensities and λ",
-        ));
-    }
-    Ok(OpeEstimate { estimate: mean, se })
+    Ok(round)
 }
 
 fn check_shape(t: &ActionTensor, data: &LoggedFeedback, field: &str) -> Result<()> {

@@ -131,6 +131,54 @@ pub enum PolicySpec {
         /// Inverse temperature β.
         beta: f64,
     },
+    /// π(a) ∝ exp(β·score(a)) over explicit per-action scores (e.g. a model's predicted CTR).
+    Scores {
+        /// One score per action.
+        scores: Vec<f64>,
+        /// Inverse temperature β.
+        beta: f64,
+    },
+}
+
+impl PolicySpec {
+    /// The policy's action distribution over `ds`'s actions and positions.
+    pub fn tensor(&self, ds: &LoggedDataset) -> Result<ActionTensor> {
+        let (n_actions, len_list) = (ds.feedback.n_actions, ds.feedback.len_list);
+        match self {
+            PolicySpec::Uniform => uniform_policy(n_actions, len_list),
+            PolicySpec::Softmax { item_feature, beta } => {
+                let scores = ds.item_features.get(item_feature).ok_or_else(|| {
+                    StatsError::invalid(
+                        "policy.softmax.item_feature",
+                        format!(
+                            "unknown item feature {item_feature:?}; available: {}",
+                            ds.item_features
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )
+                })?;
+                if scores.len() != n_actions {
+                    return Err(StatsError::invalid(
+                        "policy.softmax.item_feature",
+                        "has one value per item missing",
+                    ));
+                }
+                softmax_policy(scores, *beta, len_list).map_err(|e| e.within("policy.softmax"))
+            }
+            PolicySpec::Scores { scores, beta } => {
+                if scores.len() != n_actions {
+                    return Err(StatsError::invalid(
+                        "policy.scores.scores",
+                        format!("has {} scores for {n_actions} actions", scores.len()),
+                    ));
+                }
+                softmax_policy(scores, *beta, len_list).map_err(|e| e.within("policy.scores"))
+            }
+        }
+    }
 }
 
 /// A logged dataset named in an OPE request.
@@ -481,32 +529,11 @@ pub fn run_ope(
                 .load(spec)
                 .map_err(|e| StatsError::invalid("dataset", e.to_string()))?;
             ds.feedback.validate().map_err(|e| e.within("dataset"))?;
-            let policy = match req.policy.as_ref().unwrap_or(&PolicySpec::Uniform) {
-                PolicySpec::Uniform => uniform_policy(ds.feedback.n_actions, ds.feedback.len_list)?,
-                PolicySpec::Softmax { item_feature, beta } => {
-                    let scores = ds.item_features.get(item_feature).ok_or_else(|| {
-                        StatsError::invalid(
-                            "policy.softmax.item_feature",
-                            format!(
-                                "unknown item feature {item_feature:?}; available: {}",
-                                ds.item_features
-                                    .keys()
-                                    .cloned()
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                        )
-                    })?;
-                    if scores.len() != ds.feedback.n_actions {
-                        return Err(StatsError::invalid(
-                            "policy.softmax.item_feature",
-                            "has one value per item missing",
-                        ));
-                    }
-                    softmax_policy(scores, *beta, ds.feedback.len_list)
-                        .map_err(|e| e.within("policy.softmax"))?
-                }
-            };
+            let policy = req
+                .policy
+                .as_ref()
+                .unwrap_or(&PolicySpec::Uniform)
+                .tensor(&ds)?;
             (ds.feedback, policy)
         }
         None => {

@@ -2,10 +2,13 @@
 
 use super::approvals::{TerminalPrompter, UnattendedArg};
 use recloop_agents::approvals::Approvals;
+use recloop_agents::executor::CancelToken;
 use recloop_agents::orchestrator::{RunOptions, RunSummary};
 use recloop_agents::stages;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// Arguments of `recloop run`.
 #[derive(clap::Args)]
@@ -120,7 +123,54 @@ pub fn options(args: &RunArgs, progress: bool) -> anyhow::Result<RunOptions> {
         online: None,
         evaluator: None,
         stop_after_steps: None,
+        cancel: Default::default(),
+        evolve_models: None,
     })
+}
+
+/// Signals (SIGINT, SIGTERM) received since [`cancel_on_signal`] installed its handler.
+static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    if SIGNALS.fetch_add(1, Ordering::SeqCst) >= 1 {
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(130) };
+    }
+}
+
+/// When the workspace runs evaluation jobs on an executor (`[executor]`), the first Ctrl-C (or
+/// SIGTERM) cancels the run: its jobs are cancelled and journaled, and the run stops, resumable
+/// by `recloop run`. A second signal, or 60 s without the run stopping, exits at once (status
+/// 130). Without `[executor]` the signals keep their default effect.
+fn cancel_on_signal(workspace: &std::path::Path, token: &CancelToken) {
+    let has_executor = recloop_core::Manifest::load(workspace).is_ok_and(|m| m.executor.is_some());
+    if !has_executor {
+        return;
+    }
+    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only touches an atomic and calls _exit, both async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
+    let token = token.clone();
+    let spawned = std::thread::Builder::new()
+        .name("recloop-signals".into())
+        .spawn(move || {
+            while SIGNALS.load(Ordering::SeqCst) == 0 {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            eprintln!(
+                "\ncancelling the run: its evaluation jobs are being cancelled \
+                 (signal again to quit at once)"
+            );
+            token.cancel();
+            std::thread::sleep(Duration::from_secs(60));
+            std::process::exit(130);
+        });
+    if let Err(e) = spawned {
+        eprintln!("warning: Ctrl-C will not cancel evaluation jobs: {e}");
+    }
 }
 
 /// Print a summary (and, for a run that stopped early, what to do next); returns the exit
@@ -156,7 +206,18 @@ pub fn print_summary(
 /// Run the loop.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let opts = options(&args, !args.json)?;
-    let summary = recloop_agents::orchestrator::run(&args.workspace, &opts)?;
+    cancel_on_signal(&args.workspace, &opts.cancel);
+    let summary = match recloop_agents::orchestrator::run(&args.workspace, &opts) {
+        Err(recloop_agents::AgentError::Cancelled) => {
+            eprintln!(
+                "the run was cancelled, and its evaluation jobs with it (exit status 130); \
+                 `recloop run --workspace {}` continues it",
+                args.workspace.display()
+            );
+            return Ok(ExitCode::from(130));
+        }
+        r => r?,
+    };
     print_summary(&summary, args.json, &args.workspace)
 }
 

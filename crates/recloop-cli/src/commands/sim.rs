@@ -143,6 +143,62 @@ pub enum Command {
         #[arg(long, default_value_t = 3)]
         runs: u32,
     },
+    /// A stand-in A/B platform behind `[online] platform = "external"` (to try it, and for tests).
+    #[command(subcommand)]
+    Standin(Standin),
+}
+
+/// The stand-in platform's commands: `start`, `traffic` and `stop` are what `[online.external]`
+/// declares (they read `RECLOOP_EXPERIMENT`, `RECLOOP_SHARE`, ... from the environment); `serve`
+/// is the platform, simulating the workspace's world and writing its logs.
+#[derive(Subcommand)]
+pub enum Standin {
+    /// Start `RECLOOP_EXPERIMENT` (snapshot of `RECLOOP_CANDIDATE_DIR` and `RECLOOP_CONTROL_DIR`).
+    Start {
+        /// The stand-in's state directory.
+        #[arg(long)]
+        state: PathBuf,
+    },
+    /// Set the traffic share of `RECLOOP_EXPERIMENT` to `RECLOOP_SHARE`.
+    Traffic {
+        /// The stand-in's state directory.
+        #[arg(long)]
+        state: PathBuf,
+    },
+    /// Stop `RECLOOP_EXPERIMENT` with `RECLOOP_OUTCOME`.
+    Stop {
+        /// The stand-in's state directory.
+        #[arg(long)]
+        state: PathBuf,
+    },
+    /// Serve the workspace's simulated world: every `--day-seconds`, one more day of each running
+    /// experiment is simulated and its logs written.
+    Serve {
+        /// The stand-in's state directory.
+        #[arg(long)]
+        state: PathBuf,
+        /// Production workspace (its world, dataset and seed).
+        #[arg(long)]
+        workspace: PathBuf,
+        /// Wall-clock seconds per simulated day.
+        #[arg(long, default_value_t = 86_400.0)]
+        day_seconds: f64,
+        /// Simulated users per experiment (default: the manifest's `online.users`).
+        #[arg(long)]
+        users: Option<usize>,
+        /// Write Parquet logs into this directory.
+        #[arg(long)]
+        logs: Option<PathBuf>,
+        /// Write logs into PostgreSQL tables `exposures` and `events` at this URL.
+        #[arg(long)]
+        postgres: Option<String>,
+        /// The PostgreSQL schema of those tables (created when missing).
+        #[arg(long, default_value = "public")]
+        postgres_schema: String,
+        /// Stop serving after this many seconds (default: until killed).
+        #[arg(long)]
+        for_seconds: Option<f64>,
+    },
 }
 
 struct Loaded {
@@ -444,5 +500,55 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&r)?);
             Ok(())
         }
+        Command::Standin(cmd) => standin(cmd),
     }
+}
+
+fn standin(cmd: Standin) -> anyhow::Result<()> {
+    use recloop_online::standin::{StandIn, StandInSinks};
+    match cmd {
+        Standin::Start { state } => StandIn::new(&state).start()?,
+        Standin::Traffic { state } => StandIn::new(&state).traffic()?,
+        Standin::Stop { state } => StandIn::new(&state).stop()?,
+        Standin::Serve {
+            state,
+            workspace,
+            day_seconds,
+            users,
+            logs,
+            postgres,
+            postgres_schema,
+            for_seconds,
+        } => {
+            anyhow::ensure!(
+                day_seconds.is_finite() && day_seconds > 0.0,
+                "--day-seconds must be a positive number of seconds"
+            );
+            anyhow::ensure!(
+                logs.is_some() || postgres.is_some(),
+                "give --logs DIR, --postgres URL or both: where the platform writes its logs"
+            );
+            let manifest = Manifest::load(&workspace)
+                .with_context(|| format!("the workspace {}", workspace.display()))?;
+            let users = users.unwrap_or(manifest.online.users as usize);
+            let until = for_seconds.map(|s| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64())
+                    + s
+            });
+            StandIn::new(&state).serve(
+                &workspace,
+                users,
+                day_seconds,
+                &StandInSinks {
+                    files: logs,
+                    postgres,
+                    schema: Some(postgres_schema),
+                },
+                until,
+            )?;
+        }
+    }
+    Ok(())
 }
