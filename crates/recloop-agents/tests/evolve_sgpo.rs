@@ -166,6 +166,7 @@ fn a_deleted_rule_is_diagnosed_repaired_and_admitted_while_bad_edits_are_not() {
         agent: Arc::new(DevelopSim),
         evaluator: scripted.clone(),
         refiner: scripted.clone(),
+        grader: None,
         ledger: None,
     };
     let opts = EvolveOptions::new("develop");
@@ -326,6 +327,7 @@ fn malformed_model_output_fails_the_round_with_a_named_field_and_journals_nothin
         agent: Arc::new(DevelopSim),
         evaluator: scripted.clone(),
         refiner: scripted,
+        grader: None,
         ledger: None,
     };
     let err = evolve::evolve(ws, &EvolveOptions::new("develop"), &models)
@@ -548,6 +550,7 @@ fn run_evolves_every_n_iterations_once_and_then_uses_the_admitted_harness() {
             agent: Arc::new(DevelopSim),
             evaluator: scripted.clone(),
             refiner: scripted.clone(),
+            grader: None,
             ledger: None,
         }),
         ..Default::default()

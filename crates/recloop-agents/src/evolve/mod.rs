@@ -17,6 +17,7 @@
 //! simply run again; finished rounds are counted from the journal.
 
 pub mod gradient;
+pub mod history;
 pub mod refine;
 pub mod replay;
 pub mod tasks;
@@ -52,6 +53,20 @@ pub struct EvolveOptions {
     pub max_tokens_per_round: Option<u64>,
     /// What started the rounds (`RUN/ITERATION` inside `recloop run`; None for `recloop evolve`).
     pub trigger: Option<String>,
+    /// Where the replay tasks come from.
+    pub evidence: Evidence,
+}
+
+/// The evidence of a round's replay tasks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Evidence {
+    /// SGPO-I: the agent's trajectories in the journal.
+    #[default]
+    Trajectories,
+    /// SGPO-II (Develop only): merged changes (KEEPs and filtered git history) replayed as
+    /// requirement-only tasks, scored by the coding rubric.
+    History,
 }
 
 impl EvolveOptions {
@@ -66,6 +81,7 @@ impl EvolveOptions {
             seed: 0,
             max_tokens_per_round: None,
             trigger: None,
+            evidence: Evidence::Trajectories,
         }
     }
 }
@@ -79,6 +95,9 @@ pub struct EvolveModels {
     pub evaluator: SharedModel,
     /// The refiner role (candidate edits).
     pub refiner: SharedModel,
+    /// SGPO-II's grader of requirement replays against the hidden merged change (None: the
+    /// evaluator's model).
+    pub grader: Option<SharedModel>,
     /// The router's spending ledger, when the models come from one (dollars per round).
     pub ledger: Option<Arc<BudgetLedger>>,
 }
@@ -98,6 +117,7 @@ impl EvolveModels {
             agent: m(agent)?,
             evaluator: evolve.clone(),
             refiner: evolve,
+            grader: None,
             ledger: Some(router.ledger().clone()),
         })
     }
@@ -145,6 +165,9 @@ pub struct RoundReport {
     /// What started it (`RUN/ITERATION` inside `recloop run`).
     #[serde(default)]
     pub trigger: Option<String>,
+    /// Where its replay tasks came from.
+    #[serde(default)]
+    pub evidence: Evidence,
     /// Incumbent version at the start.
     pub incumbent_version: u32,
     /// Replay tasks used for admission.
@@ -246,21 +269,6 @@ pub fn evolve(
     opts: &EvolveOptions,
     models: &EvolveModels,
 ) -> Result<EvolveSummary> {
-    if tasks::Verifier::for_agent(&opts.agent).is_empty() {
-        return Err(AgentError::NotFound(format!(
-            "agent {:?} cannot be evolved: replay tasks exist for brainstorm and develop",
-            opts.agent
-        )));
-    }
-    if opts.replays < 3 {
-        return Err(AgentError::Invalid {
-            path: "evolve".into(),
-            reason: format!(
-                "{} replays per task; paired replay needs at least 3",
-                opts.replays
-            ),
-        });
-    }
     let manifest = Manifest::load(workspace)?;
     let repo = Repo::open(workspace)?;
     let root = repo.root.clone();
@@ -282,6 +290,15 @@ pub fn evolve_locked(
             "agent {:?} cannot be evolved: replay tasks exist for brainstorm and develop",
             opts.agent
         )));
+    }
+    if opts.evidence == Evidence::History && opts.agent != "develop" {
+        return Err(AgentError::Invalid {
+            path: "evolve".into(),
+            reason: format!(
+                "history evidence (SGPO-II) replays merged changes for develop, not {:?}",
+                opts.agent
+            ),
+        });
     }
     if opts.replays < 3 {
         return Err(AgentError::Invalid {
@@ -409,13 +426,28 @@ fn run_round(
         reason,
     })?;
     let events = journal.events(&EventFilter::default()).map_err(jerr)?;
-    let all = tasks::build_tasks(&events, agent, &contract, opts.max_tasks);
+    let all = match opts.evidence {
+        Evidence::Trajectories => tasks::build_tasks(&events, agent, &contract, opts.max_tasks),
+        Evidence::History => {
+            history::build_tasks(root, &events, manifest, &contract, opts.max_tasks)?.tasks
+        }
+    };
     if all.is_empty() {
-        return Err(AgentError::NotFound(format!(
-            "no trajectories of {agent} in the journal to replay; run `recloop run` with an LLM \
-             brain first"
-        )));
+        return Err(AgentError::NotFound(match opts.evidence {
+            Evidence::Trajectories => format!(
+                "no trajectories of {agent} in the journal to replay; run `recloop run` with an \
+                 LLM brain first"
+            ),
+            Evidence::History => "no merged change survives the history filters (KEEPs in the \
+                                  journal, commits of the production branch between 10 and 5,000 \
+                                  lines that are not reverts, reformats or dependency bumps)"
+                .to_string(),
+        }));
     }
+    let grader = models
+        .grader
+        .as_deref()
+        .unwrap_or(models.evaluator.as_ref());
     let (mut train, mut held) = (Vec::new(), Vec::new());
     for (i, t) in all.into_iter().enumerate() {
         if i % 4 == 3 {
@@ -436,6 +468,7 @@ fn run_round(
     };
     let (old_runs, u) = replay::run_all(
         models.agent.as_ref(),
+        grader,
         &incumbent,
         &train,
         manifest,
@@ -494,6 +527,7 @@ fn run_round(
             Ok(safe) => {
                 let (new_runs, u) = replay::run_all(
                     models.agent.as_ref(),
+                    grader,
                     &safe.harness,
                     &train,
                     manifest,
@@ -537,6 +571,7 @@ fn run_round(
     } else {
         let (before, u) = replay::run_all(
             models.agent.as_ref(),
+            grader,
             &incumbent,
             &held,
             manifest,
@@ -549,6 +584,7 @@ fn run_round(
             Some((_, h)) => {
                 let (runs, u) = replay::run_all(
                     models.agent.as_ref(),
+                    grader,
                     h,
                     &held,
                     manifest,
@@ -566,6 +602,7 @@ fn run_round(
         agent: agent.to_string(),
         round,
         trigger: opts.trigger.clone(),
+        evidence: opts.evidence,
         incumbent_version: incumbent_view.version,
         tasks: train.iter().map(|t| t.id.clone()).collect(),
         held_out: held.iter().map(|t| t.id.clone()).collect(),

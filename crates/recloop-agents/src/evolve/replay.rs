@@ -51,9 +51,12 @@ fn replay_request(harness: &Harness, task: &ReplayTask, seed: u64) -> ChatReques
 }
 
 /// Replay every task `replays` times under `harness`. Model failures are errors; a malformed
-/// answer is a scored failure. Returns the runs and the tokens used.
+/// answer is a scored failure. A task with a hidden merged change (SGPO-II) is scored by
+/// `grader` on the coding rubric (its weighted score) instead of the verifier weights. Returns the
+/// runs and the tokens used (the grader's included).
 pub fn run_all(
     model: &dyn ChatModel,
+    grader: &dyn ChatModel,
     harness: &Harness,
     task_list: &[ReplayTask],
     manifest: &Manifest,
@@ -70,11 +73,21 @@ pub fn run_all(
                 .map_err(|e| AgentError::Llm(format!("replay of {} (seed {s}): {e}", task.id)))?;
             usage.add(resp.usage);
             let output = resp.text().to_string();
-            let checks = tasks::verify(task, &output, manifest);
+            let mut checks = tasks::verify(task, &output, manifest);
+            let score = match &task.hidden {
+                None => tasks::score(task, &checks),
+                Some(hidden) => {
+                    let (scores, check, u) =
+                        crate::evolve::history::grade(grader, task, hidden, &output, manifest, s)?;
+                    usage.add(u);
+                    checks.push(check);
+                    scores.weighted()
+                }
+            };
             runs.push(ReplayRun {
                 task: task.id.clone(),
                 seed: s,
-                score: tasks::score(task, &checks),
+                score,
                 checks,
                 output,
             });

@@ -27,6 +27,9 @@ pub enum Verifier {
     DuplicatesAvoided,
     /// Every proposal cites at least one evidence item with a reference.
     EvidenceCited,
+    /// SGPO-II: the coding rubric against the hidden merged change passes (weighted ≥ 4.0 with
+    /// semantic correctness ≥ 4); decided by [`crate::evolve::history::grade`].
+    CodingPass,
 }
 
 impl Verifier {
@@ -38,6 +41,7 @@ impl Verifier {
             Verifier::DiffParses => "diff_parses",
             Verifier::DuplicatesAvoided => "duplicates_avoided",
             Verifier::EvidenceCited => "evidence_cited",
+            Verifier::CodingPass => "coding_pass",
         }
     }
 
@@ -101,6 +105,9 @@ pub struct ReplayTask {
     pub avoid: Vec<String>,
     /// The rubric.
     pub rubric: Vec<RubricItem>,
+    /// SGPO-II: the merged change, hidden from the agent, shown only to the grader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<crate::evolve::history::Hidden>,
 }
 
 /// Result of one verifier on one answer.
@@ -225,6 +232,7 @@ pub fn build_tasks(
             contract: contract.clone(),
             avoid,
             rubric,
+            hidden: None,
         };
         if task.downstream.failed {
             failures.push(task);
@@ -295,6 +303,7 @@ fn rubric_for(agent: &str, verifiers: &[Verifier], downstream: &Downstream) -> V
                 Verifier::EvidenceCited => {
                     "every proposal cites evidence with a reference".to_string()
                 }
+                Verifier::CodingPass => "the coding rubric passes".to_string(),
             };
             match cause {
                 Some(c) => RubricItem {
@@ -317,6 +326,7 @@ pub fn verify(task: &ReplayTask, answer: &str, manifest: &Manifest) -> Vec<Check
     let parsed = recloop_llm::parse_json_lenient(answer);
     task.rubric
         .iter()
+        .filter(|item| item.verifier != Verifier::CodingPass)
         .map(|item| {
             let result = match &parsed {
                 Err(e) => Err(format!("the answer is not JSON: {e}")),
@@ -449,6 +459,7 @@ fn run(
                 Err(format!("repeats earlier proposals: {}", dups.join("; ")))
             }
         }
+        Verifier::CodingPass => Err("decided by the grader (evolve::history::grade)".into()),
         Verifier::EvidenceCited => {
             let ps = proposals(v);
             if ps.is_empty() {
@@ -534,6 +545,7 @@ primary = { name = "ndcg@10", direction = "increase" }
                     outcomes: vec!["gate editable_paths failed: eval/x is protected".into()],
                 },
             ),
+            hidden: None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! `recloop evolve`: improve one agent's harness by SGPO rounds (logic in `recloop_agents::evolve`).
 
-use recloop_agents::evolve::{EvolveOptions, evolve_workspace};
+use recloop_agents::evolve::{Evidence, EvolveOptions, evolve_workspace};
 use std::path::PathBuf;
 
 /// Arguments of `recloop evolve`.
@@ -30,6 +30,10 @@ pub struct Args {
     /// Tokens one round may spend; candidates beyond it are archived unreplayed.
     #[arg(long)]
     pub max_tokens_per_round: Option<u64>,
+    /// Replay tasks from the agent's trajectories (SGPO-I) or, for develop, from merged
+    /// changes: the journal's KEEPs and the filtered git history (SGPO-II).
+    #[arg(long = "from", default_value = "trajectories", value_parser = ["trajectories", "history"])]
+    pub evidence: String,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -46,6 +50,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seed: args.seed,
         max_tokens_per_round: args.max_tokens_per_round,
         trigger: None,
+        evidence: if args.evidence == "history" {
+            Evidence::History
+        } else {
+            Evidence::Trajectories
+        },
     };
     let summary = evolve_workspace(&args.workspace, &opts)?;
     if args.json {
