@@ -567,7 +567,7 @@ impl Loop {
     /// (once per iteration, also across a resumed run) and use any admitted harness from now on.
     fn evolve_after(&self, run_id: &str, it: u32, opts: &RunOptions) -> Result<()> {
         let cfg = &self.manifest.evolve;
-        if cfg.every == 0 || it % cfg.every != 0 || cfg.rounds == 0 {
+        if cfg.every == 0 || !it.is_multiple_of(cfg.every) || cfg.rounds == 0 {
             return Ok(());
         }
         for agent in &cfg.agents {

@@ -498,11 +498,8 @@ fn run_round(
         safe: Option<refine::SafeEdit>,
         report: CandidateReport,
     }
-    let mut next = versions::next_number(&all_versions);
     let mut tried: Vec<Tried> = Vec::new();
-    for edit in edits {
-        let version = next;
-        next += 1;
+    for (version, edit) in (versions::next_number(&all_versions)..).zip(edits) {
         let mut report = CandidateReport {
             version,
             category: edit.category.clone(),

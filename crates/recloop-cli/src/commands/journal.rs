@@ -468,6 +468,67 @@ pub fn run_to(cmd: Command, out: &mut dyn Write) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A harness version: parent, admission, diagnosis, paired-replay numbers and diff.
+fn print_harness_version(
+    out: &mut dyn std::io::Write,
+    v: &recloop_journal::HarnessVersionView,
+) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "harness {} v{} (parent {}) {}",
+        v.agent,
+        v.version,
+        v.parent_version
+            .map_or_else(|| "none".to_string(), |p| format!("v{p}")),
+        if v.admitted {
+            "admitted"
+        } else {
+            "archived (not admitted)"
+        }
+    )?;
+    let e = &v.evidence;
+    if let Some(r) = e["reason"].as_str() {
+        writeln!(out, "  decision: {r}")?;
+    } else if let Some(src) = e["source"].as_str() {
+        writeln!(out, "  source: {src}")?;
+    }
+    if let Some(p) = e.get("paired").filter(|p| !p.is_null()) {
+        writeln!(
+            out,
+            "  paired replay: {} tasks x {} replays, mean {:.3} -> {:.3}, gain {:+.3} (epsilon {})",
+            p["per_task"].as_object().map_or(0, |m| m.len()),
+            p["replays"],
+            p["old_mean"].as_f64().unwrap_or(f64::NAN),
+            p["new_mean"].as_f64().unwrap_or(f64::NAN),
+            p["mean_gain"].as_f64().unwrap_or(f64::NAN),
+            e["epsilon"]
+        )?;
+        if let Some(rates) = p["old_pass"].as_object() {
+            for (k, old) in rates {
+                writeln!(
+                    out,
+                    "    verifier {k}: pass rate {:.3} -> {:.3}",
+                    old.as_f64().unwrap_or(f64::NAN),
+                    p["new_pass"][k].as_f64().unwrap_or(f64::NAN)
+                )?;
+            }
+        }
+    }
+    if !v.diagnosis.is_empty() {
+        writeln!(out, "  diagnosis:")?;
+        for line in v.diagnosis.lines() {
+            writeln!(out, "    {line}")?;
+        }
+    }
+    if !v.diff.is_empty() {
+        writeln!(out, "  diff:")?;
+        for line in v.diff.lines() {
+            writeln!(out, "    {line}")?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -693,65 +754,4 @@ mod tests {
         // `--jsonl` is required: the format is explicit.
         assert!(call(&["export", "--url", &url]).is_err());
     }
-}
-
-/// A harness version: parent, admission, diagnosis, paired-replay numbers and diff.
-fn print_harness_version(
-    out: &mut dyn std::io::Write,
-    v: &recloop_journal::HarnessVersionView,
-) -> anyhow::Result<()> {
-    writeln!(
-        out,
-        "harness {} v{} (parent {}) {}",
-        v.agent,
-        v.version,
-        v.parent_version
-            .map_or_else(|| "none".to_string(), |p| format!("v{p}")),
-        if v.admitted {
-            "admitted"
-        } else {
-            "archived (not admitted)"
-        }
-    )?;
-    let e = &v.evidence;
-    if let Some(r) = e["reason"].as_str() {
-        writeln!(out, "  decision: {r}")?;
-    } else if let Some(src) = e["source"].as_str() {
-        writeln!(out, "  source: {src}")?;
-    }
-    if let Some(p) = e.get("paired").filter(|p| !p.is_null()) {
-        writeln!(
-            out,
-            "  paired replay: {} tasks x {} replays, mean {:.3} -> {:.3}, gain {:+.3} (epsilon {})",
-            p["per_task"].as_object().map_or(0, |m| m.len()),
-            p["replays"],
-            p["old_mean"].as_f64().unwrap_or(f64::NAN),
-            p["new_mean"].as_f64().unwrap_or(f64::NAN),
-            p["mean_gain"].as_f64().unwrap_or(f64::NAN),
-            e["epsilon"]
-        )?;
-        if let Some(rates) = p["old_pass"].as_object() {
-            for (k, old) in rates {
-                writeln!(
-                    out,
-                    "    verifier {k}: pass rate {:.3} -> {:.3}",
-                    old.as_f64().unwrap_or(f64::NAN),
-                    p["new_pass"][k].as_f64().unwrap_or(f64::NAN)
-                )?;
-            }
-        }
-    }
-    if !v.diagnosis.is_empty() {
-        writeln!(out, "  diagnosis:")?;
-        for line in v.diagnosis.lines() {
-            writeln!(out, "    {line}")?;
-        }
-    }
-    if !v.diff.is_empty() {
-        writeln!(out, "  diff:")?;
-        for line in v.diff.lines() {
-            writeln!(out, "    {line}")?;
-        }
-    }
-    Ok(())
 }
