@@ -354,6 +354,13 @@ fn merged_changes_become_hidden_patch_tasks_and_the_coding_rubric_admits_a_repai
     assert_eq!(paired.new_pass[&evolve::tasks::Verifier::CodingPass], 1.0);
     assert!((round.held_out_before.unwrap() - 3.45).abs() < 1e-9);
     assert!((round.held_out_after.unwrap() - 4.95).abs() < 1e-9);
+    println!(
+        "HELD-OUT develop (SGPO-II, merged changes; defect: no every-file rule): {} tasks, \
+         coding rubric {:.3} -> {:.3} (1-5 weighted)",
+        round.held_out.len(),
+        round.held_out_before.unwrap(),
+        round.held_out_after.unwrap()
+    );
     assert!(
         std::fs::read_to_string(&instructions)
             .unwrap()

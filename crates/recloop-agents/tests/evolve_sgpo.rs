@@ -248,6 +248,13 @@ fn a_deleted_rule_is_diagnosed_repaired_and_admitted_while_bad_edits_are_not() {
     held_before /= round.held_out.len() as f64;
     assert!((round.held_out_before.unwrap() - held_before).abs() < 1e-9);
     assert_eq!(round.held_out_after, Some(5.0));
+    println!(
+        "HELD-OUT develop (SGPO-I, trajectories; defect: editable-paths rule deleted): {} tasks, \
+         rubric {:.3} -> {:.3} (0-5)",
+        round.held_out.len(),
+        held_before,
+        5.0
+    );
 
     // the harmful edit was refused by the safety check; the no-gain edit archived with its gain
     assert_eq!(vs[1].evidence["refused"]["check"], "contract");
@@ -603,5 +610,126 @@ fn run_evolves_every_n_iterations_once_and_then_uses_the_admitted_harness() {
     assert_eq!(
         versions::in_use(&j, &harness_files(ws)).unwrap().ok(),
         Some(admitted)
+    );
+}
+
+/// Brainstorm's model in the replays: one valid proposal whose title depends on the seed; it
+/// cites evidence only when its harness asks for evidence items with a reference.
+struct BrainstormSim;
+
+impl ChatModel for BrainstormSim {
+    fn name(&self) -> &str {
+        "brainstorm-sim"
+    }
+    fn chat(&self, request: &ChatRequest) -> recloop_llm::Result<ChatResponse> {
+        let system = &request.messages[0].content;
+        let seed = request.seed.expect("replays send a seed");
+        let evidence = if system.contains("evidence items with their source") {
+            json!([{"source": "journal", "reference": "run-1/i01", "summary": "blend helped"}])
+        } else {
+            json!([])
+        };
+        let answer = json!({"proposals": [{
+            "title": format!("Blend weight probe {seed}"), "hypothesis": "a higher blend helps",
+            "mechanism": "more collaborative signal", "target_metric": "ndcg@10",
+            "direction": "increase", "location": ["pipeline.toml"], "validation": "offline",
+            "maturity": "ready", "kind": "exploit", "evidence": evidence,
+            "score_parts": {"objective": 0.8, "business": 0.5, "feasibility": 0.9,
+                            "handoff": 0.7, "evidence": 0.4, "risk": 0.2},
+            "stage": "blend", "lever": "weight"}]});
+        Ok(ChatResponse {
+            model: "brainstorm-sim".into(),
+            message: Message::assistant(answer.to_string()),
+            usage: Usage {
+                input_tokens: 100,
+                output_tokens: 40,
+            },
+            stop_reason: StopReason::EndTurn,
+        })
+    }
+}
+
+#[test]
+fn brainstorm_without_its_evidence_rule_is_repaired_and_held_out_replays_cite_evidence() {
+    let tmp = common::synthetic_workspace();
+    let ws = tmp.path();
+    harness::install_defaults(ws).unwrap();
+    let instructions = harness::harness_dir(ws, "brainstorm").join("instructions.md");
+    let original = std::fs::read_to_string(&instructions).unwrap();
+    let needle = "   evidence items with their source (`journal` | `system_kb` | `sql` | `research`) and reference,\n";
+    assert!(
+        original.contains(needle),
+        "the default harness asks for evidence"
+    );
+    let defective = original.replace(needle, "");
+    std::fs::write(&instructions, &defective).unwrap();
+    let j = common::journal(ws);
+    let batch: Vec<NewEvent> = (1..=8u32)
+        .map(|i| {
+            NewEvent::new(
+                "run-1",
+                i,
+                Event::TrajectoryStep {
+                    proposal_id: None,
+                    step: TrajectoryStep {
+                        agent: "brainstorm".into(),
+                        input: format!("SYSTEM\n---\nObjective: ndcg@10 up (iteration {i})."),
+                        tool_calls: vec![],
+                        output: "{}".into(),
+                        tokens_in: 1,
+                        tokens_out: 1,
+                        cost_usd: 0.0,
+                        duration_ms: 1,
+                    },
+                },
+            )
+        })
+        .collect();
+    j.append_batch(batch).unwrap();
+    let repair = recloop_agents::diff::make("instructions.md", &defective, &original);
+    let scripted = Arc::new(ScriptedModel::new([
+        ScriptedTurn::json(json!({
+            "score": 3.5, "loss_report": "no proposal cites evidence",
+            "diagnosis": [{"category": "weak_evidence",
+                           "finding": "the harness no longer asks for evidence items",
+                           "evidence": ["brainstorm:run-1:1 failed evidence_cited"]}]
+        })),
+        ScriptedTurn::json(json!({"edits": [{"category": "weak_evidence",
+            "rationale": "ask for evidence with references", "plan": ["instructions.md"],
+            "diff": repair}]})),
+    ]));
+    let models = EvolveModels {
+        agent: Arc::new(BrainstormSim),
+        evaluator: scripted.clone(),
+        refiner: scripted.clone(),
+        grader: None,
+        ledger: None,
+    };
+    let summary = evolve::evolve(ws, &EvolveOptions::new("brainstorm"), &models).unwrap();
+    let round = &summary.rounds[0];
+    println!("{round}");
+    assert_eq!((round.tasks.len(), round.held_out.len()), (6, 2));
+    // schema, protected paths and duplicates pass, evidence fails: 5 × 3/4
+    assert!(
+        (round.incumbent_score - 3.75).abs() < 1e-9,
+        "{}",
+        round.incumbent_score
+    );
+    assert!(round.candidates[0].admitted, "{:?}", round.candidates[0]);
+    let paired = round.candidates[0].paired.as_ref().unwrap();
+    assert!((paired.mean_gain - 1.25).abs() < 1e-9, "{paired:?}");
+    let (before, after) = (
+        round.held_out_before.unwrap(),
+        round.held_out_after.unwrap(),
+    );
+    assert!(
+        (before - 3.75).abs() < 1e-9 && (after - 5.0).abs() < 1e-9,
+        "{before} {after}"
+    );
+    assert_eq!(std::fs::read_to_string(&instructions).unwrap(), original);
+    println!(
+        "HELD-OUT brainstorm (SGPO-I, trajectories; defect: evidence rule deleted): {} tasks, \
+         rubric {before:.3} -> {after:.3} (0-5)",
+        round.held_out.len()
     );
 }
