@@ -6,6 +6,7 @@
 //! - [`develop`] (gates, repairs, Q_code), [`evaluate`] (cascade, verdict, knowledge assets);
 //! - [`executor`]: evaluation jobs on the local sandbox or Slurm, journaled and retried;
 //! - [`orchestrator`]: `recloop run`, resumable from the journal;
+//! - [`evolve`]: SGPO — replay tasks, semantic gradient, bounded edits, paired-replay admission;
 //! - [`bench`]: built-in brain vs random search.
 
 pub mod admission;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod evaluate;
 pub mod evaluator;
 pub mod evidence;
+pub mod evolve;
 pub mod example;
 pub mod executor;
 pub mod git;

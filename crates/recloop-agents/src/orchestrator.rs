@@ -54,6 +54,9 @@ pub struct RunOptions {
     pub evaluator: Option<Arc<dyn OfflineEvaluator>>,
     /// Stop (as if killed) after this many completed steps — for resumption tests.
     pub stop_after_steps: Option<usize>,
+    /// Models of `[evolve] every = N` rounds (default: the workspace's `[llm]` roles; without
+    /// either, no rounds run).
+    pub evolve_models: Option<crate::evolve::EvolveModels>,
     /// Set to cancel the run (Ctrl-C): evaluation jobs in flight are cancelled and journaled,
     /// and the run stops with [`AgentError::Cancelled`], resumable like after a kill.
     pub cancel: crate::executor::CancelToken,
@@ -454,8 +457,8 @@ pub struct Loop {
     pub brain: Arc<dyn Brain>,
     /// Online platform.
     pub online: Option<Arc<dyn OnlinePlatform>>,
-    /// Harnesses (brainstorm, develop, evaluate).
-    pub harness: [Harness; 3],
+    /// Harnesses in use (brainstorm, develop, evaluate); `[evolve]` rounds may replace them.
+    pub harness: std::sync::RwLock<[Harness; 3]>,
     /// The workspace's run lock, held while this value lives.
     pub lock: RunLock,
 }
@@ -468,13 +471,17 @@ impl Loop {
         let root = repo.root.clone();
         let lock = RunLock::acquire(&repo)?;
         harness::install_defaults(&root)?;
+        let journal =
+            Journal::for_workspace(&root, None).map_err(|e| AgentError::Journal(e.to_string()))?;
+        // the latest admitted version of each harness is the one in use
+        for agent in ["brainstorm", "develop", "evaluate"] {
+            crate::evolve::versions::sync_disk(&journal, &root, agent)?;
+        }
         let harness = [
             Harness::load(&root, "brainstorm")?,
             Harness::load(&root, "develop")?,
             Harness::load(&root, "evaluate")?,
         ];
-        let journal =
-            Journal::for_workspace(&root, None).map_err(|e| AgentError::Journal(e.to_string()))?;
         // data first: sandboxed commands have no network
         crate::stages::ensure_data(&root)?;
         let brain: Arc<dyn Brain> = opts
@@ -543,9 +550,73 @@ impl Loop {
             jobs,
             brain,
             online,
-            harness,
+            harness: std::sync::RwLock::new(harness),
             lock,
         })
+    }
+
+    /// The harness in use of agent `i` (0 brainstorm, 1 develop, 2 evaluate).
+    pub fn harness(&self, i: usize) -> Harness {
+        match self.harness.read() {
+            Ok(h) => h[i].clone(),
+            Err(poisoned) => poisoned.into_inner()[i].clone(),
+        }
+    }
+
+    /// `[evolve] every = N`: after iteration `it`, run the configured rounds for each agent
+    /// (once per iteration, also across a resumed run) and use any admitted harness from now on.
+    fn evolve_after(&self, run_id: &str, it: u32, opts: &RunOptions) -> Result<()> {
+        let cfg = &self.manifest.evolve;
+        if cfg.every == 0 || !it.is_multiple_of(cfg.every) || cfg.rounds == 0 {
+            return Ok(());
+        }
+        for agent in &cfg.agents {
+            let trigger = format!("{run_id}/{it}");
+            if crate::evolve::triggered(&self.journal, agent, &trigger)? {
+                continue;
+            }
+            let models = match &opts.evolve_models {
+                Some(m) => m.clone(),
+                None => match recloop_llm::LlmRouter::from_workspace(&self.workspace)
+                    .map_err(|e| AgentError::Llm(e.to_string()))?
+                {
+                    Some(router) => crate::evolve::EvolveModels::from_router(&router, agent)?,
+                    None => {
+                        tracing::warn!("[evolve] every = {} needs [llm]; skipped", cfg.every);
+                        return Ok(());
+                    }
+                },
+            };
+            let evolve_opts = crate::evolve::EvolveOptions {
+                rounds: cfg.rounds,
+                seed: self.manifest.run.seed,
+                trigger: Some(trigger),
+                ..crate::evolve::EvolveOptions::new(agent)
+            };
+            match crate::evolve::evolve_locked(
+                &self.workspace,
+                &self.manifest,
+                &self.journal,
+                &evolve_opts,
+                &models,
+            ) {
+                Ok(_) => {}
+                // no trajectories yet is not a failure of the run
+                Err(AgentError::NotFound(msg)) => tracing::info!("evolve {agent}: {msg}"),
+                Err(e) => return Err(e),
+            }
+            let i = match agent.as_str() {
+                "brainstorm" => 0,
+                "develop" => 1,
+                _ => continue,
+            };
+            let h = Harness::load(&self.workspace, agent)?;
+            match self.harness.write() {
+                Ok(mut all) => all[i] = h,
+                Err(poisoned) => poisoned.into_inner()[i] = h,
+            }
+        }
+        Ok(())
     }
 
     fn events(&self) -> Result<Vec<EventRecord>> {
@@ -658,6 +729,8 @@ impl Loop {
             steps.tick()?;
             self.record_lessons(&rec, it, &outcomes)?;
             steps.tick()?;
+            msg("evolve", best);
+            self.evolve_after(&run_id, it, opts)?;
             let sign = self.manifest.metrics.primary.direction.sign();
             if let Ok(v) = primary_value(&prod.metrics, &self.manifest)
                 && (best.is_nan() || sign * (v - best) > 0.0)
@@ -721,19 +794,17 @@ impl Loop {
                 None,
             )?;
         }
-        for h in &self.harness {
-            rec.emit(
-                0,
-                &format!("harness/{}/{}", h.spec.agent, h.version),
-                Event::HarnessVersionCreated {
-                    version: 1,
-                    parent_version: None,
-                    admitted: true,
-                    diagnosis: format!("harness {} loaded from .recloop/harness", h.version),
-                    spec: h.spec.clone(),
-                },
-                None,
-            )?;
+        // a harness whose files the journal already has (as an admitted version) is not recorded
+        // again; new files become version 1, or a hand edit of the latest admitted version
+        for h in (0..3).map(|i| self.harness(i)).collect::<Vec<_>>().iter() {
+            if let Err(event) = crate::evolve::versions::in_use(&self.journal, h)? {
+                rec.emit(
+                    0,
+                    &format!("harness/{}/{}", h.spec.agent, h.version),
+                    event,
+                    None,
+                )?;
+            }
         }
         Ok(())
     }
@@ -814,6 +885,7 @@ impl Loop {
             let spec = self.production_spec(&prod_dir);
             let evidence = crate::evidence::render(&history, &self.manifest, &prod.metrics);
             let prefix = format!("{run_id}-i{it:02}");
+            let brainstorm_harness = self.harness(0);
             let out = self.brain.brainstorm(&BrainstormInput {
                 manifest: &self.manifest,
                 workspace: &prod_dir,
@@ -826,7 +898,7 @@ impl Loop {
                     .wrapping_mul(0x9E37_79B9_7F4A_7C15)
                     .wrapping_add(u64::from(it)),
                 id_prefix: &prefix,
-                harness: &self.harness[0],
+                harness: &brainstorm_harness,
             });
             let out = match out {
                 Err(AgentError::Stage { class, detail }) => {
@@ -1152,13 +1224,14 @@ impl Loop {
         approvals: &Approvals,
         history: &History,
     ) -> Result<CandidateOutcome> {
+        let develop_harness = self.harness(1);
         let ctx = DevelopCtx {
             manifest: &self.manifest,
             repo: &self.repo,
             sandbox: self.sandbox.clone(),
             evaluator: self.evaluator.as_ref(),
             brain: self.brain.as_ref(),
-            harness: &self.harness[1],
+            harness: &develop_harness,
             rec,
             iteration: it,
             base_commit: prod.commit.clone(),

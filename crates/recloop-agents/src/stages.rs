@@ -219,7 +219,7 @@ pub fn brainstorm(workspace: &Path) -> Result<Vec<Proposal>> {
         batch_size: l.manifest.run.batch_size as usize,
         seed: l.manifest.run.seed ^ u64::from(it),
         id_prefix: &format!("manual-i{it:02}"),
-        harness: &l.harness[0],
+        harness: &l.harness(0),
     })?;
     crate::admission::record_batch(&rec, it, out, &l.manifest, &history)
 }
@@ -236,7 +236,7 @@ pub fn develop(workspace: &Path, id: &str) -> Result<DevelopResult> {
         sandbox: l.sandbox.clone(),
         evaluator: l.evaluator.as_ref(),
         brain: l.brain.as_ref(),
-        harness: &l.harness[1],
+        harness: &l.harness(1),
         rec: &rec,
         iteration: it,
         base_commit: base,

@@ -48,6 +48,9 @@ enum Command {
     Develop(commands::run::StageArgs),
     /// Evaluate one candidate (Evaluate stage).
     Evaluate(commands::run::StageArgs),
+    /// Improve one agent's harness (SGPO): replay its trajectories, diagnose, edit, and admit
+    /// an edit only by paired replay.
+    Evolve(commands::evolve::Args),
     /// Decisions waiting for a person (pending approvals; `--all` for answered ones too).
     Approvals(commands::approvals::ListArgs),
     /// Approve a pending decision; `recloop run` then continues.
@@ -102,6 +105,7 @@ fn main() -> std::process::ExitCode {
         Command::Brainstorm(args) => unit(commands::run::brainstorm(args)),
         Command::Develop(args) => unit(commands::run::develop(args)),
         Command::Evaluate(args) => unit(commands::run::evaluate(args)),
+        Command::Evolve(args) => unit(commands::evolve::run(args)),
     };
     match result {
         Ok(code) => code,

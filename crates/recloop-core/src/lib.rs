@@ -11,8 +11,8 @@ pub mod metric;
 pub use domain::*;
 pub use error::{CoreError, Result};
 pub use manifest::{
-    ExecutorSection, ExternalSection, LlmBudget, LlmSection, LogMetricSpec, Manifest, ModelPrices,
-    OffPolicySection, OnlineSection, ProjectSection, SearchParam,
+    EvolveSection, ExecutorSection, ExternalSection, LlmBudget, LlmSection, LogMetricSpec,
+    Manifest, ModelPrices, OffPolicySection, OnlineSection, ProjectSection, SearchParam,
 };
 pub use metric::{
     Direction, GuardrailCheck, GuardrailLevel, GuardrailSpec, MetricSpec, MetricValues,

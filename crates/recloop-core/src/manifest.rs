@@ -35,9 +35,44 @@ pub struct Manifest {
     /// The parameters the built-in brain may change, in the workspace's own config files.
     #[serde(default)]
     pub search: SearchSection,
+    /// Harness evolution inside `recloop run`.
+    #[serde(default)]
+    pub evolve: EvolveSection,
     /// Where evaluation jobs run; absent means in the local sandbox, directly.
     #[serde(default)]
     pub executor: Option<ExecutorSection>,
+}
+
+/// `[evolve]`: SGPO rounds inside `recloop run`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvolveSection {
+    /// Run evolve rounds after every N iterations (0 = never).
+    #[serde(default)]
+    pub every: u32,
+    /// Agents whose harness evolves (`develop`, `brainstorm`).
+    #[serde(default = "default_evolve_agents")]
+    pub agents: Vec<String>,
+    /// Rounds per agent each time.
+    #[serde(default = "default_evolve_rounds")]
+    pub rounds: u32,
+}
+
+impl Default for EvolveSection {
+    fn default() -> Self {
+        EvolveSection {
+            every: 0,
+            agents: default_evolve_agents(),
+            rounds: default_evolve_rounds(),
+        }
+    }
+}
+
+fn default_evolve_agents() -> Vec<String> {
+    vec!["develop".to_string()]
+}
+fn default_evolve_rounds() -> u32 {
+    1
 }
 
 /// `[search]`: the declared search space of the built-in brain.
@@ -620,6 +655,34 @@ impl Manifest {
         }
         if self.project.production.trim().is_empty() {
             return Err(invalid("project.production", "must name a branch".into()));
+        }
+        if let Some(a) = self
+            .evolve
+            .agents
+            .iter()
+            .find(|a| !["develop", "brainstorm"].contains(&a.as_str()))
+        {
+            return Err(invalid(
+                "evolve.agents",
+                format!("{a:?} cannot evolve (replay tasks exist for develop and brainstorm)"),
+            ));
+        }
+        if self.evolve.every > 0 && self.evolve.rounds == 0 {
+            return Err(invalid(
+                "evolve.rounds",
+                format!(
+                    "0 rounds every {} iterations does nothing; use at least 1, or every = 0 to \
+                     turn evolution off",
+                    self.evolve.every
+                ),
+            ));
+        }
+        if self.evolve.every > 0 && self.evolve.agents.is_empty() {
+            return Err(invalid(
+                "evolve.agents",
+                "is empty, so every = N would evolve nothing; name develop and/or brainstorm"
+                    .into(),
+            ));
         }
         if self.project.editable.is_empty() {
             return Err(invalid(
@@ -1208,6 +1271,32 @@ alpha = 0.05
             .unwrap_err()
             .to_string();
         assert!(msg.contains("sets no limit"), "{msg}");
+    }
+
+    #[test]
+    fn evolve_section_defaults_parses_and_rejects_what_would_do_nothing() {
+        let m = Manifest::parse(EXAMPLE, Path::new("recloop.toml")).unwrap();
+        assert_eq!(m.evolve.every, 0, "off unless asked for");
+        assert_eq!(m.evolve.agents, ["develop"]);
+        assert_eq!(m.evolve.rounds, 1);
+        let text = format!(
+            "{EXAMPLE}\n[evolve]\nevery = 3\nrounds = 2\nagents = [\"develop\", \"brainstorm\"]\n"
+        );
+        let m = Manifest::parse(&text, Path::new("recloop.toml")).unwrap();
+        assert_eq!((m.evolve.every, m.evolve.rounds), (3, 2));
+        assert_eq!(m.evolve.agents, ["develop", "brainstorm"]);
+        for (section, field) in [
+            ("every = 1\nagents = [\"evaluate\"]", "evolve.agents"),
+            ("every = 1\nagents = []", "evolve.agents"),
+            ("every = 2\nrounds = 0", "evolve.rounds"),
+            ("every = 1\nround = 2", "round"),
+        ] {
+            let text = format!("{EXAMPLE}\n[evolve]\n{section}\n");
+            let msg = Manifest::parse(&text, Path::new("recloop.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains(field), "{section}: {msg}");
+        }
     }
 
     #[test]

@@ -400,6 +400,25 @@ pub enum Event {
         diagnosis: String,
         /// The harness files (the agent name is `spec.agent`).
         spec: HarnessSpec,
+        /// Unified diff from the parent version's files (empty for an initial version).
+        #[serde(default)]
+        diff: String,
+        /// Admission evidence: paired-replay scores, gain, ε, verifier pass rates, safety checks.
+        #[serde(default)]
+        evidence: serde_json::Value,
+    },
+    /// One evolve (SGPO) round of an agent finished; a resumed `recloop evolve` starts after it.
+    EvolveRoundFinished {
+        /// Agent whose harness the round worked on.
+        agent: String,
+        /// Round number (1-based, per agent).
+        round: u32,
+        /// Version admitted in this round, if any (at most one).
+        #[serde(default)]
+        admitted_version: Option<u32>,
+        /// Round summary: candidates, gains, held-out scores, tokens.
+        #[serde(default)]
+        summary: serde_json::Value,
     },
     /// Money and tokens spent on a language model.
     BudgetSpent {
@@ -508,6 +527,7 @@ impl Event {
             Event::LessonDemoted { .. } => "lesson_demoted",
             Event::LessonFalsified { .. } => "lesson_falsified",
             Event::HarnessVersionCreated { .. } => "harness_version_created",
+            Event::EvolveRoundFinished { .. } => "evolve_round_finished",
             Event::BudgetSpent { .. } => "budget_spent",
             Event::TrajectoryStep { .. } => "trajectory_step",
             Event::JobSubmitted { .. } => "job_submitted",

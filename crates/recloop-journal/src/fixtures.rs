@@ -382,6 +382,10 @@ pub fn one_of_each(run: &str) -> Vec<Event> {
                 agent: "brainstorm".into(),
                 files: BTreeMap::from([("instructions.md".to_string(), "Be brief.".to_string())]),
             },
+            diff:
+                "--- a/instructions.md\n+++ b/instructions.md\n@@ -1 +1 @@\n-Be long.\n+Be brief.\n"
+                    .into(),
+            evidence: serde_json::json!({"mean_gain": 0.4, "epsilon": 0.05}),
         },
         Event::BudgetSpent {
             agent: "brainstorm".into(),

@@ -512,6 +512,8 @@ pub(crate) fn project(rec: &EventRecord) -> Vec<ViewOp> {
             admitted,
             diagnosis,
             spec,
+            diff,
+            evidence,
         } => {
             let mut ops = vec![
                 ViewOp::upsert(
@@ -525,6 +527,8 @@ pub(crate) fn project(rec: &EventRecord) -> Vec<ViewOp> {
                 .set("admitted", Val::int(i64::from(*admitted)))
                 .set("diagnosis", Val::text(diagnosis))
                 .set("spec", json(&spec.files))
+                .set("diff", Val::text(diff))
+                .set("evidence", json(evidence))
                 .set("run_id", run())
                 .set("seq", Val::int(seq)),
             ];
@@ -599,6 +603,7 @@ pub(crate) fn project(rec: &EventRecord) -> Vec<ViewOp> {
         Event::ApprovalRequested { .. }
         | Event::ApprovalAnswered { .. }
         | Event::StageFailed { .. }
+        | Event::EvolveRoundFinished { .. }
         | Event::OffPolicyResult { .. }
         | Event::JobSubmitted { .. }
         | Event::JobEnded { .. }

@@ -5,7 +5,7 @@ use crate::error::{JournalError, Result};
 use crate::sql::{ColType, Dialect, SqlConn, Val};
 
 /// Newest schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Value of `meta.app` in every recloop journal.
 pub(crate) const APP_NAME: &str = "recloop-journal";
@@ -18,11 +18,18 @@ struct Migration {
 }
 
 /// All migrations, in order. Migration N brings a database from version N-1 to N.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
-    postgres: include_str!("../migrations/postgres/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
+        postgres: include_str!("../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        sqlite: include_str!("../migrations/sqlite/0002_harness_evidence.sql"),
+        postgres: include_str!("../migrations/postgres/0002_harness_evidence.sql"),
+    },
+];
 
 /// A view table: name, key columns and every column with its type (in dump order).
 pub(crate) struct TableDef {
@@ -177,6 +184,8 @@ pub(crate) const VIEW_TABLES: &[TableDef] = &[
             ("spec", Text),
             ("run_id", Text),
             ("seq", Int),
+            ("diff", Text),
+            ("evidence", Text),
         ],
     },
     TableDef {

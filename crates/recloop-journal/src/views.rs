@@ -216,6 +216,10 @@ pub struct HarnessVersionView {
     pub diagnosis: String,
     /// Harness files.
     pub files: BTreeMap<String, String>,
+    /// Unified diff from the parent version (empty for an initial version).
+    pub diff: String,
+    /// Admission evidence (paired-replay numbers), `null` when none was recorded.
+    pub evidence: serde_json::Value,
     /// Run.
     pub run_id: Option<String>,
     /// Event.
@@ -550,6 +554,8 @@ pub(crate) fn harness_view(r: &RowMap) -> Result<HarnessVersionView> {
         admitted: r.bool("admitted")?.unwrap_or(false),
         diagnosis: r.string("diagnosis")?,
         files: r.json("spec")?.unwrap_or_default(),
+        diff: r.string("diff")?,
+        evidence: r.json("evidence")?.unwrap_or(serde_json::Value::Null),
         run_id: r.text("run_id")?,
         seq: r.u64("seq")?.unwrap_or(0),
     })

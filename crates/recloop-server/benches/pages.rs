@@ -86,6 +86,8 @@ fn build(j: &Journal, experiments: u64) {
                     agent: "brainstorm".into(),
                     files,
                 },
+                diff: String::new(),
+                evidence: serde_json::Value::Null,
             },
         ));
     }

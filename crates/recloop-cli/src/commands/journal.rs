@@ -49,7 +49,8 @@ pub enum Command {
         #[arg(long)]
         limit: Option<usize>,
     },
-    /// Show an experiment with its lineage (by proposal id) or one event (by seq or uuid).
+    /// Show an experiment with its lineage (by proposal id), a harness version (`AGENT@N`, e.g.
+    /// `develop@2`) or one event (by seq or uuid).
     Show {
         #[command(flatten)]
         target: Target,
@@ -271,6 +272,24 @@ pub fn run_to(cmd: Command, out: &mut dyn Write) -> anyhow::Result<()> {
                 }
                 return Ok(());
             }
+            if let Some((agent, n)) = id.split_once('@')
+                && let Ok(n) = n.parse::<u32>()
+            {
+                let Some(v) = j
+                    .harness_versions(Some(agent))?
+                    .into_iter()
+                    .find(|v| v.version == n)
+                else {
+                    bail!(
+                        "no harness version {n} of {agent:?} in journal {}",
+                        j.location()
+                    );
+                };
+                if target.json {
+                    return print_json(out, &v);
+                }
+                return print_harness_version(out, &v);
+            }
             let rec = if let Ok(seq) = id.parse::<u64>() {
                 j.event(seq)?
             } else if let Ok(uuid) = uuid::Uuid::parse_str(&id) {
@@ -444,6 +463,67 @@ pub fn run_to(cmd: Command, out: &mut dyn Write) -> anyhow::Result<()> {
                 return print_json(out, &serde_json::json!({"replayed": n}));
             }
             writeln!(out, "rebuilt every view from {n} events")?;
+        }
+    }
+    Ok(())
+}
+
+/// A harness version: parent, admission, diagnosis, paired-replay numbers and diff.
+fn print_harness_version(
+    out: &mut dyn std::io::Write,
+    v: &recloop_journal::HarnessVersionView,
+) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "harness {} v{} (parent {}) {}",
+        v.agent,
+        v.version,
+        v.parent_version
+            .map_or_else(|| "none".to_string(), |p| format!("v{p}")),
+        if v.admitted {
+            "admitted"
+        } else {
+            "archived (not admitted)"
+        }
+    )?;
+    let e = &v.evidence;
+    if let Some(r) = e["reason"].as_str() {
+        writeln!(out, "  decision: {r}")?;
+    } else if let Some(src) = e["source"].as_str() {
+        writeln!(out, "  source: {src}")?;
+    }
+    if let Some(p) = e.get("paired").filter(|p| !p.is_null()) {
+        writeln!(
+            out,
+            "  paired replay: {} tasks x {} replays, mean {:.3} -> {:.3}, gain {:+.3} (epsilon {})",
+            p["per_task"].as_object().map_or(0, |m| m.len()),
+            p["replays"],
+            p["old_mean"].as_f64().unwrap_or(f64::NAN),
+            p["new_mean"].as_f64().unwrap_or(f64::NAN),
+            p["mean_gain"].as_f64().unwrap_or(f64::NAN),
+            e["epsilon"]
+        )?;
+        if let Some(rates) = p["old_pass"].as_object() {
+            for (k, old) in rates {
+                writeln!(
+                    out,
+                    "    verifier {k}: pass rate {:.3} -> {:.3}",
+                    old.as_f64().unwrap_or(f64::NAN),
+                    p["new_pass"][k].as_f64().unwrap_or(f64::NAN)
+                )?;
+            }
+        }
+    }
+    if !v.diagnosis.is_empty() {
+        writeln!(out, "  diagnosis:")?;
+        for line in v.diagnosis.lines() {
+            writeln!(out, "    {line}")?;
+        }
+    }
+    if !v.diff.is_empty() {
+        writeln!(out, "  diff:")?;
+        for line in v.diff.lines() {
+            writeln!(out, "    {line}")?;
         }
     }
     Ok(())

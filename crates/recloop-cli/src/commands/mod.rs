@@ -3,6 +3,7 @@
 pub mod approvals;
 pub mod data;
 pub mod demo;
+pub mod evolve;
 pub mod init;
 pub mod journal;
 pub mod llm;

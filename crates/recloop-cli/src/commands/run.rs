@@ -124,6 +124,7 @@ pub fn options(args: &RunArgs, progress: bool) -> anyhow::Result<RunOptions> {
         evaluator: None,
         stop_after_steps: None,
         cancel: Default::default(),
+        evolve_models: None,
     })
 }
 
