@@ -756,6 +756,7 @@ impl Loop {
             let spec = self.production_spec(&prod_dir);
             let evidence = crate::evidence::render(&history, &self.manifest, &prod.metrics);
             let prefix = format!("{run_id}-i{it:02}");
+            let spend = crate::brain::SpendLog::new();
             let out = self.brain.brainstorm(&BrainstormInput {
                 manifest: &self.manifest,
                 workspace: &prod_dir,
@@ -769,7 +770,9 @@ impl Loop {
                     .wrapping_add(u64::from(it)),
                 id_prefix: &prefix,
                 harness: &self.harness[0],
+                spend: &spend,
             });
+            rec.spend(it, "brainstorm/spend", &spend)?;
             let out = match out {
                 Err(AgentError::Stage { class, detail }) => {
                     rec.emit(

@@ -366,13 +366,18 @@ pub enum Event {
         /// The harness files (the agent name is `spec.agent`).
         spec: HarnessSpec,
     },
-    /// Money and tokens spent on a language model.
+    /// Money and tokens spent on a language model: one event per agent role and model for each
+    /// stage call (a Brainstorm batch, a Develop round), failed ones included.
     BudgetSpent {
-        /// Agent that spent it.
+        /// Agent role that spent it (`brainstorm`, `develop`, ...).
         agent: String,
         /// Model used.
         #[serde(default)]
         model: String,
+        /// Model calls this event covers (length retries and repair rounds included; 1 in
+        /// events written before the field existed).
+        #[serde(default = "one_call")]
+        calls: u64,
         /// Prompt tokens.
         tokens_in: u64,
         /// Completion tokens.
@@ -402,6 +407,10 @@ pub enum Event {
         #[serde(default)]
         data: serde_json::Value,
     },
+}
+
+fn one_call() -> u64 {
+    1
 }
 
 impl Event {
