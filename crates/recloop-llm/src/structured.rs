@@ -145,7 +145,8 @@ fn decode<T: DeserializeOwned>(
 
 /// How an answer cut off at its output-token limit (`StopReason::MaxTokens`, OpenAI's
 /// `finish_reason: "length"`) is asked again: with a limit `growth` times larger, at most
-/// `retries` times, never above `ceiling`. A cut-off answer is never parsed.
+/// `retries` times, never above `ceiling` (a request asking for more is lowered to it). A
+/// cut-off answer is never parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LengthPolicy {
     /// Retries after the first call (0: a cut-off answer fails at once).
@@ -201,7 +202,7 @@ pub fn complete(
     policy: &LengthPolicy,
 ) -> Result<Completion> {
     let mut req = request.clone();
-    let mut limit = req.max_tokens_or_default();
+    let mut limit = req.max_tokens_or_default().min(policy.ceiling.max(1));
     let mut usage = Usage::default();
     let mut attempts = 0;
     loop {
@@ -238,17 +239,18 @@ pub fn complete(
 }
 
 /// Output tokens an answer satisfying `schema` needs, with a margin: estimated from the schema
-/// (strings ~60 tokens unless `maxLength` says otherwise, numbers and enums a few tokens, free
-/// values 200), the outermost array holding `batch` items (within its `minItems`/`maxItems`),
-/// nested arrays 3. At least 256.
+/// (strings ~40 tokens unless `maxLength` says otherwise, numbers and enums a few tokens, free
+/// values 100), the outermost array holding `batch` items (within its `minItems`/`maxItems`),
+/// nested arrays 2; plus a quarter and 128. At least 256. An answer that needs more is retried
+/// with a larger limit ([`complete`]).
 pub fn output_tokens_for(schema: &Value, batch: usize) -> u32 {
     let estimate = estimate_tokens(schema, Some(batch.max(1)), 0);
-    let with_margin = estimate.saturating_mul(3) / 2 + 128;
+    let with_margin = estimate.saturating_mul(5) / 4 + 128;
     u32::try_from(with_margin).unwrap_or(u32::MAX).max(256)
 }
 
 fn estimate_tokens(schema: &Value, batch: Option<usize>, depth: usize) -> u64 {
-    const FREE_VALUE: u64 = 200;
+    const FREE_VALUE: u64 = 100;
     if depth > 12 {
         return FREE_VALUE;
     }
@@ -302,7 +304,7 @@ fn estimate_tokens(schema: &Value, batch: Option<usize>, depth: usize) -> u64 {
                 .get("maxItems")
                 .and_then(Value::as_u64)
                 .unwrap_or(u64::MAX);
-            let wanted = batch.map_or(3, |b| b as u64);
+            let wanted = batch.map_or(2, |b| b as u64);
             let count = wanted.max(min).min(max).max(1);
             let item = obj
                 .get("items")
@@ -312,7 +314,7 @@ fn estimate_tokens(schema: &Value, batch: Option<usize>, depth: usize) -> u64 {
         "string" => obj
             .get("maxLength")
             .and_then(Value::as_u64)
-            .map_or(60, |n| n.div_ceil(3) + 2),
+            .map_or(40, |n| n.div_ceil(3) + 2),
         "number" | "integer" | "boolean" | "null" => 4,
         _ => FREE_VALUE,
     }
