@@ -4,7 +4,7 @@
 
 use crate::BuiltinBrain;
 use crate::approvals::Approvals;
-use crate::brain::llm::{LlmBrain, Prices};
+use crate::brain::llm::{ChainPrice, LlmBrain, Prices};
 use crate::brain::{Brain, BrainstormInput};
 use crate::develop::{DevelopCtx, DevelopResult, develop as develop_one, worktree_dir};
 use crate::error::{AgentError, Result};
@@ -101,47 +101,52 @@ pub fn brain_with_budget(
             let settings = router.settings();
             let mut brain: Option<LlmBrain> = None;
             for role in &roles {
-                // the prices of the role's first model (a fallback model is charged the same)
-                let spec = settings.chain_for(role).into_iter().next().ok_or_else(|| {
-                    AgentError::Invalid {
-                        path: format!("recloop.toml [llm.roles] {role}"),
-                        reason: "empty model chain".into(),
-                    }
-                })?;
-                let (prices, source) = match llm.prices.get(&spec.model) {
-                    Some(p) => (
-                        Some(Prices {
-                            input: p.input_per_mtok,
-                            output: p.output_per_mtok,
-                        }),
-                        "recloop.toml",
-                    ),
-                    None => (Prices::listed(&spec.model), recloop_llm::PRICES_VERSION),
-                };
-                // a local model costs nothing; any other unpriced model would never reach the
-                // budget
-                if let Some(b) = budget
-                    && prices.is_none()
-                    && spec.provider != "local"
-                {
-                    return Err(AgentError::Invalid {
-                        path: "recloop.toml [llm]".into(),
-                        reason: format!(
-                            "a dollar budget (${b:.2}) cannot bind: model {:?} (role {role}) has no \
-                             known price. Price it in recloop.toml:\n[llm.prices.\"{}\"]\n\
-                             input_per_mtok = 0.0   # US dollars per million input tokens\n\
-                             output_per_mtok = 0.0\nor limit tokens instead ([llm] budget_tokens)",
-                            spec.model, spec.model
+                // every model of the role's chain is priced (a fallback model too)
+                let mut chain = Vec::new();
+                for spec in settings.chain_for(role) {
+                    let (prices, source) = match llm.prices.get(&spec.model) {
+                        Some(p) => (
+                            Some(Prices {
+                                input: p.input_per_mtok,
+                                output: p.output_per_mtok,
+                            }),
+                            "recloop.toml",
                         ),
+                        None => (Prices::listed(&spec.model), recloop_llm::PRICES_VERSION),
+                    };
+                    // a local model costs nothing; any other unpriced model would never reach
+                    // the budget
+                    if let Some(b) = budget
+                        && prices.is_none()
+                        && spec.provider != "local"
+                    {
+                        return Err(AgentError::Invalid {
+                            path: "recloop.toml [llm]".into(),
+                            reason: format!(
+                                "a dollar budget (${b:.2}) cannot bind: model {:?} (role {role}) \
+                                 has no known price. Price it in recloop.toml:\n\
+                                 [llm.prices.\"{}\"]\n\
+                                 input_per_mtok = 0.0   # US dollars per million input tokens\n\
+                                 output_per_mtok = 0.0\nor limit tokens instead ([llm] budget_tokens)",
+                                spec.model, spec.model
+                            ),
+                        });
+                    }
+                    chain.push(ChainPrice {
+                        model: spec.model.clone(),
+                        prices: prices.unwrap_or(Prices::FREE),
+                        source: source.to_string(),
                     });
                 }
-                let prices = prices.unwrap_or(Prices::FREE);
                 let model = router.for_role(role).map_err(llm_err)?;
                 brain = Some(match brain {
                     // the first role's model also serves roles without their own entry
-                    None => LlmBrain::new(model.clone(), prices)
-                        .with_role_priced(role, model, prices, source),
-                    Some(b) => b.with_role_priced(role, model, prices, source),
+                    None => LlmBrain::new(
+                        model.clone(),
+                        chain.first().map_or(Prices::FREE, |c| c.prices),
+                    )
+                    .with_role_chain(role, model, chain),
+                    Some(b) => b.with_role_chain(role, model, chain),
                 });
             }
             let brain = brain.ok_or_else(|| AgentError::Invalid {

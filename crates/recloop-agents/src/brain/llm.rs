@@ -47,12 +47,47 @@ impl Prices {
     }
 }
 
+/// The price of one model of a role's chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainPrice {
+    /// Model name as configured (an answering model whose name starts with it is charged
+    /// these prices, e.g. `gpt-4o-mini` for `gpt-4o-mini-2024-07-18`).
+    pub model: String,
+    /// The prices.
+    pub prices: Prices,
+    /// Where they came from (recloop-llm's price table version, or `recloop.toml`).
+    pub source: String,
+}
+
 /// One agent role's model and the prices its calls are charged at.
 #[derive(Clone)]
 struct RoleModel {
     model: Arc<dyn ChatModel>,
-    prices: Prices,
-    price_table_version: String,
+    /// Prices of the chain's models; the first also prices models that match none.
+    prices: Vec<ChainPrice>,
+}
+
+impl RoleModel {
+    fn single(model: Arc<dyn ChatModel>, prices: Prices, source: &str) -> RoleModel {
+        RoleModel {
+            model,
+            prices: vec![ChainPrice {
+                model: String::new(),
+                prices,
+                source: source.to_string(),
+            }],
+        }
+    }
+
+    /// The prices of the model that answered: the chain entry with the longest name the
+    /// answering model's name starts with, else the first entry.
+    fn price_of(&self, answered: &str) -> Option<&ChainPrice> {
+        self.prices
+            .iter()
+            .filter(|p| !p.model.is_empty() && answered.starts_with(&p.model))
+            .max_by_key(|p| p.model.len())
+            .or_else(|| self.prices.first())
+    }
 }
 
 /// Output tokens a Develop turn may need on top of its contract: the unified diff of an
@@ -96,7 +131,16 @@ impl ChatModel for Metered<'_> {
     fn chat(&self, request: &ChatRequest) -> recloop_llm::Result<recloop_llm::ChatResponse> {
         let r = self.rm.model.chat(request)?;
         let (i, o) = (r.usage.input_tokens, r.usage.output_tokens);
-        let usd = (i as f64 * self.rm.prices.input + o as f64 * self.rm.prices.output) / 1e6;
+        let model = if r.model.is_empty() {
+            self.rm.model.name()
+        } else {
+            &r.model
+        };
+        let (prices, source) = match self.rm.price_of(model) {
+            Some(p) => (p.prices, p.source.as_str()),
+            None => (Prices::FREE, recloop_llm::PRICES_VERSION),
+        };
+        let usd = (i as f64 * prices.input + o as f64 * prices.output) / 1e6;
         if let Ok(mut s) = self.brain.spent.lock() {
             s.0 += usd;
             s.1 += i;
@@ -107,13 +151,7 @@ impl ChatModel for Metered<'_> {
             s.1 += o;
             s.2 += usd;
         }
-        let model = if r.model.is_empty() {
-            self.rm.model.name()
-        } else {
-            &r.model
-        };
-        self.log
-            .record(self.role, model, i, o, usd, &self.rm.price_table_version);
+        self.log.record(self.role, model, i, o, usd, source);
         Ok(r)
     }
 }
@@ -122,11 +160,7 @@ impl LlmBrain {
     /// A brain over `model` for every agent role.
     pub fn new(model: Arc<dyn ChatModel>, prices: Prices) -> LlmBrain {
         LlmBrain {
-            default: RoleModel {
-                model,
-                prices,
-                price_table_version: recloop_llm::PRICES_VERSION.to_string(),
-            },
+            default: RoleModel::single(model, prices, recloop_llm::PRICES_VERSION),
             roles: BTreeMap::new(),
             spent: Mutex::new((0.0, 0, 0)),
             max_turns: 12,
@@ -136,28 +170,25 @@ impl LlmBrain {
     }
 
     /// The same brain with its own model for `role` (`brainstorm`, `develop`, ...): the
-    /// manifest's `[llm.roles]` chain of that role.
-    pub fn with_role(self, role: &str, model: Arc<dyn ChatModel>, prices: Prices) -> LlmBrain {
-        let version = self.default.price_table_version.clone();
-        self.with_role_priced(role, model, prices, &version)
+    /// manifest's `[llm.roles]` chain of that role, charged at `prices`.
+    pub fn with_role(mut self, role: &str, model: Arc<dyn ChatModel>, prices: Prices) -> LlmBrain {
+        self.roles.insert(
+            role.to_string(),
+            RoleModel::single(model, prices, recloop_llm::PRICES_VERSION),
+        );
+        self
     }
 
-    /// [`Self::with_role`] recording `price_table_version` as the source of `prices`.
-    pub fn with_role_priced(
+    /// [`Self::with_role`] for a fallback chain: each call is charged at the prices of the
+    /// chain model that answered (the first entry's when none matches).
+    pub fn with_role_chain(
         mut self,
         role: &str,
         model: Arc<dyn ChatModel>,
-        prices: Prices,
-        price_table_version: &str,
+        prices: Vec<ChainPrice>,
     ) -> LlmBrain {
-        self.roles.insert(
-            role.to_string(),
-            RoleModel {
-                model,
-                prices,
-                price_table_version: price_table_version.to_string(),
-            },
-        );
+        self.roles
+            .insert(role.to_string(), RoleModel { model, prices });
         self
     }
 
@@ -610,5 +641,60 @@ impl Brain for LlmBrain {
             hallucinated_fields: hallucinated,
             trajectory,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use recloop_llm::{ScriptedModel, ScriptedTurn};
+
+    #[test]
+    fn a_fallback_model_is_charged_at_its_own_prices() {
+        // the chain's second model answered (its provider reports a dated name)
+        let model: Arc<dyn ChatModel> = Arc::new(ScriptedModel::named(
+            "claude-haiku-4-5-20251001",
+            [ScriptedTurn::text("a")],
+        ));
+        let chain = vec![
+            ChainPrice {
+                model: "gpt-4o-mini".into(),
+                prices: Prices {
+                    input: 0.15,
+                    output: 0.6,
+                },
+                source: recloop_llm::PRICES_VERSION.into(),
+            },
+            ChainPrice {
+                model: "claude-haiku-4-5".into(),
+                prices: Prices {
+                    input: 1.0,
+                    output: 5.0,
+                },
+                source: "recloop.toml".into(),
+            },
+        ];
+        let brain =
+            LlmBrain::new(model.clone(), Prices::FREE).with_role_chain("develop", model, chain);
+        let log = SpendLog::new();
+        let metered = Metered {
+            brain: &brain,
+            role: "develop",
+            rm: brain.role_model("develop"),
+            log: &log,
+            step: Mutex::new((0, 0, 0.0)),
+        };
+        let r = metered.chat(&ChatRequest::simple(None, "hi")).unwrap();
+        let spent = log.take();
+        assert_eq!(spent.len(), 1);
+        assert_eq!(spent[0].agent, "develop");
+        assert_eq!(spent[0].model, "claude-haiku-4-5-20251001");
+        assert_eq!(spent[0].price_table_version, "recloop.toml");
+        let expected =
+            (r.usage.input_tokens as f64 * 1.0 + r.usage.output_tokens as f64 * 5.0) / 1e6;
+        assert!((spent[0].usd - expected).abs() < 1e-12, "{spent:?}");
+        assert!((brain.spent_usd() - expected).abs() < 1e-12);
+        assert!(log.take().is_empty(), "taking empties the log");
     }
 }
