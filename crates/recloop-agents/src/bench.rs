@@ -179,6 +179,7 @@ pub fn bench_brains(
                     seed: seed.wrapping_mul(1_000_003).wrapping_add(t as u64),
                     id_prefix: &format!("b{t:03}"),
                     harness: &harness,
+                    spend: &crate::brain::SpendLog::new(),
                 })?;
                 if let Some(p) = out.proposals.into_iter().next() {
                     let spec: Option<PipelineSpec> = p

@@ -423,6 +423,7 @@ impl Attempt<'_> {
         quality: &mut CodeQuality,
     ) -> Result<RoundOutcome> {
         let (ctx, pid) = (self.ctx, &self.proposal.id);
+        let spend = crate::brain::SpendLog::new();
         let out = ctx.brain.develop(&DevelopInput {
             manifest: ctx.manifest,
             worktree: self.worktree,
@@ -432,7 +433,13 @@ impl Attempt<'_> {
             tools: self.tools,
             context: self.context,
             transcript: self.transcript,
+            spend: &spend,
         });
+        ctx.rec.spend(
+            ctx.iteration,
+            &format!("develop/{pid}/spend/{round}"),
+            &spend,
+        )?;
         match out {
             Err(AgentError::Stage { class, detail }) => {
                 // The model failed, not the change: recorded in its own class, never as a gate.

@@ -886,6 +886,7 @@ impl Loop {
             let evidence = crate::evidence::render(&history, &self.manifest, &prod.metrics);
             let prefix = format!("{run_id}-i{it:02}");
             let brainstorm_harness = self.harness(0);
+            let spend = crate::brain::SpendLog::new();
             let out = self.brain.brainstorm(&BrainstormInput {
                 manifest: &self.manifest,
                 workspace: &prod_dir,
@@ -899,7 +900,9 @@ impl Loop {
                     .wrapping_add(u64::from(it)),
                 id_prefix: &prefix,
                 harness: &brainstorm_harness,
+                spend: &spend,
             });
+            rec.spend(it, "brainstorm/spend", &spend)?;
             let out = match out {
                 Err(AgentError::Stage { class, detail }) => {
                     rec.emit(

@@ -59,6 +59,29 @@ impl Recorder {
         self.journal.append(e).map_err(jerr)
     }
 
+    /// Journal what a stage call spent on language models, one `budget_spent` event per agent
+    /// role and model under `step` (`brainstorm/spend`, `develop/ID/spend/ROUND`); `log` is
+    /// emptied.
+    pub fn spend(&self, iteration: u32, step: &str, log: &crate::brain::SpendLog) -> Result<()> {
+        for s in log.take() {
+            self.emit(
+                iteration,
+                &format!("{step}/{}/{}", s.agent, s.model),
+                Event::BudgetSpent {
+                    agent: s.agent,
+                    model: s.model,
+                    calls: s.calls,
+                    tokens_in: s.tokens_in,
+                    tokens_out: s.tokens_out,
+                    usd: s.usd,
+                    price_table_version: s.price_table_version,
+                },
+                None,
+            )?;
+        }
+        Ok(())
+    }
+
     /// Store an artifact (diff, log) and return its hash.
     pub fn artifact(&self, bytes: &[u8]) -> Result<recloop_journal::ArtifactHash> {
         self.journal.put_artifact(bytes).map_err(jerr)

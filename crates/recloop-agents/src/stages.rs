@@ -4,7 +4,7 @@
 
 use crate::BuiltinBrain;
 use crate::approvals::Approvals;
-use crate::brain::llm::{LlmBrain, Prices};
+use crate::brain::llm::{ChainPrice, LlmBrain, Prices};
 use crate::brain::{Brain, BrainstormInput};
 use crate::develop::{DevelopCtx, DevelopResult, develop as develop_one, worktree_dir};
 use crate::error::{AgentError, Result};
@@ -56,6 +56,23 @@ pub fn brain_with_budget(
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
+    let llm_err = |e: recloop_llm::LlmError| AgentError::Llm(e.to_string());
+    let router = || -> Result<recloop_llm::LlmRouter> {
+        recloop_llm::LlmRouter::from_workspace(workspace)
+            .map_err(llm_err)?
+            .ok_or_else(|| AgentError::Invalid {
+                path: "recloop.toml".into(),
+                reason: "[llm] disappeared while loading".into(),
+            })
+    };
+    // Every agent role the loop runs gets its own model chain (`[llm.roles]`), charged to its
+    // own budget scope; roles without a chain use the default model.
+    let mut roles: Vec<String> = AGENT_ROLES.iter().map(|r| r.to_string()).collect();
+    for r in llm.roles.keys().chain(llm.role_budgets.keys()) {
+        if !roles.contains(r) {
+            roles.push(r.clone());
+        }
+    }
     match llm.provider.as_str() {
         "scripted" | "replay" => {
             let file = llm.cassettes.as_ref().ok_or_else(|| AgentError::Invalid {
@@ -64,51 +81,89 @@ pub fn brain_with_budget(
             })?;
             let model = recloop_llm::ScriptedModel::from_file(&workspace.join(file))
                 .map_err(|e| AgentError::Llm(e.to_string()))?;
-            Ok(Arc::new(
-                LlmBrain::new(Arc::new(model), Prices::FREE).with_budget(budget),
-            ))
+            let mut brain = LlmBrain::new(Arc::new(model), Prices::FREE).with_budget(budget);
+            if !llm.roles.is_empty() {
+                // roles with their own chain (e.g. `develop = ["scripted:develop.json"]`)
+                let router = router()?;
+                brain = brain.with_length_policy(router.settings().length_policy());
+                for role in llm.roles.keys() {
+                    let model = router.for_role(role).map_err(llm_err)?;
+                    brain = brain.with_role(role, model, Prices::FREE);
+                }
+            }
+            Ok(Arc::new(brain))
         }
         // Real providers (openai, anthropic, openai-compatible, local) come from the router:
         // fallback chains, retries, circuit breakers, budgets and record/replay cassettes
         // (`RECLOOP_LLM`), all configured by `[llm]`.
         _ => {
-            let prices = llm
-                .prices
-                .get(&llm.model)
-                .map(|p| Prices {
-                    input: p.input_per_mtok,
-                    output: p.output_per_mtok,
-                })
-                .or_else(|| Prices::listed(&llm.model));
-            // a local model costs nothing; any other unpriced model would never reach the budget
-            if let Some(b) = budget
-                && prices.is_none()
-                && llm.provider != "local"
-            {
-                return Err(AgentError::Invalid {
-                    path: "recloop.toml [llm]".into(),
-                    reason: format!(
-                        "a dollar budget (${b:.2}) cannot bind: model {:?} has no known price. \
-                         Price it in recloop.toml:\n[llm.prices.\"{}\"]\n\
-                         input_per_mtok = 0.0   # US dollars per million input tokens\n\
-                         output_per_mtok = 0.0\nor limit tokens instead ([llm] budget_tokens)",
-                        llm.model, llm.model
-                    ),
+            let router = router()?;
+            let settings = router.settings();
+            let mut brain: Option<LlmBrain> = None;
+            for role in &roles {
+                // every model of the role's chain is priced (a fallback model too)
+                let mut chain = Vec::new();
+                for spec in settings.chain_for(role) {
+                    let (prices, source) = match llm.prices.get(&spec.model) {
+                        Some(p) => (
+                            Some(Prices {
+                                input: p.input_per_mtok,
+                                output: p.output_per_mtok,
+                            }),
+                            "recloop.toml",
+                        ),
+                        None => (Prices::listed(&spec.model), recloop_llm::PRICES_VERSION),
+                    };
+                    // a local model costs nothing; any other unpriced model would never reach
+                    // the budget
+                    if let Some(b) = budget
+                        && prices.is_none()
+                        && spec.provider != "local"
+                    {
+                        return Err(AgentError::Invalid {
+                            path: "recloop.toml [llm]".into(),
+                            reason: format!(
+                                "a dollar budget (${b:.2}) cannot bind: model {:?} (role {role}) \
+                                 has no known price. Price it in recloop.toml:\n\
+                                 [llm.prices.\"{}\"]\n\
+                                 input_per_mtok = 0.0   # US dollars per million input tokens\n\
+                                 output_per_mtok = 0.0\nor limit tokens instead ([llm] budget_tokens)",
+                                spec.model, spec.model
+                            ),
+                        });
+                    }
+                    chain.push(ChainPrice {
+                        model: spec.model.clone(),
+                        prices: prices.unwrap_or(Prices::FREE),
+                        source: source.to_string(),
+                    });
+                }
+                let model = router.for_role(role).map_err(llm_err)?;
+                brain = Some(match brain {
+                    // the first role's model also serves roles without their own entry
+                    None => LlmBrain::new(
+                        model.clone(),
+                        chain.first().map_or(Prices::FREE, |c| c.prices),
+                    )
+                    .with_role_chain(role, model, chain),
+                    Some(b) => b.with_role_chain(role, model, chain),
                 });
             }
-            let prices = prices.unwrap_or(Prices::FREE);
-            let llm_err = |e: recloop_llm::LlmError| AgentError::Llm(e.to_string());
-            let router = recloop_llm::LlmRouter::from_workspace(workspace)
-                .map_err(llm_err)?
-                .ok_or_else(|| AgentError::Invalid {
-                    path: "recloop.toml".into(),
-                    reason: "[llm] disappeared while loading".into(),
-                })?;
-            let model = router.for_role("brainstorm").map_err(llm_err)?;
-            Ok(Arc::new(LlmBrain::new(model, prices).with_budget(budget)))
+            let brain = brain.ok_or_else(|| AgentError::Invalid {
+                path: "recloop.toml [llm]".into(),
+                reason: "no agent role to serve".into(),
+            })?;
+            Ok(Arc::new(
+                brain
+                    .with_budget(budget)
+                    .with_length_policy(settings.length_policy()),
+            ))
         }
     }
 }
+
+/// The agent roles the loop asks a model for (each may have its own `[llm.roles]` chain).
+pub const AGENT_ROLES: [&str; 2] = ["brainstorm", "develop"];
 
 /// The online platform of a workspace, when one is available in this build.
 pub fn online_for(workspace: &Path) -> Result<Option<Arc<dyn OnlinePlatform>>> {
@@ -210,6 +265,7 @@ pub fn brainstorm(workspace: &Path) -> Result<Vec<Proposal>> {
     let history = History::from_events(&events, &l.manifest.metrics.primary.name);
     let spec = recloop_rec::pipeline::PipelineSpec::load_workspace(&l.workspace).ok();
     let evidence = crate::evidence::render(&history, &l.manifest, &Default::default());
+    let spend = crate::brain::SpendLog::new();
     let out = l.brain.brainstorm(&BrainstormInput {
         manifest: &l.manifest,
         workspace: &l.workspace,
@@ -220,7 +276,10 @@ pub fn brainstorm(workspace: &Path) -> Result<Vec<Proposal>> {
         seed: l.manifest.run.seed ^ u64::from(it),
         id_prefix: &format!("manual-i{it:02}"),
         harness: &l.harness(0),
-    })?;
+        spend: &spend,
+    });
+    rec.spend(it, "brainstorm/spend", &spend)?;
+    let out = out?;
     crate::admission::record_batch(&rec, it, out, &l.manifest, &history)
 }
 

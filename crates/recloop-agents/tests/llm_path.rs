@@ -170,8 +170,9 @@ fn rejections_are_recorded_with_reasons() {
         done.clone(),
         done.clone(),
         done.clone(),
-        // iteration 2: an answer that fails the contract
+        // iteration 2: an answer that fails the contract, and again in the repair round
         ScriptedTurn::json(json!({"ideas": ["more models"]})),
+        ScriptedTurn::json(json!({"ideas": ["even more models"]})),
     ];
     let opts = RunOptions {
         iterations: Some(2),

@@ -81,6 +81,24 @@ fn an_openai_compatible_server_answers_brainstorm_through_the_router() {
     // the prompt carries the brainstorm harness and the workspace's evidence
     let prompt = body["messages"].to_string();
     assert!(prompt.contains("ndcg@10"), "{prompt}");
+    // the output limit is sized to the brainstorm contract and the batch, not a constant
+    let manifest = recloop_core::Manifest::load(ws.path()).unwrap();
+    let contract = recloop_agents::harness::Harness::load(ws.path(), "brainstorm")
+        .unwrap()
+        .contract()
+        .unwrap();
+    let batch = manifest.run.batch_size as usize;
+    assert_eq!(
+        body["max_tokens"].as_u64().unwrap(),
+        u64::from(recloop_llm::output_tokens_for(&contract, batch))
+    );
+    assert!(
+        recloop_llm::output_tokens_for(&contract, batch)
+            > recloop_llm::output_tokens_for(&contract, 1)
+            || batch == 1
+    );
+    // an OpenAI-compatible server without declared JSON Schema support gets no response_format
+    assert!(body.get("response_format").is_none(), "{body}");
     // the brain's step is journaled with the tokens the server reported
     let steps: Vec<_> = common::journal(ws.path())
         .events(&recloop_journal::EventFilter::default())
@@ -97,6 +115,31 @@ fn an_openai_compatible_server_answers_brainstorm_through_the_router() {
             .any(|s| s.tokens_in >= 1200 && s.cost_usd > 0.0),
         "no trajectory step with the reported usage and its price: {steps:?}"
     );
+    // and the spend of the role is journaled with its model
+    let spent: Vec<_> = common::journal(ws.path())
+        .events(&recloop_journal::EventFilter::default())
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.event {
+            recloop_journal::Event::BudgetSpent {
+                agent,
+                model,
+                calls,
+                tokens_in,
+                usd,
+                ..
+            } => Some((agent, model, calls, tokens_in, usd)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(spent.len(), 1, "{spent:?}");
+    let (agent, model, calls, tokens_in, usd) = &spent[0];
+    assert_eq!(
+        (agent.as_str(), model.as_str()),
+        ("brainstorm", "gpt-4o-mini")
+    );
+    assert_eq!((*calls, *tokens_in), (1, 1200));
+    assert!(*usd > 0.0);
 }
 
 #[test]

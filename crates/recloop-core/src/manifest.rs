@@ -457,6 +457,16 @@ pub struct LlmSection {
     /// budget with an unpriced model is refused.
     #[serde(default)]
     pub prices: BTreeMap<String, ModelPrices>,
+    /// Whether the `openai`/`openai-compatible` server honours a JSON Schema response format:
+    /// `json_schema` (default for `openai`) or `prompt` (default for `openai-compatible`: the
+    /// schema goes into the prompt, no `response_format` is sent). Anthropic and local models
+    /// always enforce the schema natively.
+    #[serde(default)]
+    pub structured_output: Option<String>,
+    /// Largest output-token limit an answer cut off at its limit is retried with (default
+    /// 16384).
+    #[serde(default)]
+    pub max_output_tokens: Option<u32>,
 }
 
 /// US dollars per million tokens of one model.
@@ -836,6 +846,21 @@ impl Manifest {
                 && (b.is_nan() || b < 0.0)
             {
                 return Err(invalid("llm.budget_usd", "must be non-negative".into()));
+            }
+            if let Some(mode) = &llm.structured_output
+                && mode != "json_schema"
+                && mode != "prompt"
+            {
+                return Err(invalid(
+                    "llm.structured_output",
+                    format!("{mode:?} is not one of \"json_schema\", \"prompt\""),
+                ));
+            }
+            if llm.max_output_tokens == Some(0) {
+                return Err(invalid(
+                    "llm.max_output_tokens",
+                    "must be at least 1".into(),
+                ));
             }
         }
         if let Some(x) = &self.executor {

@@ -420,13 +420,18 @@ pub enum Event {
         #[serde(default)]
         summary: serde_json::Value,
     },
-    /// Money and tokens spent on a language model.
+    /// Money and tokens spent on a language model: one event per agent role and model for each
+    /// stage call (a Brainstorm batch, a Develop round), failed ones included.
     BudgetSpent {
-        /// Agent that spent it.
+        /// Agent role that spent it (`brainstorm`, `develop`, ...).
         agent: String,
         /// Model used.
         #[serde(default)]
         model: String,
+        /// Model calls this event covers (length retries and repair rounds included; 1 in
+        /// events written before the field existed).
+        #[serde(default = "one_call")]
+        calls: u64,
         /// Prompt tokens.
         tokens_in: u64,
         /// Completion tokens.
@@ -492,6 +497,10 @@ pub enum Event {
         #[serde(default)]
         data: serde_json::Value,
     },
+}
+
+fn one_call() -> u64 {
+    1
 }
 
 impl Event {

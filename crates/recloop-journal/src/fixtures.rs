@@ -390,6 +390,7 @@ pub fn one_of_each(run: &str) -> Vec<Event> {
         Event::BudgetSpent {
             agent: "brainstorm".into(),
             model: "m".into(),
+            calls: 1,
             tokens_in: 1200,
             tokens_out: 300,
             usd: 0.0125,
@@ -503,6 +504,7 @@ pub fn loop_stream(run: &str, seed: u64, n: usize) -> Vec<NewEvent> {
                 evs.push(Event::BudgetSpent {
                     agent: "develop".into(),
                     model: "m".into(),
+                    calls: 1,
                     tokens_in: 900,
                     tokens_out: 150,
                     usd: 0.002,

@@ -557,6 +557,7 @@ pub(crate) fn project(rec: &EventRecord) -> Vec<ViewOp> {
         }
         Event::BudgetSpent {
             agent,
+            calls,
             tokens_in,
             tokens_out,
             usd,
@@ -567,7 +568,7 @@ pub(crate) fn project(rec: &EventRecord) -> Vec<ViewOp> {
                 "v_budget",
                 vec![("run_id", run()), ("agent", Val::text(agent))],
             )
-            .add("calls", Val::int(1))
+            .add("calls", int(*calls))
             .add("tokens_in", int(*tokens_in))
             .add("tokens_out", int(*tokens_out))
             .add("usd", Val::real(*usd))

@@ -125,6 +125,20 @@ pub enum LlmError {
         /// First characters of the last answer.
         excerpt: String,
     },
+    /// The answer stopped at its output-token limit, even after retries with larger limits.
+    /// A cut-off answer is never parsed.
+    #[error(
+        "{model}: answer cut off at the output-token limit ({max_tokens} tokens) after {attempts} attempts; \
+         raise [llm] max_output_tokens or ask for a smaller answer"
+    )]
+    Truncated {
+        /// Model that answered.
+        model: String,
+        /// The largest limit tried.
+        max_tokens: u32,
+        /// Calls made (first call plus retries).
+        attempts: u32,
+    },
     /// The JSON Schema itself is invalid.
     #[error("invalid JSON Schema {name}: {reason}")]
     InvalidSchema {

@@ -53,13 +53,17 @@ pub use prices::{PRICE_TABLE, PRICES_VERSION, cost_usd, price_of};
 pub use retry::{RetryPolicy, Retrying};
 pub use router::{Fallback, LlmRouter, LlmSettings, ModelSpec, SettingsOverrides};
 pub use scripted::{ScriptedModel, ScriptedTurn, estimate_text_tokens};
-pub use structured::{Schema, Structured, parse_json_lenient, structured, structured_detailed};
+pub use structured::{
+    Completion, DEFAULT_MAX_OUTPUT_TOKENS, LengthPolicy, Schema, Structured, complete,
+    output_tokens_for, parse_json_lenient, schema_in_prompt, structured, structured_detailed,
+    structured_reply, structured_with_policy, with_schema,
+};
 pub use tools::{
     FnTool, Tool, ToolCallRecord, ToolError, ToolOutcome, ToolRegistry, ToolRun, run_with_tools,
 };
 pub use types::{
     ChatRequest, ChatResponse, DEFAULT_MAX_TOKENS, JsonSchemaFormat, Message, Role, StopReason,
-    StreamEvent, ToolCall, ToolChoice, ToolDefinition, Usage,
+    StreamEvent, StructuredMode, ToolCall, ToolChoice, ToolDefinition, Usage,
 };
 pub use wire::{HttpTransport, Secret, SseEvent, Transport, WireRequest, WireResponse};
 

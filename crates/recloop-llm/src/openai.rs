@@ -4,7 +4,8 @@
 use crate::error::{LlmError, Result};
 use crate::model::ChatModel;
 use crate::types::{
-    ChatRequest, ChatResponse, Message, Role, StopReason, StreamEvent, ToolCall, ToolChoice, Usage,
+    ChatRequest, ChatResponse, Message, Role, StopReason, StreamEvent, StructuredMode, ToolCall,
+    ToolChoice, Usage,
 };
 use crate::wire::{Secret, SseEvent, Transport, WireRequest, error_for_status, excerpt};
 use serde_json::{Map, Value, json};
@@ -32,6 +33,10 @@ pub struct OpenAiConfig {
     pub timeout: Duration,
     /// Name used in errors and logs.
     pub provider: String,
+    /// Whether the server honours `response_format: json_schema` (OpenAI does; a compatible
+    /// server only when declared): with [`StructuredMode::Prompt`] the schema goes into the
+    /// prompt and no `response_format` is sent.
+    pub structured: StructuredMode,
 }
 
 impl OpenAiConfig {
@@ -45,15 +50,18 @@ impl OpenAiConfig {
             temperature: None,
             timeout: Duration::from_secs(120),
             provider: "openai".into(),
+            structured: StructuredMode::JsonSchema,
         }
     }
 
-    /// A compatible server at `base_url`.
+    /// A compatible server at `base_url`; structured output through the prompt until its JSON
+    /// Schema support is declared (`structured`).
     pub fn compatible(base_url: &str, model: &str, api_key: Option<Secret>) -> OpenAiConfig {
         OpenAiConfig {
             base_url: base_url.trim_end_matches('/').to_string(),
             official: false,
             provider: "openai-compatible".into(),
+            structured: StructuredMode::Prompt,
             ..OpenAiConfig::openai(model, api_key)
         }
     }
@@ -83,6 +91,14 @@ impl OpenAiChat {
 
     /// The JSON body for `request`.
     pub fn encode_body(&self, request: &ChatRequest, stream: bool) -> Value {
+        let prompted;
+        let request = match (self.config.structured, &request.response_format) {
+            (StructuredMode::Prompt, Some(_)) => {
+                prompted = crate::structured::schema_in_prompt(request);
+                &prompted
+            }
+            _ => request,
+        };
         let mut body = Map::new();
         let model = if request.model.is_empty() {
             &self.config.model

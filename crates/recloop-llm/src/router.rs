@@ -12,7 +12,8 @@ use crate::model::{ChatModel, SharedModel};
 use crate::openai::{OpenAiChat, OpenAiConfig};
 use crate::retry::{RetryPolicy, Retrying};
 use crate::scripted::ScriptedModel;
-use crate::types::{ChatRequest, ChatResponse, StreamEvent};
+use crate::structured::LengthPolicy;
+use crate::types::{ChatRequest, ChatResponse, StreamEvent, StructuredMode};
 use crate::wire::{HttpTransport, Secret, Transport};
 use recloop_core::LlmSection;
 use std::collections::{BTreeMap, HashMap};
@@ -119,6 +120,11 @@ pub struct LlmSettings {
     pub timeout: Duration,
     /// Directory relative paths resolve against.
     pub workspace: PathBuf,
+    /// Declared JSON Schema support of `openai`/`openai-compatible` servers (`None`: native for
+    /// `openai`, prompt for `openai-compatible`).
+    pub structured_output: Option<StructuredMode>,
+    /// Ceiling of output-token limits for answers cut off at their limit.
+    pub max_output_tokens: u32,
 }
 
 impl LlmSettings {
@@ -140,6 +146,8 @@ impl LlmSettings {
             breaker: BreakerConfig::default(),
             timeout: Duration::from_secs(120),
             workspace: workspace.to_path_buf(),
+            structured_output: None,
+            max_output_tokens: crate::structured::DEFAULT_MAX_OUTPUT_TOKENS,
         }
     }
 
@@ -177,6 +185,15 @@ impl LlmSettings {
         }
         if let Some(c) = &section.cassettes {
             s.cassettes = workspace.join(c);
+        }
+        if let Some(mode) = &section.structured_output {
+            s.structured_output = Some(mode.parse().map_err(|reason| LlmError::Config {
+                field: "llm.structured_output".into(),
+                reason,
+            })?);
+        }
+        if let Some(n) = section.max_output_tokens {
+            s.max_output_tokens = n.max(1);
         }
         s.apply_env()?;
         Ok(s)
@@ -293,6 +310,20 @@ impl LlmSettings {
                 model: self.model.clone(),
             }],
         }
+    }
+
+    /// The declared structured-output mode of an `openai`/`openai-compatible` model.
+    pub fn structured_mode(&self, provider: &str) -> StructuredMode {
+        match (self.structured_output, provider) {
+            (Some(mode), _) => mode,
+            (None, "openai-compatible") => StructuredMode::Prompt,
+            (None, _) => StructuredMode::JsonSchema,
+        }
+    }
+
+    /// The length-retry policy of structured calls (`[llm] max_output_tokens`).
+    pub fn length_policy(&self) -> LengthPolicy {
+        LengthPolicy::with_ceiling(self.max_output_tokens)
     }
 
     fn key_var(&self, provider: &str) -> Option<String> {
@@ -519,6 +550,7 @@ impl LlmRouter {
                 };
                 cfg.temperature = s.temperature;
                 cfg.timeout = s.timeout;
+                cfg.structured = s.structured_mode(&spec.provider);
                 Ok(Arc::new(OpenAiChat::new(cfg, transport)))
             }
             "anthropic" => {

@@ -28,6 +28,12 @@ pub enum ScriptedTurn {
         /// The calls.
         calls: Vec<(String, Value)>,
     },
+    /// Answer with this text but stop as if the output-token limit was hit
+    /// (`StopReason::MaxTokens`): a cut-off answer.
+    Truncated {
+        /// The partial text.
+        text: String,
+    },
     /// Fail as a provider would with this HTTP status (429 → rate limited, 5xx → server error,
     /// 401/403 → unauthorized, else bad request).
     Error {
@@ -54,6 +60,11 @@ impl ScriptedTurn {
         ScriptedTurn::ToolCalls {
             calls: vec![(name.into(), arguments)],
         }
+    }
+
+    /// A turn cut off at the output-token limit.
+    pub fn truncated(text: impl Into<String>) -> ScriptedTurn {
+        ScriptedTurn::Truncated { text: text.into() }
     }
 
     /// A failing turn.
@@ -194,6 +205,7 @@ impl ChatModel for ScriptedModel {
         })?;
         let (message, stop_reason) = match turn {
             ScriptedTurn::Text { text } => (Message::assistant(text), StopReason::EndTurn),
+            ScriptedTurn::Truncated { text } => (Message::assistant(text), StopReason::MaxTokens),
             ScriptedTurn::Json { value } => {
                 (Message::assistant(value.to_string()), StopReason::EndTurn)
             }

@@ -2,7 +2,7 @@
 
 use crate::error::{LlmError, Result};
 use crate::model::ChatModel;
-use crate::structured::Schema;
+use crate::structured::{LengthPolicy, Schema};
 use crate::types::{ChatRequest, ChatResponse, Message, ToolCall, ToolDefinition, Usage};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -228,8 +228,11 @@ pub fn run_with_tools(
     let mut usage = Usage::default();
     let mut calls = Vec::new();
     for turn in 1..=max_turns {
-        let response = model.chat(&req)?;
-        usage.add(response.usage);
+        // An answer cut off at its output-token limit is asked again with a larger limit
+        // (truncated tool arguments are never run).
+        let done = crate::structured::complete(model, &req, &LengthPolicy::default())?;
+        usage.add(done.usage);
+        let response = done.response;
         req.messages.push(response.message.clone());
         if response.message.tool_calls.is_empty() {
             return Ok(ToolRun {

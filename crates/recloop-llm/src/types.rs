@@ -140,6 +140,43 @@ pub struct JsonSchemaFormat {
     pub strict: bool,
 }
 
+/// How a provider honours [`ChatRequest::response_format`]: declared by its configuration
+/// (`[llm] structured_output`), never guessed from the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StructuredMode {
+    /// The provider enforces the schema natively (OpenAI `response_format: json_schema`,
+    /// Anthropic's forced tool, a local model's grammar).
+    #[default]
+    JsonSchema,
+    /// The provider has no JSON mode: no `response_format` is sent; the schema is written into
+    /// the prompt and the repair round catches what the model gets wrong.
+    Prompt,
+}
+
+impl StructuredMode {
+    /// The manifest spelling (`json_schema` | `prompt`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StructuredMode::JsonSchema => "json_schema",
+            StructuredMode::Prompt => "prompt",
+        }
+    }
+}
+
+impl std::str::FromStr for StructuredMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "json_schema" => Ok(StructuredMode::JsonSchema),
+            "prompt" => Ok(StructuredMode::Prompt),
+            other => Err(format!(
+                "{other:?} is not one of \"json_schema\", \"prompt\""
+            )),
+        }
+    }
+}
+
 /// One request to a chat model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {

@@ -37,6 +37,7 @@ fn client(p: P, server: &Server, timeout: Duration) -> SharedModel {
                 Some(Secret::new(OPENAI_KEY)),
             );
             cfg.official = true;
+            cfg.structured = StructuredMode::JsonSchema;
             cfg.timeout = timeout;
             Arc::new(OpenAiChat::new(cfg, http()))
         }

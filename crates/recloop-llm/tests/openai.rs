@@ -20,6 +20,9 @@ fn client(server: &Server, official: bool) -> OpenAiChat {
         Some(Secret::new(KEY)),
     );
     cfg.official = official;
+    if official {
+        cfg.structured = StructuredMode::JsonSchema;
+    }
     cfg.timeout = Duration::from_secs(10);
     OpenAiChat::new(cfg, http())
 }

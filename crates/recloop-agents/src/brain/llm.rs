@@ -2,6 +2,7 @@
 //! `recloop-llm`'s [`ChatModel`], answers validated against the harness contract. A failing answer
 //! becomes a rejected proposal (Brainstorm) or a failed change (Develop) with the reason recorded.
 
+use super::SpendLog;
 use super::{Brain, BrainstormInput, BrainstormOutput, DevelopInput, DevelopOutput};
 use crate::error::{AgentError, Result};
 use crate::tools::Tools;
@@ -9,8 +10,9 @@ use recloop_core::{
     Direction, ErrorClass, EvidenceItem, EvidenceSource, Maturity, Proposal, ProposalKind,
     ScoreParts, ScoreWeights, TrajectoryStep,
 };
-use recloop_llm::{ChatModel, ChatRequest, Message, ToolDefinition};
+use recloop_llm::{ChatModel, ChatRequest, LengthPolicy, Message, Schema, ToolDefinition};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -45,27 +47,149 @@ impl Prices {
     }
 }
 
+/// The price of one model of a role's chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainPrice {
+    /// Model name as configured (an answering model whose name starts with it is charged
+    /// these prices, e.g. `gpt-4o-mini` for `gpt-4o-mini-2024-07-18`).
+    pub model: String,
+    /// The prices.
+    pub prices: Prices,
+    /// Where they came from (recloop-llm's price table version, or `recloop.toml`).
+    pub source: String,
+}
+
+/// One agent role's model and the prices its calls are charged at.
+#[derive(Clone)]
+struct RoleModel {
+    model: Arc<dyn ChatModel>,
+    /// Prices of the chain's models; the first also prices models that match none.
+    prices: Vec<ChainPrice>,
+}
+
+impl RoleModel {
+    fn single(model: Arc<dyn ChatModel>, prices: Prices, source: &str) -> RoleModel {
+        RoleModel {
+            model,
+            prices: vec![ChainPrice {
+                model: String::new(),
+                prices,
+                source: source.to_string(),
+            }],
+        }
+    }
+
+    /// The prices of the model that answered: the chain entry with the longest name the
+    /// answering model's name starts with, else the first entry.
+    fn price_of(&self, answered: &str) -> Option<&ChainPrice> {
+        self.prices
+            .iter()
+            .filter(|p| !p.model.is_empty() && answered.starts_with(&p.model))
+            .max_by_key(|p| p.model.len())
+            .or_else(|| self.prices.first())
+    }
+}
+
+/// Output tokens a Develop turn may need on top of its contract: the unified diff of an
+/// `apply_diff` call (about 300 changed lines); a longer one is retried with a larger limit.
+pub const DIFF_TOKENS: u32 = 4096;
+
 /// The LLM brain.
 pub struct LlmBrain {
-    model: Arc<dyn ChatModel>,
-    prices: Prices,
+    default: RoleModel,
+    roles: BTreeMap<String, RoleModel>,
     spent: Mutex<(f64, u64, u64)>,
     /// Maximum model turns per agent step (tool calls included).
     pub max_turns: usize,
     /// Spending limit in US dollars over this brain's calls (checked before every call).
     pub budget_usd: Option<f64>,
+    /// How answers cut off at their output-token limit are retried.
+    pub length: LengthPolicy,
+}
+
+/// A role's model seen through the brain: every call is charged to the brain's tally, the
+/// stage's [`SpendLog`] and this step's counters.
+struct Metered<'a> {
+    brain: &'a LlmBrain,
+    role: &'a str,
+    rm: &'a RoleModel,
+    log: &'a SpendLog,
+    step: Mutex<(u64, u64, f64)>,
+}
+
+impl Metered<'_> {
+    fn totals(&self) -> (u64, u64, f64) {
+        self.step.lock().map(|s| *s).unwrap_or_default()
+    }
+}
+
+impl ChatModel for Metered<'_> {
+    fn name(&self) -> &str {
+        self.rm.model.name()
+    }
+
+    fn chat(&self, request: &ChatRequest) -> recloop_llm::Result<recloop_llm::ChatResponse> {
+        let r = self.rm.model.chat(request)?;
+        let (i, o) = (r.usage.input_tokens, r.usage.output_tokens);
+        let model = if r.model.is_empty() {
+            self.rm.model.name()
+        } else {
+            &r.model
+        };
+        let (prices, source) = match self.rm.price_of(model) {
+            Some(p) => (p.prices, p.source.as_str()),
+            None => (Prices::FREE, recloop_llm::PRICES_VERSION),
+        };
+        let usd = (i as f64 * prices.input + o as f64 * prices.output) / 1e6;
+        if let Ok(mut s) = self.brain.spent.lock() {
+            s.0 += usd;
+            s.1 += i;
+            s.2 += o;
+        }
+        if let Ok(mut s) = self.step.lock() {
+            s.0 += i;
+            s.1 += o;
+            s.2 += usd;
+        }
+        self.log.record(self.role, model, i, o, usd, source);
+        Ok(r)
+    }
 }
 
 impl LlmBrain {
-    /// A brain over `model`.
+    /// A brain over `model` for every agent role.
     pub fn new(model: Arc<dyn ChatModel>, prices: Prices) -> LlmBrain {
         LlmBrain {
-            model,
-            prices,
+            default: RoleModel::single(model, prices, recloop_llm::PRICES_VERSION),
+            roles: BTreeMap::new(),
             spent: Mutex::new((0.0, 0, 0)),
             max_turns: 12,
             budget_usd: None,
+            length: LengthPolicy::default(),
         }
+    }
+
+    /// The same brain with its own model for `role` (`brainstorm`, `develop`, ...): the
+    /// manifest's `[llm.roles]` chain of that role, charged at `prices`.
+    pub fn with_role(mut self, role: &str, model: Arc<dyn ChatModel>, prices: Prices) -> LlmBrain {
+        self.roles.insert(
+            role.to_string(),
+            RoleModel::single(model, prices, recloop_llm::PRICES_VERSION),
+        );
+        self
+    }
+
+    /// [`Self::with_role`] for a fallback chain: each call is charged at the prices of the
+    /// chain model that answered (the first entry's when none matches).
+    pub fn with_role_chain(
+        mut self,
+        role: &str,
+        model: Arc<dyn ChatModel>,
+        prices: Vec<ChainPrice>,
+    ) -> LlmBrain {
+        self.roles
+            .insert(role.to_string(), RoleModel { model, prices });
+        self
     }
 
     /// The same brain with a spending limit.
@@ -74,50 +198,62 @@ impl LlmBrain {
         self
     }
 
-    /// The error class of a failed model call: budgets end the run, everything else is a
-    /// transport failure of this candidate (the router already retried and fell back).
+    /// The same brain with another length-retry policy (`[llm] max_output_tokens`).
+    pub fn with_length_policy(mut self, length: LengthPolicy) -> LlmBrain {
+        self.length = length;
+        self
+    }
+
+    /// The name of the model `role` uses.
+    pub fn model_name(&self, role: &str) -> &str {
+        self.role_model(role).model.name()
+    }
+
+    fn role_model(&self, role: &str) -> &RoleModel {
+        self.roles.get(role).unwrap_or(&self.default)
+    }
+
+    /// The error class of a failed model call: budgets end the run; an answer cut off even at
+    /// the largest output limit or failing its contract after the repair round is an unusable
+    /// answer; everything else is a transport failure of this candidate (the router already
+    /// retried and fell back).
     fn call_error(agent: &str, e: recloop_llm::LlmError) -> AgentError {
-        if e.is_budget() {
-            AgentError::Budget(format!("{agent}: {e}"))
-        } else {
-            AgentError::Stage {
+        match e {
+            e if e.is_budget() => AgentError::Budget(format!("{agent}: {e}")),
+            recloop_llm::LlmError::StructuredOutput { reason, excerpt } => AgentError::Stage {
+                class: ErrorClass::LlmAnswer,
+                detail: format!(
+                    "{agent} answer fails its contract after one repair round: {reason} \
+                     (answer starts: {excerpt:?})"
+                ),
+            },
+            e @ recloop_llm::LlmError::Truncated { .. } => AgentError::Stage {
+                class: ErrorClass::LlmAnswer,
+                detail: format!("{agent}: {e}"),
+            },
+            e => AgentError::Stage {
                 class: ErrorClass::LlmTransport,
                 detail: format!("{agent}: {e}"),
-            }
+            },
         }
     }
 
-    fn account(&self, r: &recloop_llm::ChatResponse) -> (u64, u64, f64) {
-        let (i, o) = (r.usage.input_tokens, r.usage.output_tokens);
-        let usd = (i as f64 * self.prices.input + o as f64 * self.prices.output) / 1e6;
-        if let Ok(mut s) = self.spent.lock() {
-            s.0 += usd;
-            s.1 += i;
-            s.2 += o;
-        }
-        (i, o, usd)
-    }
-
-    /// Converse with tools until the model answers with text; returns the text and the trajectory.
-    fn converse(
-        &self,
-        agent: &str,
-        mut messages: Vec<Message>,
-        tools: Vec<ToolDefinition>,
-        call: &dyn Fn(&str, &Value) -> std::result::Result<String, String>,
-    ) -> Result<(String, TrajectoryStep)> {
-        self.converse_in(agent, &mut messages, tools, call)
-    }
-
-    /// [`Self::converse`] on a conversation the caller keeps: every model message and tool
-    /// result is appended to `messages`, the final answer too.
+    /// Converse with tools until the model answers without tool calls; that answer must satisfy
+    /// `contract` (one repair round through `recloop_llm::structured_reply`). Every turn asks
+    /// for at most `max_tokens` output tokens; a turn cut off at the limit is asked again with
+    /// a larger one and never used. Every model message and tool result is appended to
+    /// `messages`, the final answer too.
+    #[allow(clippy::too_many_arguments)]
     fn converse_in(
         &self,
         agent: &str,
         messages: &mut Vec<Message>,
         tools: Vec<ToolDefinition>,
+        contract: &Schema,
+        max_tokens: u32,
+        log: &SpendLog,
         call: &dyn Fn(&str, &Value) -> std::result::Result<String, String>,
-    ) -> Result<(String, TrajectoryStep)> {
+    ) -> Result<(Value, TrajectoryStep)> {
         let started = Instant::now();
         let input = messages
             .iter()
@@ -134,6 +270,20 @@ impl LlmBrain {
             cost_usd: 0.0,
             duration_ms: 0,
         };
+        let model = Metered {
+            brain: self,
+            role: agent,
+            rm: self.role_model(agent),
+            log,
+            step: Mutex::new((0, 0, 0.0)),
+        };
+        let finish = |step: &mut TrajectoryStep| {
+            let (i, o, usd) = model.totals();
+            step.tokens_in = i;
+            step.tokens_out = o;
+            step.cost_usd = usd;
+            step.duration_ms = started.elapsed().as_millis() as u64;
+        };
         for _ in 0..self.max_turns {
             if let Some(limit) = self.budget_usd {
                 let spent = self.spent_usd();
@@ -143,25 +293,27 @@ impl LlmBrain {
                     )));
                 }
             }
-            let mut req = ChatRequest::new(messages.clone());
+            let mut req = ChatRequest::new(messages.clone()).with_max_tokens(max_tokens);
             req.tools = tools.clone();
-            let resp = self
-                .model
-                .chat(&req)
+            let done = recloop_llm::complete(&model, &req, &self.length)
                 .map_err(|e| Self::call_error(agent, e))?;
-            let (i, o, usd) = self.account(&resp);
-            step.tokens_in += i;
-            step.tokens_out += o;
-            step.cost_usd += usd;
-            if resp.message.tool_calls.is_empty() {
-                step.output = resp.message.content.clone();
-                step.duration_ms = started.elapsed().as_millis() as u64;
-                let text = resp.message.content.clone();
-                messages.push(resp.message);
-                return Ok((text, step));
+            if done.response.message.tool_calls.is_empty() {
+                let answer = recloop_llm::structured_reply::<Value>(
+                    &model,
+                    &req,
+                    done,
+                    contract,
+                    &self.length,
+                )
+                .map_err(|e| Self::call_error(agent, e));
+                finish(&mut step);
+                let answer = answer?;
+                step.output = answer.response.message.content.clone();
+                messages.push(answer.response.message);
+                return Ok((answer.json, step));
             }
-            let calls = resp.message.tool_calls.clone();
-            messages.push(resp.message);
+            let calls = done.response.message.tool_calls.clone();
+            messages.push(done.response.message);
             for c in calls {
                 let result = call(&c.name, &c.arguments);
                 step.tool_calls.push(serde_json::json!({
@@ -180,6 +332,22 @@ impl LlmBrain {
             detail: format!("{agent}: no final answer after {} turns", self.max_turns),
         })
     }
+}
+
+/// The harness contract of `agent` compiled for structured output.
+fn contract_schema(agent: &str, harness: &crate::harness::Harness) -> Result<Schema> {
+    let invalid = |reason: String| AgentError::Invalid {
+        path: format!("harness/{agent}/contract.schema.json"),
+        reason,
+    };
+    let raw = harness.contract().map_err(invalid)?;
+    let name = raw
+        .get("title")
+        .and_then(Value::as_str)
+        .unwrap_or(agent)
+        .to_string();
+    Schema::compile(&recloop_llm::structured::sanitize_name(&name), &raw)
+        .map_err(|e| invalid(e.to_string()))
 }
 
 fn read_docs(dir: &Path) -> String {
@@ -317,7 +485,11 @@ pub fn proposal_from_json(v: &Value, id: String) -> Proposal {
 
 impl Brain for LlmBrain {
     fn name(&self) -> String {
-        format!("llm:{}", self.model.name())
+        let mut name = format!("llm:{}", self.default.model.name());
+        for (role, rm) in &self.roles {
+            name.push_str(&format!(" {role}={}", rm.model.name()));
+        }
+        name
     }
 
     fn spent_usd(&self) -> f64 {
@@ -377,23 +549,22 @@ impl Brain for LlmBrain {
                 })
                 .collect(),
         );
-        let (text, trajectory) = self.converse("brainstorm", messages, tools, &|name, args| {
-            files.call(name, args)
-        })?;
+        // An unusable answer (cut off, or failing the contract after the repair round) is a
+        // failure of the model (recorded as `stage_failed`), not a rejected idea: nothing
+        // enters the avoid set.
+        let contract = contract_schema("brainstorm", input.harness)?;
+        let max_tokens = recloop_llm::output_tokens_for(contract.raw(), input.batch_size);
+        let mut messages = messages;
+        let (answer, trajectory) = self.converse_in(
+            "brainstorm",
+            &mut messages,
+            tools,
+            &contract,
+            max_tokens,
+            input.spend,
+            &|name, args| files.call(name, args),
+        )?;
         let prefix = input.id_prefix;
-        // An unusable answer is a failure of the model (recorded as `stage_failed`), not a
-        // rejected idea: nothing enters the avoid set.
-        let unusable = |detail: String| AgentError::Stage {
-            class: ErrorClass::LlmAnswer,
-            detail,
-        };
-        let answer = recloop_llm::parse_json_lenient(&text)
-            .map_err(|e| unusable(format!("brainstorm answer is not JSON: {e}")))?;
-        input.harness.validate_answer(&answer).map_err(|e| {
-            unusable(format!(
-                "brainstorm answer fails the brainstorm contract: {e}"
-            ))
-        })?;
         let mut proposals: Vec<Proposal> = answer
             .get("proposals")
             .and_then(|p| p.as_array())
@@ -444,23 +615,21 @@ impl Brain for LlmBrain {
         };
         let tools = defs(Tools::definitions());
         let t = input.tools;
-        let result = self.converse_in("develop", &mut messages, tools, &|name, args| {
-            t.call(name, args)
-        });
+        let contract = contract_schema("develop", input.harness)?;
+        let max_tokens = recloop_llm::output_tokens_for(contract.raw(), 1) + DIFF_TOKENS;
+        let result = self.converse_in(
+            "develop",
+            &mut messages,
+            tools,
+            &contract,
+            max_tokens,
+            input.spend,
+            &|name, args| t.call(name, args),
+        );
         if let Ok(mut transcript) = input.transcript.lock() {
             *transcript = messages;
         }
-        let (text, trajectory) = result?;
-        let unusable = |detail: String| AgentError::Stage {
-            class: ErrorClass::LlmAnswer,
-            detail,
-        };
-        let answer = recloop_llm::parse_json_lenient(&text)
-            .map_err(|e| unusable(format!("develop answer is not JSON: {e}")))?;
-        input
-            .harness
-            .validate_answer(&answer)
-            .map_err(|e| unusable(format!("develop answer fails its contract: {e}")))?;
+        let (answer, trajectory) = result?;
         let files_changed = strs_of(&answer, "files_changed");
         let hallucinated = files_changed
             .iter()
@@ -472,5 +641,60 @@ impl Brain for LlmBrain {
             hallucinated_fields: hallucinated,
             trajectory,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use recloop_llm::{ScriptedModel, ScriptedTurn};
+
+    #[test]
+    fn a_fallback_model_is_charged_at_its_own_prices() {
+        // the chain's second model answered (its provider reports a dated name)
+        let model: Arc<dyn ChatModel> = Arc::new(ScriptedModel::named(
+            "claude-haiku-4-5-20251001",
+            [ScriptedTurn::text("a")],
+        ));
+        let chain = vec![
+            ChainPrice {
+                model: "gpt-4o-mini".into(),
+                prices: Prices {
+                    input: 0.15,
+                    output: 0.6,
+                },
+                source: recloop_llm::PRICES_VERSION.into(),
+            },
+            ChainPrice {
+                model: "claude-haiku-4-5".into(),
+                prices: Prices {
+                    input: 1.0,
+                    output: 5.0,
+                },
+                source: "recloop.toml".into(),
+            },
+        ];
+        let brain =
+            LlmBrain::new(model.clone(), Prices::FREE).with_role_chain("develop", model, chain);
+        let log = SpendLog::new();
+        let metered = Metered {
+            brain: &brain,
+            role: "develop",
+            rm: brain.role_model("develop"),
+            log: &log,
+            step: Mutex::new((0, 0, 0.0)),
+        };
+        let r = metered.chat(&ChatRequest::simple(None, "hi")).unwrap();
+        let spent = log.take();
+        assert_eq!(spent.len(), 1);
+        assert_eq!(spent[0].agent, "develop");
+        assert_eq!(spent[0].model, "claude-haiku-4-5-20251001");
+        assert_eq!(spent[0].price_table_version, "recloop.toml");
+        let expected =
+            (r.usage.input_tokens as f64 * 1.0 + r.usage.output_tokens as f64 * 5.0) / 1e6;
+        assert!((spent[0].usd - expected).abs() < 1e-12, "{spent:?}");
+        assert!((brain.spent_usd() - expected).abs() < 1e-12);
+        assert!(log.take().is_empty(), "taking empties the log");
     }
 }

@@ -33,6 +33,84 @@ pub struct BrainstormInput<'a> {
     pub id_prefix: &'a str,
     /// The agent's harness.
     pub harness: &'a Harness,
+    /// Where the brain records its model spending (journaled by the caller).
+    pub spend: &'a SpendLog,
+}
+
+/// What one agent role spent on one model during a stage call (a `budget_spent` event).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSpend {
+    /// Agent role (`brainstorm`, `develop`, ...).
+    pub agent: String,
+    /// Model that answered.
+    pub model: String,
+    /// Model calls (length retries and repair rounds included).
+    pub calls: u64,
+    /// Prompt tokens.
+    pub tokens_in: u64,
+    /// Completion tokens.
+    pub tokens_out: u64,
+    /// US dollars.
+    pub usd: f64,
+    /// Where the prices came from (recloop-llm's price table version, or `recloop.toml`).
+    pub price_table_version: String,
+}
+
+/// Model spending of one stage call, per agent role and model: a brain records every call it
+/// makes here (failed stages included), the loop journals it as `budget_spent` events.
+#[derive(Debug, Default)]
+pub struct SpendLog {
+    entries: std::sync::Mutex<Vec<ModelSpend>>,
+}
+
+impl SpendLog {
+    /// An empty log.
+    pub fn new() -> SpendLog {
+        SpendLog::default()
+    }
+
+    /// Add one call of `agent` on `model`.
+    pub fn record(
+        &self,
+        agent: &str,
+        model: &str,
+        tokens_in: u64,
+        tokens_out: u64,
+        usd: f64,
+        prices: &str,
+    ) {
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        match entries
+            .iter_mut()
+            .find(|e| e.agent == agent && e.model == model)
+        {
+            Some(e) => {
+                e.calls += 1;
+                e.tokens_in += tokens_in;
+                e.tokens_out += tokens_out;
+                e.usd += usd;
+            }
+            None => entries.push(ModelSpend {
+                agent: agent.to_string(),
+                model: model.to_string(),
+                calls: 1,
+                tokens_in,
+                tokens_out,
+                usd,
+                price_table_version: prices.to_string(),
+            }),
+        }
+    }
+
+    /// Everything recorded so far, in first-call order; the log is empty afterwards.
+    pub fn take(&self) -> Vec<ModelSpend> {
+        self.entries
+            .lock()
+            .map(|mut e| std::mem::take(&mut *e))
+            .unwrap_or_default()
+    }
 }
 
 /// A proposal that failed admission, with the reason.
@@ -74,6 +152,8 @@ pub struct DevelopInput<'a> {
     /// The conversation so far for this proposal (a language-model brain continues it in a
     /// repair round, so the model sees what it tried; others ignore it).
     pub transcript: &'a std::sync::Mutex<Vec<recloop_llm::Message>>,
+    /// Where the brain records its model spending (journaled by the caller).
+    pub spend: &'a SpendLog,
 }
 
 /// What Develop produced: the change was applied through the tools; this is the record.

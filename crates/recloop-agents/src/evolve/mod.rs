@@ -194,6 +194,9 @@ pub struct RoundReport {
     pub tokens_out: u64,
     /// US dollars spent in the round (known when the models come from a router).
     pub usd: Option<f64>,
+    /// Model calls in the round (known when the models come from a router).
+    #[serde(default)]
+    pub calls: Option<u64>,
 }
 
 impl std::fmt::Display for RoundReport {
@@ -461,7 +464,7 @@ fn run_round(
         std::mem::swap(&mut train, &mut held);
     }
     let base_seed = opts.seed.wrapping_add(u64::from(round));
-    let usd_before = models.ledger.as_ref().map(|l| l.report().run.usd);
+    let before = models.ledger.as_ref().map(|l| l.report().run);
     let mut spend = Spend {
         usage: Usage::default(),
         cap: opts.max_tokens_per_round,
@@ -615,8 +618,13 @@ fn run_round(
         usd: models
             .ledger
             .as_ref()
-            .zip(usd_before)
-            .map(|(l, b)| l.report().run.usd - b),
+            .zip(before.as_ref())
+            .map(|(l, b)| l.report().run.usd - b.usd),
+        calls: models
+            .ledger
+            .as_ref()
+            .zip(before.as_ref())
+            .map(|(l, b)| l.report().run.calls - b.calls),
     };
     let mut batch = Vec::new();
     for t in &tried {
@@ -671,6 +679,7 @@ fn run_round(
                 Event::BudgetSpent {
                     agent: "evolve".into(),
                     model: models.refiner.name().to_string(),
+                    calls: report.calls.unwrap_or(1),
                     tokens_in: report.tokens_in,
                     tokens_out: report.tokens_out,
                     usd,
