@@ -451,7 +451,8 @@ pub enum Step {
     Global,
 }
 
-fn sample_params<R: Rng>(kind: ModelKind, rng: &mut R) -> BTreeMap<String, f64> {
+/// Parameters of `kind` near the centre of its search ranges (within ±0.3 in unit coordinates).
+pub fn sample_params<R: Rng>(kind: ModelKind, rng: &mut R) -> BTreeMap<String, f64> {
     let mut p = BTreeMap::new();
     for name in searched_params(kind) {
         if let Some(r) = param_range(kind, name) {

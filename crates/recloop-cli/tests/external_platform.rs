@@ -252,8 +252,10 @@ fn a_killed_run_resumes_its_external_experiment_from_postgres_logs() {
             &files.display().to_string(),
         ],
     );
+    // two iterations: the first candidate may be stopped offline (the brain screens model
+    // families, and one fails the example's coverage guardrail); the killed one is the second
     let mut first = Command::new(BIN)
-        .args(["run", "--iterations", "1"])
+        .args(["run", "--iterations", "2"])
         .current_dir(&ws)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -281,7 +283,7 @@ fn a_killed_run_resumes_its_external_experiment_from_postgres_logs() {
     let before = standin.calls().unwrap();
     assert!(!before.iter().any(|c| c.starts_with("stop ")), "{before:?}");
 
-    let out = run(&ws, "1");
+    let out = run(&ws, "2");
     assert!(
         out.status.success(),
         "{}\n{}",

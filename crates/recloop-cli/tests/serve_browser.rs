@@ -264,8 +264,9 @@ async fn dashboard_in_a_browser_approves_and_the_run_continues() {
     let text = page_text(&c).await;
     assert!(text.contains(&approval.id), "{text}");
     shot(&c, "07-approvals-pending").await;
+    // an attribute selector: approval ids may hold characters CSS `#id` does not (`ndcg@10`)
     c.find(Locator::Css(&format!(
-        "#approval-{} button.approve",
+        "[id=\"approval-{}\"] button.approve",
         approval.id
     )))
     .await

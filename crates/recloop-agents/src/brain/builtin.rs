@@ -311,8 +311,10 @@ struct Choice {
     rule: Option<String>,
 }
 
-/// Objective of a screening proposal (a model family no trial has measured yet).
-const SCREENING_OBJECTIVE: f64 = 0.75;
+/// Objective of a screening proposal (a model family no trial has measured yet): above every
+/// prior guess (at most 0.85), so a batch measures the unmeasured families before it repeats a
+/// measured one.
+const SCREENING_OBJECTIVE: f64 = 0.9;
 
 /// Family screening: personalised model families (those with searched parameters; the
 /// popularity baseline is the reference, not a candidate) that no measured trial and not the
@@ -541,8 +543,24 @@ impl Brain for BuiltinBrain {
         for i in 0..input.batch_size.max(1) {
             let kind = slot_kind(i);
             let screened = std::iter::from_fn(|| screening.pop()).find_map(|m| {
-                let spec = m.apply(base)?;
-                (!avoid_specs.contains(&spec_hash(&spec))).then(|| Choice {
+                // the centre was proposed before (and not measured): a point near it instead
+                let (m, spec) = std::iter::once(m.clone())
+                    .chain((0..8).filter_map(|_| match &m {
+                        Mutation::SwitchModel { model, kind, .. } => Some(Mutation::SwitchModel {
+                            model: model.clone(),
+                            kind: kind.clone(),
+                            params: space::sample_params(
+                                recloop_rec::pipeline::params::ALL_KINDS
+                                    .into_iter()
+                                    .find(|k| recloop_rec::pipeline::params::kind_name(*k) == kind)?,
+                                &mut rng,
+                            ),
+                        }),
+                        _ => None,
+                    }))
+                    .filter_map(|m| Some((m.clone(), m.apply(base)?)))
+                    .find(|(_, spec)| !avoid_specs.contains(&spec_hash(spec)))?;
+                Some(Choice {
                     rule: Some(format!(
                         "family screening: no measured trial has used {} yet; every model family is measured once at the centre of its ranges before the search tunes one",
                         match &m {
