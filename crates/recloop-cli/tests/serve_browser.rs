@@ -105,36 +105,63 @@ async fn dashboard_in_a_browser_approves_and_the_run_continues() {
         return;
     }
 
-    // 1. a real run that stops at its first KEEP, waiting for a person
+    // 1. a real run that stops at its first KEEP, waiting for a person (earlier questions — a
+    // guardrail past its attention level — are rejected on the command line, and the run resumed)
     let ws_dir = tempfile::tempdir().unwrap();
     let ws = ws_dir.path().join("ws");
     recloop_agents::example::synthetic_example(&ws, 300, 200).unwrap();
-    let out = recloop(
-        &ws,
-        &[
-            "run",
-            "--iterations",
-            "4",
-            "--brain",
-            "builtin",
-            "--unattended",
-            "wait",
-        ],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(4),
-        "the run waits for an approval: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
     let journal = recloop_journal::Journal::for_workspace(&ws, None).unwrap();
-    let pending: Vec<_> = recloop_agents::approvals::list(&journal)
-        .unwrap()
-        .into_iter()
-        .filter(|a| a.answer.is_none())
-        .collect();
-    assert_eq!(pending.len(), 1, "{pending:?}");
+    let mut pending = Vec::new();
+    for _ in 0..4 {
+        let out = recloop(
+            &ws,
+            &[
+                "run",
+                "--iterations",
+                "4",
+                "--brain",
+                "builtin",
+                "--unattended",
+                "wait",
+            ],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(4),
+            "the run waits for an approval: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        pending = recloop_agents::approvals::list(&journal)
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.answer.is_none())
+            .collect();
+        assert_eq!(pending.len(), 1, "{pending:?}");
+        if matches!(
+            pending[0].kind,
+            recloop_core::ApprovalKind::OfflineOnly | recloop_core::ApprovalKind::Keep
+        ) {
+            break;
+        }
+        let out = recloop(
+            &ws,
+            &[
+                "reject",
+                &pending[0].id,
+                "--why",
+                "the test waits for a KEEP",
+            ],
+        );
+        assert!(out.status.success(), "{out:?}");
+    }
+    assert!(
+        matches!(
+            pending[0].kind,
+            recloop_core::ApprovalKind::OfflineOnly | recloop_core::ApprovalKind::Keep
+        ),
+        "no KEEP asked for a person: {pending:?}"
+    );
     let approval = pending[0].clone();
     let run_id = approval.run_id.clone();
     let seq_before = journal.event_count().unwrap();
