@@ -34,6 +34,7 @@ pub mod space;
 pub mod stages;
 pub mod tools;
 pub mod tpe;
+pub mod workers;
 
 pub use brain::{Brain, builtin::BuiltinBrain, llm::LlmBrain};
 pub use error::{AgentError, Result};

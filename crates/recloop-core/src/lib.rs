@@ -12,7 +12,7 @@ pub use domain::*;
 pub use error::{CoreError, Result};
 pub use manifest::{
     ExecutorSection, ExternalSection, LlmBudget, LlmSection, LogMetricSpec, Manifest, ModelPrices,
-    OffPolicySection, OnlineSection, ProjectSection, SearchParam,
+    OffPolicySection, OnlineSection, ProjectSection, SearchParam, WorkersSection,
 };
 pub use metric::{
     Direction, GuardrailCheck, GuardrailLevel, GuardrailSpec, MetricSpec, MetricValues,

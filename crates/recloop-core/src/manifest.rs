@@ -38,6 +38,45 @@ pub struct Manifest {
     /// Where evaluation jobs run; absent means in the local sandbox, directly.
     #[serde(default)]
     pub executor: Option<ExecutorSection>,
+    /// Several `recloop run` processes sharing one PostgreSQL journal: leases and the git remote.
+    #[serde(default)]
+    pub workers: WorkersSection,
+}
+
+/// `[workers]`: how `recloop run` processes that share a PostgreSQL journal (on one machine or
+/// several, each with its own clone of the workspace) cooperate on one loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkersSection {
+    /// Git remote (a remote's name or a URL) through which candidate commits and the production
+    /// branch travel between workers; absent: commits stay in this clone, so every worker must
+    /// share it.
+    #[serde(default)]
+    pub remote: Option<String>,
+    /// Seconds a lease lasts unless renewed (its holder renews it every third of this); a worker
+    /// killed while it holds one loses it after this long and another worker takes its step over.
+    #[serde(default = "default_lease_ttl_s")]
+    pub lease_ttl_s: f64,
+    /// Seconds between checks while a worker waits for a step another worker holds.
+    #[serde(default = "default_workers_poll_s")]
+    pub poll_s: f64,
+}
+
+fn default_lease_ttl_s() -> f64 {
+    30.0
+}
+fn default_workers_poll_s() -> f64 {
+    0.5
+}
+
+impl Default for WorkersSection {
+    fn default() -> Self {
+        WorkersSection {
+            remote: None,
+            lease_ttl_s: default_lease_ttl_s(),
+            poll_s: default_workers_poll_s(),
+        }
+    }
 }
 
 /// `[search]`: the declared search space of the built-in brain.
@@ -843,6 +882,28 @@ impl Manifest {
                     format!("{} is not between 0.05 and 600 seconds", x.poll_s),
                 ));
             }
+        }
+        let w = &self.workers;
+        if !(w.lease_ttl_s.is_finite() && (0.5..=86_400.0).contains(&w.lease_ttl_s)) {
+            return Err(invalid(
+                "workers.lease_ttl_s",
+                format!("{} is not between 0.5 and 86400 seconds", w.lease_ttl_s),
+            ));
+        }
+        if !(w.poll_s.is_finite() && w.poll_s >= 0.01 && w.poll_s <= w.lease_ttl_s) {
+            return Err(invalid(
+                "workers.poll_s",
+                format!(
+                    "{} is not between 0.01 seconds and lease_ttl_s ({})",
+                    w.poll_s, w.lease_ttl_s
+                ),
+            ));
+        }
+        if w.remote.as_deref().is_some_and(|r| r.trim().is_empty()) {
+            return Err(invalid(
+                "workers.remote",
+                "must name a git remote or URL (or be left out)".into(),
+            ));
         }
         self.validate_search(origin)
     }
