@@ -949,8 +949,9 @@ impl Loop {
                 .iter()
                 .filter(|p| p.maturity == Maturity::ProbeFirst),
         );
-        selected.truncate(cfg.workers);
         if let Some(w) = &self.workers {
+            // every worker process drains one queue: the iteration's whole batch is in flight
+            selected.truncate(cfg.batch);
             return self
                 .develop_and_evaluate_shared(w, rec, cfg, it, &selected, prod, approvals, steps);
         }
