@@ -266,6 +266,37 @@ impl Leases {
         })
     }
 
+    /// Cumulative row activity of the journal's tables since the server's statistics were
+    /// reset, from `pg_stat_user_tables` (the write load a benchmark measures): per table,
+    /// (name, rows inserted, rows updated, index and sequential scans).
+    pub fn table_activity(&self) -> Result<Vec<(String, u64, u64, u64)>> {
+        self.journal.run(move |j| async move {
+            let pool = pool(j.backend())?;
+            let rows = sqlx::query(
+                "SELECT relname::text, n_tup_ins, n_tup_upd, \
+                 COALESCE(idx_scan, 0) + COALESCE(seq_scan, 0) FROM pg_stat_user_tables \
+                 WHERE schemaname = current_schema() ORDER BY relname",
+            )
+            .fetch_all(&pool)
+            .await
+            .map_err(|e| JournalError::db(j.location(), "reading table statistics", e))?;
+            let n = |r: &sqlx::postgres::PgRow, i: usize| -> u64 {
+                r.try_get::<i64, _>(i).unwrap_or(0).max(0) as u64
+            };
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    (
+                        r.try_get::<String, _>(0).unwrap_or_default(),
+                        n(r, 1),
+                        n(r, 2),
+                        n(r, 3),
+                    )
+                })
+                .collect())
+        })
+    }
+
     /// Keys of `queue` not done yet.
     pub fn open_keys(&self, queue: &str) -> Result<u64> {
         self.counters.other.fetch_add(1, Ordering::Relaxed);
