@@ -1272,6 +1272,36 @@ alpha = 0.05
     }
 
     #[test]
+    fn workers_section_defaults_parse_and_bad_values_name_their_key() {
+        let m = Manifest::parse(EXAMPLE, Path::new("recloop.toml")).unwrap();
+        assert_eq!(m.workers, WorkersSection::default());
+        let w = Manifest::parse(
+            &format!("{EXAMPLE}\n[workers]\nremote = \"origin\"\nlease_ttl_s = 3\npoll_s = 0.2\n"),
+            Path::new("recloop.toml"),
+        )
+        .unwrap()
+        .workers;
+        assert_eq!(
+            (w.remote.as_deref(), w.lease_ttl_s, w.poll_s),
+            (Some("origin"), 3.0, 0.2)
+        );
+        for (body, key) in [
+            ("lease_ttl_s = 0", "workers.lease_ttl_s"),
+            ("poll_s = 0", "workers.poll_s"),
+            ("lease_ttl_s = 2\npoll_s = 5", "workers.poll_s"),
+            ("remote = \" \"", "workers.remote"),
+        ] {
+            let err = Manifest::parse(
+                &format!("{EXAMPLE}\n[workers]\n{body}\n"),
+                Path::new("recloop.toml"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(key), "{body}: {err}");
+        }
+    }
+
+    #[test]
     fn executor_section_parses_and_bad_values_name_their_key() {
         let m = Manifest::parse(EXAMPLE, Path::new("recloop.toml")).unwrap();
         assert!(m.executor.is_none());
