@@ -50,6 +50,9 @@ pub struct DevelopCtx<'a> {
     /// Failures and lessons from the journal that concern this proposal
     /// ([`crate::evidence::pitfalls`]).
     pub pitfalls: String,
+    /// The shared git remote of workers (`[workers] remote`): a candidate's commit is pushed
+    /// there (as `refs/recloop/candidates/ID`) before it is journaled as ready.
+    pub remote: Option<String>,
 }
 
 /// Files listed in Develop's context at most.
@@ -641,6 +644,10 @@ fn commit_candidate(
         &format!("{cid}: {}\n\nProposal {pid}.", proposal.title),
         &Signature::recloop(Some(ctx.commit_time)),
     )?;
+    if let Some(remote) = &ctx.remote {
+        ctx.repo
+            .push_ref(remote, &commit, &format!("refs/recloop/candidates/{cid}"))?;
+    }
     ctx.rec.emit(
         ctx.iteration,
         &format!("develop/{pid}/offline"),

@@ -348,6 +348,96 @@ impl Repo {
         git(&self.root, &["merge-base", "--is-ancestor", ancestor, rev]).is_ok()
     }
 
+    /// Whether `commit` is in this clone.
+    pub fn has_commit(&self, commit: &str) -> bool {
+        git(
+            &self.root,
+            &["cat-file", "-e", &format!("{commit}^{{commit}}")],
+        )
+        .is_ok()
+    }
+
+    /// Publish `commit` on `remote` as `refname` (workers on other machines fetch it from there).
+    pub fn push_ref(&self, remote: &str, commit: &str, refname: &str) -> Result<()> {
+        git(
+            &self.root,
+            &["push", "-q", remote, &format!("+{commit}:{refname}")],
+        )?;
+        Ok(())
+    }
+
+    /// Fetch the candidates' refs (`refs/recloop/*`) and `production` from `remote`; returns the
+    /// remote's production commit (`None` when the remote has no such branch yet).
+    pub fn fetch_shared(&self, remote: &str, production: &str) -> Result<Option<String>> {
+        let head = git(
+            &self.root,
+            &["ls-remote", remote, &format!("refs/heads/{production}")],
+        )?;
+        let head = head.split_whitespace().next().map(str::to_string);
+        let mut args = vec![
+            "fetch".to_string(),
+            "-q".into(),
+            remote.to_string(),
+            "+refs/recloop/*:refs/recloop/*".into(),
+        ];
+        if head.is_some() {
+            args.push(format!(
+                "+refs/heads/{production}:refs/remotes/recloop-shared/{production}"
+            ));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        git(&self.root, &args)?;
+        Ok(head)
+    }
+
+    /// Move the local branch `production` forward to `commit` (a fast-forward; a local branch
+    /// that is not an ancestor of `commit` is an error naming both).
+    pub fn advance_branch(&self, production: &str, commit: &str) -> Result<()> {
+        let head = self.rev(production)?;
+        if head == commit {
+            return Ok(());
+        }
+        if !self.is_ancestor(&head, commit) {
+            return Err(AgentError::Git {
+                args: format!("advance {production} to {commit}"),
+                message: format!(
+                    "the local branch {production} ({head}) has commits the shared remote's \
+                     {production} ({commit}) lacks; production is one branch, so reconcile them by hand"
+                ),
+            });
+        }
+        let current = git(&self.root, &["rev-parse", "--abbrev-ref", "HEAD"]).unwrap_or_default();
+        if current == production {
+            git(&self.root, &["merge", "-q", "--ff-only", commit])?;
+        } else {
+            git(
+                &self.root,
+                &[
+                    "update-ref",
+                    &format!("refs/heads/{production}"),
+                    commit,
+                    &head,
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Point the local branch `production` back at `commit` (undo a merge that a re-check
+    /// refused).
+    pub fn reset_branch(&self, production: &str, commit: &str) -> Result<()> {
+        let current = git(&self.root, &["rev-parse", "--abbrev-ref", "HEAD"]).unwrap_or_default();
+        if current == production {
+            git(&self.root, &["reset", "-q", "--hard", commit])?;
+        } else {
+            git(
+                &self.root,
+                &["update-ref", &format!("refs/heads/{production}"), commit],
+            )?;
+        }
+        Ok(())
+    }
+
     /// Merge `commit` into the production branch: fast-forward when possible, else a merge commit
     /// made as `sig`. Idempotent: a commit already contained in production is a no-op.
     /// The main checkout must have production checked out or be clean enough to update the ref.

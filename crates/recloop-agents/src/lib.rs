@@ -36,6 +36,8 @@ pub mod space;
 pub mod stages;
 pub mod tools;
 pub mod tpe;
+pub mod workers;
+pub mod workers_bench;
 
 pub use brain::{Brain, builtin::BuiltinBrain, llm::LlmBrain};
 pub use error::{AgentError, Result};

@@ -60,6 +60,9 @@ pub struct RunOptions {
     /// Set to cancel the run (Ctrl-C): evaluation jobs in flight are cancelled and journaled,
     /// and the run stops with [`AgentError::Cancelled`], resumable like after a kill.
     pub cancel: crate::executor::CancelToken,
+    /// The journal's URL (`postgres://…` lets several workers share the loop; default
+    /// `$RECLOOP_JOURNAL_URL`, else the workspace's SQLite journal).
+    pub journal: Option<String>,
 }
 
 /// One tried experiment in the summary.
@@ -278,17 +281,27 @@ pub struct RunLock {
 impl RunLock {
     /// Take the lock of the workspace of `repo` for this process.
     pub fn acquire(repo: &Repo) -> Result<RunLock> {
+        RunLock::acquire_at(
+            &repo.root.join(".recloop").join("run.lock"),
+            Some(repo),
+            "is working on this workspace; wait for it",
+        )
+    }
+
+    /// Take the lock file at `path`; a holder is refused with `another recloop process (pid N)
+    /// {why}`. With `repo`, git lock files left by a killed holder are removed.
+    pub fn acquire_at(path: &Path, repo: Option<&Repo>, why: &str) -> Result<RunLock> {
         use std::io::{Read, Seek, Write};
-        let dir = repo.root.join(".recloop");
-        std::fs::create_dir_all(&dir).map_err(|e| AgentError::io(&dir, e))?;
-        let path = dir.join("run.lock");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| AgentError::io(dir, e))?;
+        }
         let mut file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(&path)
-            .map_err(|e| AgentError::io(&path, e))?;
+            .open(path)
+            .map_err(|e| AgentError::io(path, e))?;
         match try_lock_briefly(&file) {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -297,7 +310,7 @@ impl RunLock {
                 return Err(AgentError::Invalid {
                     path: path.display().to_string(),
                     reason: format!(
-                        "another recloop process{} is working on this workspace; wait for it",
+                        "another recloop process{} {why}",
                         match holder.trim() {
                             "" => String::new(),
                             pid => format!(" (pid {pid})"),
@@ -305,11 +318,13 @@ impl RunLock {
                     ),
                 });
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(AgentError::io(&path, e)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(AgentError::io(path, e)),
         }
         let mut previous = String::new();
         let _ = file.read_to_string(&mut previous);
-        if !previous.trim().is_empty() {
+        if let Some(repo) = repo
+            && !previous.trim().is_empty()
+        {
             let removed = repo.clear_stale_locks()?;
             if !removed.is_empty() {
                 tracing::warn!(
@@ -318,7 +333,7 @@ impl RunLock {
                 );
             }
         }
-        let io = |e| AgentError::io(&path, e);
+        let io = |e| AgentError::io(path, e);
         file.set_len(0).map_err(io)?;
         file.rewind().map_err(io)?;
         write!(file, "{}", std::process::id()).map_err(io)?;
@@ -461,6 +476,10 @@ pub struct Loop {
     pub harness: std::sync::RwLock<[Harness; 3]>,
     /// The workspace's run lock, held while this value lives.
     pub lock: RunLock,
+    /// A SQLite journal's lock (one process per SQLite journal, wherever its workspace is).
+    pub journal_lock: Option<RunLock>,
+    /// This process's part in a loop shared through a PostgreSQL journal (None: SQLite).
+    pub workers: Option<crate::workers::Workers>,
 }
 
 impl Loop {
@@ -471,8 +490,22 @@ impl Loop {
         let root = repo.root.clone();
         let lock = RunLock::acquire(&repo)?;
         harness::install_defaults(&root)?;
+        let location = recloop_journal::Location::for_workspace(&root, opts.journal.as_deref())
+            .map_err(|e| AgentError::Journal(e.to_string()))?;
+        // A SQLite journal serves one process: a second `recloop run` on it (from this workspace
+        // or another that names the same file) is refused by a lock beside the file.
+        let journal_lock = match &location {
+            recloop_journal::Location::Sqlite(p) => Some(RunLock::acquire_at(
+                &p.with_extension("db.run-lock"),
+                None,
+                "this SQLite journal serves one `recloop run` at a time; for several workers \
+                 use a PostgreSQL journal (`recloop run --journal postgres://…`)",
+            )?),
+            recloop_journal::Location::Postgres { .. } => None,
+        };
         let journal =
-            Journal::for_workspace(&root, None).map_err(|e| AgentError::Journal(e.to_string()))?;
+            Journal::open_location(&location).map_err(|e| AgentError::Journal(e.to_string()))?;
+        let workers = crate::workers::Workers::open(&journal, &manifest)?;
         // the latest admitted version of each harness is the one in use
         for agent in ["brainstorm", "develop", "evaluate"] {
             crate::evolve::versions::sync_disk(&journal, &root, agent)?;
@@ -552,6 +585,8 @@ impl Loop {
             online,
             harness: std::sync::RwLock::new(harness),
             lock,
+            journal_lock,
+            workers,
         })
     }
 
@@ -665,6 +700,7 @@ impl Loop {
         let mut steps = StepCounter::new(opts.stop_after_steps, opts.cancel.clone());
         self.record_start_of_run(&rec, resumed, last_seq)?;
         let start = self.start(&rec, &cfg, opts)?;
+        self.have_commit(&start.commit)?;
         steps.tick()?;
         let bar = opts.progress.then(|| progress_bar(cfg.iterations));
         let mut prod = start.clone();
@@ -726,6 +762,7 @@ impl Loop {
             };
             msg("merge", best);
             prod = self.merge_best_keep(&rec, it, &outcomes, &prod)?;
+            self.have_commit(&prod.commit)?;
             steps.tick()?;
             self.record_lessons(&rec, it, &outcomes)?;
             steps.tick()?;
@@ -749,7 +786,7 @@ impl Loop {
                 if let Some(b) = &bar {
                     b.set_message("final online comparison: ending vs starting production");
                 }
-                let ab: FinalAb = rec.step(0, "final_ab", || {
+                let ab: FinalAb = self.shared_step(&rec, 0, "final_ab", || {
                     self.final_ab(platform.as_ref(), &run_id, &start, &prod, cfg.seed)
                 })?;
                 Some(ab)
@@ -774,6 +811,27 @@ impl Loop {
         Ok(summary)
     }
 
+    /// Run a shared step once: through the leases of the workers on a PostgreSQL journal, else
+    /// as a resumable step of this process.
+    fn shared_step<T, F>(&self, rec: &Recorder, it: u32, step: &str, f: F) -> Result<T>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+        F: FnOnce() -> Result<T>,
+    {
+        match &self.workers {
+            Some(w) => w.step(rec, it, step, f),
+            None => rec.step(it, step, f),
+        }
+    }
+
+    /// Make a commit that another worker made available in this clone.
+    fn have_commit(&self, commit: &str) -> Result<()> {
+        match &self.workers {
+            Some(w) => w.ensure_commit(&self.repo, &self.manifest.project.production, commit),
+            None => Ok(()),
+        }
+    }
+
     fn production_dir(&self) -> PathBuf {
         self.workspace
             .join(".recloop")
@@ -783,7 +841,23 @@ impl Loop {
 
     /// `run_resumed` when continuing, and the harness versions in use.
     fn record_start_of_run(&self, rec: &Recorder, resumed: bool, last_seq: u64) -> Result<()> {
-        if resumed {
+        if let Some(w) = &self.workers {
+            rec.emit(
+                0,
+                &format!("worker/{}/joined", w.worker),
+                Event::Note {
+                    topic: "worker.joined".into(),
+                    text: format!("worker {} joined run {}", w.worker, rec.run_id),
+                    data: serde_json::json!({
+                        "worker": w.worker,
+                        "workspace": self.workspace.display().to_string(),
+                        "remote": w.remote,
+                        "lease_ttl_s": w.ttl.as_secs_f64(),
+                    }),
+                },
+                None,
+            )?;
+        } else if resumed {
             rec.emit(
                 0,
                 &format!("resumed/{last_seq}"),
@@ -811,8 +885,12 @@ impl Loop {
 
     /// The starting production: checked out, measured, `run_started` recorded (once).
     fn start(&self, rec: &Recorder, cfg: &RunConfig, opts: &RunOptions) -> Result<ProductionState> {
-        rec.step(0, "start", || {
-            let commit = self.repo.rev(&self.manifest.project.production)?;
+        self.shared_step(rec, 0, "start", || {
+            let production = &self.manifest.project.production;
+            let commit = match &self.workers {
+                Some(w) => w.sync_production(&self.repo, production)?,
+                None => self.repo.rev(production)?,
+            };
             let dir = self.production_dir();
             self.repo.ensure_detached(&dir, &commit)?;
             let job = JobContext {
@@ -873,7 +951,7 @@ impl Loop {
         prod: &ProductionState,
     ) -> Result<Vec<Proposal>> {
         let run_id = &rec.run_id;
-        rec.step(it, "brainstorm", || {
+        self.shared_step(rec, it, "brainstorm", || {
             let prod_dir = self.production_dir();
             self.repo.checkout_detached(&prod_dir, &prod.commit)?;
             let events: Vec<EventRecord> = self
@@ -946,7 +1024,12 @@ impl Loop {
                 .iter()
                 .filter(|p| p.maturity == Maturity::ProbeFirst),
         );
-        selected.truncate(cfg.workers);
+        if let Some(w) = &self.workers {
+            // every worker process drains one queue: the iteration's whole batch is in flight
+            selected.truncate(cfg.batch);
+            return self
+                .develop_and_evaluate_shared(w, rec, cfg, it, &selected, prod, approvals, steps);
+        }
         let mut outcomes: Vec<CandidateOutcome> = Vec::new();
         let mut pending = Vec::new();
         for (k, p) in selected.iter().enumerate() {
@@ -1030,7 +1113,7 @@ impl Loop {
     ) -> Result<ProductionState> {
         let primary = &self.manifest.metrics.primary;
         let sign = primary.direction.sign();
-        rec.step(it, "merge", || {
+        self.shared_step(rec, it, "merge", || {
             let mut keeps: Vec<&CandidateOutcome> = outcomes
                 .iter()
                 .filter(|o| {
@@ -1044,6 +1127,9 @@ impl Loop {
                 let vb = cand_value(b, &primary.name) * sign;
                 vb.total_cmp(&va)
             });
+            if let Some(w) = &self.workers {
+                return self.merge_shared(w, rec, it, &keeps, prod);
+            }
             let Some(win) = keeps.first() else {
                 return Ok(prod.clone());
             };
@@ -1113,7 +1199,7 @@ impl Loop {
 
     /// Update the lessons with this iteration's verdicts.
     fn record_lessons(&self, rec: &Recorder, it: u32, outcomes: &[CandidateOutcome]) -> Result<()> {
-        rec.step(it, "lessons", || {
+        self.shared_step(rec, it, "lessons", || {
             let events = self.events()?;
             let history = History::from_events(&events, &self.manifest.metrics.primary.name);
             for o in outcomes {
@@ -1241,6 +1327,7 @@ impl Loop {
             commit_time: FIXED_CLOCK + u64::from(it) * 1000 + k,
             tried_diffs: history.tried_diffs(),
             pitfalls: crate::evidence::pitfalls(history, p),
+            remote: self.workers.as_ref().and_then(|w| w.remote.clone()),
         };
         // A candidate developed before a stop (kill, or waiting for an approval) is reused as
         // recorded: what a person approved is what gets evaluated and merged.
@@ -1261,6 +1348,7 @@ impl Loop {
             DevelopResult::Failed { .. } => None,
             DevelopResult::Ready { candidate } => {
                 let wt = worktree_dir(&self.repo, &candidate_id(p));
+                self.have_commit(&candidate.commit)?;
                 if !wt.exists() {
                     self.repo.checkout_detached(&wt, &candidate.commit)?;
                 }
@@ -1292,6 +1380,356 @@ impl Loop {
             verdict,
             error: None,
         })
+    }
+
+    /// [`Loop::develop_and_evaluate`] among workers: the iteration's candidates are a queue of
+    /// leases; this process's `workers` threads claim them one at a time until every candidate
+    /// is done (taking over a candidate whose holder's lease expired).
+    #[allow(clippy::too_many_arguments)]
+    fn develop_and_evaluate_shared(
+        &self,
+        w: &crate::workers::Workers,
+        rec: &Recorder,
+        cfg: &RunConfig,
+        it: u32,
+        selected: &[&Proposal],
+        prod: &ProductionState,
+        approvals: &Approvals,
+        steps: &mut StepCounter,
+    ) -> Result<Batch> {
+        let step_of = |p: &Proposal| format!("candidate/{}", p.id);
+        let queue = rec.key(it, "candidates");
+        let keys: Vec<String> = selected.iter().map(|p| rec.key(it, &step_of(p))).collect();
+        let jerr = |e: recloop_journal::JournalError| AgentError::Journal(e.to_string());
+        w.leases.enqueue(&queue, &keys).map_err(jerr)?;
+        let prod_dir = self.production_dir();
+        self.repo.checkout_detached(&prod_dir, &prod.commit)?;
+        let events = self.events()?;
+        let history = History::from_events(&events, &self.manifest.metrics.primary.name);
+        let waiting = std::sync::Mutex::new(Vec::new());
+        let budget = std::sync::atomic::AtomicBool::new(false);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let claim_loop = || -> Result<usize> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let mut done = 0;
+            while !stop.load(SeqCst) {
+                let Some(claim) = w
+                    .leases
+                    .claim_next(&queue, &w.worker, w.ttl)
+                    .map_err(jerr)?
+                else {
+                    if w.leases.open_keys(&queue).map_err(jerr)? == 0 {
+                        break;
+                    }
+                    std::thread::sleep(w.poll);
+                    continue;
+                };
+                let Some(k) = keys.iter().position(|key| *key == claim.key) else {
+                    let _ = w.leases.release(&claim, &w.worker);
+                    return Err(AgentError::Journal(format!(
+                        "lease {} is in the queue {queue} but not among this iteration's candidates",
+                        claim.key
+                    )));
+                };
+                let p = selected[k];
+                w.record_claim(rec, it, &step_of(p), &claim, Some(&p.id))?;
+                let held = w.hold(claim);
+                if rec.done::<CandidateOutcome>(it, &step_of(p))?.is_none() {
+                    let r = self.candidate(
+                        rec, it, k as u64, p, prod, &prod_dir, cfg, approvals, &history,
+                    );
+                    let o = match r {
+                        Ok(o) => o,
+                        Err(AgentError::Stage { class, detail }) => CandidateOutcome {
+                            proposal: p.clone(),
+                            develop: None,
+                            verdict: None,
+                            error: Some(format!("{}: {detail}", class.as_str())),
+                        },
+                        Err(e) => {
+                            let claim = held.claim.clone();
+                            drop(held);
+                            let _ = w.leases.release(&claim, &w.worker);
+                            match e {
+                                AgentError::AwaitingApproval { id, question } => {
+                                    if let Ok(mut v) = waiting.lock() {
+                                        v.push((id, question));
+                                    }
+                                }
+                                AgentError::Budget(detail) => {
+                                    record_budget_exhausted(
+                                        rec,
+                                        it,
+                                        Some(&p.id),
+                                        "develop",
+                                        detail,
+                                    )?;
+                                    budget.store(true, SeqCst);
+                                }
+                                e => {
+                                    stop.store(true, SeqCst);
+                                    return Err(e);
+                                }
+                            }
+                            // this process stops claiming; the others go on
+                            stop.store(true, SeqCst);
+                            break;
+                        }
+                    };
+                    rec.complete(it, &step_of(p), &o)?;
+                    done += 1;
+                }
+                if held.lost() {
+                    tracing::warn!(
+                        "{} finished {} after its lease expired; the journal kept one result",
+                        w.worker,
+                        held.claim.key
+                    );
+                }
+                let key = held.claim.key.clone();
+                drop(held);
+                w.leases.finish(&key).map_err(jerr)?;
+            }
+            Ok(done)
+        };
+        let threads = cfg.workers.clamp(1, selected.len().max(1));
+        let results: Vec<Result<usize>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads).map(|_| s.spawn(claim_loop)).collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(AgentError::WorkerPanicked(format!(
+                            "candidates of iteration {it}"
+                        )))
+                    })
+                })
+                .collect()
+        });
+        for r in results {
+            for _ in 0..r? {
+                steps.tick()?;
+            }
+        }
+        let waiting = waiting.into_inner().unwrap_or_default();
+        if !waiting.is_empty() {
+            return Ok(Batch::Waiting(waiting));
+        }
+        if budget.into_inner() {
+            return Ok(Batch::BudgetExhausted);
+        }
+        let mut outcomes = Vec::new();
+        for p in selected {
+            match rec.done::<CandidateOutcome>(it, &step_of(p))? {
+                Some(o) => outcomes.push(o),
+                None => {
+                    return Err(AgentError::Journal(format!(
+                        "candidate {} of iteration {it} has no recorded outcome after its queue \
+                         emptied",
+                        p.id
+                    )));
+                }
+            }
+        }
+        outcomes.sort_by(|a, b| a.proposal.id.cmp(&b.proposal.id));
+        Ok(Batch::Done(outcomes))
+    }
+
+    /// Validation metrics of `commit`, checked out in production's worktree.
+    fn validate_commit(
+        &self,
+        rec: &Recorder,
+        it: u32,
+        step: &str,
+        proposal_id: Option<&str>,
+        commit: &str,
+    ) -> Result<MetricValues> {
+        let prod_dir = self.production_dir();
+        self.repo.checkout_detached(&prod_dir, commit)?;
+        let job = JobContext {
+            rec,
+            iteration: it,
+            step: step.to_string(),
+            proposal_id: proposal_id.map(str::to_string),
+            job: format!("validation of production {commit}"),
+        };
+        self.evaluator
+            .evaluate_job(&prod_dir, Split::Validation, &job)
+            .map_err(|e| match e {
+                EvalError::Cancelled => AgentError::Cancelled,
+                e => AgentError::Invalid {
+                    path: format!("production {commit}"),
+                    reason: e.to_string(),
+                },
+            })
+    }
+
+    /// Production's metrics at `commit`: as journaled when it was merged or started a run,
+    /// else measured.
+    fn production_metrics(&self, rec: &Recorder, it: u32, commit: &str) -> Result<MetricValues> {
+        for e in self.events()?.iter().rev() {
+            match &e.event {
+                Event::MergedIntoProduction {
+                    commit: c, metrics, ..
+                } if c == commit => return Ok(metrics.clone()),
+                Event::RunStarted {
+                    production_commit,
+                    baseline,
+                    ..
+                } if production_commit == commit => return Ok(baseline.clone()),
+                _ => {}
+            }
+        }
+        self.validate_commit(
+            rec,
+            it,
+            &format!("merge/production/{commit}/eval"),
+            None,
+            commit,
+        )
+    }
+
+    /// Merge this iteration's KEEPs (best first) while holding the production branch's lock:
+    /// the local branch is first brought to the shared remote's; a KEEP whose base is no longer
+    /// production (another KEEP merged first, or another worker moved production) is merged
+    /// onto the new production, re-measured, and kept only if it still clears the primary
+    /// metric's minimum effect over it; the result is pushed to the remote.
+    fn merge_shared(
+        &self,
+        w: &crate::workers::Workers,
+        rec: &Recorder,
+        it: u32,
+        keeps: &[&CandidateOutcome],
+        prod: &ProductionState,
+    ) -> Result<ProductionState> {
+        let branch = self.manifest.project.production.clone();
+        let lock = w.lock_production(rec, it, &branch)?;
+        let merged = (|| -> Result<ProductionState> {
+            let head = w.sync_production(&self.repo, &branch)?;
+            let mut current = if head == prod.commit {
+                prod.clone()
+            } else {
+                ProductionState {
+                    metrics: self.production_metrics(rec, it, &head)?,
+                    commit: head,
+                }
+            };
+            let primary = &self.manifest.metrics.primary;
+            let sign = primary.direction.sign();
+            let sig = self
+                .repo
+                .merge_signature(self.manifest.project.merge_author.as_deref())?;
+            for o in keeps {
+                let Some(DevelopResult::Ready { candidate }) = &o.develop else {
+                    continue;
+                };
+                let pid = &o.proposal.id;
+                self.have_commit(&candidate.commit)?;
+                let merged_event = |commit: &str, metrics: &MetricValues| {
+                    rec.emit(
+                        it,
+                        &format!("merge/{pid}"),
+                        Event::MergedIntoProduction {
+                            proposal_id: pid.clone(),
+                            candidate_id: candidate.id.clone(),
+                            commit: commit.to_string(),
+                            metrics: metrics.clone(),
+                        },
+                        None,
+                    )
+                };
+                let superseded = |text: String, data: serde_json::Value| {
+                    rec.emit(
+                        it,
+                        &format!("merge/{pid}/superseded"),
+                        Event::Note {
+                            topic: "merge.superseded".into(),
+                            text,
+                            data,
+                        },
+                        None,
+                    )
+                };
+                if self.repo.is_ancestor(&candidate.commit, &current.commit) {
+                    // merged and pushed by a worker that died before it journaled the merge
+                    merged_event(&current.commit, &current.metrics)?;
+                    continue;
+                }
+                let base = current.commit.clone();
+                let commit = match self.repo.merge_into(
+                    &branch,
+                    &candidate.commit,
+                    &format!("recloop: keep {} ({})", candidate.id, o.proposal.title),
+                    &sig,
+                ) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        superseded(
+                            format!(
+                                "{pid} was KEEP but does not merge into production {base}: {e}"
+                            ),
+                            serde_json::Value::Null,
+                        )?;
+                        continue;
+                    }
+                };
+                let metrics = if commit == candidate.commit {
+                    candidate.offline.clone()
+                } else {
+                    self.validate_commit(rec, it, &format!("merge/{pid}/eval"), Some(pid), &commit)?
+                };
+                if candidate.base_commit != base {
+                    let after = metrics.get(&primary.name).copied().unwrap_or(f64::NAN);
+                    let before = current
+                        .metrics
+                        .get(&primary.name)
+                        .copied()
+                        .unwrap_or(f64::NAN);
+                    let gain = sign * (after - before);
+                    let kept = gain >= primary.min_effect;
+                    let data = serde_json::json!({
+                        "candidate": candidate.id, "candidate_base": candidate.base_commit,
+                        "production": base, "merged": commit, "metric": primary.name,
+                        "production_value": before, "merged_value": after,
+                        "gain": gain, "min_effect": primary.min_effect, "kept": kept,
+                    });
+                    rec.emit(
+                        it,
+                        &format!("merge/{pid}/rechecked"),
+                        Event::Note {
+                            topic: "merge.rechecked".into(),
+                            text: format!(
+                                "{pid} was KEEP against {}; production is now {base}: merged \
+                                 {} {after:.4} vs {before:.4} (gain {gain:+.4}, min effect {}) → {}",
+                                candidate.base_commit,
+                                primary.name,
+                                primary.min_effect,
+                                if kept { "merged" } else { "not merged" }
+                            ),
+                            data: data.clone(),
+                        },
+                        None,
+                    )?;
+                    if !kept {
+                        self.repo.reset_branch(&branch, &base)?;
+                        superseded(
+                            format!(
+                                "{pid} was KEEP but no longer clears {} over production {base}",
+                                primary.name
+                            ),
+                            data,
+                        )?;
+                        continue;
+                    }
+                }
+                merged_event(&commit, &metrics)?;
+                current = ProductionState { commit, metrics };
+            }
+            w.push_production(&self.repo, &branch)?;
+            Ok(current)
+        })();
+        w.unlock_production(lock)?;
+        merged
     }
 
     /// Build the summary of `run_id` from the journal.

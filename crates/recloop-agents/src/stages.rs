@@ -302,6 +302,7 @@ pub fn develop(workspace: &Path, id: &str) -> Result<DevelopResult> {
         commit_time: 1_800_000_000 + u64::from(it),
         tried_diffs: history.tried_diffs(),
         pitfalls: crate::evidence::pitfalls(&history, &p),
+        remote: l.workers.as_ref().and_then(|w| w.remote.clone()),
     };
     let r = develop_one(&ctx, &p)?;
     let wt = worktree_dir(&l.repo, &crate::develop::candidate_id(&p));

@@ -42,6 +42,9 @@ enum Command {
     Llm(commands::llm::Command),
     /// Run the research loop.
     Run(commands::run::RunArgs),
+    /// Benchmarks of the loop's machinery (`workers`: several workers on one PostgreSQL journal).
+    #[command(subcommand)]
+    Bench(commands::bench::Command),
     /// Run only the Brainstorm stage.
     Brainstorm(commands::run::BrainstormArgs),
     /// Implement one proposal (Develop stage).
@@ -91,6 +94,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Demo(args) => commands::demo::run(args),
         Command::Run(args) => commands::run::run(args),
+        Command::Bench(cmd) => unit(commands::bench::run(cmd)),
         Command::Approvals(args) => unit(commands::approvals::list(args)),
         Command::Approve(args) => unit(commands::approvals::approve(args)),
         Command::Reject(args) => unit(commands::approvals::reject(args)),

@@ -13,6 +13,7 @@ pub use error::{CoreError, Result};
 pub use manifest::{
     EvolveSection, ExecutorSection, ExternalSection, LlmBudget, LlmSection, LogMetricSpec,
     Manifest, ModelPrices, OffPolicySection, OnlineSection, ProjectSection, SearchParam,
+    WorkersSection,
 };
 pub use metric::{
     Direction, GuardrailCheck, GuardrailLevel, GuardrailSpec, MetricSpec, MetricValues,

@@ -41,6 +41,45 @@ pub struct Manifest {
     /// Where evaluation jobs run; absent means in the local sandbox, directly.
     #[serde(default)]
     pub executor: Option<ExecutorSection>,
+    /// Several `recloop run` processes sharing one PostgreSQL journal: leases and the git remote.
+    #[serde(default)]
+    pub workers: WorkersSection,
+}
+
+/// `[workers]`: how `recloop run` processes that share a PostgreSQL journal (on one machine or
+/// several, each with its own clone of the workspace) cooperate on one loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkersSection {
+    /// Git remote (a remote's name or a URL) through which candidate commits and the production
+    /// branch travel between workers; absent: commits stay in this clone, so every worker must
+    /// share it.
+    #[serde(default)]
+    pub remote: Option<String>,
+    /// Seconds a lease lasts unless renewed (its holder renews it every third of this); a worker
+    /// killed while it holds one loses it after this long and another worker takes its step over.
+    #[serde(default = "default_lease_ttl_s")]
+    pub lease_ttl_s: f64,
+    /// Seconds between checks while a worker waits for a step another worker holds.
+    #[serde(default = "default_workers_poll_s")]
+    pub poll_s: f64,
+}
+
+fn default_lease_ttl_s() -> f64 {
+    30.0
+}
+fn default_workers_poll_s() -> f64 {
+    0.5
+}
+
+impl Default for WorkersSection {
+    fn default() -> Self {
+        WorkersSection {
+            remote: None,
+            lease_ttl_s: default_lease_ttl_s(),
+            poll_s: default_workers_poll_s(),
+        }
+    }
 }
 
 /// `[evolve]`: SGPO rounds inside `recloop run`.
@@ -932,6 +971,28 @@ impl Manifest {
                 ));
             }
         }
+        let w = &self.workers;
+        if !(w.lease_ttl_s.is_finite() && (0.5..=86_400.0).contains(&w.lease_ttl_s)) {
+            return Err(invalid(
+                "workers.lease_ttl_s",
+                format!("{} is not between 0.5 and 86400 seconds", w.lease_ttl_s),
+            ));
+        }
+        if !(w.poll_s.is_finite() && w.poll_s >= 0.01 && w.poll_s <= w.lease_ttl_s) {
+            return Err(invalid(
+                "workers.poll_s",
+                format!(
+                    "{} is not between 0.01 seconds and lease_ttl_s ({})",
+                    w.poll_s, w.lease_ttl_s
+                ),
+            ));
+        }
+        if w.remote.as_deref().is_some_and(|r| r.trim().is_empty()) {
+            return Err(invalid(
+                "workers.remote",
+                "must name a git remote or URL (or be left out)".into(),
+            ));
+        }
         self.validate_search(origin)
     }
 
@@ -1321,6 +1382,36 @@ alpha = 0.05
                 .unwrap_err()
                 .to_string();
             assert!(msg.contains(field), "{section}: {msg}");
+        }
+    }
+
+    #[test]
+    fn workers_section_defaults_parse_and_bad_values_name_their_key() {
+        let m = Manifest::parse(EXAMPLE, Path::new("recloop.toml")).unwrap();
+        assert_eq!(m.workers, WorkersSection::default());
+        let w = Manifest::parse(
+            &format!("{EXAMPLE}\n[workers]\nremote = \"origin\"\nlease_ttl_s = 3\npoll_s = 0.2\n"),
+            Path::new("recloop.toml"),
+        )
+        .unwrap()
+        .workers;
+        assert_eq!(
+            (w.remote.as_deref(), w.lease_ttl_s, w.poll_s),
+            (Some("origin"), 3.0, 0.2)
+        );
+        for (body, key) in [
+            ("lease_ttl_s = 0", "workers.lease_ttl_s"),
+            ("poll_s = 0", "workers.poll_s"),
+            ("lease_ttl_s = 2\npoll_s = 5", "workers.poll_s"),
+            ("remote = \" \"", "workers.remote"),
+        ] {
+            let err = Manifest::parse(
+                &format!("{EXAMPLE}\n[workers]\n{body}\n"),
+                Path::new("recloop.toml"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(key), "{body}: {err}");
         }
     }
 

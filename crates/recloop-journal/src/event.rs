@@ -450,6 +450,47 @@ pub enum Event {
         /// The step.
         step: TrajectoryStep,
     },
+    /// A worker took a free lease on a step (workers sharing a PostgreSQL journal; not
+    /// projected into views).
+    LeaseAcquired {
+        /// The step's idempotency key.
+        key: String,
+        /// Experiment the step works on, if any.
+        #[serde(default)]
+        proposal_id: Option<ProposalId>,
+        /// The worker (`host:pid:nonce`).
+        worker: String,
+        /// Lease generation, from 1; a takeover increments it.
+        epoch: u64,
+    },
+    /// A lease ran out without being renewed: its holder stopped (killed, hung, cut off).
+    LeaseExpired {
+        /// The step's idempotency key.
+        key: String,
+        /// Experiment the step works on, if any.
+        #[serde(default)]
+        proposal_id: Option<ProposalId>,
+        /// The holder whose lease expired.
+        worker: String,
+        /// The expired lease's generation.
+        epoch: u64,
+        /// When it expired (RFC 3339, the database's clock).
+        expired_at: String,
+    },
+    /// A worker took over an expired lease and continues the step from its journaled progress.
+    LeaseTakenOver {
+        /// The step's idempotency key.
+        key: String,
+        /// Experiment the step works on, if any.
+        #[serde(default)]
+        proposal_id: Option<ProposalId>,
+        /// The new holder.
+        worker: String,
+        /// The holder whose lease expired.
+        from_worker: String,
+        /// The new lease's generation.
+        epoch: u64,
+    },
     /// An evaluation job was submitted to an executor (not projected into views).
     JobSubmitted {
         /// Experiment the job evaluates, if any (production's jobs have none).
@@ -539,6 +580,9 @@ impl Event {
             Event::EvolveRoundFinished { .. } => "evolve_round_finished",
             Event::BudgetSpent { .. } => "budget_spent",
             Event::TrajectoryStep { .. } => "trajectory_step",
+            Event::LeaseAcquired { .. } => "lease_acquired",
+            Event::LeaseExpired { .. } => "lease_expired",
+            Event::LeaseTakenOver { .. } => "lease_taken_over",
             Event::JobSubmitted { .. } => "job_submitted",
             Event::JobEnded { .. } => "job_ended",
             Event::Note { .. } => "note",
@@ -570,7 +614,10 @@ impl Event {
             | Event::ApprovalAnswered { proposal_id, .. }
             | Event::StageFailed { proposal_id, .. }
             | Event::JobSubmitted { proposal_id, .. }
-            | Event::JobEnded { proposal_id, .. } => proposal_id.as_deref(),
+            | Event::JobEnded { proposal_id, .. }
+            | Event::LeaseAcquired { proposal_id, .. }
+            | Event::LeaseExpired { proposal_id, .. }
+            | Event::LeaseTakenOver { proposal_id, .. } => proposal_id.as_deref(),
             Event::KnowledgeAssetWritten { asset } => asset.experiment.as_deref(),
             _ => None,
         }
@@ -764,7 +811,7 @@ mod tests {
             let back: Event = serde_json::from_value(v).unwrap();
             assert_eq!(&back, e);
         }
-        assert_eq!(seen.len(), 33, "fixtures must cover every variant");
+        assert_eq!(seen.len(), 36, "fixtures must cover every variant");
     }
 
     #[test]

@@ -187,7 +187,7 @@ pub fn lesson(id: &str, text: &str, status: LessonStatus, runs: &[&str]) -> Less
     }
 }
 
-/// One event of every variant (28), in a plausible order.
+/// One event of every variant, in a plausible order.
 pub fn one_of_each(run: &str) -> Vec<Event> {
     let p = proposal(
         "p-1",
@@ -265,6 +265,26 @@ pub fn one_of_each(run: &str) -> Vec<Event> {
             end: crate::event::JobEnd::Killed,
             detail: "CANCELLED by 0".into(),
             retry: true,
+        },
+        Event::LeaseAcquired {
+            key: format!("{run}/1/candidate/p-1"),
+            proposal_id: Some("p-1".into()),
+            worker: "host-a:100:1".into(),
+            epoch: 1,
+        },
+        Event::LeaseExpired {
+            key: format!("{run}/1/candidate/p-1"),
+            proposal_id: Some("p-1".into()),
+            worker: "host-a:100:1".into(),
+            epoch: 1,
+            expired_at: "2026-01-01T00:00:10Z".into(),
+        },
+        Event::LeaseTakenOver {
+            key: format!("{run}/1/candidate/p-1"),
+            proposal_id: Some("p-1".into()),
+            worker: "host-b:200:2".into(),
+            from_worker: "host-a:100:1".into(),
+            epoch: 2,
         },
         Event::HoldoutResult {
             proposal_id: "p-1".into(),

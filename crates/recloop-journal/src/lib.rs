@@ -27,6 +27,7 @@ pub mod event;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 mod journal;
+pub mod leases;
 pub mod paging;
 mod projection;
 mod retrieval;
@@ -43,6 +44,7 @@ pub use blocking::Journal;
 pub use error::{JournalError, Result};
 pub use event::{EVENT_SCHEMA_VERSION, Event, EventId, EventRecord, JobEnd, NewEvent, RunOutcome};
 pub use journal::AsyncJournal;
+pub use leases::{Claim, ExpiredLease, LeaseStats, Leases};
 pub use paging::{ExperimentPage, ExperimentQuery, IterationCounts};
 pub use schema::SCHEMA_VERSION;
 pub use store::LogReport;

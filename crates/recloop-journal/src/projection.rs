@@ -608,6 +608,9 @@ pub(crate) fn project(rec: &EventRecord) -> Vec<ViewOp> {
         | Event::OffPolicyResult { .. }
         | Event::JobSubmitted { .. }
         | Event::JobEnded { .. }
+        | Event::LeaseAcquired { .. }
+        | Event::LeaseExpired { .. }
+        | Event::LeaseTakenOver { .. }
         | Event::Note { .. } => Vec::new(),
     }
 }

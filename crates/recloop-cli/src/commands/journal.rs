@@ -2,7 +2,7 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use recloop_journal::{EventFilter, Journal, SearchFilter};
+use recloop_journal::{Event, EventFilter, Journal, SearchFilter};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -192,13 +192,14 @@ pub fn run_to(cmd: Command, out: &mut dyn Write) -> anyhow::Result<()> {
                 for e in evs {
                     writeln!(
                         out,
-                        "{:>6}  {}  {:<10} it{:<3} {:<24} {}",
+                        "{:>6}  {}  {:<10} it{:<3} {:<24} {}{}",
                         e.seq,
                         e.timestamp.format("%Y-%m-%d %H:%M:%S"),
                         short(&e.run_id, 10),
                         e.iteration,
                         e.event.type_name(),
-                        e.event.proposal_id().unwrap_or("")
+                        e.event.proposal_id().unwrap_or(""),
+                        lease_detail(&e.event)
                     )?;
                 }
             } else {
@@ -527,6 +528,35 @@ fn print_harness_version(
         }
     }
     Ok(())
+}
+
+/// The worker and step of a lease event, for the event list.
+fn lease_detail(e: &Event) -> String {
+    match e {
+        Event::LeaseAcquired {
+            key, worker, epoch, ..
+        } => format!("  {key}: {worker} (lease #{epoch})"),
+        Event::LeaseExpired {
+            key,
+            worker,
+            epoch,
+            expired_at,
+            ..
+        } => format!("  {key}: lease #{epoch} of {worker} expired at {expired_at}"),
+        Event::LeaseTakenOver {
+            key,
+            worker,
+            from_worker,
+            epoch,
+            ..
+        } => format!("  {key}: {worker} took over from {from_worker} (lease #{epoch})"),
+        Event::Note { topic, .. }
+            if topic.starts_with("worker.") || topic.starts_with("merge.") =>
+        {
+            format!("  {topic}")
+        }
+        _ => String::new(),
+    }
 }
 
 #[cfg(test)]

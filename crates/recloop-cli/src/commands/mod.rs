@@ -1,6 +1,7 @@
 //! One module per command group; each owns its clap arguments and its output format.
 
 pub mod approvals;
+pub mod bench;
 pub mod data;
 pub mod demo;
 pub mod evolve;

@@ -43,6 +43,11 @@ pub struct RunArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The journal: `postgres://…` lets several `recloop run` workers (each in its own clone
+    /// of the workspace, `[workers]` in recloop.toml) share one loop; default
+    /// `$RECLOOP_JOURNAL_URL`, else the workspace's SQLite journal (one process).
+    #[arg(long)]
+    pub journal: Option<String>,
 }
 
 /// `--brain`.
@@ -125,6 +130,7 @@ pub fn options(args: &RunArgs, progress: bool) -> anyhow::Result<RunOptions> {
         stop_after_steps: None,
         cancel: Default::default(),
         evolve_models: None,
+        journal: args.journal.clone(),
     })
 }
 

@@ -80,6 +80,16 @@ impl PostgresBackend {
         Ok(backend)
     }
 
+    /// The connection pool (leases use it).
+    pub(crate) fn pool(&self) -> &sqlx::PgPool {
+        &self.pool
+    }
+
+    /// The key of the journal's advisory write lock.
+    pub(crate) fn lock_key(&self) -> i64 {
+        self.lock_key
+    }
+
     /// Drop the schema holding this journal (tests use it to clean up). Refuses without a schema.
     pub async fn drop_schema(&self) -> Result<()> {
         let Some(s) = &self.schema else {
