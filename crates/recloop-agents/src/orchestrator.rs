@@ -1030,6 +1030,8 @@ impl Loop {
             return self
                 .develop_and_evaluate_shared(w, rec, cfg, it, &selected, prod, approvals, steps);
         }
+        // one process: `--workers` candidates of the batch, best first
+        selected.truncate(cfg.workers);
         let mut outcomes: Vec<CandidateOutcome> = Vec::new();
         let mut pending = Vec::new();
         for (k, p) in selected.iter().enumerate() {
