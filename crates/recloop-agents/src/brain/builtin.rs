@@ -370,7 +370,7 @@ fn lever_class(lever: &str) -> &str {
 
 /// Per lever class, the posterior mean (Beta(1, 1) prior) that a move improves on its base, from
 /// the measured trials whose base value is known (the value of the trial or production that
-/// made the base). Levers that kept hurting (a genre cap on an accuracy objective) are sampled
+/// made the base); a trial that went online and was not kept counts as a failure. Levers that kept hurting (a genre cap on an accuracy objective) are sampled
 /// less; levers that kept helping, more.
 fn lever_success(history: &History, sign: f64) -> BTreeMap<String, f64> {
     let mut value_of: BTreeMap<String, f64> = BTreeMap::new();
@@ -392,7 +392,8 @@ fn lever_success(history: &History, sign: f64) -> BTreeMap<String, f64> {
         let e = counts
             .entry(lever_class(&t.proposal.lever).to_string())
             .or_insert((0.0, 0.0));
-        if sign * (v - base) > 0.0 {
+        // a gain offline that did not survive the users is not a success of the lever
+        if sign * (v - base) > 0.0 && !t.failed_online() {
             e.0 += 1.0;
         } else {
             e.1 += 1.0;
@@ -983,6 +984,13 @@ mod tests {
         let w = lever_success(&history, 1.0);
         assert!((w["rerank.genre_cap"] - 0.25).abs() < 1e-12, "{w:?}");
         assert!((w["model.ease.lambda"] - 2.0 / 3.0).abs() < 1e-12, "{w:?}");
+        // better offline, then not kept online: a failure of its lever
+        let mut online = trial("model.ease.lambda", &base, raised(900.0), 0.44);
+        online.online = true;
+        history.trials.push(online);
+        let w = lever_success(&history, 1.0);
+        assert!((w["model.ease.lambda"] - 0.5).abs() < 1e-12, "{w:?}");
+        history.trials.pop();
         assert!(
             w.contains_key("blend.normalize"),
             "normalisations pool: {w:?}"
