@@ -406,6 +406,12 @@ impl Repo {
                 ),
             });
         }
+        self.fast_forward(production, commit, &head)
+    }
+
+    /// Fast-forward branch `production` from `head` to `commit`: a `merge --ff-only` when it is
+    /// checked out, else an `update-ref` that fails if the branch moved from `head`.
+    fn fast_forward(&self, production: &str, commit: &str, head: &str) -> Result<()> {
         let current = git(&self.root, &["rev-parse", "--abbrev-ref", "HEAD"]).unwrap_or_default();
         if current == production {
             git(&self.root, &["merge", "-q", "--ff-only", commit])?;
@@ -416,7 +422,7 @@ impl Repo {
                     "update-ref",
                     &format!("refs/heads/{production}"),
                     commit,
-                    &head,
+                    head,
                 ],
             )?;
         }
@@ -452,21 +458,8 @@ impl Repo {
         if self.is_ancestor(commit, &head) {
             return Ok(head);
         }
-        let current = git(&self.root, &["rev-parse", "--abbrev-ref", "HEAD"]).unwrap_or_default();
         if self.is_ancestor(&head, commit) {
-            if current == production {
-                git(&self.root, &["merge", "-q", "--ff-only", commit])?;
-            } else {
-                git(
-                    &self.root,
-                    &[
-                        "update-ref",
-                        &format!("refs/heads/{production}"),
-                        commit,
-                        &head,
-                    ],
-                )?;
-            }
+            self.fast_forward(production, commit, &head)?;
             return self.rev(production);
         }
         // A true merge happens in a temporary worktree so the main checkout is never left half-merged.
@@ -485,19 +478,7 @@ impl Repo {
         }
         let new = git(&tmp, &["rev-parse", "HEAD"])?;
         self.remove_worktree(&tmp, branch)?;
-        if current == production {
-            git(&self.root, &["merge", "-q", "--ff-only", &new])?;
-        } else {
-            git(
-                &self.root,
-                &[
-                    "update-ref",
-                    &format!("refs/heads/{production}"),
-                    &new,
-                    &head,
-                ],
-            )?;
-        }
+        self.fast_forward(production, &new, &head)?;
         self.rev(production)
     }
 

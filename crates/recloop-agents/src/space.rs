@@ -196,7 +196,8 @@ pub enum Mutation {
     },
 }
 
-fn parse_kind(s: &str) -> Option<ModelKind> {
+/// The model kind named `s` (`ease`, `ials`, ...).
+pub fn parse_kind(s: &str) -> Option<ModelKind> {
     ALL_KINDS.iter().copied().find(|k| kind_name(*k) == s)
 }
 

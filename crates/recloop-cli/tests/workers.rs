@@ -178,10 +178,13 @@ fn two_workers_share_a_postgres_journal_and_one_takes_over_a_killed_workers_cand
             Instant::now() < deadline,
             "worker A never got into the middle of a candidate"
         );
-        assert!(
-            first.try_wait().unwrap().is_none(),
-            "worker A ended before it was killed"
-        );
+        if let Some(status) = first.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = first.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            panic!("worker A ended ({status}) before it was killed:\n{err}");
+        }
         let evs = events(&j);
         if let Some(id) = killed_worker(&evs)
             && let Some(p) = mid_candidate(&evs, &id)

@@ -550,12 +550,7 @@ impl Brain for BuiltinBrain {
                         Mutation::SwitchModel { model, kind, .. } => Some(Mutation::SwitchModel {
                             model: model.clone(),
                             kind: kind.clone(),
-                            params: space::sample_params(
-                                recloop_rec::pipeline::params::ALL_KINDS
-                                    .into_iter()
-                                    .find(|k| recloop_rec::pipeline::params::kind_name(*k) == kind)?,
-                                &mut rng,
-                            ),
+                            params: space::sample_params(space::parse_kind(kind)?, &mut rng),
                         }),
                         _ => None,
                     }))

@@ -337,18 +337,32 @@ pub fn evolve_locked(
     })
 }
 
-/// Rounds of `agent` already finished according to the journal.
-pub fn rounds_done(journal: &Journal, agent: &str) -> Result<u32> {
+/// The finished rounds of `agent` in the journal: (round, its report as JSON).
+fn finished_rounds(journal: &Journal, agent: &str) -> Result<Vec<(u32, serde_json::Value)>> {
     Ok(journal
-        .events(&EventFilter::default())
+        .events(&EventFilter {
+            types: vec!["evolve_round_finished".into()],
+            ..Default::default()
+        })
         .map_err(jerr)?
-        .iter()
-        .filter_map(|e| match &e.event {
+        .into_iter()
+        .filter_map(|e| match e.event {
             Event::EvolveRoundFinished {
-                agent: a, round, ..
-            } if a == agent => Some(*round),
+                agent: a,
+                round,
+                summary,
+                ..
+            } if a == agent => Some((round, summary)),
             _ => None,
         })
+        .collect())
+}
+
+/// Rounds of `agent` already finished according to the journal.
+pub fn rounds_done(journal: &Journal, agent: &str) -> Result<u32> {
+    Ok(finished_rounds(journal, agent)?
+        .iter()
+        .map(|(round, _)| *round)
         .max()
         .unwrap_or(0))
 }
@@ -718,14 +732,7 @@ fn run_round(
 /// Whether a round of `agent` was already started by `trigger` (a resumed run does not evolve
 /// twice for the same iteration).
 pub fn triggered(journal: &Journal, agent: &str, trigger: &str) -> Result<bool> {
-    Ok(journal
-        .events(&EventFilter::default())
-        .map_err(jerr)?
+    Ok(finished_rounds(journal, agent)?
         .iter()
-        .any(|e| match &e.event {
-            Event::EvolveRoundFinished {
-                agent: a, summary, ..
-            } => a == agent && summary["trigger"].as_str() == Some(trigger),
-            _ => false,
-        }))
+        .any(|(_, summary)| summary["trigger"].as_str() == Some(trigger)))
 }
