@@ -128,8 +128,9 @@ fn events(ws: &Path, types: &[&str]) -> Vec<Event> {
 }
 
 /// Each experiment the platform was asked to run: started once, stopped once, its shares in
-/// ramp order.
-fn check_calls(calls: &[String], experiments: &[String]) {
+/// ramp order (a share repeated once only where `repeat` names the experiment whose command a
+/// kill interrupted).
+fn check_calls(calls: &[String], experiments: &[String], repeat: Option<&str>) {
     for x in experiments {
         let mine: Vec<&str> = calls
             .iter()
@@ -158,7 +159,12 @@ fn check_calls(calls: &[String], experiments: &[String]) {
             .map(|s| s.parse().unwrap())
             .collect();
         assert!(shares.first() == Some(&0.05), "{mine:?}");
-        assert!(shares.windows(2).all(|w| w[0] < w[1]), "{mine:?}");
+        let repeats = shares.windows(2).filter(|w| w[0] == w[1]).count();
+        assert!(shares.windows(2).all(|w| w[0] <= w[1]), "{mine:?}");
+        assert!(
+            repeats == 0 || (repeats == 1 && repeat == Some(x.as_str())),
+            "{mine:?}"
+        );
     }
 }
 
@@ -209,7 +215,7 @@ fn a_run_drives_the_external_platform_and_judges_it_from_parquet_logs() {
             .join("day=0.parquet");
         assert!(day0.is_file(), "{} missing", day0.display());
     }
-    check_calls(&StandIn::new(&state).calls().unwrap(), &ids);
+    check_calls(&StandIn::new(&state).calls().unwrap(), &ids, None);
     // the final comparison is off by default on a platform with real traffic
     assert!(!stdout.contains("simulated"), "{stdout}");
 }
@@ -282,6 +288,24 @@ fn a_killed_run_resumes_its_external_experiment_from_postgres_logs() {
     first.wait().unwrap();
     let before = standin.calls().unwrap();
     assert!(!before.iter().any(|c| c.starts_with("stop ")), "{before:?}");
+    // the kill may land while `traffic 0.5` runs: then the state still holds it as pending and
+    // the resumed run must issue it again (it cannot know whether it took effect)
+    let killed_id = before
+        .last()
+        .and_then(|c| c.split(' ').nth(1))
+        .unwrap()
+        .to_string();
+    let state_file = ws
+        .join(".recloop/external")
+        .join(format!("{killed_id}.json"));
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    let interrupted = !state["pending"].is_null();
+    if interrupted {
+        assert_eq!(state["pending"]["key"], "traffic", "{state}");
+        assert_eq!(state["pending"]["share"], 0.5, "{state}");
+    }
+    eprintln!("killed with a pending command: {interrupted}");
 
     let out = run(&ws, "2");
     assert!(
@@ -296,18 +320,28 @@ fn a_killed_run_resumes_its_external_experiment_from_postgres_logs() {
     );
     let ids = experiment_ids(&ws);
     let calls = standin.calls().unwrap();
-    check_calls(&calls, &ids);
+    check_calls(&calls, &ids, interrupted.then_some(killed_id.as_str()));
     // the resumed run neither restarted the killed experiment nor touched its live share: its
     // next call is its stop
     assert_eq!(calls[..before.len()], before[..]);
     let killed = &ids[0];
+    assert_eq!(killed, &killed_id);
     let after: Vec<&String> = calls[before.len()..]
         .iter()
         .filter(|c| c.split(' ').nth(1) == Some(killed))
         .collect();
-    assert_eq!(after.len(), 1, "{calls:?}");
+    if interrupted {
+        // the interrupted share once more (the same share: idempotent), then the stop
+        assert_eq!(after.len(), 2, "{calls:?}");
+        assert_eq!(after[0], &format!("traffic {killed} 0.5"), "{calls:?}");
+    } else {
+        assert_eq!(after.len(), 1, "{calls:?}");
+    }
     assert!(
-        after[0].starts_with(&format!("stop {killed} ")),
+        after
+            .last()
+            .unwrap()
+            .starts_with(&format!("stop {killed} ")),
         "{calls:?}"
     );
     // each ramp step is journaled once, although the resumed run replayed the days

@@ -42,6 +42,20 @@ pub struct ExternalExperiment {
     pub share: f64,
     /// Set once `stop` returned: the outcome it was told and the last day read.
     pub stopped: Option<Stopped>,
+    /// A command written down before it ran and cleared once it returned. Still set after a
+    /// `kill -9`: the command may or may not have taken effect, so a resumed run issues it
+    /// again (the commands must be idempotent per experiment id).
+    #[serde(default)]
+    pub pending: Option<PendingCommand>,
+}
+
+/// A platform command recloop had started but not seen return.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingCommand {
+    /// `start`, `traffic` or `stop`.
+    pub key: String,
+    /// The share `traffic` was setting.
+    pub share: Option<f64>,
 }
 
 /// How an experiment was stopped.
@@ -146,7 +160,7 @@ impl ExternalPlatform {
         env: &[(&str, String)],
         candidate_commit: &str,
     ) -> std::result::Result<ExternalExperiment, PlatformError> {
-        if let Some(state) = self.state(id)? {
+        if let Some(mut state) = self.state(id)? {
             if state.candidate_commit != candidate_commit {
                 return Err(PlatformError::Other(format!(
                     "experiment {id} was started for commit {} but the candidate is now {candidate_commit}; \
@@ -155,16 +169,31 @@ impl ExternalPlatform {
                     self.state_path(id).display()
                 )));
             }
+            if state.pending.as_ref().is_some_and(|p| p.key == "start") {
+                // killed while `start` ran: it may not have taken effect
+                eprintln!("experiment {id}: a killed run was starting it; issuing `start` again");
+                self.command("start", env)?;
+                state.started_at = now();
+                state.pending = None;
+                self.save(&state)?;
+            }
             return Ok(state);
         }
-        self.command("start", env)?;
-        let state = ExternalExperiment {
+        let mut state = ExternalExperiment {
             id: id.to_string(),
             started_at: now(),
             candidate_commit: candidate_commit.to_string(),
             share: 0.0,
             stopped: None,
+            pending: Some(PendingCommand {
+                key: "start".into(),
+                share: None,
+            }),
         };
+        self.save(&state)?;
+        self.command("start", env)?;
+        state.started_at = now();
+        state.pending = None;
         self.save(&state)?;
         Ok(state)
     }
@@ -228,7 +257,7 @@ struct ExternalAdapter<'p> {
 }
 
 impl ExternalAdapter<'_> {
-    fn env_with(&self, name: &'static str, value: String) -> Vec<(&str, String)> {
+    fn env_with(&self, name: &'static str, value: String) -> Vec<(&'static str, String)> {
         let mut env = self.env.clone();
         env.push((name, value));
         env
@@ -236,11 +265,17 @@ impl ExternalAdapter<'_> {
 
     fn stop(&mut self, outcome: &str, days: u32) -> std::result::Result<(), PlatformError> {
         let env = self.env_with("RECLOOP_OUTCOME", outcome.to_string());
+        self.state.pending = Some(PendingCommand {
+            key: "stop".into(),
+            share: None,
+        });
+        self.platform.save(&self.state)?;
         self.platform.command("stop", &env)?;
         self.state.stopped = Some(Stopped {
             outcome: outcome.to_string(),
             days,
         });
+        self.state.pending = None;
         self.platform.save(&self.state)
     }
 
@@ -273,12 +308,32 @@ impl Adapter for ExternalAdapter<'_> {
         // traffic changes only on a day still to come: a resumed run replays the days that have
         // passed without touching the live share
         let live = due > now();
-        if live && self.state.stopped.is_none() && share != self.state.share {
+        // a `traffic` a killed run had begun is issued again: it may not have taken effect
+        let interrupted = self
+            .state
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.key == "traffic" && p.share == Some(share));
+        if live && self.state.stopped.is_none() && (share != self.state.share || interrupted) {
+            if interrupted {
+                eprintln!(
+                    "experiment {}: a killed run was setting its share to {share}; issuing `traffic` again",
+                    self.state.id
+                );
+            }
+            self.state.pending = Some(PendingCommand {
+                key: "traffic".into(),
+                share: Some(share),
+            });
+            self.platform
+                .save(&self.state)
+                .map_err(Self::platform_error)?;
             let env = self.env_with("RECLOOP_SHARE", share.to_string());
             self.platform
                 .command("traffic", &env)
                 .map_err(Self::platform_error)?;
             self.state.share = share;
+            self.state.pending = None;
             self.platform
                 .save(&self.state)
                 .map_err(Self::platform_error)?;
@@ -444,6 +499,71 @@ mod tests {
         assert_eq!(err, "exited with status 3: nope");
         let err = run_command(dir.path(), "sleep 5", &[], Duration::from_millis(100)).unwrap_err();
         assert!(err.contains("time limit"), "{err}");
+    }
+
+    fn platform(dir: &Path) -> ExternalPlatform {
+        let text = "[project]\nname='x'\neditable=['a']\n[metrics]\nprimary={name='m',direction='increase'}\n\
+            [online]\nplatform = \"external\"\n[online.external]\n\
+            start = \"echo start $RECLOOP_EXPERIMENT >> calls\"\n\
+            traffic = \"echo traffic $RECLOOP_EXPERIMENT $RECLOOP_SHARE >> calls\"\n\
+            stop = \"echo stop $RECLOOP_EXPERIMENT >> calls\"\nlogs = \"logs\"\nday_seconds = 1\n";
+        let manifest = Manifest::parse(text, Path::new("recloop.toml")).unwrap();
+        ExternalPlatform::new(dir, &manifest).unwrap()
+    }
+
+    fn calls(dir: &Path) -> Vec<String> {
+        std::fs::read_to_string(dir.join("calls"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn a_command_a_kill_interrupted_is_issued_again_and_a_finished_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = platform(dir.path());
+        let env = vec![("RECLOOP_EXPERIMENT", "x1".to_string())];
+        let state = p.start_or_resume("x1", &env, "abc").unwrap();
+        assert_eq!(state.pending, None);
+        // resuming a started experiment does not start it again
+        p.start_or_resume("x1", &env, "abc").unwrap();
+        assert_eq!(calls(dir.path()), ["start x1"]);
+        // a kill while `start` ran leaves it pending: the next run starts it again
+        let mut killed = state.clone();
+        killed.pending = Some(PendingCommand {
+            key: "start".into(),
+            share: None,
+        });
+        p.save(&killed).unwrap();
+        let resumed = p.start_or_resume("x1", &env, "abc").unwrap();
+        assert_eq!(resumed.pending, None);
+        assert_eq!(calls(dir.path()), ["start x1", "start x1"]);
+
+        // a kill while `traffic 0.5` ran: the share recorded is the old one, the 0.5 pending
+        let mut killed = resumed.clone();
+        killed.share = 0.05;
+        killed.pending = Some(PendingCommand {
+            key: "traffic".into(),
+            share: Some(0.5),
+        });
+        let mut adapter = ExternalAdapter {
+            platform: &p,
+            state: killed,
+            env: env.clone(),
+        };
+        // day 0 is still to come (one-second days); the report itself (no logs yet) is not
+        // what this test is about
+        let _ = adapter.run_day(0, 0.5);
+        assert_eq!(adapter.state.share, 0.5);
+        assert_eq!(adapter.state.pending, None);
+        assert_eq!(p.state("x1").unwrap().unwrap().pending, None);
+        // the same share on the next day, without a pending command: nothing to do
+        let _ = adapter.run_day(1, 0.5);
+        assert_eq!(
+            calls(dir.path()),
+            ["start x1", "start x1", "traffic x1 0.5"]
+        );
     }
 
     #[test]
