@@ -31,15 +31,20 @@ fn git(dir: &Path, args: &[&str]) -> String {
     recloop_agents::git::git(dir, args).unwrap()
 }
 
-/// A synthetic workspace on the simulator, its holdout evaluation slowed by `sleep 2` (the
-/// window in which a worker is killed), with `[workers]` naming `remote`; returns the seed
-/// repository.
+/// A synthetic workspace on the simulator, its offline and holdout evaluations slowed by
+/// `sleep` (the window in which a worker is killed: every candidate is evaluated offline, only
+/// those that pass validation reach the holdout), with `[workers]` naming `remote`; returns the
+/// seed repository.
 fn seed(root: &Path, remote: &Path, extra: &str) -> PathBuf {
     let ws = root.join("seed");
     recloop_agents::example::synthetic_example(&ws, 300, 200).unwrap();
     let path = ws.join("recloop.toml");
     let text = std::fs::read_to_string(&path).unwrap();
-    for needle in ["platform = \"none\"", "holdout_eval = \"recloop rec eval"] {
+    for needle in [
+        "platform = \"none\"",
+        "holdout_eval = \"recloop rec eval",
+        "offline_eval = \"recloop rec eval",
+    ] {
         assert!(text.contains(needle), "{text}");
     }
     let text = text
@@ -47,6 +52,10 @@ fn seed(root: &Path, remote: &Path, extra: &str) -> PathBuf {
         .replace(
             "holdout_eval = \"recloop rec eval",
             "holdout_eval = \"sleep 2; recloop rec eval",
+        )
+        .replace(
+            "offline_eval = \"recloop rec eval",
+            "offline_eval = \"sleep 1; recloop rec eval",
         );
     let text = format!(
         "{text}\n[workers]\nremote = \"{}\"\nlease_ttl_s = 3\npoll_s = 0.2\n{extra}",
@@ -81,8 +90,9 @@ fn events(j: &Journal) -> Vec<EventRecord> {
     j.events(&EventFilter::default()).unwrap()
 }
 
-/// The proposal of a candidate lease `worker` holds whose candidate is developed (ready) and
-/// not yet decided: it is in the middle of its evaluation.
+/// The proposal of a candidate lease `worker` holds whose candidate is not yet decided: it is
+/// being developed or evaluated (a candidate discarded at validation is decided moments after
+/// it is ready, so waiting for `candidate_ready` alone could miss every window).
 fn mid_candidate(evs: &[EventRecord], worker: &str) -> Option<String> {
     evs.iter().find_map(|e| match &e.event {
         Event::LeaseAcquired {
@@ -90,15 +100,12 @@ fn mid_candidate(evs: &[EventRecord], worker: &str) -> Option<String> {
             proposal_id: Some(p),
             ..
         } if w == worker => {
-            let ready = evs.iter().any(
-                |x| matches!(&x.event, Event::CandidateReady { candidate } if &candidate.proposal == p),
-            );
             let decided = evs.iter().any(|x| {
                 x.idempotency_key
                     .as_deref()
                     .is_some_and(|k| k.ends_with(&format!("/candidate/{p}/done")))
             });
-            (ready && !decided).then(|| p.clone())
+            (!decided).then(|| p.clone())
         }
         _ => None,
     })
