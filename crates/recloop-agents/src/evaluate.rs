@@ -88,16 +88,32 @@ pub struct EvaluateCtx<'a> {
 }
 
 /// The primary metric of production and of the candidate, and what the offline stages found
-/// so far: the base of every verdict reached before any traffic.
-struct OfflineEvidence<'a> {
-    metric: &'a str,
-    production: f64,
-    candidate: f64,
-    guardrails: BTreeMap<String, GuardrailStatus>,
-    caveats: Vec<String>,
+/// so far: the base of every verdict reached before any traffic. Serializable: the dual loop
+/// keeps a candidate that passed the offline stages in its pool, across steps and restarts.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OfflineEvidence {
+    /// The primary metric's name.
+    pub metric: String,
+    /// Production's validation value of the primary.
+    pub production: f64,
+    /// The candidate's validation value of the primary.
+    pub candidate: f64,
+    /// Offline guardrail statuses.
+    pub guardrails: BTreeMap<String, GuardrailStatus>,
+    /// Caveats the offline stages recorded.
+    pub caveats: Vec<String>,
 }
 
-impl OfflineEvidence<'_> {
+/// Where the offline stages left a candidate.
+#[derive(Debug, Clone)]
+pub enum OfflineOutcome {
+    /// A stage decided before any traffic (the verdict is journaled).
+    Decided(Verdict),
+    /// Every offline stage passed: the online stage decides.
+    Passed(OfflineEvidence),
+}
+
+impl OfflineEvidence {
     /// A verdict decided offline: the primary's effect, the guardrail statuses and caveats so
     /// far, no interval and no traffic.
     fn verdict(&self, decision: Decision, method: &str, reason: String) -> Verdict {
@@ -141,9 +157,23 @@ pub fn evaluate(
     proposal: &Proposal,
     candidate: &Candidate,
 ) -> Result<Verdict> {
+    match evaluate_offline(ctx, proposal, candidate)? {
+        OfflineOutcome::Decided(v) => Ok(v),
+        OfflineOutcome::Passed(evidence) => evaluate_online(ctx, proposal, candidate, evidence),
+    }
+}
+
+/// The offline half of [`evaluate`]: validation, offline guardrails, sealed holdout, off-policy
+/// replay and a probe-first go-ahead. A verdict reached here is journaled; a candidate that
+/// passes returns its evidence for [`evaluate_online`].
+pub fn evaluate_offline(
+    ctx: &EvaluateCtx<'_>,
+    proposal: &Proposal,
+    candidate: &Candidate,
+) -> Result<OfflineOutcome> {
     let primary = &ctx.manifest.metrics.primary;
     let mut evidence = OfflineEvidence {
-        metric: &primary.name,
+        metric: primary.name.clone(),
         production: primary_value(ctx.production_metrics, ctx.manifest).map_err(|e| {
             AgentError::Invalid {
                 path: "production metrics".into(),
@@ -173,9 +203,24 @@ pub fn evaluate(
     if stopped.is_none() {
         stopped = probe_stage(ctx, proposal, candidate, &mut evidence)?;
     }
-    if let Some(v) = stopped {
-        return finish(ctx, proposal, candidate, v, None);
+    match stopped {
+        Some(v) => Ok(OfflineOutcome::Decided(finish(
+            ctx, proposal, candidate, v, None,
+        )?)),
+        None => Ok(OfflineOutcome::Passed(evidence)),
     }
+}
+
+/// The online half of [`evaluate`] for a candidate that passed the offline stages: the online
+/// experiment (or, with `[online] platform = "none"`, a person's approval of an offline-only
+/// KEEP), then under `--approve` a person's approval of the KEEP.
+pub fn evaluate_online(
+    ctx: &EvaluateCtx<'_>,
+    proposal: &Proposal,
+    candidate: &Candidate,
+    evidence: OfflineEvidence,
+) -> Result<Verdict> {
+    let primary = &ctx.manifest.metrics.primary;
     let (mut verdict, experiment_id) = match ctx.online {
         Some(platform) => {
             let (v, id) = online_cascade(ctx, proposal, candidate, platform)?;
@@ -213,7 +258,7 @@ pub fn evaluate(
 }
 
 /// Stage 1: the validation primary must clear the minimum effect.
-fn validation_stage(ctx: &EvaluateCtx<'_>, e: &OfflineEvidence<'_>) -> Option<Verdict> {
+fn validation_stage(ctx: &EvaluateCtx<'_>, e: &OfflineEvidence) -> Option<Verdict> {
     let primary = &ctx.manifest.metrics.primary;
     let gain = primary.direction.sign() * (e.candidate - e.production);
     (gain < primary.min_effect.max(1e-12)).then(|| {
@@ -234,7 +279,7 @@ fn guardrail_stage(
     ctx: &EvaluateCtx<'_>,
     proposal: &Proposal,
     candidate: &Candidate,
-    e: &mut OfflineEvidence<'_>,
+    e: &mut OfflineEvidence,
 ) -> Result<Option<Verdict>> {
     let guard = offline_guardrails(ctx.manifest, ctx.production_metrics, &candidate.offline);
     e.guardrails = guard.statuses();
@@ -281,7 +326,7 @@ fn holdout_stage(
     ctx: &EvaluateCtx<'_>,
     proposal: &Proposal,
     candidate: &Candidate,
-    e: &OfflineEvidence<'_>,
+    e: &OfflineEvidence,
 ) -> Result<Option<Verdict>> {
     let pid = &proposal.id;
     let passed = match holdout_passed(ctx, candidate) {
@@ -323,7 +368,7 @@ fn off_policy_stage(
     ctx: &EvaluateCtx<'_>,
     proposal: &Proposal,
     candidate: &Candidate,
-    e: &mut OfflineEvidence<'_>,
+    e: &mut OfflineEvidence,
 ) -> Result<Option<Verdict>> {
     let Some(spec) = &ctx.manifest.online.off_policy else {
         return Ok(None);
@@ -383,7 +428,7 @@ fn probe_stage(
     ctx: &EvaluateCtx<'_>,
     proposal: &Proposal,
     candidate: &Candidate,
-    e: &mut OfflineEvidence<'_>,
+    e: &mut OfflineEvidence,
 ) -> Result<Option<Verdict>> {
     if proposal.maturity != Maturity::ProbeFirst {
         return Ok(None);
@@ -412,7 +457,7 @@ fn probe_stage(
 /// was declined, by whom and why; an approval becomes a caveat saying who approved it.
 fn ask_offline(
     ctx: &EvaluateCtx<'_>,
-    e: &mut OfflineEvidence<'_>,
+    e: &mut OfflineEvidence,
     request: &ApprovalRequest,
     method: &str,
     what: &str,

@@ -20,8 +20,10 @@ use crate::harness::{self, Harness};
 use crate::history::History;
 use crate::record::Recorder;
 use crate::sandbox::Sandbox;
+
+mod dual;
 use indicatif::{ProgressBar, ProgressStyle};
-use recloop_core::{Decision, Manifest, Maturity, MetricValues, Proposal, Verdict};
+use recloop_core::{Candidate, Decision, Manifest, Maturity, MetricValues, Proposal, Verdict};
 use recloop_journal::{Event, EventRecord, Journal, RunOutcome};
 use recloop_rec::pipeline::PipelineSpec;
 use serde::{Deserialize, Serialize};
@@ -373,17 +375,35 @@ struct RunConfig {
     seed: u64,
     batch: usize,
     approve: bool,
+    /// `[run] mode = "dual"`.
+    dual: bool,
+    /// Dual loop: offline trials per iteration.
+    fast_trials: usize,
+    /// Dual loop: online experiments side by side per iteration.
+    slots: usize,
 }
+
+/// Offline trials of the dual loop's fast loop per iteration, unless `[run] fast_trials` says.
+const DEFAULT_FAST_TRIALS: u32 = 8;
 
 impl RunConfig {
     fn of(l: &Loop, opts: &RunOptions) -> RunConfig {
         let workers = opts.workers.unwrap_or(l.manifest.run.workers).max(1) as usize;
+        let dual = l.manifest.run.mode == "dual";
+        let fast_trials = l.manifest.run.fast_trials.unwrap_or(DEFAULT_FAST_TRIALS) as usize;
+        let mut batch = (l.manifest.run.batch_size as usize).max(workers);
+        if dual {
+            batch = batch.max(fast_trials);
+        }
         RunConfig {
             iterations: opts.iterations.unwrap_or(l.manifest.run.iterations),
             workers,
             seed: opts.seed.unwrap_or(l.manifest.run.seed),
-            batch: (l.manifest.run.batch_size as usize).max(workers),
+            batch,
             approve: opts.approve,
+            dual,
+            fast_trials,
+            slots: l.manifest.online.slots() as usize,
         }
     }
 }
@@ -506,6 +526,15 @@ impl Loop {
         let journal =
             Journal::open_location(&location).map_err(|e| AgentError::Journal(e.to_string()))?;
         let workers = crate::workers::Workers::open(&journal, &manifest)?;
+        if workers.is_some() && manifest.run.mode == "dual" {
+            return Err(AgentError::Invalid {
+                path: "recloop.toml".into(),
+                reason: "[run] mode = \"dual\" runs in one process for now; on a shared \
+                         PostgreSQL journal use mode = \"single\" (the workers' leases cover \
+                         the single loop's steps only)"
+                    .into(),
+            });
+        }
         // the latest admitted version of each harness is the one in use
         for agent in ["brainstorm", "develop", "evaluate"] {
             crate::evolve::versions::sync_disk(&journal, &root, agent)?;
@@ -743,9 +772,12 @@ impl Loop {
                 }),
                 unattended: opts.approvals.unattended,
             };
-            let outcomes = match self
-                .develop_and_evaluate(&rec, &cfg, it, &admitted, &prod, &approvals, &mut steps)?
-            {
+            let batch = if cfg.dual {
+                self.dual_iteration(&rec, &cfg, it, &admitted, &prod, &approvals, &mut steps)?
+            } else {
+                self.develop_and_evaluate(&rec, &cfg, it, &admitted, &prod, &approvals, &mut steps)?
+            };
+            let outcomes = match batch {
                 Batch::Done(o) => o,
                 Batch::BudgetExhausted => {
                     outcome = RunOutcome::BudgetExhausted;
@@ -763,6 +795,9 @@ impl Loop {
             msg("merge", best);
             prod = self.merge_best_keep(&rec, it, &outcomes, &prod)?;
             self.have_commit(&prod.commit)?;
+            if cfg.dual {
+                self.retire_stale(&rec, it, &prod)?;
+            }
             steps.tick()?;
             self.record_lessons(&rec, it, &outcomes)?;
             steps.tick()?;
@@ -1315,6 +1350,50 @@ impl Loop {
         approvals: &Approvals,
         history: &History,
     ) -> Result<CandidateOutcome> {
+        let dev = self.develop_or_recorded(rec, it, k, p, prod, history)?;
+        let verdict = match &dev {
+            DevelopResult::Failed { .. } => None,
+            DevelopResult::Ready { candidate } => {
+                let wt = self.candidate_worktree(p, candidate)?;
+                let holdout = SealedHoldout::new(&self.workspace);
+                let seed = cfg.seed ^ (u64::from(it) << 8) ^ k;
+                let ectx =
+                    self.evaluate_ctx(rec, it, prod, prod_dir, &wt, &holdout, seed, cfg, approvals);
+                let v = evaluate(&ectx, p, candidate);
+                if !matches!(v, Err(AgentError::AwaitingApproval { .. })) {
+                    self.repo.drop_worktree(&wt)?;
+                }
+                Some(v?)
+            }
+        };
+        Ok(CandidateOutcome {
+            proposal: p.clone(),
+            develop: Some(dev),
+            verdict,
+            error: None,
+        })
+    }
+
+    /// Develop one proposal, or reuse the candidate a stopped run recorded (a kill, or a wait
+    /// for an approval): what a person approved is what gets evaluated and merged.
+    fn develop_or_recorded(
+        &self,
+        rec: &Recorder,
+        it: u32,
+        k: u64,
+        p: &Proposal,
+        prod: &ProductionState,
+        history: &History,
+    ) -> Result<DevelopResult> {
+        let ready_key = rec.key(it, &format!("develop/{}/ready", p.id));
+        match self.journal.find_by_key(&ready_key) {
+            Ok(Some(EventRecord {
+                event: Event::CandidateReady { candidate },
+                ..
+            })) => return Ok(DevelopResult::Ready { candidate }),
+            Ok(_) => {}
+            Err(e) => return Err(AgentError::Journal(e.to_string())),
+        }
         let develop_harness = self.harness(1);
         let ctx = DevelopCtx {
             manifest: &self.manifest,
@@ -1331,57 +1410,47 @@ impl Loop {
             pitfalls: crate::evidence::pitfalls(history, p),
             remote: self.workers.as_ref().and_then(|w| w.remote.clone()),
         };
-        // A candidate developed before a stop (kill, or waiting for an approval) is reused as
-        // recorded: what a person approved is what gets evaluated and merged.
-        let ready_key = rec.key(it, &format!("develop/{}/ready", p.id));
-        let recorded = match self.journal.find_by_key(&ready_key) {
-            Ok(Some(EventRecord {
-                event: Event::CandidateReady { candidate },
-                ..
-            })) => Some(DevelopResult::Ready { candidate }),
-            Ok(_) => None,
-            Err(e) => return Err(AgentError::Journal(e.to_string())),
-        };
-        let dev = match recorded {
-            Some(d) => d,
-            None => develop(&ctx, p)?,
-        };
-        let verdict = match &dev {
-            DevelopResult::Failed { .. } => None,
-            DevelopResult::Ready { candidate } => {
-                let wt = worktree_dir(&self.repo, &candidate_id(p));
-                self.have_commit(&candidate.commit)?;
-                if !wt.exists() {
-                    self.repo.checkout_detached(&wt, &candidate.commit)?;
-                }
-                let holdout = SealedHoldout::new(&self.workspace);
-                let ectx = EvaluateCtx {
-                    manifest: &self.manifest,
-                    rec,
-                    iteration: it,
-                    evaluator: self.evaluator.as_ref(),
-                    holdout: &holdout,
-                    online: self.online.as_deref(),
-                    production: (&prod.commit, prod_dir),
-                    production_metrics: &prod.metrics,
-                    candidate_dir: &wt,
-                    seed: cfg.seed ^ (u64::from(it) << 8) ^ k,
-                    approve: cfg.approve,
-                    approvals,
-                };
-                let v = evaluate(&ectx, p, candidate);
-                if !matches!(v, Err(AgentError::AwaitingApproval { .. })) {
-                    self.repo.drop_worktree(&wt)?;
-                }
-                Some(v?)
-            }
-        };
-        Ok(CandidateOutcome {
-            proposal: p.clone(),
-            develop: Some(dev),
-            verdict,
-            error: None,
-        })
+        develop(&ctx, p)
+    }
+
+    /// The candidate's worktree, checked out again when a stop removed it.
+    fn candidate_worktree(&self, p: &Proposal, candidate: &Candidate) -> Result<PathBuf> {
+        let wt = worktree_dir(&self.repo, &candidate_id(p));
+        self.have_commit(&candidate.commit)?;
+        if !wt.exists() {
+            self.repo.checkout_detached(&wt, &candidate.commit)?;
+        }
+        Ok(wt)
+    }
+
+    /// Evaluate's inputs for a candidate checked out at `candidate_dir`.
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate_ctx<'a>(
+        &'a self,
+        rec: &'a Recorder,
+        it: u32,
+        prod: &'a ProductionState,
+        prod_dir: &'a Path,
+        candidate_dir: &'a Path,
+        holdout: &'a SealedHoldout,
+        seed: u64,
+        cfg: &RunConfig,
+        approvals: &'a Approvals,
+    ) -> EvaluateCtx<'a> {
+        EvaluateCtx {
+            manifest: &self.manifest,
+            rec,
+            iteration: it,
+            evaluator: self.evaluator.as_ref(),
+            holdout,
+            online: self.online.as_deref(),
+            production: (&prod.commit, prod_dir),
+            production_metrics: &prod.metrics,
+            candidate_dir,
+            seed,
+            approve: cfg.approve,
+            approvals,
+        }
     }
 
     /// [`Loop::develop_and_evaluate`] among workers: the iteration's candidates are a queue of

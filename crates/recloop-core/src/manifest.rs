@@ -269,6 +269,10 @@ pub struct OnlineSection {
     /// Layer this workspace's experiments run in.
     #[serde(default = "default_layer")]
     pub layer: String,
+    /// Dual loop (`[run] mode = "dual"`): online experiments run side by side per iteration
+    /// (default 1).
+    #[serde(default)]
+    pub slots: Option<u32>,
     /// Whether a run that changed production ends with one more experiment, ending production
     /// against starting production (a report of the run's total effect, not a decision). Absent:
     /// on for the simulator, off for other platforms, where it would cost real days of traffic.
@@ -439,6 +443,7 @@ impl Default for OnlineSection {
             extensions: default_extensions(),
             logs: None,
             layer: default_layer(),
+            slots: None,
             final_comparison: None,
             external: None,
             off_policy: None,
@@ -448,6 +453,18 @@ impl Default for OnlineSection {
 }
 
 impl OnlineSection {
+    /// Online experiments that run side by side per iteration (1 unless the dual loop asks
+    /// for more).
+    pub fn slots(&self) -> u32 {
+        self.slots.unwrap_or(1)
+    }
+
+    /// The fraction of its layer one experiment takes at the top of the ramp (treatment and
+    /// control get the same share).
+    pub fn layer_share(&self) -> f64 {
+        2.0 * self.ramp.iter().copied().fold(0.0, f64::max)
+    }
+
     /// Whether a run ends with the final comparison (see [`OnlineSection::final_comparison`]).
     pub fn runs_final_comparison(&self) -> bool {
         self.final_comparison
@@ -641,6 +658,22 @@ pub struct RunSection {
     /// Proposals per brainstorm batch.
     #[serde(default = "default_batch")]
     pub batch_size: u32,
+    /// `single` (each iteration takes up to `workers` candidates of one batch from offline to
+    /// online) or `dual` (YouTube's dual loop: each iteration a fast loop evaluates
+    /// `fast_trials` candidates offline into a ranked pool, and a slow loop promotes the pool's
+    /// best to `[online] slots` concurrent online experiments).
+    #[serde(default = "default_mode")]
+    pub mode: String,
+    /// Dual loop: offline trials of the fast loop per iteration (default 8).
+    #[serde(default)]
+    pub fast_trials: Option<u32>,
+}
+
+/// The two loop modes of `[run] mode`.
+pub const RUN_MODES: &[&str] = &["single", "dual"];
+
+fn default_mode() -> String {
+    "single".into()
 }
 
 fn default_seed() -> u64 {
@@ -663,6 +696,8 @@ impl Default for RunSection {
             iterations: default_iterations(),
             workers: default_workers(),
             batch_size: default_batch(),
+            mode: default_mode(),
+            fast_trials: None,
         }
     }
 }
@@ -714,6 +749,43 @@ impl Manifest {
             return Err(invalid(
                 "evolve.agents",
                 format!("{a:?} cannot evolve (replay tasks exist for develop and brainstorm)"),
+            ));
+        }
+        if !RUN_MODES.contains(&self.run.mode.as_str()) {
+            return Err(invalid(
+                "run.mode",
+                format!("{:?} is not one of {RUN_MODES:?}", self.run.mode),
+            ));
+        }
+        for (field, value) in [
+            ("run.fast_trials", self.run.fast_trials),
+            ("online.slots", self.online.slots),
+        ] {
+            match value {
+                Some(_) if self.run.mode != "dual" => {
+                    return Err(invalid(
+                        field,
+                        "applies to the dual loop only; set [run] mode = \"dual\" or remove it"
+                            .into(),
+                    ));
+                }
+                Some(0) => return Err(invalid(field, "must be at least 1".into())),
+                _ => {}
+            }
+        }
+        let (slots, share) = (self.online.slots(), self.online.layer_share());
+        if slots > 1 && f64::from(slots) * share > 1.0 + 1e-9 {
+            return Err(invalid(
+                "online.slots",
+                format!(
+                    "{slots} experiments side by side in layer {:?} need {:.0}% of its traffic: \
+                     each takes {:.0}% at the ramp's top share (treatment and control); lower \
+                     the ramp's last step to at most {:.3} or use fewer slots",
+                    self.online.layer,
+                    100.0 * f64::from(slots) * share,
+                    100.0 * share,
+                    0.5 / f64::from(slots)
+                ),
             ));
         }
         if self.evolve.every > 0 && self.evolve.rounds == 0 {

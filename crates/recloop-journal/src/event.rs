@@ -491,6 +491,26 @@ pub enum Event {
         /// The new lease's generation.
         epoch: u64,
     },
+    /// The dual loop moved a candidate between its states: `proposed` → `validated` (passed
+    /// every offline stage; in the pool) → `live` (promoted to an online slot) → `completed`
+    /// (decided), or `retired` (left the pool undecided: outranked, or production moved on).
+    CandidateState {
+        /// The candidate's experiment.
+        proposal_id: ProposalId,
+        /// `proposed`, `validated`, `live`, `completed` or `retired`.
+        state: String,
+        /// Why, in plain words (the rank and score that promoted it, the verdict, ...).
+        reason: String,
+        /// The pool's ranking score, when ranked.
+        #[serde(default)]
+        score: Option<f64>,
+        /// The production commit its offline evidence was measured against (`validated`).
+        #[serde(default)]
+        base_commit: Option<String>,
+        /// The offline evidence (`validated`): what the online stage continues from.
+        #[serde(default)]
+        offline: Option<serde_json::Value>,
+    },
     /// An evaluation job was submitted to an executor (not projected into views).
     JobSubmitted {
         /// Experiment the job evaluates, if any (production's jobs have none).
@@ -583,6 +603,7 @@ impl Event {
             Event::LeaseAcquired { .. } => "lease_acquired",
             Event::LeaseExpired { .. } => "lease_expired",
             Event::LeaseTakenOver { .. } => "lease_taken_over",
+            Event::CandidateState { .. } => "candidate_state",
             Event::JobSubmitted { .. } => "job_submitted",
             Event::JobEnded { .. } => "job_ended",
             Event::Note { .. } => "note",
@@ -608,7 +629,8 @@ impl Event {
             | Event::Veto { proposal_id, .. }
             | Event::AttentionEscalation { proposal_id, .. }
             | Event::Verdict { proposal_id, .. }
-            | Event::MergedIntoProduction { proposal_id, .. } => Some(proposal_id),
+            | Event::MergedIntoProduction { proposal_id, .. }
+            | Event::CandidateState { proposal_id, .. } => Some(proposal_id),
             Event::TrajectoryStep { proposal_id, .. }
             | Event::ApprovalRequested { proposal_id, .. }
             | Event::ApprovalAnswered { proposal_id, .. }

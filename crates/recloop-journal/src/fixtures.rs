@@ -286,6 +286,16 @@ pub fn one_of_each(run: &str) -> Vec<Event> {
             from_worker: "host-a:100:1".into(),
             epoch: 2,
         },
+        Event::CandidateState {
+            proposal_id: "p-1".into(),
+            state: "validated".into(),
+            reason: "passed the offline stages".into(),
+            score: None,
+            base_commit: Some("abc123".into()),
+            offline: Some(
+                serde_json::json!({"metric": "ndcg@10", "production": 0.2, "candidate": 0.25}),
+            ),
+        },
         Event::HoldoutResult {
             proposal_id: "p-1".into(),
             candidate_id: "c-p-1".into(),

@@ -611,6 +611,7 @@ pub(crate) fn project(rec: &EventRecord) -> Vec<ViewOp> {
         | Event::LeaseAcquired { .. }
         | Event::LeaseExpired { .. }
         | Event::LeaseTakenOver { .. }
+        | Event::CandidateState { .. }
         | Event::Note { .. } => Vec::new(),
     }
 }

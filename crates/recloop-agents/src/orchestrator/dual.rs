@@ -1,0 +1,699 @@
+//! The dual loop (`[run] mode = "dual"`), after YouTube's self-evolving recommender: each
+//! iteration a **fast loop** develops up to `[run] fast_trials` proposals and runs only the
+//! offline stages on them (validation, offline guardrails, sealed holdout, off-policy replay),
+//! putting the candidates that pass into a pool; a **slow loop** ranks the pool and promotes its
+//! best to `[online] slots` online experiments that run side by side in the workspace's layer
+//! (the layer's conflict check: disjoint traffic, no two experiments on one lever).
+//!
+//! A candidate's states are journaled as `candidate_state` events: `proposed` → `validated`
+//! (in the pool, with its offline evidence and the production commit it was measured against)
+//! → `live` (promoted, with its rank and score) → `completed` (decided), or `retired` (left
+//! the pool undecided: outranked, or production moved on so its evidence is stale). The pool
+//! lives in the journal, so a later run continues from the pool an earlier one left (the
+//! warm start) and a killed run resumes where it stopped: every step is keyed like the single
+//! loop's.
+//!
+//! The ranking is plain code: a candidate's offline lift over production, times the posterior
+//! probability (Beta(1, 1) prior) that a candidate on its lever is kept once online, from the
+//! journal's online verdicts; so a region that looked good offline and failed with users is
+//! steered away from.
+
+use super::{Batch, CandidateOutcome, Loop, ProductionState, RunConfig, StepCounter};
+use crate::approvals::Approvals;
+use crate::develop::DevelopResult;
+use crate::error::{AgentError, Result};
+use crate::evaluate::{OfflineEvidence, OfflineOutcome, SealedHoldout};
+use crate::evaluate::{evaluate_offline, evaluate_online};
+use crate::history::History;
+use crate::record::Recorder;
+use recloop_core::{Candidate, Decision, Maturity, Proposal};
+use recloop_journal::{Event, EventRecord};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A candidate that passed every offline stage, waiting in the pool for an online slot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct PoolEntry {
+    proposal: Proposal,
+    candidate: Candidate,
+    evidence: OfflineEvidence,
+}
+
+/// What the fast loop made of one proposal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum FastOutcome {
+    /// Decided offline, or stopped in Develop or by the machinery.
+    Decided(Box<CandidateOutcome>),
+    /// Passed the offline stages: in the pool.
+    Validated(Box<PoolEntry>),
+}
+
+/// A pool entry with its rank's inputs.
+#[derive(Debug, Clone)]
+struct Ranked {
+    entry: PoolEntry,
+    /// Relative offline gain over production, signed so that higher is better.
+    lift: f64,
+    /// Candidates on the same lever kept / not kept online, in the journal.
+    kept: u32,
+    failed: u32,
+    /// `lift × P(kept online | lever)`.
+    score: f64,
+}
+
+/// The pool's ranking, best first (ties by proposal id).
+fn rank(pool: Vec<PoolEntry>, history: &History, sign: f64) -> Vec<Ranked> {
+    let mut record: BTreeMap<&str, (u32, u32)> = BTreeMap::new();
+    for t in history.trials.iter().filter(|t| t.online) {
+        let r = record.entry(t.proposal.lever.as_str()).or_default();
+        match t.decision {
+            Some(Decision::Keep) => r.0 += 1,
+            Some(_) => r.1 += 1,
+            None => {}
+        }
+    }
+    let mut ranked: Vec<Ranked> = pool
+        .into_iter()
+        .map(|entry| {
+            let e = &entry.evidence;
+            let lift = sign * (e.candidate - e.production) / e.production.abs().max(1e-12);
+            let (kept, failed) = record
+                .get(entry.proposal.lever.as_str())
+                .copied()
+                .unwrap_or_default();
+            let p_keep = f64::from(kept + 1) / f64::from(kept + failed + 2);
+            Ranked {
+                score: lift * p_keep,
+                entry,
+                lift,
+                kept,
+                failed,
+            }
+        })
+        .collect();
+    ranked.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.entry.proposal.id.cmp(&b.entry.proposal.id))
+    });
+    ranked
+}
+
+fn state_event(proposal_id: &str, state: &str, reason: String) -> Event {
+    Event::CandidateState {
+        proposal_id: proposal_id.to_string(),
+        state: state.to_string(),
+        reason,
+        score: None,
+        base_commit: None,
+        offline: None,
+    }
+}
+
+fn json_error(e: serde_json::Error) -> AgentError {
+    AgentError::Journal(format!("dual loop state: {e}"))
+}
+
+impl Loop {
+    /// One iteration of the dual loop: the fast loop over the admitted batch, then the slow
+    /// loop's promotion and online experiments. Returns every candidate decided in it.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn dual_iteration(
+        &self,
+        rec: &Recorder,
+        cfg: &RunConfig,
+        it: u32,
+        admitted: &[Proposal],
+        prod: &ProductionState,
+        approvals: &Approvals,
+        steps: &mut StepCounter,
+    ) -> Result<Batch> {
+        let mut outcomes = Vec::new();
+        match self.fast_loop(rec, cfg, it, admitted, prod, approvals, steps)? {
+            Batch::Done(decided) => outcomes.extend(decided),
+            other => return Ok(other),
+        }
+        match self.slow_loop(rec, cfg, it, prod, approvals, steps)? {
+            Batch::Done(decided) => outcomes.extend(decided),
+            other => return Ok(other),
+        }
+        outcomes.sort_by(|a, b| a.proposal.id.cmp(&b.proposal.id));
+        Ok(Batch::Done(outcomes))
+    }
+
+    /// Develop up to `fast_trials` proposals (`workers` at a time) and run the offline stages:
+    /// the candidates that pass join the pool (`validated`), the others are decided here.
+    #[allow(clippy::too_many_arguments)]
+    fn fast_loop(
+        &self,
+        rec: &Recorder,
+        cfg: &RunConfig,
+        it: u32,
+        admitted: &[Proposal],
+        prod: &ProductionState,
+        approvals: &Approvals,
+        steps: &mut StepCounter,
+    ) -> Result<Batch> {
+        let mut selected: Vec<&Proposal> = admitted
+            .iter()
+            .filter(|p| p.maturity == Maturity::Ready)
+            .collect();
+        selected.extend(
+            admitted
+                .iter()
+                .filter(|p| p.maturity == Maturity::ProbeFirst),
+        );
+        selected.truncate(cfg.fast_trials);
+        let prod_dir = self.production_dir();
+        self.repo.checkout_detached(&prod_dir, &prod.commit)?;
+        let events = self.events()?;
+        let history = History::from_events(&events, &self.manifest.metrics.primary.name);
+        let mut decided = Vec::new();
+        let mut waiting = Vec::new();
+        let mut budget = false;
+        for (chunk_no, chunk) in selected.chunks(cfg.workers).enumerate() {
+            let mut pending = Vec::new();
+            for (i, p) in chunk.iter().enumerate() {
+                let k = (chunk_no * cfg.workers + i) as u64;
+                match rec.done::<FastOutcome>(it, &format!("fast/{}", p.id))? {
+                    Some(FastOutcome::Decided(o)) => decided.push(*o),
+                    Some(FastOutcome::Validated(_)) => {}
+                    None => {
+                        rec.emit(
+                            it,
+                            &format!("fast/{}/proposed", p.id),
+                            state_event(
+                                &p.id,
+                                "proposed",
+                                format!("fast loop trial {} of {}", k + 1, selected.len()),
+                            ),
+                            None,
+                        )?;
+                        pending.push((k, (*p).clone()));
+                    }
+                }
+            }
+            let results: Vec<(Proposal, Result<FastOutcome>)> = std::thread::scope(|s| {
+                let handles: Vec<_> = pending
+                    .iter()
+                    .map(|(k, p)| {
+                        let (prod_dir, history) = (&prod_dir, &history);
+                        let h = s.spawn(move || {
+                            self.fast_candidate(
+                                rec, it, *k, p, prod, prod_dir, cfg, approvals, history,
+                            )
+                        });
+                        (p.clone(), h)
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|(p, h)| {
+                        let r = h
+                            .join()
+                            .unwrap_or_else(|_| Err(AgentError::WorkerPanicked(p.id.clone())));
+                        (p, r)
+                    })
+                    .collect()
+            });
+            for (p, r) in results {
+                let fast = match r {
+                    Ok(f) => f,
+                    Err(AgentError::Stage { class, detail }) => {
+                        FastOutcome::Decided(Box::new(CandidateOutcome {
+                            proposal: p.clone(),
+                            develop: None,
+                            verdict: None,
+                            error: Some(format!("{}: {detail}", class.as_str())),
+                        }))
+                    }
+                    Err(AgentError::AwaitingApproval { id, question }) => {
+                        waiting.push((id, question));
+                        continue;
+                    }
+                    Err(AgentError::Budget(detail)) => {
+                        super::record_budget_exhausted(rec, it, Some(&p.id), "develop", detail)?;
+                        budget = true;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                match &fast {
+                    FastOutcome::Validated(entry) => {
+                        let offline = serde_json::to_value(&entry.evidence).map_err(json_error)?;
+                        let e = &entry.evidence;
+                        rec.emit(
+                            it,
+                            &format!("fast/{}/validated", p.id),
+                            Event::CandidateState {
+                                proposal_id: p.id.clone(),
+                                state: "validated".into(),
+                                reason: format!(
+                                    "passed the offline stages: {} {:.5} vs production {:.5}",
+                                    e.metric, e.candidate, e.production
+                                ),
+                                score: None,
+                                base_commit: Some(prod.commit.clone()),
+                                offline: Some(offline),
+                            },
+                            None,
+                        )?;
+                    }
+                    FastOutcome::Decided(o) => {
+                        rec.emit(
+                            it,
+                            &format!("fast/{}/completed", p.id),
+                            state_event(&p.id, "completed", completed_reason(o, "offline")),
+                            None,
+                        )?;
+                        decided.push((**o).clone());
+                    }
+                }
+                rec.complete(it, &format!("fast/{}", p.id), &fast)?;
+                steps.tick()?;
+            }
+        }
+        if !waiting.is_empty() {
+            return Ok(Batch::Waiting(waiting));
+        }
+        if budget {
+            return Ok(Batch::BudgetExhausted);
+        }
+        Ok(Batch::Done(decided))
+    }
+
+    /// Develop one proposal and run the offline stages on its candidate.
+    #[allow(clippy::too_many_arguments)]
+    fn fast_candidate(
+        &self,
+        rec: &Recorder,
+        it: u32,
+        k: u64,
+        p: &Proposal,
+        prod: &ProductionState,
+        prod_dir: &std::path::Path,
+        cfg: &RunConfig,
+        approvals: &Approvals,
+        history: &History,
+    ) -> Result<FastOutcome> {
+        let dev = self.develop_or_recorded(rec, it, k, p, prod, history)?;
+        let DevelopResult::Ready { candidate } = &dev else {
+            return Ok(FastOutcome::Decided(Box::new(CandidateOutcome {
+                proposal: p.clone(),
+                develop: Some(dev),
+                verdict: None,
+                error: None,
+            })));
+        };
+        let wt = self.candidate_worktree(p, candidate)?;
+        let holdout = SealedHoldout::new(&self.workspace);
+        let seed = cfg.seed ^ (u64::from(it) << 8) ^ k;
+        let ectx = self.evaluate_ctx(rec, it, prod, prod_dir, &wt, &holdout, seed, cfg, approvals);
+        let offline = evaluate_offline(&ectx, p, candidate);
+        if !matches!(offline, Err(AgentError::AwaitingApproval { .. })) {
+            self.repo.drop_worktree(&wt)?;
+        }
+        Ok(match offline? {
+            OfflineOutcome::Decided(v) => FastOutcome::Decided(Box::new(CandidateOutcome {
+                proposal: p.clone(),
+                develop: Some(dev.clone()),
+                verdict: Some(v),
+                error: None,
+            })),
+            OfflineOutcome::Passed(evidence) => FastOutcome::Validated(Box::new(PoolEntry {
+                proposal: p.clone(),
+                candidate: candidate.clone(),
+                evidence,
+            })),
+        })
+    }
+
+    /// The pool: candidates whose latest state is `validated`, measured against `commit`
+    /// (from this run or an earlier one), in journal order.
+    fn pool(&self, commit: &str) -> Result<Vec<PoolEntry>> {
+        let events = self.events()?;
+        let mut latest: BTreeMap<&str, &EventRecord> = BTreeMap::new();
+        let mut proposals: BTreeMap<&str, &Proposal> = BTreeMap::new();
+        let mut candidates: BTreeMap<&str, &Candidate> = BTreeMap::new();
+        for r in &events {
+            match &r.event {
+                Event::CandidateState { proposal_id, .. } => {
+                    latest.insert(proposal_id, r);
+                }
+                Event::ProposalMade { proposal } => {
+                    proposals.insert(&proposal.id, proposal);
+                }
+                Event::CandidateReady { candidate } => {
+                    candidates.insert(&candidate.proposal, candidate);
+                }
+                _ => {}
+            }
+        }
+        let mut pool = Vec::new();
+        let mut order: Vec<&&EventRecord> = latest.values().collect();
+        order.sort_by_key(|r| r.seq);
+        for r in order {
+            let Event::CandidateState {
+                proposal_id,
+                state,
+                base_commit: Some(base),
+                offline: Some(offline),
+                ..
+            } = &r.event
+            else {
+                continue;
+            };
+            if state != "validated" || base != commit {
+                continue;
+            }
+            let (Some(p), Some(c)) = (
+                proposals.get(proposal_id.as_str()),
+                candidates.get(proposal_id.as_str()),
+            ) else {
+                continue;
+            };
+            pool.push(PoolEntry {
+                proposal: (*p).clone(),
+                candidate: (*c).clone(),
+                evidence: serde_json::from_value(offline.clone()).map_err(json_error)?,
+            });
+        }
+        Ok(pool)
+    }
+
+    /// Rank the pool, promote the best to the online slots that the layer admits, retire what
+    /// ranks below twice the slots, and run the promoted candidates' experiments side by side.
+    fn slow_loop(
+        &self,
+        rec: &Recorder,
+        cfg: &RunConfig,
+        it: u32,
+        prod: &ProductionState,
+        approvals: &Approvals,
+        steps: &mut StepCounter,
+    ) -> Result<Batch> {
+        let slots = cfg.slots;
+        let promoted: Vec<PoolEntry> = rec.step(it, "slow/promote", || {
+            let pool = self.pool(&prod.commit)?;
+            let events = self.events()?;
+            let history = History::from_events(&events, &self.manifest.metrics.primary.name);
+            let sign = self.manifest.metrics.primary.direction.sign();
+            let ranked = rank(pool, &history, sign);
+            let n = ranked.len();
+            let mut layers = recloop_online::Layers::default();
+            let share = self.manifest.online.layer_share();
+            let mut promoted = Vec::new();
+            let mut waiting = 0usize;
+            for (i, r) in ranked.into_iter().enumerate() {
+                let pid = r.entry.proposal.id.clone();
+                let why = format!(
+                    "rank {} of {n}: score {:.5} = offline lift {:+.5} × P(kept online | lever {:?}) {:.3} ({} kept, {} not, online so far)",
+                    i + 1,
+                    r.score,
+                    r.lift,
+                    r.entry.proposal.lever,
+                    f64::from(r.kept + 1) / f64::from(r.kept + r.failed + 2),
+                    r.kept,
+                    r.failed
+                );
+                if promoted.len() < slots {
+                    let lever = r.entry.proposal.lever.as_str();
+                    match layers.register(
+                        &self.manifest.online.layer,
+                        &format!("x-{pid}"),
+                        &[lever],
+                        share.min(1.0),
+                    ) {
+                        Ok(_) => {
+                            rec.emit(
+                                it,
+                                &format!("slow/{pid}/live"),
+                                Event::CandidateState {
+                                    proposal_id: pid.clone(),
+                                    state: "live".into(),
+                                    reason: why,
+                                    score: Some(r.score),
+                                    base_commit: None,
+                                    offline: None,
+                                },
+                                None,
+                            )?;
+                            promoted.push(r.entry);
+                            continue;
+                        }
+                        Err(e) => {
+                            rec.emit(
+                                it,
+                                &format!("slow/{pid}/held-back"),
+                                Event::Note {
+                                    topic: "dual.held_back".into(),
+                                    text: format!("{pid} stays in the pool ({why}): {e}"),
+                                    data: serde_json::Value::Null,
+                                },
+                                None,
+                            )?;
+                        }
+                    }
+                }
+                if waiting < slots {
+                    waiting += 1;
+                    continue;
+                }
+                rec.emit(
+                    it,
+                    &format!("slow/{pid}/retired"),
+                    Event::CandidateState {
+                        proposal_id: pid,
+                        state: "retired".into(),
+                        reason: format!("outranked: {why}; the pool keeps {slots} waiting"),
+                        score: Some(r.score),
+                        base_commit: None,
+                        offline: None,
+                    },
+                    None,
+                )?;
+            }
+            Ok(promoted)
+        })?;
+        let prod_dir = self.production_dir();
+        let mut outcomes = Vec::new();
+        let mut pending = Vec::new();
+        for (k, entry) in promoted.iter().enumerate() {
+            match rec.done::<CandidateOutcome>(it, &format!("candidate/{}", entry.proposal.id))? {
+                Some(o) => outcomes.push(o),
+                None => pending.push((k as u64, entry)),
+            }
+        }
+        if !pending.is_empty() {
+            self.repo.checkout_detached(&prod_dir, &prod.commit)?;
+        }
+        let results: Vec<(Proposal, Result<CandidateOutcome>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = pending
+                .iter()
+                .map(|(k, entry)| {
+                    let prod_dir = &prod_dir;
+                    let h = s.spawn(move || {
+                        let p = &entry.proposal;
+                        let wt = self.candidate_worktree(p, &entry.candidate)?;
+                        let holdout = SealedHoldout::new(&self.workspace);
+                        // the slots' seeds differ from the fast loop's (offset by the batch)
+                        let seed = cfg.seed ^ (u64::from(it) << 8) ^ (0x80 + k);
+                        let ectx = self.evaluate_ctx(
+                            rec, it, prod, prod_dir, &wt, &holdout, seed, cfg, approvals,
+                        );
+                        let v = evaluate_online(&ectx, p, &entry.candidate, entry.evidence.clone());
+                        if !matches!(v, Err(AgentError::AwaitingApproval { .. })) {
+                            self.repo.drop_worktree(&wt)?;
+                        }
+                        Ok(CandidateOutcome {
+                            proposal: p.clone(),
+                            develop: Some(DevelopResult::Ready {
+                                candidate: entry.candidate.clone(),
+                            }),
+                            verdict: Some(v?),
+                            error: None,
+                        })
+                    });
+                    (entry.proposal.clone(), h)
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(p, h)| {
+                    let r = h
+                        .join()
+                        .unwrap_or_else(|_| Err(AgentError::WorkerPanicked(p.id.clone())));
+                    (p, r)
+                })
+                .collect()
+        });
+        let mut waiting = Vec::new();
+        for (p, r) in results {
+            let o = match r {
+                Ok(o) => o,
+                Err(AgentError::Stage { class, detail }) => CandidateOutcome {
+                    proposal: p.clone(),
+                    develop: None,
+                    verdict: None,
+                    error: Some(format!("{}: {detail}", class.as_str())),
+                },
+                Err(AgentError::AwaitingApproval { id, question }) => {
+                    waiting.push((id, question));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            rec.emit(
+                it,
+                &format!("slow/{}/completed", p.id),
+                state_event(&p.id, "completed", completed_reason(&o, "online")),
+                None,
+            )?;
+            rec.complete(it, &format!("candidate/{}", p.id), &o)?;
+            steps.tick()?;
+            outcomes.push(o);
+        }
+        if !waiting.is_empty() {
+            return Ok(Batch::Waiting(waiting));
+        }
+        Ok(Batch::Done(outcomes))
+    }
+
+    /// After a merge, the pool's candidates measured against the old production are retired:
+    /// their offline evidence no longer says what they would change.
+    pub(super) fn retire_stale(
+        &self,
+        rec: &Recorder,
+        it: u32,
+        prod: &ProductionState,
+    ) -> Result<()> {
+        let events = self.events()?;
+        let mut latest: BTreeMap<&str, (&str, Option<&str>)> = BTreeMap::new();
+        for r in &events {
+            if let Event::CandidateState {
+                proposal_id,
+                state,
+                base_commit,
+                ..
+            } = &r.event
+            {
+                let base = match (state.as_str(), base_commit) {
+                    ("validated", Some(b)) => Some(b.as_str()),
+                    _ => None,
+                };
+                latest.insert(proposal_id, (state, base));
+            }
+        }
+        for (pid, (state, base)) in latest {
+            if state != "validated" || base == Some(prod.commit.as_str()) {
+                continue;
+            }
+            rec.emit(
+                it,
+                &format!("slow/{pid}/retired"),
+                state_event(
+                    pid,
+                    "retired",
+                    format!(
+                        "production moved to {}: its offline evidence was measured against {}",
+                        short(&prod.commit),
+                        base.map_or("an unknown commit".into(), short)
+                    ),
+                ),
+                None,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn short(commit: &str) -> String {
+    commit.chars().take(10).collect()
+}
+
+/// The `completed` state's reason: the verdict's decision and reason, or why there is none.
+fn completed_reason(o: &CandidateOutcome, stage: &str) -> String {
+    match (&o.verdict, &o.error, &o.develop) {
+        (Some(v), _, _) => format!("{stage}: {:?}: {}", v.decision, v.reason),
+        (None, Some(e), _) => format!("{stage}: the machinery failed: {e}"),
+        (None, None, Some(DevelopResult::Failed { .. })) => "develop failed its gates".into(),
+        _ => format!("{stage}: no verdict"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evaluate::OfflineEvidence;
+
+    fn entry(id: &str, lever: &str, candidate: f64) -> PoolEntry {
+        use recloop_journal::fixtures;
+        let proposal = fixtures::proposal(id, id, "h", "model", lever);
+        let value = candidate;
+        let candidate = fixtures::candidate(id, "b", value);
+        PoolEntry {
+            proposal,
+            candidate,
+            evidence: OfflineEvidence {
+                metric: "ndcg@10".into(),
+                production: 0.2,
+                candidate: value,
+                guardrails: Default::default(),
+                caveats: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn the_ranking_weighs_offline_lift_by_the_levers_online_record() {
+        let pool = vec![
+            entry("a", "model.ease.lambda", 0.26),
+            entry("b", "rerank.mmr", 0.24),
+            entry("c", "rerank.mmr", 0.22),
+        ];
+        // no online history: offline lift decides
+        let ranked = rank(pool.clone(), &History::default(), 1.0);
+        let ids: Vec<&str> = ranked
+            .iter()
+            .map(|r| r.entry.proposal.id.as_str())
+            .collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert!((ranked[0].lift - 0.3).abs() < 1e-9);
+        assert!((ranked[0].score - 0.15).abs() < 1e-9, "{}", ranked[0].score);
+
+        // the EASE lever failed online three times: its offline lead is discounted below MMR's
+        let mut history = History::default();
+        for i in 0..3 {
+            let mut t = entry(&format!("old{i}"), "model.ease.lambda", 0.3);
+            t.proposal.id = format!("old{i}");
+            history.trials.push(crate::history::Trial {
+                proposal: t.proposal,
+                seq: i,
+                spec: None,
+                base_hash: None,
+                value: Some(0.3),
+                decision: Some(Decision::Discard),
+                rejected: None,
+                merged: false,
+                online: true,
+                diff_hash: None,
+                error: None,
+                quality: None,
+            });
+        }
+        let ranked = rank(pool, &history, 1.0);
+        let ids: Vec<&str> = ranked
+            .iter()
+            .map(|r| r.entry.proposal.id.as_str())
+            .collect();
+        assert_eq!(ids, ["b", "a", "c"]);
+        assert_eq!((ranked[1].kept, ranked[1].failed), (0, 3));
+        // a decreasing metric ranks the other way
+        let ranked = rank(
+            vec![entry("a", "x", 0.26), entry("b", "y", 0.18)],
+            &History::default(),
+            -1.0,
+        );
+        assert_eq!(ranked[0].entry.proposal.id, "b");
+    }
+}
