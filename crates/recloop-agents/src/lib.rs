@@ -13,6 +13,7 @@ pub mod admission;
 pub mod approvals;
 pub mod bench;
 pub mod brain;
+pub mod calendar;
 pub mod config_edit;
 pub mod develop;
 pub mod diff;
@@ -26,6 +27,7 @@ pub mod executor;
 pub mod git;
 pub mod harness;
 pub mod history;
+pub mod loops_bench;
 /// The online platforms (they live in `recloop-online`).
 pub use recloop_online::platform as online;
 pub mod orchestrator;

@@ -56,6 +56,9 @@ pub struct RunOptions {
     pub evaluator: Option<Arc<dyn OfflineEvaluator>>,
     /// Stop (as if killed) after this many completed steps — for resumption tests.
     pub stop_after_steps: Option<usize>,
+    /// End the run after the iteration in which its online experiments reach this many days
+    /// (the simulated calendar; see [`crate::calendar`]).
+    pub simulated_days: Option<u32>,
     /// Models of `[evolve] every = N` rounds (default: the workspace's `[llm]` roles; without
     /// either, no rounds run).
     pub evolve_models: Option<crate::evolve::EvolveModels>,
@@ -150,6 +153,12 @@ pub struct RunSummary {
     /// Approvals the run stopped at: (approval id, question).
     #[serde(default)]
     pub pending_approvals: Vec<(String, String)>,
+    /// Days and number of the run's online experiments (the final comparison not included).
+    #[serde(default)]
+    pub online_days: u32,
+    /// Online experiments the run started.
+    #[serde(default)]
+    pub online_experiments: u32,
 }
 
 impl RunSummary {
@@ -198,6 +207,13 @@ impl std::fmt::Display for RunSummary {
         )?;
         for (m, e) in &self.north_star_effects {
             writeln!(f, "online {m} effect of a kept change: {e:+.4}")?;
+        }
+        if self.online_experiments > 0 {
+            writeln!(
+                f,
+                "online: {} experiments over {} days (experiments of one iteration side by side)",
+                self.online_experiments, self.online_days
+            )?;
         }
         if let Some(a) = &self.final_ab {
             let ci = fmt_ci(a.ci);
@@ -813,6 +829,13 @@ impl Loop {
                 b.inc(1);
             }
             msg("done", best);
+            if let Some(limit) = opts.simulated_days {
+                let used = crate::calendar::online_usage(&self.events()?, &run_id).days;
+                if used >= limit {
+                    tracing::info!("{used} online days of the {limit} allowed: the run ends");
+                    break;
+                }
+            }
         }
         let final_ab = match &self.online {
             Some(platform)
@@ -1883,6 +1906,7 @@ impl Loop {
                 merged: t.merged,
             })
             .collect();
+        let usage = crate::calendar::online_usage(&events, run_id);
         Ok(RunSummary {
             run_id: run_id.to_string(),
             brain: self.brain.name(),
@@ -1898,6 +1922,8 @@ impl Loop {
                 .map_or("waiting_for_approval", RunOutcome::as_str)
                 .to_string(),
             pending_approvals: Vec::new(),
+            online_days: usage.days,
+            online_experiments: usage.experiments,
         })
     }
 }

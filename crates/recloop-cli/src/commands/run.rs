@@ -22,6 +22,10 @@ pub struct RunArgs {
     /// Candidates in flight at once.
     #[arg(long)]
     pub workers: Option<u32>,
+    /// End the run after the iteration in which its online experiments reach this many days
+    /// (on the simulator, simulated days: weeks of the loop in minutes).
+    #[arg(long)]
+    pub simulated_days: Option<u32>,
     /// Spending limit in US dollars for language-model calls.
     #[arg(long)]
     pub budget_usd: Option<f64>,
@@ -128,6 +132,7 @@ pub fn options(args: &RunArgs, progress: bool) -> anyhow::Result<RunOptions> {
         online: None,
         evaluator: None,
         stop_after_steps: None,
+        simulated_days: args.simulated_days,
         cancel: Default::default(),
         evolve_models: None,
         journal: args.journal.clone(),
