@@ -1323,6 +1323,32 @@ alpha = 0.05
     }
 
     #[test]
+    fn the_dual_loop_keys_are_checked() {
+        let parse = |extra: &str, ramp: &str| {
+            let text = EXAMPLE.replace("ramp = [0.01, 0.05, 0.20, 0.50]", ramp);
+            Manifest::parse(&format!("{text}{extra}"), Path::new("recloop.toml"))
+        };
+        let dual = "\n[run]\nmode = \"dual\"\nfast_trials = 6\n";
+        let m = parse(dual, "ramp = [0.01, 0.05, 0.25]\nslots = 2").unwrap();
+        assert_eq!((m.run.mode.as_str(), m.run.fast_trials), ("dual", Some(6)));
+        assert_eq!(m.online.slots(), 2);
+        // slots and fast trials mean nothing to the single loop
+        let err = parse("", "ramp = [0.01, 0.25]\nslots = 2").unwrap_err();
+        assert!(err.to_string().contains("online.slots"), "{err}");
+        let err = parse("\n[run]\nfast_trials = 6\n", "ramp = [0.5]").unwrap_err();
+        assert!(err.to_string().contains("run.fast_trials"), "{err}");
+        // two experiments at 50 % each do not fit one layer
+        let err = parse(dual, "ramp = [0.01, 0.5]\nslots = 2").unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("200%") && msg.contains("at most 0.250"),
+            "{msg}"
+        );
+        let err = parse("\n[run]\nmode = \"triple\"\n", "ramp = [0.5]").unwrap_err();
+        assert!(err.to_string().contains("run.mode"), "{err}");
+    }
+
+    #[test]
     fn missing_primary_metric_is_named() {
         let text = EXAMPLE.replace(
             "primary   = { name = \"ndcg@10\", direction = \"increase\", min_effect = 0.002 }\n",

@@ -105,13 +105,18 @@ pub struct GuardrailCheck {
 
 impl std::fmt::Display for GuardrailCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // a negative harm is an improvement: say so rather than print "-265% harm"
+        let change = if self.relative_harm > 0.0 {
+            format!("{:.1}% worse", self.relative_harm * 100.0)
+        } else if self.relative_harm < 0.0 {
+            format!("{:.1}% better", -self.relative_harm * 100.0)
+        } else {
+            "unchanged".to_string()
+        };
         write!(
             f,
-            "{} {:.4} -> {:.4} ({:+.1}% harm)",
-            self.name,
-            self.production,
-            self.candidate,
-            self.relative_harm * 100.0
+            "{} {:.4} -> {:.4} ({change})",
+            self.name, self.production, self.candidate
         )?;
         if !self.limit.is_empty() {
             write!(f, ", past {}", self.limit)?;

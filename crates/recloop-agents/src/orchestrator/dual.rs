@@ -3,7 +3,7 @@
 //! offline stages on them (validation, offline guardrails, sealed holdout, off-policy replay),
 //! putting the candidates that pass into a pool; a **slow loop** ranks the pool and promotes its
 //! best to `[online] slots` online experiments that run side by side in the workspace's layer
-//! (the layer's conflict check: disjoint traffic, no two experiments on one lever).
+//! (the layer's conflict check: disjoint traffic, no two experiments on one pipeline stage).
 //!
 //! A candidate's states are journaled as `candidate_state` events: `proposed` → `validated`
 //! (in the pool, with its offline evidence and the production commit it was measured against)
@@ -97,6 +97,17 @@ fn rank(pool: Vec<PoolEntry>, history: &History, sign: f64) -> Vec<Ranked> {
             .then_with(|| a.entry.proposal.id.cmp(&b.entry.proposal.id))
     });
     ranked
+}
+
+/// What a candidate changes, for the layer's conflict check: its pipeline stage (two
+/// candidates that change the candidate generator are alternatives, not compatible changes:
+/// only one of them could be merged), else its lever.
+fn layer_parameter(p: &Proposal) -> &str {
+    if p.stage.is_empty() {
+        &p.lever
+    } else {
+        &p.stage
+    }
 }
 
 fn state_event(proposal_id: &str, state: &str, reason: String) -> Event {
@@ -417,11 +428,10 @@ impl Loop {
                     r.failed
                 );
                 if promoted.len() < slots {
-                    let lever = r.entry.proposal.lever.as_str();
                     match layers.register(
                         &self.manifest.online.layer,
                         &format!("x-{pid}"),
-                        &[lever],
+                        &[layer_parameter(&r.entry.proposal)],
                         share.min(1.0),
                     ) {
                         Ok(_) => {
