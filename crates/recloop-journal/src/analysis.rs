@@ -851,4 +851,37 @@ mod tests {
         assert_eq!(empty.columns, ["u"]);
         assert_eq!(empty.to_table(), "u\n(0 rows)");
     }
+
+    #[test]
+    fn the_journal_connection_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let b = crate::backend::SqliteBackend::open(&path).await.unwrap();
+            let mut ro = sqlite_read_only(&path).await.unwrap();
+            for w in [
+                "DELETE FROM events",
+                "CREATE TABLE x (a)",
+                "PRAGMA query_only = OFF; CREATE TABLE x (a)",
+            ] {
+                let r = sqlx::raw_sql(AssertSqlSafe(w)).execute(&mut ro).await;
+                assert!(r.is_err(), "{w}: {r:?}");
+            }
+            let r = sqlite_query(
+                &mut ro,
+                "SELECT count(*) AS n FROM meta",
+                10,
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+            assert_eq!(r.columns, ["n"]);
+            use crate::backend::Backend;
+            b.close().await;
+        });
+    }
 }
