@@ -23,6 +23,9 @@ pub const TIME_LIMIT: Duration = Duration::from_secs(5);
 pub const NOTE_TOPIC: &str = "analysis.sql";
 /// Hits `journal_search` returns at most.
 pub const MAX_HITS: usize = 8;
+/// Rows per log table the in-memory database takes at most (about 0.6 s of loading per
+/// million rows; larger logs are refused with a message).
+pub const MAX_LOG_ROWS: usize = 5_000_000;
 
 /// Where the logs are, if the workspace names a directory of them.
 enum Logs {
@@ -284,6 +287,15 @@ fn load_logs(dir: &Path) -> std::result::Result<MemoryDb, String> {
     let reader = recloop_logs::LogReader::open(dir).map_err(fail)?;
     let exposures = reader.read_exposures().map_err(fail)?;
     let events = reader.read_events().map_err(fail)?;
+    for (table, n) in [("exposures", exposures.len()), ("events", events.len())] {
+        if n > MAX_LOG_ROWS {
+            return Err(format!(
+                "the logs in {} are too large to analyse in memory: {table} has {n} rows (at \
+                 most {MAX_LOG_ROWS})",
+                dir.display()
+            ));
+        }
+    }
     let col = |n: &str, t| (n.to_string(), t);
     let tables = vec![
         MemTable {

@@ -670,11 +670,18 @@ async fn load(tables: Vec<MemTable>) -> Result<SqliteConnection> {
         )))
         .await
         .map_err(|e| db("creating a table", e))?;
-        let marks = vec!["?"; t.columns.len()].join(", ");
-        let insert = format!("INSERT INTO {} VALUES ({marks})", t.name);
-        for row in &t.rows {
+        // many rows per INSERT (SQLite allows 32766 parameters per statement)
+        let width = t.columns.len().max(1);
+        let per_insert = (32_000 / width).clamp(1, 500);
+        let one = format!("({})", vec!["?"; width].join(", "));
+        for chunk in t.rows.chunks(per_insert) {
+            let insert = format!(
+                "INSERT INTO {} VALUES {}",
+                t.name,
+                vec![one.as_str(); chunk.len()].join(", ")
+            );
             let mut q = sqlx::query(AssertSqlSafe(insert.as_str()));
-            for v in row {
+            for v in chunk.iter().flatten() {
                 q = match v {
                     Val::Int(x) => q.bind(*x),
                     Val::Real(x) => q.bind(*x),
