@@ -119,7 +119,7 @@ fn brainstorm_queries_the_journal_and_the_analysis_is_evidence_next_time() {
     );
     assert_eq!(notes[0].0, COUNT_SQL);
     assert_eq!(notes[0].1["rows"], 1);
-    assert_eq!(notes[0].1["summary"], "1 rows; first: n=1");
+    assert_eq!(notes[0].1["summary"], "1 row; first: n=1");
     // the brainstorm's trajectory records the calls, the failed ones with their errors
     let calls: Vec<serde_json::Value> = events
         .iter()
@@ -136,9 +136,10 @@ fn brainstorm_queries_the_journal_and_the_analysis_is_evidence_next_time() {
 
     // the next run's Brainstorm sees the analysis as evidence (its repeat proposal is rejected
     // by admission, so nothing more is asked of the model)
-    let again = Arc::new(ScriptedModel::new([ScriptedTurn::json(
-        json!({"proposals": [proposal()]}),
-    )]));
+    let again = Arc::new(ScriptedModel::new([
+        ScriptedTurn::tool_call("journal_search", json!({"text": "EASE popularity"})),
+        ScriptedTurn::json(json!({"proposals": [proposal()]})),
+    ]));
     let opts = RunOptions {
         iterations: Some(1),
         brain: Some(Arc::new(LlmBrain::new(again.clone(), Prices::FREE))),
@@ -152,8 +153,15 @@ fn brainstorm_queries_the_journal_and_the_analysis_is_evidence_next_time() {
         .nth(1)
         .unwrap_or_else(|| panic!("no analyses in the evidence:\n{prompt}"));
     assert!(
-        section.contains(COUNT_SQL) && section.contains("1 rows; first: n=1"),
+        section.contains(COUNT_SQL) && section.contains("1 row; first: n=1"),
         "{section}"
+    );
+    // journal_search finds the first run's hypothesis
+    let hits = last_tool_answer(&again.requests()[1]).content.clone();
+    eprintln!("evidence section:\n{section}\njournal_search answer:\n{hits}");
+    assert!(
+        hits.contains("hypothesis:") && hits.contains("switch to EASE"),
+        "{hits}"
     );
 }
 

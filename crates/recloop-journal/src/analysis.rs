@@ -73,10 +73,10 @@ impl QueryResult {
 
     /// One line: the row count and the first row (for journaling an analysis).
     pub fn summary(&self) -> String {
-        let n = if self.truncated {
-            format!("{}+ rows", self.rows.len())
-        } else {
-            format!("{} rows", self.rows.len())
+        let n = match (self.rows.len(), self.truncated) {
+            (n, true) => format!("{n}+ rows"),
+            (1, false) => "1 row".to_string(),
+            (n, false) => format!("{n} rows"),
         };
         match self.rows.first() {
             Some(r) => {
