@@ -96,7 +96,7 @@ impl QueryResult {
 fn cell_text(v: &Val) -> String {
     let s = match v {
         Val::Int(Some(i)) => i.to_string(),
-        Val::Real(Some(f)) => format!("{f}"),
+        Val::Real(Some(f)) => real_text(*f),
         Val::Text(Some(t)) => t.replace(['\n', '\r'], " "),
         _ => "NULL".into(),
     };
@@ -107,6 +107,20 @@ fn cell_text(v: &Val) -> String {
     } else {
         s
     }
+}
+
+/// A double in few characters: integers as such, else six decimals (trailing zeros cut), or
+/// scientific notation for very small and very large magnitudes.
+fn real_text(f: f64) -> String {
+    let a = f.abs();
+    if !f.is_finite() || (a != 0.0 && !(1e-4..1e15).contains(&a)) {
+        return format!("{f:.4e}");
+    }
+    if f.fract() == 0.0 {
+        return format!("{f:.0}");
+    }
+    let s = format!("{f:.6}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn refused(reason: impl Into<String>) -> JournalError {
@@ -514,9 +528,10 @@ fn pg_numeric(b: &[u8]) -> Option<String> {
         String::new()
     };
     s.push_str(&int_part);
-    if dscale > 0 {
+    let frac = frac.trim_end_matches('0');
+    if !frac.is_empty() {
         s.push('.');
-        s.push_str(&frac);
+        s.push_str(frac);
     }
     Some(s)
 }
@@ -753,8 +768,19 @@ mod tests {
     }
 
     #[test]
+    fn doubles_print_short() {
+        assert_eq!(real_text(31125.0), "31125");
+        assert_eq!(real_text(0.1 + 0.2), "0.3");
+        assert_eq!(real_text(-0.123_456_78), "-0.123457");
+        assert_eq!(real_text(0.000_012_5), "1.2500e-5");
+        assert_eq!(real_text(0.0), "0");
+        assert_eq!(real_text(f64::NAN), "NaN");
+    }
+
+    #[test]
     fn numerics_decode() {
-        // 12345.678: ndigits 3, weight 1, sign 0, dscale 3, digits 1 2345 6780
+        // 12345.678: ndigits 3, weight 1, sign 0, dscale 3, digits 1 2345 6780 (trailing zeros
+        // of the scale are cut: 2.5000 prints as 2.5)
         let mut b = Vec::new();
         for w in [3u16, 1, 0, 3, 1, 2345, 6780] {
             b.extend_from_slice(&w.to_be_bytes());

@@ -823,6 +823,21 @@ pub fn read_only_queries(db: &TestDb) {
     assert_eq!(j.experiments().unwrap().len(), views_count(&j));
     j.verify().unwrap();
     if db.kind == crate::common::Kind::Postgres {
+        // common PostgreSQL types are decoded from the binary format
+        let t = j
+            .query_read_only(
+                "SELECT 7::int2 AS a, true AS b, 2.50::numeric AS c, 'x'::varchar AS d, \
+                 NULL::text AS e, 1.5::float4 AS f, DATE '2024-01-02' AS g, \
+                 '{\"k\": 1}'::jsonb AS h, -12345678901::int8 AS i",
+                200,
+                five,
+            )
+            .unwrap();
+        assert_eq!(
+            t.to_table(),
+            "a | b | c | d | e | f | g | h | i\n7 | true | 2.5 | x | NULL | 1.5 | 2024-01-02 | \
+             {\"k\": 1} | -12345678901\n(1 row)"
+        );
         let seq = j
             .query_read_only("SELECT is_called FROM analysis_probe", 200, five)
             .unwrap();
