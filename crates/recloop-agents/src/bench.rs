@@ -180,6 +180,7 @@ pub fn bench_brains(
                     id_prefix: &format!("b{t:03}"),
                     harness: &harness,
                     spend: &crate::brain::SpendLog::new(),
+                    analysis: None,
                 })?;
                 if let Some(p) = out.proposals.into_iter().next() {
                     let spec: Option<PipelineSpec> = p

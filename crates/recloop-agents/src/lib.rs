@@ -10,6 +10,7 @@
 //! - [`bench`]: built-in brain vs random search.
 
 pub mod admission;
+pub mod analysis;
 pub mod approvals;
 pub mod bench;
 pub mod brain;

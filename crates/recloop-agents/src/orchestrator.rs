@@ -1019,7 +1019,14 @@ impl Loop {
                 .collect();
             let history = History::from_events(&events, &self.manifest.metrics.primary.name);
             let spec = self.production_spec(&prod_dir);
-            let evidence = crate::evidence::render(&history, &self.manifest, &prod.metrics);
+            let mut evidence = crate::evidence::render(&history, &self.manifest, &prod.metrics);
+            evidence.push_str(&crate::analysis::evidence(&events, 5));
+            let analysis = crate::analysis::Analysis::new(
+                self.journal.clone(),
+                &self.manifest,
+                &self.workspace,
+            )
+            .recording(rec.clone(), it);
             let prefix = format!("{run_id}-i{it:02}");
             let brainstorm_harness = self.harness(0);
             let spend = crate::brain::SpendLog::new();
@@ -1037,6 +1044,7 @@ impl Loop {
                 id_prefix: &prefix,
                 harness: &brainstorm_harness,
                 spend: &spend,
+                analysis: Some(&analysis),
             });
             rec.spend(it, "brainstorm/spend", &spend)?;
             let out = match out {

@@ -264,7 +264,10 @@ pub fn brainstorm(workspace: &Path) -> Result<Vec<Proposal>> {
         + 1;
     let history = History::from_events(&events, &l.manifest.metrics.primary.name);
     let spec = recloop_rec::pipeline::PipelineSpec::load_workspace(&l.workspace).ok();
-    let evidence = crate::evidence::render(&history, &l.manifest, &Default::default());
+    let mut evidence = crate::evidence::render(&history, &l.manifest, &Default::default());
+    evidence.push_str(&crate::analysis::evidence(&events, 5));
+    let analysis = crate::analysis::Analysis::new(l.journal.clone(), &l.manifest, &l.workspace)
+        .recording(rec.clone(), it);
     let spend = crate::brain::SpendLog::new();
     let out = l.brain.brainstorm(&BrainstormInput {
         manifest: &l.manifest,
@@ -277,6 +280,7 @@ pub fn brainstorm(workspace: &Path) -> Result<Vec<Proposal>> {
         id_prefix: &format!("manual-i{it:02}"),
         harness: &l.harness(0),
         spend: &spend,
+        analysis: Some(&analysis),
     });
     rec.spend(it, "brainstorm/spend", &spend)?;
     let out = out?;

@@ -231,6 +231,18 @@ impl Journal {
         self.run(|j| async move { j.search(&text, &filter).await })
     }
 
+    /// One read-only SQL query over the journal's tables (see [`crate::analysis`]): at most
+    /// `max_rows` rows (`truncated` says when there were more), stopped at `timeout`.
+    pub fn query_read_only(
+        &self,
+        sql: &str,
+        max_rows: usize,
+        timeout: std::time::Duration,
+    ) -> Result<crate::analysis::QueryResult> {
+        let sql = sql.to_string();
+        self.run(move |j| async move { j.query_read_only(&sql, max_rows, timeout).await })
+    }
+
     /// Past experiments similar to a proposal.
     pub fn similar_experiments(
         &self,
@@ -270,7 +282,7 @@ impl Journal {
 
 /// Run `fut` on `rt`: directly when the caller is outside any runtime, else on the runtime's
 /// thread while this thread waits.
-fn run_on<T, Fut>(rt: &tokio::runtime::Runtime, fut: Fut) -> Result<T>
+pub(crate) fn run_on<T, Fut>(rt: &tokio::runtime::Runtime, fut: Fut) -> Result<T>
 where
     T: Send + 'static,
     Fut: Future<Output = Result<T>> + Send + 'static,

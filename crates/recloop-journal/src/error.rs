@@ -116,6 +116,13 @@ pub enum JournalError {
         #[source]
         source: std::io::Error,
     },
+    /// A read-only analysis query was refused (a write, several statements), failed in the
+    /// database, or ran past its time limit.
+    #[error("read-only query failed: {reason}")]
+    Query {
+        /// Why, in the database's words where it gave some.
+        reason: String,
+    },
     /// An internal failure (a background task died); should not happen.
     #[error("journal internal error: {0}")]
     Internal(String),

@@ -57,6 +57,18 @@ impl<B: Backend> AsyncJournal<B> {
         self.backend.location()
     }
 
+    /// One read-only SQL query over the journal's tables (see [`crate::analysis`]).
+    pub async fn query_read_only(
+        &self,
+        sql: &str,
+        max_rows: usize,
+        timeout: std::time::Duration,
+    ) -> Result<crate::analysis::QueryResult> {
+        self.backend
+            .query_read_only(sql.to_string(), max_rows, timeout)
+            .await
+    }
+
     async fn rows(
         &self,
         sql: String,

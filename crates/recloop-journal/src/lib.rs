@@ -14,11 +14,14 @@
 //!   [`Journal::last_completed_step`].
 //! * Retrieval: [`Journal::search`] (FTS5 / tsvector), [`Journal::similar_experiments`],
 //!   [`Journal::best_first`].
+//! * Analysis: [`Journal::query_read_only`] (one `SELECT`, row and time limits, a connection
+//!   that cannot write) and [`MemoryDb`] for other tables queried the same way.
 //! * Artifacts: [`Journal::put_artifact`] (content-addressed, sha256).
 //!
 //! The journal records; it holds no business rules (verdicts, lesson promotion and admission
 //! are decided by the agents' plain code and arrive here as events).
 
+pub mod analysis;
 pub mod artifact;
 pub mod backend;
 mod blocking;
@@ -38,6 +41,7 @@ mod transfer;
 mod viewbatch;
 pub mod views;
 
+pub use analysis::{MemTable, MemoryDb, QueryResult};
 pub use artifact::ArtifactHash;
 pub use backend::{AnyBackend, Backend, JOURNAL_URL_ENV, Location, PostgresBackend, SqliteBackend};
 pub use blocking::Journal;

@@ -97,6 +97,7 @@ for_each_backend!(
     concurrent_writers_stay_gap_free,
     works_inside_a_tokio_runtime,
     artifacts_are_content_addressed,
+    read_only_queries,
 );
 
 /// The writer process of the crash test (runs only when re-invoked by it).

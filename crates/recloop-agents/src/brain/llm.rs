@@ -538,17 +538,16 @@ impl Brain for LlmBrain {
             Message::system(input.harness.system_prompt()),
             Message::user(user),
         ];
-        let tools = defs(
-            Tools::definitions()
-                .into_iter()
-                .filter(|(n, _, _)| {
-                    n == "list_files"
-                        || n == "read_file"
-                        || n == "search_files"
-                        || n == "query_schema"
-                })
-                .collect(),
-        );
+        let mut offered: Vec<(String, String, Value)> = Tools::definitions()
+            .into_iter()
+            .filter(|(n, _, _)| {
+                n == "list_files" || n == "read_file" || n == "search_files" || n == "query_schema"
+            })
+            .collect();
+        if input.analysis.is_some() {
+            offered.extend(crate::analysis::Analysis::definitions());
+        }
+        let tools = defs(offered);
         // An unusable answer (cut off, or failing the contract after the repair round) is a
         // failure of the model (recorded as `stage_failed`), not a rejected idea: nothing
         // enters the avoid set.
@@ -562,7 +561,12 @@ impl Brain for LlmBrain {
             &contract,
             max_tokens,
             input.spend,
-            &|name, args| files.call(name, args),
+            &|name, args| {
+                input
+                    .analysis
+                    .and_then(|a| a.call(name, args))
+                    .unwrap_or_else(|| files.call(name, args))
+            },
         )?;
         let prefix = input.id_prefix;
         let mut proposals: Vec<Proposal> = answer

@@ -35,6 +35,8 @@ pub struct BrainstormInput<'a> {
     pub harness: &'a Harness,
     /// Where the brain records its model spending (journaled by the caller).
     pub spend: &'a SpendLog,
+    /// The analysis tools (`run_sql_query`, `journal_search`), when the caller has a journal.
+    pub analysis: Option<&'a crate::analysis::Analysis>,
 }
 
 /// What one agent role spent on one model during a stage call (a `budget_spent` event).

@@ -174,6 +174,14 @@ pub trait Backend: Clone + Send + Sync + 'static {
         types: Vec<ColType>,
     ) -> impl Future<Output = Result<Vec<Vec<Val>>>> + Send;
 
+    /// One read-only analysis query (see [`crate::analysis`]).
+    fn query_read_only(
+        &self,
+        sql: String,
+        max_rows: usize,
+        timeout: std::time::Duration,
+    ) -> impl Future<Output = Result<crate::analysis::QueryResult>> + Send;
+
     /// Store an artifact; returns its sha256.
     fn put_artifact(&self, bytes: Vec<u8>) -> impl Future<Output = Result<ArtifactHash>> + Send;
 
@@ -256,6 +264,15 @@ impl Backend for AnyBackend {
         types: Vec<ColType>,
     ) -> Result<Vec<Vec<Val>>> {
         dispatch!(self, b => b.query(sql, params, types).await)
+    }
+
+    async fn query_read_only(
+        &self,
+        sql: String,
+        max_rows: usize,
+        timeout: std::time::Duration,
+    ) -> Result<crate::analysis::QueryResult> {
+        dispatch!(self, b => b.query_read_only(sql, max_rows, timeout).await)
     }
 
     async fn put_artifact(&self, bytes: Vec<u8>) -> Result<ArtifactHash> {

@@ -208,6 +208,15 @@ impl Backend for PostgresBackend {
             .map_err(|e| JournalError::db(&self.location, "querying", e))
     }
 
+    async fn query_read_only(
+        &self,
+        sql: String,
+        max_rows: usize,
+        timeout: Duration,
+    ) -> Result<crate::analysis::QueryResult> {
+        crate::analysis::postgres_query(&self.pool, &self.location, &sql, max_rows, timeout).await
+    }
+
     async fn put_artifact(&self, bytes: Vec<u8>) -> Result<ArtifactHash> {
         let hash = ArtifactHash::of(&bytes);
         sqlx::query(

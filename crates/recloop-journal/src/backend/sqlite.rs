@@ -208,6 +208,19 @@ impl Backend for SqliteBackend {
             .map_err(|e| JournalError::db(&self.location, "querying", e))
     }
 
+    async fn query_read_only(
+        &self,
+        sql: String,
+        max_rows: usize,
+        timeout: Duration,
+    ) -> Result<crate::analysis::QueryResult> {
+        // a connection of its own, opened read-only, closed afterwards
+        let mut conn = crate::analysis::sqlite_read_only(&self.path).await?;
+        let out = crate::analysis::sqlite_query(&mut conn, &sql, max_rows, timeout).await;
+        let _ = sqlx::Connection::close(conn).await;
+        out
+    }
+
     async fn put_artifact(&self, bytes: Vec<u8>) -> Result<ArtifactHash> {
         let dir = self.artifacts.clone();
         tokio::task::spawn_blocking(move || dir.put(&bytes))

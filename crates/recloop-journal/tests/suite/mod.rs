@@ -763,3 +763,129 @@ pub fn future_events_and_exports_are_refused(db: &TestDb) {
     // Events before it are still readable.
     assert_eq!(j.event(2).unwrap().unwrap().seq, 2);
 }
+
+/// `query_read_only`: reads views and the log, refuses writes (nothing changes), truncates at
+/// the row limit and stops at the time limit.
+pub fn read_only_queries(db: &TestDb) {
+    use std::time::{Duration, Instant};
+    let j = db.open();
+    let events = one_of_each("r1");
+    append_all(&j, "r1", events.clone());
+    let five = Duration::from_secs(5);
+    let r = j
+        .query_read_only(
+            "SELECT count(*) AS n, avg(seq) AS mean_seq FROM events;",
+            200,
+            five,
+        )
+        .unwrap();
+    assert_eq!(r.columns, ["n", "mean_seq"]);
+    assert_eq!(r.rows[0][0].as_i64(), Some(events.len() as i64));
+    // REAL in SQLite, NUMERIC (as text) in PostgreSQL
+    let mean = r.rows[0][1]
+        .as_f64()
+        .or_else(|| r.rows[0][1].as_str().and_then(|s| s.parse().ok()))
+        .unwrap();
+    assert!(
+        (mean - (events.len() as f64 + 1.0) / 2.0).abs() < 1e-9,
+        "{r:?}"
+    );
+    let verdicts = j
+        .query_read_only(
+            "SELECT proposal_id, verdict FROM v_experiments WHERE verdict IS NOT NULL",
+            200,
+            five,
+        )
+        .unwrap();
+    assert!(!verdicts.rows.is_empty(), "{verdicts:?}");
+    assert!(verdicts.to_table().starts_with("proposal_id | verdict\n"));
+
+    let mut writes = vec![
+        "INSERT INTO events (seq) VALUES (999)".to_string(),
+        "DELETE FROM events".into(),
+        "DROP TABLE v_experiments".into(),
+        "UPDATE v_experiments SET verdict = 'keep'".into(),
+        "SELECT 1; DELETE FROM events".into(),
+        "WITH d AS (DELETE FROM events RETURNING seq) SELECT count(*) FROM d".into(),
+    ];
+    if db.kind == crate::common::Kind::Postgres {
+        // passes the text checks; the READ ONLY transaction refuses it
+        db.exec_raw("CREATE SEQUENCE analysis_probe");
+        writes.push("SELECT nextval('analysis_probe')".into());
+    }
+    for w in &writes {
+        match j.query_read_only(w, 200, five) {
+            Err(JournalError::Query { .. }) => {}
+            other => panic!("{w:?} must be refused, got {other:?}"),
+        }
+    }
+    assert_eq!(j.event_count().unwrap(), events.len() as u64);
+    assert_eq!(j.experiments().unwrap().len(), views_count(&j));
+    j.verify().unwrap();
+    if db.kind == crate::common::Kind::Postgres {
+        // common PostgreSQL types are decoded from the binary format
+        let t = j
+            .query_read_only(
+                "SELECT 7::int2 AS a, true AS b, 2.50::numeric AS c, 'x'::varchar AS d, \
+                 NULL::text AS e, 1.5::float4 AS f, DATE '2024-01-02' AS g, \
+                 '{\"k\": 1}'::jsonb AS h, -12345678901::int8 AS i",
+                200,
+                five,
+            )
+            .unwrap();
+        assert_eq!(
+            t.to_table(),
+            "a | b | c | d | e | f | g | h | i\n7 | true | 2.5 | x | NULL | 1.5 | 2024-01-02 | \
+             {\"k\": 1} | -12345678901\n(1 row)"
+        );
+        let seq = j
+            .query_read_only("SELECT is_called FROM analysis_probe", 200, five)
+            .unwrap();
+        assert_eq!(seq.rows[0][0].as_str(), Some("false"), "nextval ran");
+    }
+
+    let many = j
+        .query_read_only(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 500) \
+             SELECT x FROM c",
+            200,
+            five,
+        )
+        .unwrap();
+    assert_eq!(many.rows.len(), 200);
+    assert!(many.truncated);
+    assert!(many.to_table().ends_with("(truncated at 200 rows)"));
+
+    let started = Instant::now();
+    let e = j
+        .query_read_only(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
+            200,
+            Duration::from_millis(500),
+        )
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(e.to_string().contains("time limit"), "{e}");
+    assert!(took < Duration::from_secs(4), "stopped after {took:?}");
+    eprintln!(
+        "{:?}: runaway query stopped after {took:?} (limit 500 ms)",
+        db.kind
+    );
+    // the journal still works
+    assert_eq!(j.event_count().unwrap(), events.len() as u64);
+    let e = j
+        .query_read_only("SELECT no_such_column FROM events", 200, five)
+        .unwrap_err();
+    assert!(e.to_string().contains("no_such_column"), "{e}");
+}
+
+fn views_count(j: &recloop_journal::Journal) -> usize {
+    let r = j
+        .query_read_only(
+            "SELECT count(*) FROM v_experiments",
+            200,
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap();
+    r.rows[0][0].as_i64().unwrap() as usize
+}
