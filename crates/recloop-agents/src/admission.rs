@@ -241,7 +241,8 @@ pub fn record_batch(
                 a.id
             )),
             None => check(&p, manifest, history),
-        };
+        }
+        .and_then(|()| within_quota(&p, &admitted, manifest));
         match verdict {
             Ok(()) => {
                 rec.emit(
@@ -260,6 +261,33 @@ pub fn record_batch(
         }
     }
     Ok(admitted)
+}
+
+/// `[run] quotas`: a proposal past its kind's quota in this batch is rejected (the batch's
+/// proposals are taken in the order the brain ranked them).
+fn within_quota(p: &Proposal, admitted: &[Proposal], manifest: &Manifest) -> Result<(), String> {
+    let Some(q) = &manifest.run.quotas else {
+        return Ok(());
+    };
+    let quota = q.of(p.kind);
+    let before: Vec<&str> = admitted
+        .iter()
+        .filter(|a| a.kind == p.kind)
+        .map(|a| a.id.as_str())
+        .collect();
+    if before.len() as u32 >= quota {
+        return Err(format!(
+            "quota: {} {:?} proposal(s) per batch ([run] quotas){}",
+            quota,
+            p.kind,
+            if before.is_empty() {
+                String::new()
+            } else {
+                format!(", already admitted: {}", before.join(", "))
+            }
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -419,5 +447,36 @@ mod tests {
             ..History::default()
         };
         assert!(check(&proposal("p1", "raise EASE lambda to 800"), &manifest(), &h).is_ok());
+    }
+
+    #[test]
+    fn a_kind_past_its_quota_is_rejected() {
+        use recloop_core::ProposalKind::{Exploit, Explore, Novel};
+        let mut m = manifest();
+        let p = |id: &str, kind| {
+            let mut p = proposal(id, id);
+            p.kind = kind;
+            p
+        };
+        let admitted = vec![p("a", Exploit), p("b", Explore)];
+        // no quotas: kinds are not counted
+        assert!(within_quota(&p("c", Exploit), &admitted, &m).is_ok());
+        m.run.quotas = Some(recloop_core::Quotas {
+            exploit: 1,
+            explore: 2,
+            novel: 0,
+        });
+        let err = within_quota(&p("c", Exploit), &admitted, &m).unwrap_err();
+        assert!(
+            err.contains("quota: 1 Exploit") && err.contains("already admitted: a"),
+            "{err}"
+        );
+        assert!(within_quota(&p("d", Explore), &admitted, &m).is_ok());
+        let err = within_quota(&p("e", Novel), &admitted, &m).unwrap_err();
+        assert!(err.starts_with("quota: 0 Novel"), "{err}");
+        assert_eq!(
+            m.run.quotas.unwrap().schedule(),
+            [Exploit, Explore, Explore]
+        );
     }
 }

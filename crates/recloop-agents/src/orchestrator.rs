@@ -411,6 +411,10 @@ impl RunConfig {
         if dual {
             batch = batch.max(fast_trials);
         }
+        // quotas fix the batch's composition, and so its size
+        if let Some(q) = &l.manifest.run.quotas {
+            batch = q.total() as usize;
+        }
         RunConfig {
             iterations: opts.iterations.unwrap_or(l.manifest.run.iterations),
             workers,

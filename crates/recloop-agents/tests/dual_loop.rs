@@ -11,7 +11,7 @@ use std::path::Path;
 
 /// A synthetic workspace on the simulator with `[run] mode = "dual"`: 4 offline trials and 2
 /// online slots per iteration (the ramp stops at 25 % so that two experiments fit a layer).
-fn dual_workspace() -> tempfile::TempDir {
+fn dual_workspace(run_extra: &str) -> tempfile::TempDir {
     let ws = common::synthetic_workspace();
     let path = ws.path().join("recloop.toml");
     let text = std::fs::read_to_string(&path).unwrap();
@@ -25,7 +25,9 @@ fn dual_workspace() -> tempfile::TempDir {
         Some(line) => text.replace(&line, "ramp = [0.01, 0.05, 0.25]"),
         None => text.replace("slots = 2", "slots = 2\nramp = [0.01, 0.05, 0.25]"),
     };
-    text.push_str("\n[run]\nmode = \"dual\"\nfast_trials = 4\n");
+    text.push_str(&format!(
+        "\n[run]\nmode = \"dual\"\nfast_trials = 4\n{run_extra}"
+    ));
     std::fs::write(&path, text).unwrap();
     // a fixed date: two such workspaces have the same commits (the resumption test compares
     // their journals)
@@ -58,7 +60,7 @@ fn states(evs: &[EventRecord]) -> Vec<(u32, String, String)> {
 
 #[test]
 fn the_fast_loop_fills_a_pool_and_the_slow_loop_promotes_its_best_to_the_slots() {
-    let ws = dual_workspace();
+    let ws = dual_workspace("quotas = { exploit = 2, explore = 1, novel = 1 }\n");
     let opts = RunOptions {
         iterations: Some(3),
         approvals: common::approving(),
@@ -142,11 +144,28 @@ fn the_fast_loop_fills_a_pool_and_the_slow_loop_promotes_its_best_to_the_slots()
             .count()
     });
     assert!(s.online_days > 0, "{s}");
+    // each batch has the quotas' composition: 2 exploit, 1 explore, 1 novel
+    let mut kinds: BTreeMap<(u32, String), usize> = BTreeMap::new();
+    for e in &evs {
+        if let Event::ProposalMade { proposal } = &e.event {
+            *kinds
+                .entry((e.iteration, format!("{:?}", proposal.kind)))
+                .or_default() += 1;
+        }
+    }
+    for ((it, kind), n) in &kinds {
+        let quota = match kind.as_str() {
+            "Exploit" => 2,
+            _ => 1,
+        };
+        assert!(*n <= quota, "iteration {it}: {n} {kind}: {kinds:?}");
+    }
+    assert!(kinds.keys().any(|(_, k)| k == "Exploit"));
 }
 
 #[test]
 fn a_stopped_dual_run_resumes_to_the_same_journal() {
-    let a = dual_workspace();
+    let a = dual_workspace("");
     let opts = RunOptions {
         iterations: Some(2),
         seed: Some(7),
@@ -156,7 +175,7 @@ fn a_stopped_dual_run_resumes_to_the_same_journal() {
     run(a.path(), &opts).unwrap();
     let uninterrupted = common::canonical(a.path());
     for stop in [3usize, 7] {
-        let b = dual_workspace();
+        let b = dual_workspace("");
         let err = run(
             b.path(),
             &RunOptions {

@@ -12,7 +12,7 @@ pub use domain::*;
 pub use error::{CoreError, Result};
 pub use manifest::{
     EvolveSection, ExecutorSection, ExternalSection, LlmBudget, LlmSection, LogMetricSpec,
-    Manifest, ModelPrices, OffPolicySection, OnlineSection, ProjectSection, SearchParam,
+    Manifest, ModelPrices, OffPolicySection, OnlineSection, ProjectSection, Quotas, SearchParam,
     WorkersSection,
 };
 pub use metric::{

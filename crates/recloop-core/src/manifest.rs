@@ -667,6 +667,64 @@ pub struct RunSection {
     /// Dual loop: offline trials of the fast loop per iteration (default 8).
     #[serde(default)]
     pub fast_trials: Option<u32>,
+    /// Proposals of each kind per brainstorm batch (YouTube's X/Y/Z: exploitation,
+    /// exploration, innovation); the batch then has their sum, and admission rejects a
+    /// proposal past its kind's quota. Absent: the built-in brain alternates the kinds and
+    /// admission does not count them.
+    #[serde(default)]
+    pub quotas: Option<Quotas>,
+}
+
+/// `[run] quotas`: proposals of each kind per batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quotas {
+    /// Refinements of what already works.
+    #[serde(default)]
+    pub exploit: u32,
+    /// Moves to other regions of the space.
+    #[serde(default)]
+    pub explore: u32,
+    /// Changes the journal has never seen.
+    #[serde(default)]
+    pub novel: u32,
+}
+
+impl Quotas {
+    /// Proposals per batch.
+    pub fn total(&self) -> u32 {
+        self.exploit + self.explore + self.novel
+    }
+
+    /// The quota of `kind`.
+    pub fn of(&self, kind: crate::ProposalKind) -> u32 {
+        match kind {
+            crate::ProposalKind::Exploit => self.exploit,
+            crate::ProposalKind::Explore => self.explore,
+            crate::ProposalKind::Novel => self.novel,
+        }
+    }
+
+    /// The kind of each slot of a batch, interleaved (2/1/1: exploit, explore, novel,
+    /// exploit), so that a batch cut short keeps the balance.
+    pub fn schedule(&self) -> Vec<crate::ProposalKind> {
+        use crate::ProposalKind::{Exploit, Explore, Novel};
+        let mut left = [
+            (Exploit, self.exploit),
+            (Explore, self.explore),
+            (Novel, self.novel),
+        ];
+        let mut out = Vec::new();
+        while left.iter().any(|(_, n)| *n > 0) {
+            for (kind, n) in left.iter_mut() {
+                if *n > 0 {
+                    out.push(*kind);
+                    *n -= 1;
+                }
+            }
+        }
+        out
+    }
 }
 
 /// The two loop modes of `[run] mode`.
@@ -698,6 +756,7 @@ impl Default for RunSection {
             batch_size: default_batch(),
             mode: default_mode(),
             fast_trials: None,
+            quotas: None,
         }
     }
 }
@@ -771,6 +830,25 @@ impl Manifest {
                 }
                 Some(0) => return Err(invalid(field, "must be at least 1".into())),
                 _ => {}
+            }
+        }
+        if let Some(q) = &self.run.quotas {
+            if q.total() == 0 {
+                return Err(invalid(
+                    "run.quotas",
+                    "allow no proposal at all; give at least one kind a quota".into(),
+                ));
+            }
+            if let Some(n) = self.run.fast_trials
+                && n > q.total()
+            {
+                return Err(invalid(
+                    "run.fast_trials",
+                    format!(
+                        "{n} trials, but the quotas make batches of {} proposals",
+                        q.total()
+                    ),
+                ));
             }
         }
         let (slots, share) = (self.online.slots(), self.online.layer_share());

@@ -231,12 +231,21 @@ impl BuiltinBrain {
     }
 }
 
-/// The balance of a batch: slot i gets this kind.
+/// The balance of a batch: slot i gets this kind (exploit, explore, novel in turn).
 pub fn slot_kind(i: usize) -> ProposalKind {
     match i % 3 {
         0 => ProposalKind::Exploit,
         1 => ProposalKind::Explore,
         _ => ProposalKind::Novel,
+    }
+}
+
+/// The kinds of a batch of `n`: the `[run] quotas` schedule when the manifest sets quotas,
+/// else [`slot_kind`] in turn.
+fn batch_kinds(manifest: &recloop_core::Manifest, n: usize) -> Vec<ProposalKind> {
+    match &manifest.run.quotas {
+        Some(q) => q.schedule().into_iter().take(n).collect(),
+        None => (0..n).map(slot_kind).collect(),
     }
 }
 
@@ -541,8 +550,8 @@ impl Brain for BuiltinBrain {
         };
         let base_hash = spec_hash(base);
         let mut proposals = Vec::new();
-        for i in 0..input.batch_size.max(1) {
-            let kind = slot_kind(i);
+        let kinds = batch_kinds(input.manifest, input.batch_size.max(1));
+        for (i, kind) in kinds.into_iter().enumerate() {
             let screened = std::iter::from_fn(|| screening.pop()).find_map(|m| {
                 // the centre was proposed before (and not measured): a point near it instead
                 let (m, spec) = std::iter::once(m.clone())
@@ -679,8 +688,8 @@ impl BuiltinBrain {
             self.samples
         };
         let mut proposals = Vec::new();
-        for i in 0..input.batch_size.max(1) {
-            let kind = slot_kind(i);
+        let kinds = batch_kinds(input.manifest, input.batch_size.max(1));
+        for (i, kind) in kinds.into_iter().enumerate() {
             let reach = match (self.search, kind) {
                 (Search::Tpe, ProposalKind::Exploit) => Reach::Local,
                 _ => Reach::Global,

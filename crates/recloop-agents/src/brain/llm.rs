@@ -514,7 +514,7 @@ impl Brain for LlmBrain {
             })
             .collect();
         let user = format!(
-            "# Objective\nprimary: {} ({:?}, min effect {}); north star: {}; guardrails: {}\n\n# Evidence\n{}\n# Workspace files\n{}\n\n# Workspace docs\n{}\n# Research notes\n{}\n\nPropose {} proposals as one JSON object.",
+            "# Objective\nprimary: {} ({:?}, min effect {}); north star: {}; guardrails: {}\n\n# Evidence\n{}\n# Workspace files\n{}\n\n# Workspace docs\n{}\n# Research notes\n{}\n\nPropose {} proposals as one JSON object.{}",
             m.metrics.primary.name,
             m.metrics.primary.direction,
             m.metrics.primary.min_effect,
@@ -532,7 +532,11 @@ impl Brain for LlmBrain {
             map.join("\n"),
             read_docs(input.workspace),
             read_notes(input.workspace),
-            input.batch_size
+            input.batch_size,
+            m.run.quotas.map_or(String::new(), |q| format!(
+                " Their `kind`s: {} exploit, {} explore, {} novel (admission rejects a proposal past its kind's quota).",
+                q.exploit, q.explore, q.novel
+            ))
         );
         let messages = vec![
             Message::system(input.harness.system_prompt()),
