@@ -649,12 +649,27 @@ impl Loop {
 
     /// `[evolve] every = N`: after iteration `it`, run the configured rounds for each agent
     /// (once per iteration, also across a resumed run) and use any admitted harness from now on.
+    /// What the run has spent on language models: its agents' calls and its evolve rounds.
+    fn spent_usd(&self, run_id: &str) -> Result<f64> {
+        Ok(self.brain.spent_usd() + crate::evolve::spent_in_run(&self.journal, run_id)?)
+    }
+
     fn evolve_after(&self, run_id: &str, it: u32, opts: &RunOptions) -> Result<()> {
         let cfg = &self.manifest.evolve;
         if cfg.every == 0 || !it.is_multiple_of(cfg.every) || cfg.rounds == 0 {
             return Ok(());
         }
         for agent in &cfg.agents {
+            // evolution is charged to the run's budget: none starts once it is spent
+            if let Some(budget) = opts.budget_usd {
+                let spent = self.spent_usd(run_id)?;
+                if spent >= budget {
+                    tracing::info!(
+                        "evolve {agent}: skipped, ${spent:.4} of the run's ${budget:.4} spent"
+                    );
+                    return Ok(());
+                }
+            }
             let trigger = format!("{run_id}/{it}");
             if crate::evolve::triggered(&self.journal, agent, &trigger)? {
                 continue;
@@ -765,9 +780,8 @@ impl Loop {
                     ));
                 }
             };
-            if opts
-                .budget_usd
-                .is_some_and(|budget| self.brain.spent_usd() >= budget)
+            if let Some(budget) = opts.budget_usd
+                && self.spent_usd(&run_id)? >= budget
             {
                 outcome = RunOutcome::BudgetExhausted;
                 break;
@@ -1929,7 +1943,7 @@ impl Loop {
             tried,
             north_star_effects: north,
             final_ab: None,
-            cost_usd: self.brain.spent_usd(),
+            cost_usd: self.spent_usd(run_id)?,
             outcome: outcome
                 .map_or("waiting_for_approval", RunOutcome::as_str)
                 .to_string(),

@@ -729,10 +729,68 @@ fn run_round(
     Ok(report)
 }
 
+/// US dollars the evolve rounds started inside run `run_id` spent (their triggers are
+/// `RUN/ITERATION`), every agent: what the run's budget is charged for evolution.
+pub fn spent_in_run(journal: &Journal, run_id: &str) -> Result<f64> {
+    let prefix = format!("{run_id}/");
+    Ok(journal
+        .events(&EventFilter {
+            types: vec!["evolve_round_finished".into()],
+            ..Default::default()
+        })
+        .map_err(jerr)?
+        .into_iter()
+        .filter_map(|e| match e.event {
+            Event::EvolveRoundFinished { summary, .. }
+                if summary["trigger"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with(&prefix)) =>
+            {
+                summary["usd"].as_f64()
+            }
+            _ => None,
+        })
+        .sum())
+}
+
 /// Whether a round of `agent` was already started by `trigger` (a resumed run does not evolve
 /// twice for the same iteration).
 pub fn triggered(journal: &Journal, agent: &str, trigger: &str) -> Result<bool> {
     Ok(finished_rounds(journal, agent)?
         .iter()
         .any(|(_, summary)| summary["trigger"].as_str() == Some(trigger)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use recloop_journal::NewEvent;
+
+    #[test]
+    fn a_run_is_charged_for_the_evolve_rounds_it_started() {
+        let tmp = tempfile::tempdir().unwrap();
+        let j = Journal::open(tmp.path().join("j.db").to_str().unwrap()).unwrap();
+        let round = |agent: &str, round: u32, trigger: Option<&str>, usd: Option<f64>| {
+            let summary = serde_json::json!({"trigger": trigger, "usd": usd});
+            j.append(NewEvent::new(
+                RUN_ID,
+                0,
+                Event::EvolveRoundFinished {
+                    agent: agent.into(),
+                    round,
+                    admitted_version: None,
+                    summary,
+                },
+            ))
+            .unwrap();
+        };
+        round("develop", 1, Some("run-1/2"), Some(0.25));
+        round("brainstorm", 1, Some("run-1/2"), Some(0.125));
+        round("develop", 2, Some("run-10/1"), Some(4.0)); // another run, whose id shares a prefix
+        round("develop", 3, None, Some(8.0)); // `recloop evolve`, outside any run
+        round("develop", 4, Some("run-1/4"), None); // models without prices
+        assert_eq!(spent_in_run(&j, "run-1").unwrap(), 0.375);
+        assert_eq!(spent_in_run(&j, "run-10").unwrap(), 4.0);
+        assert_eq!(spent_in_run(&j, "run-2").unwrap(), 0.0);
+    }
 }
