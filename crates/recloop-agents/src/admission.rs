@@ -328,6 +328,7 @@ mod tests {
             diff_hash: None,
             error: None,
             quality: None,
+            guardrail_failed: false,
         }
     }
 

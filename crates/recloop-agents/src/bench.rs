@@ -218,6 +218,7 @@ pub fn bench_brains(
                         diff_hash: None,
                         error: None,
                         quality: None,
+                        guardrail_failed: false,
                     });
                 }
                 if checkpoints.contains(&(t + 1)) {

@@ -34,6 +34,9 @@ pub struct Trial {
     pub error: Option<String>,
     /// Q_code of its candidate, once developed.
     pub quality: Option<f64>,
+    /// Not kept with a guardrail at attention or harm (offline or online): its primary's gain,
+    /// if any, came at a price the workspace does not accept.
+    pub guardrail_failed: bool,
 }
 
 impl Trial {
@@ -41,6 +44,13 @@ impl Trial {
     /// overstates it (e.g. a guardrail could not be shown unharmed).
     pub fn failed_online(&self) -> bool {
         self.online && matches!(self.decision, Some(Decision::Extend | Decision::Discard))
+    }
+
+    /// Its validation value overstates it: it failed online, or a guardrail stopped it. The
+    /// search must not crowd around it (a high NDCG bought with coverage the guardrail does
+    /// not allow is not a good region).
+    pub fn failed_despite_gain(&self) -> bool {
+        self.failed_online() || self.guardrail_failed
     }
 
     /// The typed mutation, when the proposal carries one.
@@ -118,6 +128,7 @@ impl History {
                         diff_hash: None,
                         error: None,
                         quality: None,
+                        guardrail_failed: false,
                     });
                 }
                 Event::ProposalRejected {
@@ -145,6 +156,14 @@ impl History {
                 } => {
                     if let Some(&i) = index.get(proposal_id) {
                         h.trials[i].decision = Some(verdict.decision);
+                        h.trials[i].guardrail_failed = verdict.decision != Decision::Keep
+                            && verdict.guardrails.values().any(|g| {
+                                matches!(
+                                    g,
+                                    recloop_core::GuardrailStatus::Attention
+                                        | recloop_core::GuardrailStatus::Harm
+                                )
+                            });
                     }
                 }
                 Event::CandidateReady { candidate } => {

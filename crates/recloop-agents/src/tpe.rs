@@ -17,8 +17,9 @@ pub struct Observation {
 }
 
 /// What TPE learns from: each measured trial's coordinates (`coords`; `None` skips the trial)
-/// and signed validation value. A trial that went online and was not kept counts as no better
-/// than the current production: its offline gain did not survive the users (inconclusive, or a
+/// and signed validation value. A trial that went online and was not kept, or that a guardrail
+/// stopped offline, counts as no better than the current production: its offline gain did not
+/// survive the users or came at a price the workspace does not accept (inconclusive, or a
 /// guardrail not shown unharmed), so the search must not crowd around it.
 pub fn observations(
     history: &crate::history::History,
@@ -36,7 +37,7 @@ pub fn observations(
             let y = sign * t.value?;
             Some(Observation {
                 x: coords(t)?,
-                y: if t.failed_online() {
+                y: if t.failed_despite_gain() {
                     y.min(production)
                 } else {
                     y
@@ -137,5 +138,61 @@ mod tests {
         let far = t.score(&obs(0.1, 0.0).x);
         assert!(near > far, "{near} vs {far}");
         assert!(Tpe::fit(&o[..2]).is_none());
+    }
+}
+
+#[cfg(test)]
+mod guardrail_tests {
+    use crate::history::History;
+    use recloop_core::{Decision, GuardrailStatus};
+    use recloop_journal::{Event, EventFilter, Journal, NewEvent, fixtures};
+
+    #[test]
+    fn a_gain_a_guardrail_stopped_counts_as_no_better_than_production() {
+        let tmp = tempfile::tempdir().unwrap();
+        let j = Journal::open(tmp.path().join("j.db").to_str().unwrap()).unwrap();
+        let push = |e: Event| {
+            j.append(NewEvent::new("run-1", 1, e)).unwrap();
+        };
+        for (id, value, guardrail) in [
+            ("a", 0.40, GuardrailStatus::Harm),
+            ("b", 0.35, GuardrailStatus::Ok),
+        ] {
+            push(Event::ProposalMade {
+                proposal: fixtures::proposal(id, id, "h", "candidates", "x"),
+            });
+            let mut metrics = recloop_core::MetricValues::new();
+            metrics.insert("ndcg@10".into(), value);
+            push(Event::OfflineResult {
+                proposal_id: id.into(),
+                candidate_id: format!("c-{id}"),
+                split: "validation".into(),
+                metrics,
+            });
+            let mut v = fixtures::verdict(
+                if guardrail == GuardrailStatus::Ok {
+                    Decision::Keep
+                } else {
+                    Decision::Discard
+                },
+                0.1,
+            );
+            v.guardrails.insert("coverage@10".into(), guardrail);
+            push(Event::Verdict {
+                proposal_id: id.into(),
+                candidate_id: format!("c-{id}"),
+                experiment_id: None,
+                verdict: v,
+            });
+        }
+        let events = j.events(&EventFilter::default()).unwrap();
+        let h = History::from_events(&events, "ndcg@10");
+        let blocked = &h.trials[0];
+        assert!(blocked.guardrail_failed && blocked.failed_despite_gain());
+        assert!(!h.trials[1].failed_despite_gain());
+        let obs = super::observations(&h, 1.0, |_| Some(Default::default()));
+        // no production value recorded: the blocked trial is clamped to -inf, the kept one stays
+        assert_eq!(obs[0].y, f64::NEG_INFINITY);
+        assert_eq!(obs[1].y, 0.35);
     }
 }

@@ -401,8 +401,9 @@ fn lever_success(history: &History, sign: f64) -> BTreeMap<String, f64> {
         let e = counts
             .entry(lever_class(&t.proposal.lever).to_string())
             .or_insert((0.0, 0.0));
-        // a gain offline that did not survive the users is not a success of the lever
-        if sign * (v - base) > 0.0 && !t.failed_online() {
+        // a gain offline that did not survive the users, or that a guardrail stopped, is not a
+        // success of the lever
+        if sign * (v - base) > 0.0 && !t.failed_despite_gain() {
             e.0 += 1.0;
         } else {
             e.1 += 1.0;
@@ -903,6 +904,7 @@ mod tests {
             diff_hash: None,
             error: None,
             quality: None,
+            guardrail_failed: false,
         }
     }
 

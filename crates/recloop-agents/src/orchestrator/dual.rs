@@ -689,6 +689,7 @@ mod tests {
                 diff_hash: None,
                 error: None,
                 quality: None,
+                guardrail_failed: false,
             });
         }
         let ranked = rank(pool, &history, 1.0);
