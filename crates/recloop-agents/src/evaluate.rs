@@ -477,9 +477,10 @@ fn ask_offline(
 fn keep_approval_stage(
     ctx: &EvaluateCtx<'_>,
     proposal: &Proposal,
-    mut verdict: Verdict,
+    verdict: Verdict,
     offline_only: bool,
 ) -> Result<Verdict> {
+    let mut verdict = online_attention_stage(ctx, proposal, verdict, offline_only)?;
     if verdict.decision != Decision::Keep || !(offline_only || ctx.approve) {
         return Ok(verdict);
     }
@@ -512,6 +513,53 @@ fn keep_approval_stage(
         verdict.decision = Decision::Discard;
         verdict.reason = format!(
             "{}; the KEEP ({why}) was declined by {}: {}",
+            verdict.reason, answer.by, answer.reason
+        );
+    }
+    Ok(verdict)
+}
+
+/// An online KEEP whose verdict leaves a guardrail at its attention level (shown non-inferior
+/// at the hard margin, but estimated worse than the attention threshold) waits for a person, as
+/// an offline guardrail at that level does; declined, it becomes a DISCARD.
+fn online_attention_stage(
+    ctx: &EvaluateCtx<'_>,
+    proposal: &Proposal,
+    mut verdict: Verdict,
+    offline_only: bool,
+) -> Result<Verdict> {
+    let attention: Vec<&str> = verdict
+        .guardrails
+        .iter()
+        .filter(|(_, s)| **s == GuardrailStatus::Attention)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if verdict.decision != Decision::Keep || offline_only || attention.is_empty() {
+        return Ok(verdict);
+    }
+    let pid = &proposal.id;
+    let names = attention.join(", ");
+    let what = format!("online guardrail(s) {names} past the attention level at the verdict");
+    let request = ApprovalRequest {
+        id: format!("{pid}-online-attention-{}", attention.join("-")),
+        proposal_id: Some(pid.clone()),
+        kind: ApprovalKind::GuardrailAttention,
+        question: format!(
+            "KEEP \"{}\"? {what} (non-inferior at the hard margin, but estimated worse than \
+             the attention threshold). {}",
+            proposal.title, verdict.reason
+        ),
+        evidence: serde_json::to_value(&verdict).unwrap_or_default(),
+    };
+    let answer = ctx.approvals.ask(ctx.rec, ctx.iteration, &request)?;
+    if answer.approved {
+        verdict
+            .caveats
+            .push(format!("{what}; approved by {}", answer.by));
+    } else {
+        verdict.decision = Decision::Discard;
+        verdict.reason = format!(
+            "{}; {what}, declined by {}: {}",
             verdict.reason, answer.by, answer.reason
         );
     }
@@ -1041,6 +1089,8 @@ mod tests {
     struct Scripted {
         decisions: Vec<Decision>,
         calls: Mutex<Vec<(u32, u64, String)>>,
+        /// Guardrails the verdicts leave at their attention level.
+        attention: Vec<&'static str>,
     }
 
     impl OnlinePlatform for Scripted {
@@ -1068,6 +1118,11 @@ mod tests {
             ));
             let mut verdict = fixtures::verdict(decision, 0.01);
             verdict.reason = format!("scripted {decision} #{}", calls.len());
+            for g in &self.attention {
+                verdict
+                    .guardrails
+                    .insert(g.to_string(), GuardrailStatus::Attention);
+            }
             Ok(ExperimentReport {
                 verdict,
                 outcome: recloop_online::Outcome::Completed,
@@ -1102,6 +1157,7 @@ mod tests {
         let platform = Scripted {
             decisions: decisions.to_vec(),
             calls: Mutex::new(Vec::new()),
+            attention: vec![],
         };
         let case = Case {
             extensions,
@@ -1298,6 +1354,7 @@ mod tests {
             let platform = Scripted {
                 decisions: vec![Decision::Keep],
                 calls: Mutex::new(Vec::new()),
+                attention: vec![],
             };
             let case = Case {
                 off_policy: Some(("\"uniform\"".into(), candidate)),
@@ -1454,6 +1511,40 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn an_online_keep_with_a_guardrail_at_attention_waits_for_a_person() {
+        let platform = |attention| Scripted {
+            decisions: vec![Decision::Keep],
+            calls: Mutex::new(Vec::new()),
+            attention,
+        };
+        let case = Case::default();
+        // a person declines: DISCARD, saying which guardrail and who declined
+        let (v, ev) = case.evaluate(&Fixed, &platform(vec!["hide_rate"]), &scripted(&[false]));
+        let v = v.unwrap();
+        assert_eq!(v.decision, Decision::Discard, "{}", v.reason);
+        assert!(
+            v.reason
+                .contains("online guardrail(s) hide_rate past the attention level"),
+            "{}",
+            v.reason
+        );
+        assert_eq!(asked(&ev), vec![ApprovalKind::GuardrailAttention]);
+        // approved: KEEP, with the approval as a caveat
+        let (v, _) = case.evaluate(&Fixed, &platform(vec!["hide_rate"]), &scripted(&[true]));
+        let v = v.unwrap();
+        assert_eq!(v.decision, Decision::Keep);
+        assert!(
+            v.caveats.iter().any(|c| c.contains("approved by")),
+            "{:?}",
+            v.caveats
+        );
+        // every guardrail within its attention level: nobody is asked
+        let (v, ev) = case.evaluate(&Fixed, &platform(vec![]), &scripted(&[]));
+        assert_eq!(v.unwrap().decision, Decision::Keep);
+        assert!(asked(&ev).is_empty());
     }
 
     #[test]

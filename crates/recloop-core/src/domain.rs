@@ -219,7 +219,8 @@ impl CodeQuality {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ApprovalKind {
-    /// An offline guardrail is past its attention level (but within its hard level).
+    /// A guardrail is past its attention level (but within its hard level): offline, or
+    /// online at the verdict of a KEEP.
     GuardrailAttention,
     /// An online guardrail crossed its attention threshold during the ramp.
     OnlineEscalation,
