@@ -833,7 +833,7 @@ mod tests {
             let back: Event = serde_json::from_value(v).unwrap();
             assert_eq!(&back, e);
         }
-        assert_eq!(seen.len(), 36, "fixtures must cover every variant");
+        assert_eq!(seen.len(), 37, "fixtures must cover every variant");
     }
 
     #[test]
