@@ -167,7 +167,10 @@ pub fn check_sql(sql: &str, dialect: Dialect) -> Result<String> {
                 continue;
             }
             b'"' => {
-                i = close_quote(b, i + 1, b'"', false);
+                let start = i + 1;
+                i = close_quote(b, start, b'"', false);
+                // a quoted identifier names a function as well as an unquoted one
+                refuse_side_effects(sql.get(start..i.saturating_sub(1)).unwrap_or(""))?;
                 continue;
             }
             b'`' if dialect == Dialect::Sqlite => {
@@ -190,9 +193,13 @@ pub fn check_sql(sql: &str, dialect: Dialect) -> Result<String> {
                     continue;
                 }
             }
-            c if first_word.is_none() && c.is_ascii_alphabetic() => {
+            c if (c.is_ascii_alphabetic() || c == b'_') && (i == 0 || !is_ident(b[i - 1])) => {
                 let stop = (i..b.len()).find(|&k| !is_ident(b[k])).unwrap_or(b.len());
-                first_word = Some(sql[i..stop].to_ascii_uppercase());
+                let word = &sql[i..stop];
+                if first_word.is_none() {
+                    first_word = Some(word.to_ascii_uppercase());
+                }
+                refuse_side_effects(&word.to_ascii_lowercase())?;
                 i = stop;
                 continue;
             }
@@ -214,6 +221,47 @@ pub fn check_sql(sql: &str, dialect: Dialect) -> Result<String> {
     }
     let body = &sql[..end.unwrap_or(sql.len())];
     Ok(body.trim().to_string())
+}
+
+/// Functions a read-only transaction still lets run, whose effects reach outside the query:
+/// other sessions, the server's files, other databases, session-level locks.
+const SIDE_EFFECT_FUNCTIONS: &[&str] = &[
+    "pg_terminate_backend",
+    "pg_cancel_backend",
+    "pg_reload_conf",
+    "pg_rotate_logfile",
+    "pg_read_file",
+    "pg_read_binary_file",
+    "pg_ls_dir",
+    "pg_ls_logdir",
+    "pg_ls_waldir",
+    "pg_stat_file",
+    "pg_switch_wal",
+    "pg_create_restore_point",
+    "pg_promote",
+    "pg_logical_emit_message",
+    "pg_notify",
+    "pg_advisory_lock",
+    "pg_advisory_lock_shared",
+    "pg_try_advisory_lock",
+    "pg_try_advisory_lock_shared",
+    "set_config",
+    "lo_export",
+    "lo_import",
+    "dblink",
+    "dblink_exec",
+    "dblink_connect",
+    "load_extension",
+];
+
+/// Refuse a query naming one of [`SIDE_EFFECT_FUNCTIONS`] (`word` in lower case, or as quoted).
+fn refuse_side_effects(word: &str) -> Result<()> {
+    if SIDE_EFFECT_FUNCTIONS.contains(&word) {
+        return Err(refused(format!(
+            "`{word}` has effects outside a read-only query and is not allowed"
+        )));
+    }
+    Ok(())
 }
 
 fn find_from(b: &[u8], from: usize, pat: &[u8]) -> Option<usize> {
@@ -732,6 +780,14 @@ mod tests {
             .ends_with("FROM a")
         );
         assert_eq!(ok("SELECT ';' AS x", Dialect::Sqlite), "SELECT ';' AS x");
+        // a name inside a string, or a longer identifier, is not a call
+        assert_eq!(
+            ok(
+                "SELECT 'pg_terminate_backend' AS set_config_key",
+                Dialect::Postgres
+            ),
+            "SELECT 'pg_terminate_backend' AS set_config_key"
+        );
         assert_eq!(
             ok("SELECT \"a;b\" FROM t", Dialect::Sqlite),
             "SELECT \"a;b\" FROM t"
@@ -760,6 +816,20 @@ mod tests {
                 Dialect::Postgres,
             ),
             ("SELECT 1 /* ; */ ; DROP TABLE x", Dialect::Sqlite),
+            (
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity",
+                Dialect::Postgres,
+            ),
+            (
+                "SELECT pg_catalog.PG_READ_FILE('/etc/passwd')",
+                Dialect::Postgres,
+            ),
+            ("SELECT \"pg_cancel_backend\"(1)", Dialect::Postgres),
+            (
+                "WITH x AS (SELECT dblink_exec('d', 'DROP TABLE t')) SELECT 1",
+                Dialect::Postgres,
+            ),
+            ("SELECT load_extension('x')", Dialect::Sqlite),
             ("", Dialect::Sqlite),
             ("  -- nothing\n", Dialect::Sqlite),
         ] {
