@@ -99,6 +99,60 @@ fn rank(pool: Vec<PoolEntry>, history: &History, sign: f64) -> Vec<Ranked> {
     ranked
 }
 
+/// A candidate that went online from the pool and was not kept.
+#[derive(Debug, Clone, PartialEq)]
+struct OnlineFailure {
+    proposal_id: String,
+    /// Its pipeline stage (or lever).
+    stage: String,
+    /// Its relative offline lift when it was validated.
+    lift: f64,
+}
+
+/// The pool's candidates that went online and were not kept, with their offline lift: a
+/// candidate no stronger offline on the same stage is not promoted.
+fn online_failures(events: &[EventRecord], sign: f64) -> Vec<OnlineFailure> {
+    let mut lift: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut stage: BTreeMap<&str, String> = BTreeMap::new();
+    let mut failed = Vec::new();
+    for r in events {
+        match &r.event {
+            Event::ProposalMade { proposal } => {
+                stage.insert(&proposal.id, layer_parameter(proposal).to_string());
+            }
+            Event::CandidateState {
+                proposal_id,
+                offline: Some(offline),
+                ..
+            } => {
+                if let Ok(e) = serde_json::from_value::<OfflineEvidence>(offline.clone()) {
+                    lift.insert(
+                        proposal_id,
+                        sign * (e.candidate - e.production) / e.production.abs().max(1e-12),
+                    );
+                }
+            }
+            Event::Verdict {
+                proposal_id,
+                experiment_id: Some(_),
+                verdict,
+                ..
+            } if verdict.decision != Decision::Keep => failed.push(proposal_id.as_str()),
+            _ => {}
+        }
+    }
+    failed
+        .into_iter()
+        .filter_map(|p| {
+            Some(OnlineFailure {
+                proposal_id: p.to_string(),
+                stage: stage.get(p)?.clone(),
+                lift: *lift.get(p)?,
+            })
+        })
+        .collect()
+}
+
 /// What a candidate changes, for the layer's conflict check: its pipeline stage (two
 /// candidates that change the candidate generator are alternatives, not compatible changes:
 /// only one of them could be merged), else its lever.
@@ -410,6 +464,7 @@ impl Loop {
             let history = History::from_events(&events, &self.manifest.metrics.primary.name);
             let sign = self.manifest.metrics.primary.direction.sign();
             let ranked = rank(pool, &history, sign);
+            let online_failures = online_failures(&events, sign);
             let n = ranked.len();
             let mut layers = recloop_online::Layers::default();
             let share = self.manifest.online.layer_share();
@@ -427,7 +482,27 @@ impl Loop {
                     r.kept,
                     r.failed
                 );
-                if promoted.len() < slots {
+                let weaker = online_failures
+                    .iter()
+                    .find(|f| f.stage == layer_parameter(&r.entry.proposal) && f.lift >= r.lift);
+                if let Some(f) = weaker.filter(|_| promoted.len() < slots) {
+                    // an idle slot costs no days: wait for a candidate that can do better
+                    rec.emit(
+                        it,
+                        &format!("slow/{pid}/held-back"),
+                        Event::Note {
+                            topic: "dual.held_back".into(),
+                            text: format!(
+                                "{pid} stays in the pool ({why}): its offline lift {:+.5} is no \
+                                 more than that of {} ({:+.5}), which went online on stage {:?} \
+                                 and was not kept",
+                                r.lift, f.proposal_id, f.lift, f.stage
+                            ),
+                            data: serde_json::Value::Null,
+                        },
+                        None,
+                    )?;
+                } else if promoted.len() < slots {
                     match layers.register(
                         &self.manifest.online.layer,
                         &format!("x-{pid}"),
@@ -706,5 +781,46 @@ mod tests {
             -1.0,
         );
         assert_eq!(ranked[0].entry.proposal.id, "b");
+    }
+
+    #[test]
+    fn online_failures_carry_their_stage_and_offline_lift() {
+        use recloop_journal::{EventFilter, Journal, NewEvent};
+        let tmp = tempfile::tempdir().unwrap();
+        let j = Journal::open(tmp.path().join("j.db").to_str().unwrap()).unwrap();
+        let push = |e: Event| {
+            j.append(NewEvent::new("run-1", 1, e)).unwrap();
+        };
+        for (id, candidate, decision, online) in [
+            ("a", 0.21, Decision::Extend, true),
+            ("b", 0.30, Decision::Keep, true),
+            ("c", 0.25, Decision::Discard, false),
+        ] {
+            let e = entry(id, "blend.add.bpr", candidate);
+            push(Event::ProposalMade {
+                proposal: e.proposal.clone(),
+            });
+            push(Event::CandidateState {
+                proposal_id: id.into(),
+                state: "validated".into(),
+                reason: String::new(),
+                score: None,
+                base_commit: Some("b".into()),
+                offline: Some(serde_json::to_value(&e.evidence).unwrap()),
+            });
+            push(Event::Verdict {
+                proposal_id: id.into(),
+                candidate_id: format!("c-{id}"),
+                experiment_id: online.then(|| format!("x-{id}")),
+                verdict: recloop_journal::fixtures::verdict(decision, 0.0),
+            });
+        }
+        let events = j.events(&EventFilter::default()).unwrap();
+        let failures = online_failures(&events, 1.0);
+        // only `a`: `b` was kept, `c` was decided offline
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert_eq!(failures[0].proposal_id, "a");
+        assert_eq!(failures[0].stage, "model");
+        assert!((failures[0].lift - 0.05).abs() < 1e-9, "{failures:?}");
     }
 }
