@@ -480,7 +480,7 @@ fn keep_approval_stage(
     verdict: Verdict,
     offline_only: bool,
 ) -> Result<Verdict> {
-    let mut verdict = online_attention_stage(ctx, proposal, verdict, offline_only)?;
+    let verdict = online_attention_stage(ctx, proposal, verdict, offline_only)?;
     if verdict.decision != Decision::Keep || !(offline_only || ctx.approve) {
         return Ok(verdict);
     }
@@ -504,15 +504,28 @@ fn keep_approval_stage(
         ),
         evidence: serde_json::to_value(&verdict).unwrap_or_default(),
     };
-    let answer = ctx.approvals.ask(ctx.rec, ctx.iteration, &request)?;
+    let (approved, declined) = (format!("KEEP ({why})"), format!("the KEEP ({why}) was"));
+    ask_about_keep(ctx, &request, verdict, &approved, &declined)
+}
+
+/// Ask a person about a KEEP: approved, a caveat `"{approved} approved by WHO"`; declined, a
+/// DISCARD whose reason ends `"; {declined} declined by WHO: WHY"`.
+fn ask_about_keep(
+    ctx: &EvaluateCtx<'_>,
+    request: &ApprovalRequest,
+    mut verdict: Verdict,
+    approved: &str,
+    declined: &str,
+) -> Result<Verdict> {
+    let answer = ctx.approvals.ask(ctx.rec, ctx.iteration, request)?;
     if answer.approved {
         verdict
             .caveats
-            .push(format!("KEEP ({why}) approved by {}", answer.by));
+            .push(format!("{approved} approved by {}", answer.by));
     } else {
         verdict.decision = Decision::Discard;
         verdict.reason = format!(
-            "{}; the KEEP ({why}) was declined by {}: {}",
+            "{}; {declined} declined by {}: {}",
             verdict.reason, answer.by, answer.reason
         );
     }
@@ -525,7 +538,7 @@ fn keep_approval_stage(
 fn online_attention_stage(
     ctx: &EvaluateCtx<'_>,
     proposal: &Proposal,
-    mut verdict: Verdict,
+    verdict: Verdict,
     offline_only: bool,
 ) -> Result<Verdict> {
     let attention: Vec<&str> = verdict
@@ -551,19 +564,13 @@ fn online_attention_stage(
         ),
         evidence: serde_json::to_value(&verdict).unwrap_or_default(),
     };
-    let answer = ctx.approvals.ask(ctx.rec, ctx.iteration, &request)?;
-    if answer.approved {
-        verdict
-            .caveats
-            .push(format!("{what}; approved by {}", answer.by));
-    } else {
-        verdict.decision = Decision::Discard;
-        verdict.reason = format!(
-            "{}; {what}, declined by {}: {}",
-            verdict.reason, answer.by, answer.reason
-        );
-    }
-    Ok(verdict)
+    ask_about_keep(
+        ctx,
+        &request,
+        verdict,
+        &format!("{what};"),
+        &format!("{what},"),
+    )
 }
 
 /// The offline comparison of every guardrail with production.

@@ -1099,15 +1099,7 @@ impl Loop {
         approvals: &Approvals,
         steps: &mut StepCounter,
     ) -> Result<Batch> {
-        let mut selected: Vec<&Proposal> = admitted
-            .iter()
-            .filter(|p| p.maturity == Maturity::Ready)
-            .collect();
-        selected.extend(
-            admitted
-                .iter()
-                .filter(|p| p.maturity == Maturity::ProbeFirst),
-        );
+        let mut selected = runnable(admitted);
         if let Some(w) = &self.workers {
             // every worker process drains one queue: the iteration's whole batch is in flight
             selected.truncate(cfg.batch);
@@ -1121,7 +1113,7 @@ impl Loop {
         for (k, p) in selected.iter().enumerate() {
             match rec.done::<CandidateOutcome>(it, &format!("candidate/{}", p.id))? {
                 Some(o) => outcomes.push(o),
-                None => pending.push((k, (*p).clone())),
+                None => pending.push((k as u64, (*p).clone())),
             }
         }
         let prod_dir = self.production_dir();
@@ -1130,49 +1122,23 @@ impl Loop {
         }
         let events = self.events()?;
         let history = History::from_events(&events, &self.manifest.metrics.primary.name);
-        let results: Vec<(Proposal, Result<CandidateOutcome>)> = std::thread::scope(|s| {
-            let handles: Vec<_> = pending
-                .iter()
-                .map(|(k, p)| {
-                    let (rec, prod_dir, history) = (rec.clone(), prod_dir.clone(), &history);
-                    let k = *k as u64;
-                    let h = s.spawn(move || {
-                        self.candidate(&rec, it, k, p, prod, &prod_dir, cfg, approvals, history)
-                    });
-                    (p.clone(), h)
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|(p, h)| {
-                    let r = h
-                        .join()
-                        .unwrap_or_else(|_| Err(AgentError::WorkerPanicked(p.id.clone())));
-                    (p, r)
-                })
-                .collect()
+        let results = in_parallel(&pending, |k, p| {
+            self.candidate(rec, it, k, p, prod, &prod_dir, cfg, approvals, &history)
         });
         let mut waiting = Vec::new();
         let mut budget = false;
         for (p, r) in results {
-            let o = match r {
-                Ok(o) => o,
-                Err(AgentError::Stage { class, detail }) => CandidateOutcome {
-                    proposal: p.clone(),
-                    develop: None,
-                    verdict: None,
-                    error: Some(format!("{}: {detail}", class.as_str())),
-                },
-                Err(AgentError::AwaitingApproval { id, question }) => {
-                    waiting.push((id, question));
+            let o = match settle(rec, it, &p, r, "develop")? {
+                Settled::Done(o) => o,
+                Settled::Failed(o) => *o,
+                Settled::Waiting(w) => {
+                    waiting.push(w);
                     continue;
                 }
-                Err(AgentError::Budget(detail)) => {
-                    record_budget_exhausted(rec, it, Some(&p.id), "develop", detail)?;
+                Settled::Budget => {
                     budget = true;
                     continue;
                 }
-                Err(e) => return Err(e),
             };
             rec.complete(it, &format!("candidate/{}", o.proposal.id), &o)?;
             steps.tick()?;
@@ -1956,6 +1922,83 @@ impl Loop {
 
 /// Journal the budget that ran out, as a failure of its own class (the run then ends with
 /// `budget_exhausted`).
+/// The admitted proposals a batch can work on: ready ones first, then probe-first ones
+/// (backlog proposals stay recorded as backlog).
+fn runnable(admitted: &[Proposal]) -> Vec<&Proposal> {
+    let mut selected: Vec<&Proposal> = admitted
+        .iter()
+        .filter(|p| p.maturity == Maturity::Ready)
+        .collect();
+    selected.extend(
+        admitted
+            .iter()
+            .filter(|p| p.maturity == Maturity::ProbeFirst),
+    );
+    selected
+}
+
+/// Run `work` on each `(k, proposal)` in a scoped thread of its own; a thread that panics is
+/// that proposal's [`AgentError::WorkerPanicked`].
+fn in_parallel<T: Send>(
+    pending: &[(u64, Proposal)],
+    work: impl Fn(u64, &Proposal) -> Result<T> + Sync,
+) -> Vec<(Proposal, Result<T>)> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = pending
+            .iter()
+            .map(|(k, p)| (p, s.spawn(|| work(*k, p))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|(p, h)| {
+                let r = h
+                    .join()
+                    .unwrap_or_else(|_| Err(AgentError::WorkerPanicked(p.id.clone())));
+                (p.clone(), r)
+            })
+            .collect()
+    })
+}
+
+/// What became of one candidate's work.
+enum Settled<T> {
+    /// It finished.
+    Done(T),
+    /// The machinery failed (recorded as `stage_failed`): an outcome without a verdict.
+    Failed(Box<CandidateOutcome>),
+    /// It waits for a person: (approval id, question).
+    Waiting((String, String)),
+    /// A budget ran out (journaled here).
+    Budget,
+}
+
+/// Sort the result of one candidate's work into [`Settled`]; other errors end the run.
+fn settle<T>(
+    rec: &Recorder,
+    it: u32,
+    p: &Proposal,
+    r: Result<T>,
+    stage: &str,
+) -> Result<Settled<T>> {
+    match r {
+        Ok(v) => Ok(Settled::Done(v)),
+        Err(AgentError::Stage { class, detail }) => {
+            Ok(Settled::Failed(Box::new(CandidateOutcome {
+                proposal: p.clone(),
+                develop: None,
+                verdict: None,
+                error: Some(format!("{}: {detail}", class.as_str())),
+            })))
+        }
+        Err(AgentError::AwaitingApproval { id, question }) => Ok(Settled::Waiting((id, question))),
+        Err(AgentError::Budget(detail)) => {
+            record_budget_exhausted(rec, it, Some(&p.id), stage, detail)?;
+            Ok(Settled::Budget)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn record_budget_exhausted(
     rec: &Recorder,
     it: u32,

@@ -339,6 +339,15 @@ pub fn evolve_locked(
 
 /// The finished rounds of `agent` in the journal: (round, its report as JSON).
 fn finished_rounds(journal: &Journal, agent: &str) -> Result<Vec<(u32, serde_json::Value)>> {
+    Ok(all_finished_rounds(journal)?
+        .into_iter()
+        .filter(|(a, ..)| a == agent)
+        .map(|(_, round, summary)| (round, summary))
+        .collect())
+}
+
+/// Every finished round in the journal, any agent: (agent, round, its report as JSON).
+fn all_finished_rounds(journal: &Journal) -> Result<Vec<(String, u32, serde_json::Value)>> {
     Ok(journal
         .events(&EventFilter {
             types: vec!["evolve_round_finished".into()],
@@ -348,11 +357,11 @@ fn finished_rounds(journal: &Journal, agent: &str) -> Result<Vec<(u32, serde_jso
         .into_iter()
         .filter_map(|e| match e.event {
             Event::EvolveRoundFinished {
-                agent: a,
+                agent,
                 round,
                 summary,
                 ..
-            } if a == agent => Some((round, summary)),
+            } => Some((agent, round, summary)),
             _ => None,
         })
         .collect())
@@ -733,23 +742,14 @@ fn run_round(
 /// `RUN/ITERATION`), every agent: what the run's budget is charged for evolution.
 pub fn spent_in_run(journal: &Journal, run_id: &str) -> Result<f64> {
     let prefix = format!("{run_id}/");
-    Ok(journal
-        .events(&EventFilter {
-            types: vec!["evolve_round_finished".into()],
-            ..Default::default()
+    Ok(all_finished_rounds(journal)?
+        .iter()
+        .filter(|(_, _, summary)| {
+            summary["trigger"]
+                .as_str()
+                .is_some_and(|t| t.starts_with(&prefix))
         })
-        .map_err(jerr)?
-        .into_iter()
-        .filter_map(|e| match e.event {
-            Event::EvolveRoundFinished { summary, .. }
-                if summary["trigger"]
-                    .as_str()
-                    .is_some_and(|t| t.starts_with(&prefix)) =>
-            {
-                summary["usd"].as_f64()
-            }
-            _ => None,
-        })
+        .filter_map(|(_, _, summary)| summary["usd"].as_f64())
         .sum())
 }
 

@@ -18,7 +18,7 @@
 //! journal's online verdicts; so a region that looked good offline and failed with users is
 //! steered away from.
 
-use super::{Batch, CandidateOutcome, Loop, ProductionState, RunConfig, StepCounter};
+use super::{Batch, CandidateOutcome, Loop, ProductionState, RunConfig, Settled, StepCounter};
 use crate::approvals::Approvals;
 use crate::develop::DevelopResult;
 use crate::error::{AgentError, Result};
@@ -26,7 +26,7 @@ use crate::evaluate::{OfflineEvidence, OfflineOutcome, SealedHoldout};
 use crate::evaluate::{evaluate_offline, evaluate_online};
 use crate::history::History;
 use crate::record::Recorder;
-use recloop_core::{Candidate, Decision, Maturity, Proposal};
+use recloop_core::{Candidate, Decision, Proposal};
 use recloop_journal::{Event, EventRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -219,15 +219,7 @@ impl Loop {
         approvals: &Approvals,
         steps: &mut StepCounter,
     ) -> Result<Batch> {
-        let mut selected: Vec<&Proposal> = admitted
-            .iter()
-            .filter(|p| p.maturity == Maturity::Ready)
-            .collect();
-        selected.extend(
-            admitted
-                .iter()
-                .filter(|p| p.maturity == Maturity::ProbeFirst),
-        );
+        let mut selected = super::runnable(admitted);
         selected.truncate(cfg.fast_trials);
         let prod_dir = self.production_dir();
         self.repo.checkout_detached(&prod_dir, &prod.commit)?;
@@ -258,50 +250,21 @@ impl Loop {
                     }
                 }
             }
-            let results: Vec<(Proposal, Result<FastOutcome>)> = std::thread::scope(|s| {
-                let handles: Vec<_> = pending
-                    .iter()
-                    .map(|(k, p)| {
-                        let (prod_dir, history) = (&prod_dir, &history);
-                        let h = s.spawn(move || {
-                            self.fast_candidate(
-                                rec, it, *k, p, prod, prod_dir, cfg, approvals, history,
-                            )
-                        });
-                        (p.clone(), h)
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|(p, h)| {
-                        let r = h
-                            .join()
-                            .unwrap_or_else(|_| Err(AgentError::WorkerPanicked(p.id.clone())));
-                        (p, r)
-                    })
-                    .collect()
+            let results = super::in_parallel(&pending, |k, p| {
+                self.fast_candidate(rec, it, k, p, prod, &prod_dir, cfg, approvals, &history)
             });
             for (p, r) in results {
-                let fast = match r {
-                    Ok(f) => f,
-                    Err(AgentError::Stage { class, detail }) => {
-                        FastOutcome::Decided(Box::new(CandidateOutcome {
-                            proposal: p.clone(),
-                            develop: None,
-                            verdict: None,
-                            error: Some(format!("{}: {detail}", class.as_str())),
-                        }))
-                    }
-                    Err(AgentError::AwaitingApproval { id, question }) => {
-                        waiting.push((id, question));
+                let fast = match super::settle(rec, it, &p, r, "develop")? {
+                    Settled::Done(f) => f,
+                    Settled::Failed(o) => FastOutcome::Decided(o),
+                    Settled::Waiting(w) => {
+                        waiting.push(w);
                         continue;
                     }
-                    Err(AgentError::Budget(detail)) => {
-                        super::record_budget_exhausted(rec, it, Some(&p.id), "develop", detail)?;
+                    Settled::Budget => {
                         budget = true;
                         continue;
                     }
-                    Err(e) => return Err(e),
                 };
                 match &fast {
                     FastOutcome::Validated(entry) => {
@@ -566,67 +529,51 @@ impl Loop {
         for (k, entry) in promoted.iter().enumerate() {
             match rec.done::<CandidateOutcome>(it, &format!("candidate/{}", entry.proposal.id))? {
                 Some(o) => outcomes.push(o),
-                None => pending.push((k as u64, entry)),
+                None => pending.push((k as u64, entry.proposal.clone())),
             }
         }
         if !pending.is_empty() {
             self.repo.checkout_detached(&prod_dir, &prod.commit)?;
         }
-        let results: Vec<(Proposal, Result<CandidateOutcome>)> = std::thread::scope(|s| {
-            let handles: Vec<_> = pending
+        let results = super::in_parallel(&pending, |k, p| {
+            let entry = promoted
                 .iter()
-                .map(|(k, entry)| {
-                    let prod_dir = &prod_dir;
-                    let h = s.spawn(move || {
-                        let p = &entry.proposal;
-                        let wt = self.candidate_worktree(p, &entry.candidate)?;
-                        let holdout = SealedHoldout::new(&self.workspace);
-                        // the slots' seeds differ from the fast loop's (offset by the batch)
-                        let seed = cfg.seed ^ (u64::from(it) << 8) ^ (0x80 + k);
-                        let ectx = self.evaluate_ctx(
-                            rec, it, prod, prod_dir, &wt, &holdout, seed, cfg, approvals,
-                        );
-                        let v = evaluate_online(&ectx, p, &entry.candidate, entry.evidence.clone());
-                        if !matches!(v, Err(AgentError::AwaitingApproval { .. })) {
-                            self.repo.drop_worktree(&wt)?;
-                        }
-                        Ok(CandidateOutcome {
-                            proposal: p.clone(),
-                            develop: Some(DevelopResult::Ready {
-                                candidate: entry.candidate.clone(),
-                            }),
-                            verdict: Some(v?),
-                            error: None,
-                        })
-                    });
-                    (entry.proposal.clone(), h)
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|(p, h)| {
-                    let r = h
-                        .join()
-                        .unwrap_or_else(|_| Err(AgentError::WorkerPanicked(p.id.clone())));
-                    (p, r)
-                })
-                .collect()
+                .find(|e| e.proposal.id == p.id)
+                .ok_or_else(|| AgentError::NotFound(format!("pool entry {}", p.id)))?;
+            let wt = self.candidate_worktree(p, &entry.candidate)?;
+            let holdout = SealedHoldout::new(&self.workspace);
+            // the slots' seeds differ from the fast loop's (offset by the batch)
+            let seed = cfg.seed ^ (u64::from(it) << 8) ^ (0x80 + k);
+            let ectx = self.evaluate_ctx(
+                rec, it, prod, &prod_dir, &wt, &holdout, seed, cfg, approvals,
+            );
+            let v = evaluate_online(&ectx, p, &entry.candidate, entry.evidence.clone());
+            if !matches!(v, Err(AgentError::AwaitingApproval { .. })) {
+                self.repo.drop_worktree(&wt)?;
+            }
+            Ok(CandidateOutcome {
+                proposal: p.clone(),
+                develop: Some(DevelopResult::Ready {
+                    candidate: entry.candidate.clone(),
+                }),
+                verdict: Some(v?),
+                error: None,
+            })
         });
         let mut waiting = Vec::new();
+        let mut budget = false;
         for (p, r) in results {
-            let o = match r {
-                Ok(o) => o,
-                Err(AgentError::Stage { class, detail }) => CandidateOutcome {
-                    proposal: p.clone(),
-                    develop: None,
-                    verdict: None,
-                    error: Some(format!("{}: {detail}", class.as_str())),
-                },
-                Err(AgentError::AwaitingApproval { id, question }) => {
-                    waiting.push((id, question));
+            let o = match super::settle(rec, it, &p, r, "evaluate")? {
+                Settled::Done(o) => o,
+                Settled::Failed(o) => *o,
+                Settled::Waiting(w) => {
+                    waiting.push(w);
                     continue;
                 }
-                Err(e) => return Err(e),
+                Settled::Budget => {
+                    budget = true;
+                    continue;
+                }
             };
             rec.emit(
                 it,
@@ -640,6 +587,9 @@ impl Loop {
         }
         if !waiting.is_empty() {
             return Ok(Batch::Waiting(waiting));
+        }
+        if budget {
+            return Ok(Batch::BudgetExhausted);
         }
         Ok(Batch::Done(outcomes))
     }
