@@ -165,32 +165,11 @@ fn the_fast_loop_fills_a_pool_and_the_slow_loop_promotes_its_best_to_the_slots()
 
 #[test]
 fn a_stopped_dual_run_resumes_to_the_same_journal() {
-    let a = dual_workspace("");
     let opts = RunOptions {
         iterations: Some(2),
         seed: Some(7),
         approvals: common::approving(),
         ..Default::default()
     };
-    run(a.path(), &opts).unwrap();
-    let uninterrupted = common::canonical(a.path());
-    for stop in [3usize, 7] {
-        let b = dual_workspace("");
-        let err = run(
-            b.path(),
-            &RunOptions {
-                stop_after_steps: Some(stop),
-                ..opts.clone()
-            },
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("stopped"), "{err}");
-        let s = run(b.path(), &opts).unwrap();
-        assert_eq!(s.run_id, "run-1");
-        let resumed = common::canonical(b.path());
-        assert_eq!(uninterrupted.len(), resumed.len(), "stop after {stop}");
-        for (x, y) in uninterrupted.iter().zip(&resumed) {
-            assert_eq!(x, y, "stop after {stop}");
-        }
-    }
+    common::assert_resumes_identically(|| dual_workspace(""), &opts, &[3, 7]);
 }

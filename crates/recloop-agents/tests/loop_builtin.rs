@@ -92,33 +92,11 @@ fn builtin_loop_improves_production_and_records_lineage() {
 
 #[test]
 fn stopped_run_resumes_to_the_same_journal() {
-    let a = common::synthetic_workspace();
     let opts = RunOptions {
         iterations: Some(3),
         seed: Some(7),
         approvals: common::approving(),
         ..Default::default()
     };
-    run(a.path(), &opts).unwrap();
-    let uninterrupted = common::canonical(a.path());
-    // Interrupt at several points (as a kill would), then resume until finished.
-    for stop in [2usize, 5] {
-        let b = common::synthetic_workspace();
-        let err = run(
-            b.path(),
-            &RunOptions {
-                stop_after_steps: Some(stop),
-                ..opts.clone()
-            },
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("stopped"), "{err}");
-        let s = run(b.path(), &opts).unwrap();
-        assert_eq!(s.run_id, "run-1");
-        let resumed = common::canonical(b.path());
-        assert_eq!(uninterrupted.len(), resumed.len(), "stop after {stop}");
-        for (x, y) in uninterrupted.iter().zip(&resumed) {
-            assert_eq!(x, y, "stop after {stop}");
-        }
-    }
+    common::assert_resumes_identically(common::synthetic_workspace, &opts, &[2, 5]);
 }

@@ -150,3 +150,36 @@ pub fn canonical(ws: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// Run `opts` to the end on one workspace from `make`; then, for each step count in `stops`,
+/// stop a run on a fresh workspace after that many steps (as a kill would), resume it, and
+/// require a journal identical to the uninterrupted one.
+pub fn assert_resumes_identically(
+    make: impl Fn() -> tempfile::TempDir,
+    opts: &recloop_agents::orchestrator::RunOptions,
+    stops: &[usize],
+) {
+    use recloop_agents::orchestrator::{RunOptions, run};
+    let a = make();
+    run(a.path(), opts).unwrap();
+    let uninterrupted = canonical(a.path());
+    for &stop in stops {
+        let b = make();
+        let err = run(
+            b.path(),
+            &RunOptions {
+                stop_after_steps: Some(stop),
+                ..opts.clone()
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("stopped"), "{err}");
+        let s = run(b.path(), opts).unwrap();
+        assert_eq!(s.run_id, "run-1");
+        let resumed = canonical(b.path());
+        assert_eq!(uninterrupted.len(), resumed.len(), "stop after {stop}");
+        for (x, y) in uninterrupted.iter().zip(&resumed) {
+            assert_eq!(x, y, "stop after {stop}");
+        }
+    }
+}
