@@ -107,12 +107,39 @@ fn serve(ws: &Path, state: &Path, sinks: &[&str]) -> Server {
     Server(child)
 }
 
+/// `recloop run --iterations N` in `ws`, killed with its output in the panic if it has not ended
+/// in ten minutes (a hang fails the test instead of stalling CI).
 fn run(ws: &Path, iterations: &str) -> std::process::Output {
-    Command::new(BIN)
+    // the output goes beside the workspace, not into its git tree
+    let out_dir = ws.parent().unwrap();
+    let log = |name: &str| std::fs::File::create(out_dir.join(name)).unwrap();
+    let mut child = Command::new(BIN)
         .args(["run", "--iterations", iterations])
         .current_dir(ws)
-        .output()
-        .unwrap()
+        .stdout(log("run.stdout"))
+        .stderr(log("run.stderr"))
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!(
+                "`recloop run` still running after 10 minutes\nstderr:\n{}",
+                std::fs::read_to_string(out_dir.join("run.stderr")).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::process::Output {
+        status,
+        stdout: std::fs::read(out_dir.join("run.stdout")).unwrap(),
+        stderr: std::fs::read(out_dir.join("run.stderr")).unwrap(),
+    }
 }
 
 fn events(ws: &Path, types: &[&str]) -> Vec<Event> {
