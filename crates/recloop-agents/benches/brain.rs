@@ -22,6 +22,7 @@ fn main() {
         synthetic: (dataset == "synthetic").then_some((600, 400)),
         dataset: Some(dataset.clone()),
         platform: Some("none".into()),
+        generalist: true,
     };
     init_example(
         "movielens",

@@ -92,6 +92,7 @@ pub fn check(p: &Proposal, manifest: &Manifest, history: &History) -> Result<(),
     if p.location.is_empty() {
         return Err("no implementation location given".into());
     }
+    within_persona(p, manifest)?;
     for loc in &p.location {
         if !manifest.is_editable(loc) {
             return Err(format!(
@@ -261,6 +262,27 @@ pub fn record_batch(
         }
     }
     Ok(admitted)
+}
+
+/// `[[personas]]`: a persona's proposal must pull one of its levers (a reward persona does not
+/// retune models); a persona the manifest does not define is refused.
+fn within_persona(p: &Proposal, manifest: &Manifest) -> Result<(), String> {
+    if p.persona.is_empty() {
+        return Ok(());
+    }
+    let Some(persona) = manifest.persona(&p.persona) else {
+        return Err(format!(
+            "persona {:?} is not defined in recloop.toml [[personas]]",
+            p.persona
+        ));
+    };
+    if !persona.allows(&p.lever) {
+        return Err(format!(
+            "outside the {} persona's scope: lever {:?} is not one of {:?}",
+            persona.name, p.lever, persona.levers
+        ));
+    }
+    Ok(())
 }
 
 /// `[run] quotas`: a proposal past its kind's quota in this batch is rejected (the batch's

@@ -129,6 +129,16 @@ impl Analysis {
     /// Run one read-only query on `database` (`journal` when empty, or `logs`); the answer is
     /// a compact text table.
     pub fn run_sql_query(&self, sql: &str, database: &str) -> std::result::Result<String, String> {
+        self.query(sql, database).map(|r| r.to_table())
+    }
+
+    /// [`Self::run_sql_query`] with the rows as values (journaled the same way), for plain
+    /// code that reads the answer.
+    pub fn query(
+        &self,
+        sql: &str,
+        database: &str,
+    ) -> std::result::Result<recloop_journal::QueryResult, String> {
         let result = match database {
             "" | "journal" => self
                 .journal
@@ -160,7 +170,13 @@ impl Analysis {
             },
             &result,
         )?;
-        Ok(result.to_table())
+        Ok(result)
+    }
+
+    /// Whether the logs have any rows to analyse (false when the workspace names none).
+    pub fn has_logs(&self) -> bool {
+        self.logs_db()
+            .is_ok_and(|db| db.tables().iter().any(|(_, n)| *n > 0))
     }
 
     fn journal_query(
@@ -215,6 +231,14 @@ impl Analysis {
                 ));
             }
         };
+        if !dir.exists() {
+            return Err(format!(
+                "no logs to query: {} does not exist yet (with the simulator, `recloop sim logs` \
+                 writes production logs there). Database \"journal\" has tables {}",
+                dir.display(),
+                JOURNAL_TABLES.join(", ")
+            ));
+        }
         self.memory
             .get_or_init(|| load_logs(dir))
             .as_ref()

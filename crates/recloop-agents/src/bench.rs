@@ -181,6 +181,7 @@ pub fn bench_brains(
                     harness: &harness,
                     spend: &crate::brain::SpendLog::new(),
                     analysis: None,
+                    persona: None,
                 })?;
                 if let Some(p) = out.proposals.into_iter().next() {
                     let spec: Option<PipelineSpec> = p

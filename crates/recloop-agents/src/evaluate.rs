@@ -190,7 +190,7 @@ pub fn evaluate_offline(
         caveats: Vec::new(),
     };
     // the offline stages, in order; the first that decides ends the cascade
-    let mut stopped = validation_stage(ctx, &evidence);
+    let mut stopped = validation_stage(ctx, proposal, candidate, &evidence);
     if stopped.is_none() {
         stopped = guardrail_stage(ctx, proposal, candidate, &mut evidence)?;
     }
@@ -258,8 +258,18 @@ pub fn evaluate_online(
 }
 
 /// Stage 1: the validation primary must clear the minimum effect.
-fn validation_stage(ctx: &EvaluateCtx<'_>, e: &OfflineEvidence) -> Option<Verdict> {
+fn validation_stage(
+    ctx: &EvaluateCtx<'_>,
+    proposal: &Proposal,
+    candidate: &Candidate,
+    e: &OfflineEvidence,
+) -> Option<Verdict> {
     let primary = &ctx.manifest.metrics.primary;
+    if let Some(persona) = ctx.manifest.persona(&proposal.persona)
+        && let Some(proxy) = &persona.proxy
+    {
+        return proxy_stage(ctx, &persona, proxy, candidate, e);
+    }
     let gain = primary.direction.sign() * (e.candidate - e.production);
     (gain < primary.min_effect.max(1e-12)).then(|| {
         e.verdict(
@@ -271,6 +281,60 @@ fn validation_stage(ctx: &EvaluateCtx<'_>, e: &OfflineEvidence) -> Option<Verdic
             ),
         )
     })
+}
+
+/// Stage 1 for a persona judged by a proxy (the reward persona: a changed reward changes what
+/// the primary's loss rewards): the proxy must clear its minimum effect and the primary may be
+/// at most the persona's tolerance worse than production.
+fn proxy_stage(
+    ctx: &EvaluateCtx<'_>,
+    persona: &recloop_core::Persona,
+    proxy: &recloop_core::MetricSpec,
+    candidate: &Candidate,
+    e: &OfflineEvidence,
+) -> Option<Verdict> {
+    let primary = &ctx.manifest.metrics.primary;
+    let method = format!(
+        "offline proxy {} of the {} persona + {} within {} (deterministic, same seed)",
+        proxy.name, persona.name, primary.name, persona.primary_tolerance
+    );
+    let discard = |reason: String| Some(e.verdict(Decision::Discard, &method, reason));
+    let (Some(&prod), Some(&cand)) = (
+        ctx.production_metrics.get(&proxy.name),
+        candidate.offline.get(&proxy.name),
+    ) else {
+        return discard(format!(
+            "the offline evaluation does not report {} for {} (the {} persona's proxy)",
+            proxy.name,
+            if ctx.production_metrics.contains_key(&proxy.name) {
+                "the candidate"
+            } else {
+                "production"
+            },
+            persona.name
+        ));
+    };
+    let gain = proxy.direction.sign() * (cand - prod);
+    if gain < proxy.min_effect.max(1e-12) {
+        return discard(format!(
+            "proxy {} {cand:.5} vs production {prod:.5}: does not clear the minimum effect {}",
+            proxy.name, proxy.min_effect
+        ));
+    }
+    let loss = -primary.direction.sign() * (e.candidate - e.production);
+    if loss > persona.primary_tolerance {
+        return discard(format!(
+            "proxy {} {cand:.5} vs {prod:.5} clears {}, but validation {} {:.5} vs {:.5} is more \
+             than {} worse",
+            proxy.name,
+            proxy.min_effect,
+            primary.name,
+            e.candidate,
+            e.production,
+            persona.primary_tolerance
+        ));
+    }
+    None
 }
 
 /// Stage 2: the offline guardrails against production, in plain code: past a hard limit

@@ -30,12 +30,14 @@ pub fn init_example(
 }
 
 /// The small synthetic MovieLens-layout workspace of the tests and benchmarks: `users` × `items`
-/// synthetic data, decided offline (`[online] platform = "none"`), committed at a fixed time.
+/// synthetic data, decided offline (`[online] platform = "none"`), one generalist Brainstorm (no
+/// personas), committed at a fixed time.
 pub fn synthetic_example(dir: &Path, users: usize, items: usize) -> Result<()> {
     let opts = ExampleOptions {
         dataset: Some("synthetic".into()),
         synthetic: Some((users, items)),
         platform: Some("none".into()),
+        generalist: true,
     };
     init_example("movielens", dir, &opts, Some(crate::git::FIXED_CLOCK))
 }

@@ -40,6 +40,16 @@ pub struct Trial {
 }
 
 impl Trial {
+    /// Something happened to it after it was proposed: rejected, developed, measured, decided
+    /// or failed on.
+    pub fn was_tried(&self) -> bool {
+        self.rejected.is_some()
+            || self.diff_hash.is_some()
+            || self.value.is_some()
+            || self.decision.is_some()
+            || self.error.is_some()
+    }
+
     /// Passed the offline cascade, was tested online, and was not kept: its validation value
     /// overstates it (e.g. a guardrail could not be shown unharmed).
     pub fn failed_online(&self) -> bool {
@@ -214,10 +224,13 @@ impl History {
         h
     }
 
-    /// Hashes of every spec ever proposed (never repeat a past experiment).
+    /// Hashes of every spec tried (never repeat a past experiment): proposed and then rejected,
+    /// developed, measured or decided. An admitted proposal that was never taken up (the batch
+    /// had more proposals than workers) is not tried: it may be proposed again.
     pub fn tried_specs(&self) -> BTreeSet<String> {
         self.trials
             .iter()
+            .filter(|t| t.was_tried())
             .filter_map(|t| t.spec.as_ref().map(spec_hash))
             .collect()
     }

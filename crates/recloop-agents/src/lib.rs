@@ -19,6 +19,7 @@ pub mod config_edit;
 pub mod develop;
 pub mod diff;
 pub mod error;
+pub mod eval_tool;
 pub mod evaluate;
 pub mod evaluator;
 pub mod evidence;
@@ -32,6 +33,7 @@ pub mod loops_bench;
 /// The online platforms (they live in `recloop-online`).
 pub use recloop_online::platform as online;
 pub mod orchestrator;
+pub mod personas;
 pub mod quality;
 pub mod record;
 pub mod sandbox;

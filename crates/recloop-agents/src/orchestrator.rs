@@ -1048,22 +1048,29 @@ impl Loop {
             let prefix = format!("{run_id}-i{it:02}");
             let brainstorm_harness = self.harness(0);
             let spend = crate::brain::SpendLog::new();
-            let out = self.brain.brainstorm(&BrainstormInput {
-                manifest: &self.manifest,
-                workspace: &prod_dir,
-                production_spec: spec.as_ref(),
-                history: &history,
-                evidence: &evidence,
-                batch_size: cfg.batch,
-                seed: cfg
-                    .seed
-                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                    .wrapping_add(u64::from(it)),
-                id_prefix: &prefix,
-                harness: &brainstorm_harness,
-                spend: &spend,
-                analysis: Some(&analysis),
-            });
+            let personas = self.manifest.personas();
+            let out = crate::personas::brainstorm(
+                self.brain.as_ref(),
+                &BrainstormInput {
+                    manifest: &self.manifest,
+                    workspace: &prod_dir,
+                    production_spec: spec.as_ref(),
+                    history: &history,
+                    evidence: &evidence,
+                    batch_size: cfg.batch,
+                    seed: cfg
+                        .seed
+                        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                        .wrapping_add(u64::from(it)),
+                    id_prefix: &prefix,
+                    harness: &brainstorm_harness,
+                    spend: &spend,
+                    analysis: Some(&analysis),
+                    persona: None,
+                },
+                &personas,
+                it as usize,
+            );
             rec.spend(it, "brainstorm/spend", &spend)?;
             let out = match out {
                 Err(AgentError::Stage { class, detail }) => {

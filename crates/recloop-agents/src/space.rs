@@ -194,7 +194,16 @@ pub enum Mutation {
         /// New value.
         value: f64,
     },
+    /// Change what the models learn from: interactions rated below `min_rating` are not
+    /// positives (the reward persona's lever).
+    SetPositives {
+        /// New threshold (0: every interaction).
+        min_rating: f64,
+    },
 }
+
+/// The thresholds the reward persona tries for `[positives] min_rating` (ratings are 1–5).
+pub const MIN_RATINGS: [f64; 5] = [0.0, 2.0, 3.0, 4.0, 5.0];
 
 /// The model kind named `s` (`ease`, `ials`, ...).
 pub fn parse_kind(s: &str) -> Option<ModelKind> {
@@ -231,6 +240,7 @@ impl Mutation {
             Mutation::SetWeight { model, .. } => format!("blend.weight.{model}"),
             Mutation::SetNormalize { normalize } => format!("blend.normalize.{normalize}"),
             Mutation::SetRerank { field, .. } => format!("rerank.{field}"),
+            Mutation::SetPositives { .. } => "positives.min_rating".into(),
         }
     }
 
@@ -243,6 +253,7 @@ impl Mutation {
             | Mutation::SetWeight { .. }
             | Mutation::SetNormalize { .. } => "blend",
             Mutation::SetRerank { .. } => "rerank",
+            Mutation::SetPositives { .. } => "positives",
         }
     }
 
@@ -255,6 +266,14 @@ impl Mutation {
                 | Mutation::RemoveModel { .. }
                 | Mutation::SetNormalize { .. }
         )
+    }
+
+    /// Whether a failed step on this lever predicts that a longer step the same way fails too
+    /// (true for hyper-parameters, weights and rerank strengths; false for the positives
+    /// threshold, where each threshold is a different training set: a no-op threshold that
+    /// failed says nothing about a stricter one).
+    pub fn is_monotone(&self) -> bool {
+        !matches!(self, Mutation::SetPositives { .. })
     }
 
     /// Old and new value of a numeric lever relative to `base` (None for structural changes).
@@ -296,6 +315,7 @@ impl Mutation {
                 };
                 Some((old, *value))
             }
+            Mutation::SetPositives { min_rating } => Some((base.positives.min_rating, *min_rating)),
             _ => None,
         }
     }
@@ -348,6 +368,12 @@ impl Mutation {
             }
             Mutation::SetNormalize { normalize } => format!("normalise scores with {normalize}"),
             Mutation::SetRerank { field, value } => format!("set rerank.{field} = {value}"),
+            Mutation::SetPositives { min_rating } if *min_rating <= 0.0 => {
+                "learn from every interaction (no positives threshold)".into()
+            }
+            Mutation::SetPositives { min_rating } => {
+                format!("learn only from interactions rated ≥ {min_rating} (positives.min_rating)")
+            }
         }
     }
 
@@ -422,6 +448,12 @@ impl Mutation {
                 "genre_cap" => s.rerank.genre_cap = *value as usize,
                 _ => return None,
             },
+            Mutation::SetPositives { min_rating } => {
+                if !(0.0..=5.0).contains(min_rating) {
+                    return None;
+                }
+                s.positives.min_rating = *min_rating;
+            }
         }
         (s != *base).then_some(s)
     }
@@ -579,6 +611,53 @@ pub fn sample<R: Rng>(base: &PipelineSpec, step: Step, rng: &mut R) -> Option<Mu
     }
 }
 
+/// Sample one change of what the models learn from (the reward persona's space): a neighbouring
+/// threshold (`Local`) or any other one (`Global`).
+pub fn sample_positives<R: Rng>(base: &PipelineSpec, step: Step, rng: &mut R) -> Option<Mutation> {
+    let current = base.positives.min_rating;
+    let at = MIN_RATINGS
+        .iter()
+        .position(|&v| v >= current)
+        .unwrap_or(MIN_RATINGS.len() - 1);
+    let choices: Vec<f64> = match step {
+        Step::Local => [at.checked_sub(1), Some(at + 1)]
+            .into_iter()
+            .flatten()
+            .filter_map(|k| MIN_RATINGS.get(k).copied())
+            .collect(),
+        Step::Global => MIN_RATINGS.to_vec(),
+    };
+    let choices: Vec<f64> = choices.into_iter().filter(|&v| v != current).collect();
+    if choices.is_empty() {
+        return None;
+    }
+    Some(Mutation::SetPositives {
+        min_rating: choices[rng.random_range(0..choices.len())],
+    })
+}
+
+/// Sample one mutation for a persona whose scope is `in_scope`: [`sample`]'s draw when it is in
+/// scope, else, when `positives` (the persona may change what the models learn from), a change
+/// of the positives ([`sample_positives`]). The generalist passes `positives = false`: it
+/// searches the space of [`sample`] only.
+pub fn sample_in_scope<R: Rng>(
+    base: &PipelineSpec,
+    step: Step,
+    in_scope: &dyn Fn(&str) -> bool,
+    positives: bool,
+    rng: &mut R,
+) -> Option<Mutation> {
+    if let Some(m) = sample(base, step, rng)
+        && in_scope(&m.lever())
+    {
+        return Some(m);
+    }
+    if positives {
+        return sample_positives(base, step, rng);
+    }
+    None
+}
+
 /// A coordinate of a spec in the search space.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Coord {
@@ -628,6 +707,10 @@ pub fn features(spec: &PipelineSpec) -> BTreeMap<String, Coord> {
     f.insert(
         "rerank.genre_cap".into(),
         Coord::Cat(spec.rerank.genre_cap.to_string()),
+    );
+    f.insert(
+        "positives.min_rating".into(),
+        Coord::Cat(spec.positives.min_rating.to_string()),
     );
     f
 }

@@ -269,19 +269,26 @@ pub fn brainstorm(workspace: &Path) -> Result<Vec<Proposal>> {
     let analysis = crate::analysis::Analysis::new(l.journal.clone(), &l.manifest, &l.workspace)
         .recording(rec.clone(), it);
     let spend = crate::brain::SpendLog::new();
-    let out = l.brain.brainstorm(&BrainstormInput {
-        manifest: &l.manifest,
-        workspace: &l.workspace,
-        production_spec: spec.as_ref(),
-        history: &history,
-        evidence: &evidence,
-        batch_size: l.manifest.run.batch_size as usize,
-        seed: l.manifest.run.seed ^ u64::from(it),
-        id_prefix: &format!("manual-i{it:02}"),
-        harness: &l.harness(0),
-        spend: &spend,
-        analysis: Some(&analysis),
-    });
+    let personas = l.manifest.personas();
+    let out = crate::personas::brainstorm(
+        l.brain.as_ref(),
+        &BrainstormInput {
+            manifest: &l.manifest,
+            workspace: &l.workspace,
+            production_spec: spec.as_ref(),
+            history: &history,
+            evidence: &evidence,
+            batch_size: l.manifest.run.batch_size as usize,
+            seed: l.manifest.run.seed ^ u64::from(it),
+            id_prefix: &format!("manual-i{it:02}"),
+            harness: &l.harness(0),
+            spend: &spend,
+            analysis: Some(&analysis),
+            persona: None,
+        },
+        &personas,
+        it as usize,
+    );
     rec.spend(it, "brainstorm/spend", &spend)?;
     let out = out?;
     crate::admission::record_batch(&rec, it, out, &l.manifest, &history)

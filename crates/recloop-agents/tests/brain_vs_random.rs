@@ -24,6 +24,7 @@ fn builtin_brain_vs_random_search() {
         synthetic: (dataset == "synthetic").then_some((600, 400)),
         dataset: Some(dataset.clone()),
         platform: Some("none".into()),
+        generalist: true,
     };
     init_example(
         "movielens",

@@ -109,11 +109,13 @@ fn assert_full_path(ev: &[recloop_journal::EventRecord]) {
 
 #[test]
 fn llm_path_end_to_end_on_the_movielens_example() {
-    // The MovieLens example exactly as `recloop init --example movielens` writes it, on the
-    // synthetic dataset (no download), with the simulator platform for the A/B.
+    // The MovieLens example as `recloop init --example movielens` writes it, on the synthetic
+    // dataset (no download), with the simulator platform for the A/B, and one generalist
+    // Brainstorm (the personas' scripted conversations are in tests/personas.rs).
     let ws = tempfile::tempdir().unwrap();
     let opts = recloop_agents::example::ExampleOptions {
         dataset: Some("synthetic".into()),
+        generalist: true,
         ..Default::default()
     };
     recloop_agents::example::init_example("movielens", ws.path(), &opts, None).unwrap();

@@ -154,6 +154,9 @@ pub struct Proposal {
     /// The lever it pulls (e.g. `model.ease.lambda`).
     #[serde(default)]
     pub lever: String,
+    /// The Brainstorm persona that proposed it (`[[personas]]`; empty: the generalist).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub persona: String,
 }
 
 /// A deterministic gate a candidate must pass.

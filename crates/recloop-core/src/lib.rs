@@ -7,6 +7,7 @@ pub mod domain;
 pub mod error;
 pub mod manifest;
 pub mod metric;
+pub mod persona;
 
 pub use domain::*;
 pub use error::{CoreError, Result};
@@ -19,3 +20,4 @@ pub use metric::{
     Direction, GuardrailCheck, GuardrailLevel, GuardrailSpec, MetricSpec, MetricValues,
     MetricsSection,
 };
+pub use persona::{Persona, PersonaSpec};

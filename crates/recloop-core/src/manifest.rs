@@ -44,6 +44,9 @@ pub struct Manifest {
     /// Several `recloop run` processes sharing one PostgreSQL journal: leases and the git remote.
     #[serde(default)]
     pub workers: WorkersSection,
+    /// Brainstorm personas (`[[personas]]`); none: one generalist Brainstorm.
+    #[serde(default)]
+    pub personas: Vec<crate::persona::PersonaSpec>,
 }
 
 /// `[workers]`: how `recloop run` processes that share a PostgreSQL journal (on one machine or
@@ -762,6 +765,22 @@ impl Default for RunSection {
 }
 
 impl Manifest {
+    /// The personas with their defaults (validated at load, so none fails here).
+    pub fn personas(&self) -> Vec<crate::persona::Persona> {
+        self.personas
+            .iter()
+            .filter_map(|p| p.resolve().ok())
+            .collect()
+    }
+
+    /// The persona called `name`, if the manifest defines it.
+    pub fn persona(&self, name: &str) -> Option<crate::persona::Persona> {
+        self.personas
+            .iter()
+            .find(|p| p.name == name)
+            .and_then(|p| p.resolve().ok())
+    }
+
     /// Read and validate `recloop.toml` in `workspace` (a directory) or at `path` (a file).
     pub fn load(path: &Path) -> Result<Manifest> {
         let file: PathBuf = if path.is_dir() {
@@ -831,6 +850,31 @@ impl Manifest {
                 Some(0) => return Err(invalid(field, "must be at least 1".into())),
                 _ => {}
             }
+        }
+        let mut persona_names = std::collections::BTreeSet::new();
+        for (i, p) in self.personas.iter().enumerate() {
+            if !persona_names.insert(p.name.as_str()) {
+                return Err(invalid(
+                    &format!("personas[{i}].name"),
+                    format!("persona {:?} is defined twice", p.name),
+                ));
+            }
+            if p.name.is_empty()
+                || !p
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(invalid(
+                    &format!("personas[{i}].name"),
+                    format!(
+                        "{:?} must be letters, digits or _ (it is also an [llm.roles] key)",
+                        p.name
+                    ),
+                ));
+            }
+            p.resolve()
+                .map_err(|(field, reason)| invalid(&format!("personas[{i}].{field}"), reason))?;
         }
         if let Some(q) = &self.run.quotas {
             if q.total() == 0 {
@@ -1398,6 +1442,48 @@ alpha = 0.05
         assert!(!m.is_editable("recloop.toml"));
         assert!(!m.is_editable("eval/holdout.json"));
         assert!(!m.is_editable("src/main.rs"));
+    }
+
+    #[test]
+    fn personas_get_their_defaults_and_bad_ones_are_refused_by_field() {
+        let parse = |extra: &str| {
+            Manifest::parse(&format!("{EXAMPLE}\n{extra}"), Path::new("recloop.toml"))
+                .map_err(|e| e.to_string())
+        };
+        let m = parse(
+            "[[personas]]\nname = \"reward\"\n\n[[personas]]\nname = \"ranker\"\nlevers = [\"rerank.\"]\n",
+        )
+        .unwrap();
+        let reward = m.persona("reward").unwrap();
+        assert!(reward.allows("positives.min_rating") && !reward.allows("model.ease.lambda"));
+        assert_eq!(reward.proxy.as_ref().unwrap().name, "mean_rating@10");
+        assert!(reward.tools.contains(&"run_sql_query".to_string()));
+        let custom = m.persona("ranker").unwrap();
+        assert!(custom.allows("rerank.mmr_lambda") && custom.proxy.is_none());
+        assert_eq!(m.personas().len(), 2);
+        assert!(m.persona("optimizer").is_none());
+        for (extra, needle) in [
+            ("[[personas]]\nname = \"ranker\"\n", "personas[0].levers"),
+            (
+                "[[personas]]\nname = \"reward\"\ntools = [\"shell\"]\n",
+                "personas[0].tools",
+            ),
+            (
+                "[[personas]]\nname = \"reward\"\n[[personas]]\nname = \"reward\"\n",
+                "personas[1].name",
+            ),
+            (
+                "[[personas]]\nname = \"optimizer\"\nprimary_tolerance = 0.1\n",
+                "personas[0].primary_tolerance",
+            ),
+            (
+                "[[personas]]\nname = \"a b\"\nlevers = [\"x\"]\n",
+                "personas[0].name",
+            ),
+        ] {
+            let err = parse(extra).unwrap_err();
+            assert!(err.contains(needle), "{extra}: {err}");
+        }
     }
 
     #[test]

@@ -116,6 +116,7 @@ pub fn proposal(id: &str, title: &str, hypothesis: &str, stage: &str, lever: &st
         change: serde_json::json!({"set": {lever: 1}}),
         stage: stage.into(),
         lever: lever.into(),
+        persona: String::new(),
     }
 }
 

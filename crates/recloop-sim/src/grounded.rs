@@ -5,7 +5,7 @@ use crate::policy::{LIST_LEN, RankedListPolicy};
 use crate::world::World;
 use recloop_rec::Interactions;
 use recloop_rec::data::{Dataset, DatasetName};
-use recloop_rec::pipeline::{EvalConfig, PipelineData, PipelineSpec, TrainedPipeline};
+use recloop_rec::pipeline::{EvalConfig, EvalSplit, PipelineData, PipelineSpec, TrainedPipeline};
 use recloop_rec::split::{Protocol, prepare_and_split};
 use std::path::Path;
 use std::sync::Arc;
@@ -102,13 +102,9 @@ pub fn pipeline_policy(
 /// world's data and serve it unchanged.
 pub fn workspace_policy(dir: &Path, ww: &WorkspaceWorld) -> Result<RankedListPolicy> {
     let spec = PipelineSpec::load_workspace(dir)?;
-    let pipeline = TrainedPipeline::fit(
-        &spec,
-        Some(dir),
-        &ww.data.holdout_train,
-        &ww.data.items,
-        ww.seed,
-    )?;
+    // fitted on what `[positives]` counts; every interaction stays masked when serving
+    let fit_on = ww.data.fit_data(EvalSplit::Holdout, &spec.positives);
+    let pipeline = TrainedPipeline::fit(&spec, Some(dir), &fit_on, &ww.data.items, ww.seed)?;
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -80,3 +80,23 @@ pub fn write_logs(
     }
     w.finish().map_err(err)
 }
+
+/// Simulate `days` days of `users` users under `policy` alone (production traffic, no
+/// experiment) and write their exposure and event logs to `dir` under experiment `production`:
+/// the logs an analyst would query. Seeded: the same arguments write the same rows.
+pub fn simulate_logs(
+    world: std::sync::Arc<crate::World>,
+    policy: &dyn crate::Policy,
+    users: usize,
+    days: u32,
+    seed: u64,
+    dir: &Path,
+    format: LogFormat,
+) -> Result<WrittenLogs> {
+    let mut sim = crate::Simulation::new(world, users, seed)?;
+    let mut records = Vec::new();
+    for day in 0..days {
+        sim.step_day(day, &|_| Some(0), &[policy], Some(&mut records))?;
+    }
+    write_logs(&records, dir, "production", format)
+}

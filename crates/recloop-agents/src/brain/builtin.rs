@@ -72,21 +72,44 @@ impl ProposalContext<'_> {
             risk,
         };
         let direction = c.mutation.direction(self.base);
+        let way = |d: recloop_core::Direction| match d {
+            recloop_core::Direction::Increase => "increase",
+            recloop_core::Direction::Decrease => "decrease",
+        };
+        // a persona judged by a proxy targets the proxy (evaluate's proxy stage)
+        let proxy = self
+            .input
+            .persona
+            .and_then(|p| p.proxy.as_ref().map(|x| (p, x)));
+        let (hypothesis, target) = match proxy {
+            Some((p, x)) => (
+                format!(
+                    "{} will {} {} on the validation split with {} at most {} worse, without harming the guardrails",
+                    c.mutation.describe(),
+                    way(x.direction),
+                    x.name,
+                    primary.name,
+                    p.primary_tolerance
+                ),
+                x,
+            ),
+            None => (
+                format!(
+                    "{} will {} {} on the validation split without harming the guardrails",
+                    c.mutation.describe(),
+                    way(primary.direction),
+                    primary.name
+                ),
+                primary,
+            ),
+        };
         Proposal {
             id: format!("{}-{:02}", self.input.id_prefix, i + 1),
             title: c.mutation.describe(),
-            hypothesis: format!(
-                "{} will {} {} on the validation split without harming the guardrails",
-                c.mutation.describe(),
-                match primary.direction {
-                    recloop_core::Direction::Increase => "increase",
-                    recloop_core::Direction::Decrease => "decrease",
-                },
-                primary.name
-            ),
+            hypothesis,
             mechanism: mechanism_of(&c.mutation),
-            target_metric: primary.name.clone(),
-            direction: primary.direction,
+            target_metric: target.name.clone(),
+            direction: target.direction,
             location: vec!["pipeline.toml".into()],
             required_signals: vec![],
             risks,
@@ -106,6 +129,7 @@ impl ProposalContext<'_> {
             }),
             stage: c.mutation.stage().into(),
             lever,
+            persona: String::new(),
         }
     }
 
@@ -263,6 +287,7 @@ fn prior_objective(m: &Mutation, base: &PipelineSpec) -> f64 {
         Mutation::SetWeight { .. } | Mutation::SetNormalize { .. } => 0.45,
         Mutation::RemoveModel { .. } => 0.4,
         Mutation::SetRerank { .. } => 0.35,
+        Mutation::SetPositives { .. } => 0.5,
     }
 }
 
@@ -283,6 +308,13 @@ fn risks_of(m: &Mutation) -> (Vec<String>, f64) {
         Mutation::SetRerank { .. } => (
             vec!["diversity or popularity changes trade relevance (NDCG) for retention".into()],
             0.25,
+        ),
+        Mutation::SetPositives { .. } => (
+            vec![
+                "fewer positives: less to learn each user's taste from (NDCG may drop)".into(),
+                "the offline proxy may not carry over online".into(),
+            ],
+            0.3,
         ),
     }
 }
@@ -308,7 +340,90 @@ fn mechanism_of(m: &Mutation) -> String {
         Mutation::SetRerank { field, .. } => format!(
             "{field} reshapes the final slate (diversity, popularity), which drives satisfaction and return visits"
         ),
+        Mutation::SetPositives { min_rating } => format!(
+            "learning from interactions rated ≥ {min_rating} steers the models towards what users valued, not only what they touched; users who like what they get come back"
+        ),
     }
+}
+
+/// What the reward persona found in the logs.
+struct RewardSignal {
+    /// One sentence for the proposal's mechanism.
+    finding: String,
+    /// The query and its numbers, cited by every proposal.
+    evidence: EvidenceItem,
+}
+
+/// The reward persona's question to the logs: do sessions with a like come back sooner than
+/// sessions without one? Each (user, day) with events is a session; it returned when the
+/// user has events again within 7 days (sessions in the last 7 days of the logs are left out).
+pub const RETURN_AFTER_LIKE_SQL: &str = "WITH d AS (SELECT unit_id, day, SUM(CASE WHEN metric = 'likes' THEN value ELSE 0 END) AS likes FROM events GROUP BY unit_id, day), \
+n AS (SELECT unit_id, day, likes, LEAD(day) OVER (PARTITION BY unit_id ORDER BY day) AS next_day FROM d), \
+cutoff AS (SELECT MAX(day) - 7 AS last FROM events) \
+SELECT CASE WHEN likes > 0 THEN 'liked' ELSE 'not liked' END AS session, COUNT(*) AS sessions, \
+AVG(CASE WHEN next_day IS NOT NULL AND next_day - day <= 7 THEN 1.0 ELSE 0.0 END) AS returned_within_7d \
+FROM n, cutoff WHERE n.day <= cutoff.last GROUP BY 1 ORDER BY 1";
+
+/// Fewest sessions per group for the reward persona to trust a difference.
+const MIN_SESSIONS: i64 = 30;
+
+/// Run [`RETURN_AFTER_LIKE_SQL`] over the workspace's logs (journaled like any analysis) and
+/// read it: a signal when sessions with a like return more often; otherwise why not.
+fn reward_signal(input: &BrainstormInput<'_>) -> std::result::Result<RewardSignal, String> {
+    let analysis = input
+        .analysis
+        .ok_or("no analysis tools in this call (no journal), so no logs to read")?;
+    if !analysis.has_logs() {
+        return Err("no exposure/event logs to read (set [online] logs, or write them with `recloop sim logs`); without evidence from the logs it proposes nothing".into());
+    }
+    let result = analysis.query(RETURN_AFTER_LIKE_SQL, "logs")?;
+    let mut groups = BTreeMap::new();
+    for row in &result.rows {
+        use recloop_journal::sql::Val;
+        let number = |k: usize| match row.get(k) {
+            Some(Val::Int(Some(i))) => Some(*i as f64),
+            Some(Val::Real(Some(f))) => Some(*f),
+            _ => None,
+        };
+        if let (Some(Val::Text(Some(name))), Some(n), Some(rate)) =
+            (row.first(), number(1), number(2))
+        {
+            groups.insert(name.clone(), (n as i64, rate));
+        }
+    }
+    let (Some(&(n_liked, liked)), Some(&(n_other, other))) =
+        (groups.get("liked"), groups.get("not liked"))
+    else {
+        return Err(format!(
+            "the logs have no sessions both with and without likes to compare ({})",
+            result.summary()
+        ));
+    };
+    if n_liked.min(n_other) < MIN_SESSIONS {
+        return Err(format!(
+            "too few sessions to compare ({n_liked} with a like, {n_other} without; {MIN_SESSIONS} each needed)"
+        ));
+    }
+    let numbers = format!(
+        "sessions with a like: {n_liked}, {:.1}% returned within 7 days; without: {n_other}, {:.1}%",
+        100.0 * liked,
+        100.0 * other
+    );
+    if liked <= other {
+        return Err(format!(
+            "no reward signal in the logs: {numbers}; what users like does not predict that they return"
+        ));
+    }
+    Ok(RewardSignal {
+        finding: format!(
+            "In the logs, users return more after sessions in which they liked something ({numbers})."
+        ),
+        evidence: EvidenceItem {
+            source: recloop_core::EvidenceSource::Sql,
+            reference: RETURN_AFTER_LIKE_SQL.into(),
+            summary: numbers,
+        },
+    })
 }
 
 /// A scored candidate mutation.
@@ -431,6 +546,8 @@ impl BuiltinBrain {
         avoid_dirs: &BTreeMap<(String, String, i64), f64>,
         tried_levers: &BTreeSet<String>,
         success: &BTreeMap<String, f64>,
+        in_scope: &dyn Fn(&str) -> bool,
+        reward: bool,
         rng: &mut Pcg64Mcg,
     ) -> Option<Choice> {
         let base_hash = spec_hash(base);
@@ -454,7 +571,7 @@ impl BuiltinBrain {
             } else {
                 step
             };
-            let Some(m) = space::sample(base, step, rng) else {
+            let Some(m) = space::sample_in_scope(base, step, in_scope, reward, rng) else {
                 continue;
             };
             if self.search == Search::Tpe {
@@ -474,6 +591,7 @@ impl BuiltinBrain {
             let dir = (base_hash.clone(), m.lever(), i64::from(m.direction(base)));
             if self.search == Search::Tpe
                 && dir.2 != 0
+                && m.is_monotone()
                 && avoid_dirs
                     .get(&dir)
                     .is_some_and(|&failed| m.step_size(base) >= failed)
@@ -545,9 +663,26 @@ impl Brain for BuiltinBrain {
         let avoid_dirs = input.history.rejected_directions();
         let tried_levers = input.history.tried_levers();
         let success = lever_success(input.history, sign);
+        let persona = input.persona;
+        let in_scope = |lever: &str| persona.is_none_or(|p| p.allows(lever));
+        // the reward persona reads the logs first: without a signal it proposes nothing
+        let reward = match persona {
+            Some(p) if p.allows("positives.min_rating") => match reward_signal(input) {
+                Ok(signal) => Some(signal),
+                Err(why) => {
+                    return Ok(batch_output(
+                        Vec::new(),
+                        format!("{} persona, seed {}: {why}", p.name, input.seed),
+                    ));
+                }
+            },
+            _ => None,
+        };
         let mut screening = match self.search {
-            Search::Tpe => screening_moves(base, input.history, &mut rng),
-            Search::Random => Vec::new(),
+            Search::Tpe if in_scope("candidates.switch.") => {
+                screening_moves(base, input.history, &mut rng)
+            }
+            _ => Vec::new(),
         };
         let base_hash = spec_hash(base);
         let mut proposals = Vec::new();
@@ -589,6 +724,8 @@ impl Brain for BuiltinBrain {
                     &avoid_dirs,
                     &tried_levers,
                     &success,
+                    &in_scope,
+                    reward.is_some(),
                     &mut rng,
                 ) {
                     Some(c) => c,
@@ -603,7 +740,12 @@ impl Brain for BuiltinBrain {
                 tpe: tpe.as_ref(),
                 measured: obs.len(),
             };
-            proposals.push(context.proposal(c, kind, i));
+            let mut p = context.proposal(c, kind, i);
+            if let Some(signal) = &reward {
+                p.evidence.insert(0, signal.evidence.clone());
+                p.mechanism = format!("{} {}", signal.finding, p.mechanism);
+            }
+            proposals.push(p);
         }
         Ok(batch_output(
             proposals,
@@ -831,6 +973,7 @@ fn declared_proposal(
         }),
         stage: "config".into(),
         lever,
+        persona: String::new(),
     }
 }
 

@@ -480,6 +480,7 @@ pub fn proposal_from_json(v: &Value, id: String) -> Proposal {
         change: v.get("change").cloned().unwrap_or(Value::Null),
         stage: str_of(v, "stage"),
         lever: str_of(v, "lever"),
+        persona: String::new(),
     }
 }
 
@@ -538,10 +539,25 @@ impl Brain for LlmBrain {
                 q.exploit, q.explore, q.novel
             ))
         );
-        let messages = vec![
-            Message::system(input.harness.system_prompt()),
-            Message::user(user),
-        ];
+        // a persona adds its instructions and scope, and answers on its own model role
+        let (system, role) = match input.persona {
+            Some(p) => (
+                format!(
+                    "{}\n\n# Persona: {}\n{}\nEvery proposal's `lever` must start with one of {:?}; admission rejects any other.{}",
+                    input.harness.system_prompt(),
+                    p.name,
+                    p.instructions,
+                    p.levers,
+                    p.proxy.as_ref().map_or(String::new(), |x| format!(
+                        " Your candidates are judged offline by {} ({:?}, min effect {}), with the primary at most {} worse than production.",
+                        x.name, x.direction, x.min_effect, p.primary_tolerance
+                    ))
+                ),
+                p.name.as_str(),
+            ),
+            None => (input.harness.system_prompt(), "brainstorm"),
+        };
+        let messages = vec![Message::system(system), Message::user(user)];
         let mut offered: Vec<(String, String, Value)> = Tools::definitions()
             .into_iter()
             .filter(|(n, _, _)| {
@@ -549,8 +565,22 @@ impl Brain for LlmBrain {
             })
             .collect();
         if input.analysis.is_some() {
-            offered.extend(crate::analysis::Analysis::definitions());
+            // a persona gets the analysis tools it lists; the generalist gets them all
+            offered.extend(
+                crate::analysis::Analysis::definitions()
+                    .into_iter()
+                    .filter(|(n, _, _)| input.persona.is_none_or(|p| p.tools.contains(n))),
+            );
         }
+        let eval_tool = crate::eval_tool::EvalTool::for_workspace(input.workspace).filter(|_| {
+            input
+                .persona
+                .is_none_or(|p| p.tools.iter().any(|t| t == "compute_eval"))
+        });
+        if eval_tool.is_some() {
+            offered.push(crate::eval_tool::EvalTool::definition());
+        }
+        let offered_names: Vec<String> = offered.iter().map(|(n, _, _)| n.clone()).collect();
         let tools = defs(offered);
         // An unusable answer (cut off, or failing the contract after the repair round) is a
         // failure of the model (recorded as `stage_failed`), not a rejected idea: nothing
@@ -559,13 +589,24 @@ impl Brain for LlmBrain {
         let max_tokens = recloop_llm::output_tokens_for(contract.raw(), input.batch_size);
         let mut messages = messages;
         let (answer, trajectory) = self.converse_in(
-            "brainstorm",
+            role,
             &mut messages,
             tools,
             &contract,
             max_tokens,
             input.spend,
             &|name, args| {
+                if !offered_names.iter().any(|n| n == name) {
+                    return Err(format!(
+                        "tool {name:?} is not offered here (offered: {})",
+                        offered_names.join(", ")
+                    ));
+                }
+                if name == "compute_eval"
+                    && let Some(t) = &eval_tool
+                {
+                    return t.call(args);
+                }
                 input
                     .analysis
                     .and_then(|a| a.call(name, args))

@@ -37,6 +37,9 @@ pub struct BrainstormInput<'a> {
     pub spend: &'a SpendLog,
     /// The analysis tools (`run_sql_query`, `journal_search`), when the caller has a journal.
     pub analysis: Option<&'a crate::analysis::Analysis>,
+    /// The persona proposing (`[[personas]]`): its scope, tools, instructions and model role;
+    /// `None` for the generalist Brainstorm.
+    pub persona: Option<&'a recloop_core::Persona>,
 }
 
 /// What one agent role spent on one model during a stage call (a `budget_spent` event).

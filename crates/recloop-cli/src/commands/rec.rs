@@ -186,6 +186,7 @@ fn search_bench(
         synthetic: None,
         dataset: Some(name.into()),
         platform: Some("none".into()),
+        generalist: true,
     };
     recloop_agents::example::init_example("movielens", &dir, &opts, None)
         .with_context(|| format!("writing the MovieLens example into {}", dir.display()))?;

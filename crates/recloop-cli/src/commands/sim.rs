@@ -146,6 +146,67 @@ pub enum Command {
     /// A stand-in A/B platform behind `[online] platform = "external"` (to try it, and for tests).
     #[command(subcommand)]
     Standin(Standin),
+    /// Production traffic logs: simulate the workspace's pipeline alone for `--days` days and
+    /// write the exposure and event logs (Parquet) where `[online] logs` points, for
+    /// `run_sql_query` and the reward persona.
+    Logs {
+        /// The workspace (its world, pipeline and `[online] logs`).
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        /// Directory to write (default: the manifest's `[online] logs`, in the workspace).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Simulated users.
+        #[arg(long, default_value_t = 2000)]
+        users: usize,
+        /// Simulated days.
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+        /// Seed of the simulated traffic.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+/// Simulate `days` days of production traffic of workspace `dir` (its own pipeline) for `users`
+/// users and write the logs to `out`, or to the manifest's `[online] logs`.
+pub fn write_production_logs(
+    dir: &std::path::Path,
+    out: Option<&std::path::Path>,
+    users: usize,
+    days: u32,
+    seed: u64,
+) -> anyhow::Result<recloop_logs::WrittenLogs> {
+    let l = load(&WorldArgs {
+        workspace: Some(dir.to_path_buf()),
+        world: WorldArg::Ml1m,
+        world_seed: 1,
+    })?;
+    let target = match out {
+        Some(o) => o.to_path_buf(),
+        None => {
+            let named = l.manifest.online.logs.as_deref().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: [online] logs names no directory; pass --out or set `logs = \".recloop/logs/production\"` under [online]",
+                    dir.join("recloop.toml").display()
+                )
+            })?;
+            if named.starts_with("postgres://") || named.starts_with("postgresql://") {
+                anyhow::bail!("[online] logs is a PostgreSQL URL; pass --out DIR to write files");
+            }
+            dir.join(named)
+        }
+    };
+    let policy = control_policy(&l, None, seed)?;
+    Ok(recloop_sim::logs::simulate_logs(
+        l.world.clone(),
+        policy.as_ref(),
+        users,
+        days,
+        seed,
+        &target,
+        recloop_logs::LogFormat::Parquet,
+    )?)
 }
 
 /// The stand-in platform's commands: `start`, `traffic` and `stop` are what `[online.external]`
@@ -501,6 +562,23 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Standin(cmd) => standin(cmd),
+        Command::Logs {
+            workspace,
+            out,
+            users,
+            days,
+            seed,
+        } => {
+            let w = write_production_logs(&workspace, out.as_deref(), users, days, seed)?;
+            println!(
+                "wrote {} exposures and {} events ({} days of {users} simulated users) to {}",
+                w.exposures,
+                w.events,
+                days,
+                w.dir.display()
+            );
+            Ok(())
+        }
     }
 }
 

@@ -67,7 +67,12 @@ pub struct ExampleOptions {
     pub synthetic: Option<(usize, usize)>,
     /// `[online] platform` instead of `simulator` (e.g. `none`: decide offline).
     pub platform: Option<String>,
+    /// Without the `[[personas]]`: one generalist Brainstorm.
+    pub generalist: bool,
 }
+
+/// Where the MovieLens example's `[[personas]]` begin (the rest of its `recloop.toml`).
+const PERSONAS_BLOCK: &str = "\n# Brainstorm personas";
 
 /// The example's files as `name`'s defaults changed by `opts`: (relative path, contents).
 pub fn example_files(name: &str, opts: &ExampleOptions) -> Result<Vec<(&'static str, String)>> {
@@ -119,14 +124,22 @@ pub fn example_files(name: &str, opts: &ExampleOptions) -> Result<Vec<(&'static 
                 }
                 text
             }
-            "recloop.toml" => match &opts.platform {
-                Some(p) => replace_once(
-                    text,
-                    "platform = \"simulator\"",
-                    &format!("platform = \"{p}\""),
-                )?,
-                None => text.to_string(),
-            },
+            "recloop.toml" => {
+                let mut text = match &opts.platform {
+                    Some(p) => replace_once(
+                        text,
+                        "platform = \"simulator\"",
+                        &format!("platform = \"{p}\""),
+                    )?,
+                    None => text.to_string(),
+                };
+                if opts.generalist
+                    && let Some(at) = text.find(PERSONAS_BLOCK)
+                {
+                    text.truncate(at + 1);
+                }
+                text
+            }
             _ => text.to_string(),
         };
         out.push((rel, text));

@@ -78,11 +78,8 @@ pub fn evaluate_spec(
     seed: u64,
 ) -> Result<BTreeMap<String, f64>> {
     check_shapes(data, "workspace data")?;
-    let fit_on = match split {
-        EvalSplit::Validation => &data.train,
-        EvalSplit::Holdout => &data.holdout_train,
-    };
-    let pipeline = TrainedPipeline::fit(spec, workspace, fit_on, &data.items, seed)?;
+    let fit_on = data.fit_data(split, &spec.positives);
+    let pipeline = TrainedPipeline::fit(spec, workspace, &fit_on, &data.items, seed)?;
     let mut metrics = evaluate_trained(&pipeline, data, split)?;
     metrics.insert("fit_s".into(), pipeline.fit_seconds());
     Ok(metrics)
@@ -135,11 +132,29 @@ pub fn evaluate_trained(
         acc.add(list, m);
     }
     let mut out = acc.finish();
+    out.insert(
+        "mean_rating@10".into(),
+        mean_rating_at(&per_user, &data.items, 10),
+    );
     out.insert("eval_s".into(), start.elapsed().as_secs_f64());
     let p99 = latency_p99_ms(pipeline, data, &users)?;
     out.insert("p99_score_ms".into(), p99);
     out.insert("latency_p99_ms".into(), p99);
     Ok(out)
+}
+
+/// The mean training rating of the items in the top `k` of every list: a proxy for the quality
+/// of what is recommended that does not depend on any model's loss (a reward change that makes
+/// the models learn from liked items should raise it).
+fn mean_rating_at<M>(lists: &[(Vec<u32>, M)], items: &super::ItemFeatures, k: usize) -> f64 {
+    let (mut sum, mut n) = (0.0, 0usize);
+    for (list, _) in lists {
+        for &i in list.iter().take(k) {
+            sum += f64::from(items.mean_rating_of(i));
+            n += 1;
+        }
+    }
+    if n == 0 { 0.0 } else { sum / n as f64 }
 }
 
 /// 99th percentile of the time to recommend for one user (single thread), over an evenly spaced

@@ -183,6 +183,15 @@ impl PipelineSpec {
                 ),
             );
         }
+        let min_rating = self.positives.min_rating;
+        if !(min_rating.is_finite() && (0.0..=5.0).contains(&min_rating)) {
+            return Some(Issue {
+                path: vec![key("positives"), key("min_rating")],
+                reason: format!(
+                    "must be a rating in [0, 5] (0 = every interaction), found {min_rating}"
+                ),
+            });
+        }
         if let Some(script) = &self.script
             && let Some(reason) = check_script_path(&script.path, workspace)
         {

@@ -30,5 +30,7 @@ pub use evaluate::{
 };
 pub use features::ItemFeatures;
 pub use load::PIPELINE_FILE;
-pub use spec::{BlendSpec, CandidateModelSpec, Normalize, PipelineSpec, RerankSpec, ScriptSpec};
+pub use spec::{
+    BlendSpec, CandidateModelSpec, Normalize, PipelineSpec, PositivesSpec, RerankSpec, ScriptSpec,
+};
 pub use trained::TrainedPipeline;

@@ -19,6 +19,10 @@
 //!
 //! [script]
 //! path = "scripts/score.rhai"   # optional
+//!
+//! [positives]
+//! min_rating = 4.0         # what the models learn from: interactions rated at least this
+//!                          # (0 = every interaction; the default)
 //! ```
 
 use crate::models::ModelKind;
@@ -40,6 +44,26 @@ pub struct PipelineSpec {
     /// Optional scoring script.
     #[serde(default)]
     pub script: Option<ScriptSpec>,
+    /// What the models learn from (omitted from the file while it is the default).
+    #[serde(default, skip_serializing_if = "PositivesSpec::is_default")]
+    pub positives: PositivesSpec,
+}
+
+/// `[positives]`: which interactions count as positives when the models are fitted. Evaluation
+/// and the items masked from recommendation are unchanged: every interaction still counts there.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PositivesSpec {
+    /// Interactions rated below this are left out of training (0: every interaction).
+    #[serde(default)]
+    pub min_rating: f64,
+}
+
+impl PositivesSpec {
+    /// True when every interaction is a positive (the default).
+    pub fn is_default(&self) -> bool {
+        self.min_rating <= 0.0
+    }
 }
 
 /// One candidate model with its hyper-parameters.
