@@ -44,15 +44,16 @@ pub struct Analysis {
 }
 
 impl Analysis {
-    /// Tools over `journal` and the logs `manifest` names (`[online] logs`, or
-    /// `[online.external] logs`), relative to `workspace`.
+    /// Tools over `journal` and the logs `manifest` names (`[online.external] logs` on the
+    /// external platform, else `[online] logs`), relative to `workspace`.
     pub fn new(journal: Journal, manifest: &Manifest, workspace: &Path) -> Analysis {
-        let named = manifest
-            .online
-            .logs
-            .clone()
-            .or_else(|| manifest.online.external.as_ref().map(|e| e.logs.clone()))
-            .filter(|l| !l.trim().is_empty());
+        // the external platform's logs are where its experiments are; otherwise `[online] logs`
+        let external = manifest.online.external.as_ref().map(|e| e.logs.clone());
+        let named = match manifest.online.platform.as_str() {
+            "external" => external.or_else(|| manifest.online.logs.clone()),
+            _ => manifest.online.logs.clone().or(external),
+        }
+        .filter(|l| !l.trim().is_empty());
         let logs = match named {
             None => Logs::None,
             Some(l) if l.starts_with("postgres://") || l.starts_with("postgresql://") => {
