@@ -45,6 +45,7 @@ pub fn brainstorm(
             duration_ms: 0,
         },
     };
+    let mut by_persona: Vec<Vec<recloop_core::Proposal>> = Vec::new();
     for (k, (persona, share)) in personas
         .iter()
         .zip(shares(personas.len(), input.batch_size, offset))
@@ -65,7 +66,7 @@ pub fn brainstorm(
             p.persona = persona.name.clone();
             p
         };
-        merged.proposals.extend(out.proposals.into_iter().map(tag));
+        by_persona.push(out.proposals.into_iter().map(tag).collect::<Vec<_>>());
         merged
             .rejected
             .extend(out.rejected.into_iter().map(|mut r| {
@@ -90,12 +91,41 @@ pub fn brainstorm(
         step.cost_usd += t.cost_usd;
         step.duration_ms += t.duration_ms;
     }
+    merged.proposals = interleave(by_persona, offset);
     Ok(merged)
+}
+
+/// The personas' proposals in turns (each persona's best, then each one's second, ...),
+/// starting with the list at `offset` (mod their number): the loop takes proposals in this
+/// order, so with one worker every persona gets its turn.
+fn interleave<T>(lists: Vec<Vec<T>>, offset: usize) -> Vec<T> {
+    let n = lists.len();
+    let mut iters: Vec<std::vec::IntoIter<T>> = lists.into_iter().map(Vec::into_iter).collect();
+    let mut out = Vec::new();
+    loop {
+        let before = out.len();
+        for k in 0..n {
+            if let Some(x) = iters[(offset + k) % n].next() {
+                out.push(x);
+            }
+        }
+        if out.len() == before {
+            return out;
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proposals_take_turns_starting_with_the_offset() {
+        let lists = vec![vec!["o1", "o2"], vec![], vec!["r1"]];
+        assert_eq!(interleave(lists.clone(), 0), ["o1", "r1", "o2"]);
+        assert_eq!(interleave(lists.clone(), 2), ["r1", "o1", "o2"]);
+        assert_eq!(interleave(lists, 1), ["r1", "o1", "o2"]);
+    }
 
     #[test]
     fn slots_are_dealt_in_turn_and_rotate_with_the_offset() {

@@ -153,7 +153,7 @@ fn each_persona_brainstorms_in_its_scope_with_its_tools_and_model() {
         .collect();
     assert_eq!(
         made.iter().map(|m| m.1.as_str()).collect::<Vec<_>>(),
-        ["optimizer", "architecture", "reward"],
+        ["architecture", "reward", "optimizer"],
         "{made:?}"
     );
     assert!(made.iter().all(|(id, p)| id.contains(&format!("-{p}-"))));

@@ -1,6 +1,7 @@
 //! `recloop demo`: the main job on the embedded defaults — create the MovieLens example workspace
-//! if absent (fetching the data as needed), run the loop for 12 iterations with the built-in
-//! brain, and print the summary.
+//! if absent (fetching the data as needed), simulate two weeks of production logs for the
+//! reward persona if there are none, run the loop for 12 iterations with the built-in brain,
+//! and print the summary.
 
 /// Arguments of `recloop demo`.
 #[derive(clap::Args)]
@@ -32,6 +33,20 @@ pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
         eprintln!(
             "created the MovieLens example workspace in {}",
             args.dir.display()
+        );
+    }
+    // the reward persona reads production logs: two simulated weeks of them, once
+    let manifest = recloop_core::Manifest::load(&args.dir)?;
+    if manifest.online.platform == "simulator"
+        && let Some(logs) = manifest.online.logs.as_deref()
+        && !args.dir.join(logs).exists()
+    {
+        let w = super::sim::write_production_logs(&args.dir, None, 2000, 14, 1)?;
+        eprintln!(
+            "simulated two weeks of production traffic (2,000 users): {} exposures and {} events in {} (for run_sql_query)",
+            w.exposures,
+            w.events,
+            w.dir.display()
         );
     }
     let opts = recloop_agents::orchestrator::RunOptions {
