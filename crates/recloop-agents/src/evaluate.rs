@@ -102,6 +102,36 @@ pub struct OfflineEvidence {
     pub guardrails: BTreeMap<String, GuardrailStatus>,
     /// Caveats the offline stages recorded.
     pub caveats: Vec<String>,
+    /// When a persona's proxy judged the candidate offline: the proxy with production's and the
+    /// candidate's values.
+    #[serde(default)]
+    pub proxy: Option<ProxyEvidence>,
+}
+
+/// The offline proxy that judged a persona's candidate.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProxyEvidence {
+    /// The proxy metric.
+    pub metric: recloop_core::MetricSpec,
+    /// Production's validation value.
+    pub production: f64,
+    /// The candidate's validation value.
+    pub candidate: f64,
+}
+
+impl OfflineEvidence {
+    /// The relative offline gain that passed the candidate, signed so that higher is better:
+    /// on its persona's proxy when one judged it, else on the primary (`sign`: the primary's
+    /// direction).
+    pub fn judged_lift(&self, sign: f64) -> f64 {
+        match &self.proxy {
+            Some(p) => {
+                p.metric.direction.sign() * (p.candidate - p.production)
+                    / p.production.abs().max(1e-12)
+            }
+            None => sign * (self.candidate - self.production) / self.production.abs().max(1e-12),
+        }
+    }
 }
 
 /// Where the offline stages left a candidate.
@@ -188,9 +218,10 @@ pub fn evaluate_offline(
         })?,
         guardrails: BTreeMap::new(),
         caveats: Vec::new(),
+        proxy: None,
     };
     // the offline stages, in order; the first that decides ends the cascade
-    let mut stopped = validation_stage(ctx, proposal, candidate, &evidence);
+    let mut stopped = validation_stage(ctx, proposal, candidate, &mut evidence);
     if stopped.is_none() {
         stopped = guardrail_stage(ctx, proposal, candidate, &mut evidence)?;
     }
@@ -227,13 +258,27 @@ pub fn evaluate_online(
             (v, Some(id))
         }
         None if ctx.manifest.online.platform == "none" => {
-            let mut v = evidence.verdict(
-                Decision::Keep,
-                "offline validation + offline guardrails + sealed holdout (pass/fail)",
-                format!(
+            let reason = match &evidence.proxy {
+                Some(p) => format!(
+                    "proxy {} {:.5} vs {:.5} clears {} with validation {} {:.5} vs {:.5} within \
+                     tolerance; the offline guardrails and the holdout pass",
+                    p.metric.name,
+                    p.candidate,
+                    p.production,
+                    p.metric.min_effect,
+                    primary.name,
+                    evidence.candidate,
+                    evidence.production
+                ),
+                None => format!(
                     "validation {} {:.5} vs {:.5} clears {}, the offline guardrails and the holdout",
                     primary.name, evidence.candidate, evidence.production, primary.min_effect
                 ),
+            };
+            let mut v = evidence.verdict(
+                Decision::Keep,
+                "offline validation + offline guardrails + sealed holdout (pass/fail)",
+                reason,
             );
             v.caveats.push(
                 "offline only: no online experiment ran ([online] platform = \"none\")".into(),
@@ -262,7 +307,7 @@ fn validation_stage(
     ctx: &EvaluateCtx<'_>,
     proposal: &Proposal,
     candidate: &Candidate,
-    e: &OfflineEvidence,
+    e: &mut OfflineEvidence,
 ) -> Option<Verdict> {
     let primary = &ctx.manifest.metrics.primary;
     if let Some(persona) = ctx.manifest.persona(&proposal.persona)
@@ -291,48 +336,63 @@ fn proxy_stage(
     persona: &recloop_core::Persona,
     proxy: &recloop_core::MetricSpec,
     candidate: &Candidate,
-    e: &OfflineEvidence,
+    e: &mut OfflineEvidence,
 ) -> Option<Verdict> {
     let primary = &ctx.manifest.metrics.primary;
     let method = format!(
         "offline proxy {} of the {} persona + {} within {} (deterministic, same seed)",
         proxy.name, persona.name, primary.name, persona.primary_tolerance
     );
-    let discard = |reason: String| Some(e.verdict(Decision::Discard, &method, reason));
+    let discard =
+        |e: &OfflineEvidence, reason: String| Some(e.verdict(Decision::Discard, &method, reason));
     let (Some(&prod), Some(&cand)) = (
         ctx.production_metrics.get(&proxy.name),
         candidate.offline.get(&proxy.name),
     ) else {
-        return discard(format!(
-            "the offline evaluation does not report {} for {} (the {} persona's proxy)",
-            proxy.name,
-            if ctx.production_metrics.contains_key(&proxy.name) {
-                "the candidate"
-            } else {
-                "production"
-            },
-            persona.name
-        ));
+        return discard(
+            e,
+            format!(
+                "the offline evaluation does not report {} for {} (the {} persona's proxy)",
+                proxy.name,
+                if ctx.production_metrics.contains_key(&proxy.name) {
+                    "the candidate"
+                } else {
+                    "production"
+                },
+                persona.name
+            ),
+        );
     };
+    e.proxy = Some(ProxyEvidence {
+        metric: proxy.clone(),
+        production: prod,
+        candidate: cand,
+    });
     let gain = proxy.direction.sign() * (cand - prod);
     if gain < proxy.min_effect.max(1e-12) {
-        return discard(format!(
-            "proxy {} {cand:.5} vs production {prod:.5}: does not clear the minimum effect {}",
-            proxy.name, proxy.min_effect
-        ));
+        return discard(
+            e,
+            format!(
+                "proxy {} {cand:.5} vs production {prod:.5}: does not clear the minimum effect {}",
+                proxy.name, proxy.min_effect
+            ),
+        );
     }
     let loss = -primary.direction.sign() * (e.candidate - e.production);
     if loss > persona.primary_tolerance {
-        return discard(format!(
-            "proxy {} {cand:.5} vs {prod:.5} clears {}, but validation {} {:.5} vs {:.5} is more \
+        return discard(
+            e,
+            format!(
+                "proxy {} {cand:.5} vs {prod:.5} clears {}, but validation {} {:.5} vs {:.5} is more \
              than {} worse",
-            proxy.name,
-            proxy.min_effect,
-            primary.name,
-            e.candidate,
-            e.production,
-            persona.primary_tolerance
-        ));
+                proxy.name,
+                proxy.min_effect,
+                primary.name,
+                e.candidate,
+                e.production,
+                persona.primary_tolerance
+            ),
+        );
     }
     None
 }

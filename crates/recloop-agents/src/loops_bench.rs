@@ -124,7 +124,8 @@ pub fn bench_loops(
     Ok(out)
 }
 
-/// A fresh MovieLens example in `ws` set up for `mode`.
+/// A fresh MovieLens example in `ws` (its personas included) set up for `mode`, with two
+/// simulated weeks of production logs.
 fn setup(b: &LoopsBench, ws: &Path, mode: &str, seed: u64) -> Result<()> {
     let st = Command::new(&b.binary)
         .args(["init", "--example", "movielens", "--dataset", &b.dataset])
@@ -152,6 +153,16 @@ fn setup(b: &LoopsBench, ws: &Path, mode: &str, seed: u64) -> Result<()> {
     let text = format!("{}{run}", text.replacen(&ramp_line, &online, 1));
     std::fs::write(&manifest, text).map_err(|e| AgentError::io(&manifest, e))?;
     git(ws, &["commit", "-qam", &format!("bench: {mode} loop")])?;
+    // production logs for the reward persona, as `recloop demo` writes them
+    let st = Command::new(&b.binary)
+        .args(["sim", "logs", "--workspace"])
+        .arg(ws)
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| AgentError::io(&b.binary, e))?;
+    if !st.success() {
+        return Err(bench_err(format!("recloop sim logs failed ({st})")));
+    }
     Ok(())
 }
 

@@ -13,7 +13,8 @@
 //! warm start) and a killed run resumes where it stopped: every step is keyed like the single
 //! loop's.
 //!
-//! The ranking is plain code: a candidate's offline lift over production, times the posterior
+//! The ranking is plain code: a candidate's offline lift over production (on its persona's proxy
+//! when one judged it), times the posterior
 //! probability (Beta(1, 1) prior) that a candidate on its lever is kept once online, from the
 //! journal's online verdicts; so a region that looked good offline and failed with users is
 //! steered away from.
@@ -76,7 +77,8 @@ fn rank(pool: Vec<PoolEntry>, history: &History, sign: f64) -> Vec<Ranked> {
         .into_iter()
         .map(|entry| {
             let e = &entry.evidence;
-            let lift = sign * (e.candidate - e.production) / e.production.abs().max(1e-12);
+            // a persona judged by a proxy competes on the proxy's lift
+            let lift = e.judged_lift(sign);
             let (kept, failed) = record
                 .get(entry.proposal.lever.as_str())
                 .copied()
@@ -126,10 +128,7 @@ fn online_failures(events: &[EventRecord], sign: f64) -> Vec<OnlineFailure> {
                 ..
             } => {
                 if let Ok(e) = serde_json::from_value::<OfflineEvidence>(offline.clone()) {
-                    lift.insert(
-                        proposal_id,
-                        sign * (e.candidate - e.production) / e.production.abs().max(1e-12),
-                    );
+                    lift.insert(proposal_id, e.judged_lift(sign));
                 }
             }
             Event::Verdict {
