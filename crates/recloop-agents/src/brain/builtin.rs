@@ -832,9 +832,12 @@ impl BuiltinBrain {
         };
         let mut proposals = Vec::new();
         let kinds = batch_kinds(input.manifest, input.batch_size.max(1));
+        // a persona moves only its own parameters: one at a time unless it owns them all
+        let in_scope = |lever: &str| input.persona.is_none_or(|p| p.allows(lever));
         for (i, kind) in kinds.into_iter().enumerate() {
             let reach = match (self.search, kind) {
                 (Search::Tpe, ProposalKind::Exploit) => Reach::Local,
+                _ if !in_scope("search.several") => Reach::Local,
                 _ => Reach::Global,
             };
             let Some(c) = declared::choose(
@@ -845,6 +848,7 @@ impl BuiltinBrain {
                 samples,
                 &avoid,
                 &avoid_dirs,
+                &in_scope,
                 &mut rng,
             ) else {
                 continue;

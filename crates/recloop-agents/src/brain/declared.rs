@@ -277,7 +277,8 @@ pub struct DeclaredChoice {
 
 /// Draw up to `samples` candidates of `reach` around `base`, skip assignments in `avoid` and
 /// directions that failed with at least this step (`avoid_dirs`: (base hash, lever, direction)
-/// → the largest step still worth trying), and keep the best by TPE (random search: the first).
+/// → the largest step still worth trying) and levers (`search.<param>`, or `search.several`)
+/// outside `in_scope` (a persona's scope), and keep the best by TPE (random search: the first).
 #[allow(clippy::too_many_arguments)]
 pub fn choose(
     space: &DeclaredSpace<'_>,
@@ -287,6 +288,7 @@ pub fn choose(
     samples: usize,
     avoid: &BTreeSet<String>,
     avoid_dirs: &BTreeMap<(String, String, i64), f64>,
+    in_scope: &dyn Fn(&str) -> bool,
     rng: &mut Pcg64Mcg,
 ) -> Option<DeclaredChoice> {
     let base_hash = DeclaredSpace::hash(base);
@@ -300,7 +302,10 @@ pub fn choose(
             Reach::Local => space.local(base, rng, 0.25),
             Reach::Global => (space.global(base, rng), "several".to_string()),
         };
-        if avoid.contains(&DeclaredSpace::hash(&a)) || a == *base {
+        if avoid.contains(&DeclaredSpace::hash(&a))
+            || a == *base
+            || !in_scope(&format!("search.{lever}"))
+        {
             continue;
         }
         let (direction, step) = single_move(space, base, &a);
@@ -390,6 +395,46 @@ when = { param = "solver", equals = "sgd" }
         )
         .unwrap();
         d
+    }
+
+    #[test]
+    fn a_persona_moves_only_the_parameters_in_its_scope() {
+        let s = section();
+        let space = DeclaredSpace::of(&s).unwrap();
+        let ws = workspace();
+        let base = space.read(ws.path()).unwrap();
+        let only_factors = |lever: &str| lever == "search.factors";
+        for seed in 0..20 {
+            let mut rng = Pcg64Mcg::seed_from_u64(seed);
+            let (avoid, dirs) = (BTreeSet::new(), BTreeMap::new());
+            let local = choose(
+                &space,
+                &base,
+                Reach::Local,
+                None,
+                8,
+                &avoid,
+                &dirs,
+                &only_factors,
+                &mut rng,
+            )
+            .unwrap();
+            assert_eq!(local.lever, "factors");
+            assert_eq!(local.assignment["solver"], base["solver"]);
+            // a move of several parameters is not in this scope
+            let global = choose(
+                &space,
+                &base,
+                Reach::Global,
+                None,
+                8,
+                &avoid,
+                &dirs,
+                &only_factors,
+                &mut rng,
+            );
+            assert!(global.is_none());
+        }
     }
 
     #[test]

@@ -674,8 +674,29 @@ mod tests {
                 candidate: value,
                 guardrails: Default::default(),
                 caveats: vec![],
+                proxy: None,
             },
         }
+    }
+
+    #[test]
+    fn a_candidate_its_persona_s_proxy_judged_ranks_on_the_proxy() {
+        // slightly worse on the primary, 4 % better on the proxy
+        let mut reward = entry("r", "positives.min_rating", 0.199);
+        reward.evidence.proxy = Some(crate::evaluate::ProxyEvidence {
+            metric: recloop_core::MetricSpec {
+                name: "mean_rating@10".into(),
+                direction: recloop_core::Direction::Increase,
+                min_effect: 0.01,
+            },
+            production: 3.75,
+            candidate: 3.90,
+        });
+        let pool = vec![entry("a", "model.ease.lambda", 0.202), reward];
+        let ranked = rank(pool, &History::default(), 1.0);
+        assert_eq!(ranked[0].entry.proposal.id, "r");
+        assert!((ranked[0].lift - 0.04).abs() < 1e-9, "{}", ranked[0].lift);
+        assert!((ranked[1].lift - 0.01).abs() < 1e-9);
     }
 
     #[test]
