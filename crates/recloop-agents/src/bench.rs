@@ -112,6 +112,33 @@ pub fn bench_brains(
     checkpoints: &[usize],
     brains: &[&str],
 ) -> Result<BenchReport> {
+    let mut chosen: Vec<(String, Box<dyn Brain>)> = Vec::new();
+    for name in brains {
+        let brain: Box<dyn Brain> = match *name {
+            "builtin" => Box::new(BuiltinBrain::tpe()),
+            "random" => Box::new(BuiltinBrain::random()),
+            other => {
+                return Err(AgentError::Invalid {
+                    path: "benchmark brains".into(),
+                    reason: format!("unknown brain {other:?}; known: {BENCH_BRAINS:?}"),
+                });
+            }
+        };
+        chosen.push((brain.name(), brain));
+    }
+    bench_search(dir, trials, seeds, checkpoints, &chosen)
+}
+
+/// Offline search episodes: for each labelled brain and seed, `trials` one-proposal trials
+/// from the workspace's `pipeline.toml`, each measured on the validation split in-process; the
+/// best value after each checkpoint. The same seeds give every brain the same episodes.
+pub fn bench_search(
+    dir: &Path,
+    trials: usize,
+    seeds: &[u64],
+    checkpoints: &[usize],
+    brains: &[(String, Box<dyn Brain>)],
+) -> Result<BenchReport> {
     // One value is recorded per distinct checkpoint (e.g. `[10, 10]` when only 10 trials run).
     let mut checkpoints = checkpoints.to_vec();
     checkpoints.retain(|&c| c >= 1 && c <= trials);
@@ -145,20 +172,7 @@ pub fn bench_brains(
         start,
         trials: Default::default(),
     };
-    let mut chosen: Vec<Box<dyn Brain>> = Vec::new();
-    for name in brains {
-        chosen.push(match *name {
-            "builtin" => Box::new(BuiltinBrain::tpe()),
-            "random" => Box::new(BuiltinBrain::random()),
-            other => {
-                return Err(AgentError::Invalid {
-                    path: "benchmark brains".into(),
-                    reason: format!("unknown brain {other:?}; known: {BENCH_BRAINS:?}"),
-                });
-            }
-        });
-    }
-    for brain in &chosen {
+    for (label, brain) in brains {
         let mut per_seed = Vec::new();
         let mut traces = Vec::new();
         for &seed in seeds {
@@ -229,8 +243,8 @@ pub fn bench_brains(
             per_seed.push(at);
             traces.push(trace);
         }
-        report.best.insert(brain.name(), per_seed);
-        report.trials.insert(brain.name(), traces);
+        report.best.insert(label.clone(), per_seed);
+        report.trials.insert(label.clone(), traces);
     }
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(report)

@@ -4,7 +4,7 @@
 //! never redone, so `recloop run` after Ctrl-C or `kill -9` continues where the events end.
 
 use crate::approvals::Approvals;
-use crate::brain::{Brain, BrainstormInput, builtin::BuiltinBrain};
+use crate::brain::{Brain, BrainstormInput};
 use crate::develop::{DevelopCtx, DevelopResult, candidate_id, develop, worktree_dir};
 use crate::error::{AgentError, Result};
 use crate::evaluate::{
@@ -566,10 +566,10 @@ impl Loop {
         ];
         // data first: sandboxed commands have no network
         crate::stages::ensure_data(&root)?;
-        let brain: Arc<dyn Brain> = opts
-            .brain
-            .clone()
-            .unwrap_or_else(|| Arc::new(BuiltinBrain::tpe()));
+        let brain: Arc<dyn Brain> = match &opts.brain {
+            Some(b) => b.clone(),
+            None => crate::stages::builtin_brain(&root)?,
+        };
         let sandbox = match crate::sandbox::for_workspace(
             &manifest,
             &root.join(".recloop"),
@@ -1002,6 +1002,7 @@ impl Loop {
                     config: serde_json::json!({
                         "iterations": cfg.iterations, "workers": cfg.workers,
                         "batch": cfg.batch, "brain": self.brain.name(),
+                        "brain_policy": self.brain.policy(),
                         "budget_usd": opts.budget_usd, "approve": opts.approve,
                         "unattended": opts.approvals.unattended.as_str(),
                         "online": self.online.as_ref().map(|o| o.name()),

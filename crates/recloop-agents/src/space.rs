@@ -497,9 +497,30 @@ pub fn sample_params<R: Rng>(kind: ModelKind, rng: &mut R) -> BTreeMap<String, f
     p
 }
 
-fn local_value<R: Rng>(r: &Range, current: f64, rng: &mut R) -> f64 {
+/// How [`sample_with`] moves: the built-in brain's policy (`crate::brain::policy`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SearchRates {
+    /// Probability that a local move is structural.
+    pub local_structural: f64,
+    /// Probability that a global move is structural.
+    pub global_structural: f64,
+    /// Width of a local move in unit coordinates.
+    pub local_step: f64,
+}
+
+impl Default for SearchRates {
+    fn default() -> Self {
+        SearchRates {
+            local_structural: 0.15,
+            global_structural: 0.6,
+            local_step: 0.4,
+        }
+    }
+}
+
+fn local_value<R: Rng>(r: &Range, current: f64, width: f64, rng: &mut R) -> f64 {
     let u = r.to_unit(current);
-    let step = (rng.random::<f64>() - 0.5) * 0.4;
+    let step = (rng.random::<f64>() - 0.5) * width;
     let mut v = r.from_unit(u + step);
     if v == current {
         v = r.from_unit(u + if step >= 0.0 { 0.1 } else { -0.1 });
@@ -507,11 +528,22 @@ fn local_value<R: Rng>(r: &Range, current: f64, rng: &mut R) -> f64 {
     v
 }
 
-/// Sample one mutation of `base`. Returns `None` when the sampled kind does not fit.
+/// Sample one mutation of `base` at the default rates. Returns `None` when the sampled kind
+/// does not fit.
 pub fn sample<R: Rng>(base: &PipelineSpec, step: Step, rng: &mut R) -> Option<Mutation> {
+    sample_with(base, step, &SearchRates::default(), rng)
+}
+
+/// Sample one mutation of `base` at `rates`. Returns `None` when the sampled kind does not fit.
+pub fn sample_with<R: Rng>(
+    base: &PipelineSpec,
+    step: Step,
+    rates: &SearchRates,
+    rng: &mut R,
+) -> Option<Mutation> {
     let structural = match step {
-        Step::Local => rng.random::<f64>() < 0.15,
-        Step::Global => rng.random::<f64>() < 0.6,
+        Step::Local => rng.random::<f64>() < rates.local_structural,
+        Step::Global => rng.random::<f64>() < rates.global_structural,
     };
     if structural {
         let absent: Vec<ModelKind> = ALL_KINDS
@@ -567,7 +599,7 @@ pub fn sample<R: Rng>(base: &PipelineSpec, step: Step, rng: &mut R) -> Option<Mu
                 .copied()
                 .unwrap_or(r.from_unit(0.5));
             let value = match step {
-                Step::Local => local_value(&r, current, rng),
+                Step::Local => local_value(&r, current, rates.local_step, rng),
                 Step::Global => r.from_unit(rng.random()),
             };
             Some(Mutation::SetParam {
@@ -578,7 +610,7 @@ pub fn sample<R: Rng>(base: &PipelineSpec, step: Step, rng: &mut R) -> Option<Mu
         } else if roll < 0.75 && base.models.len() >= 2 {
             let m = &base.models[rng.random_range(0..base.models.len())];
             let weight = match step {
-                Step::Local => local_value(&WEIGHT, m.weight, rng),
+                Step::Local => local_value(&WEIGHT, m.weight, rates.local_step, rng),
                 Step::Global => WEIGHT.from_unit(rng.random()),
             };
             Some(Mutation::SetWeight {
@@ -591,14 +623,16 @@ pub fn sample<R: Rng>(base: &PipelineSpec, step: Step, rng: &mut R) -> Option<Mu
                 0 => Some(Mutation::SetRerank {
                     field: "mmr_lambda".into(),
                     value: match step {
-                        Step::Local => local_value(&MMR, r.mmr_lambda, rng),
+                        Step::Local => local_value(&MMR, r.mmr_lambda, rates.local_step, rng),
                         Step::Global => MMR.from_unit(rng.random()),
                     },
                 }),
                 1 => Some(Mutation::SetRerank {
                     field: "popularity_penalty".into(),
                     value: match step {
-                        Step::Local => local_value(&POP_PENALTY, r.popularity_penalty, rng),
+                        Step::Local => {
+                            local_value(&POP_PENALTY, r.popularity_penalty, rates.local_step, rng)
+                        }
                         Step::Global => POP_PENALTY.from_unit(rng.random()),
                     },
                 }),
@@ -643,11 +677,12 @@ pub fn sample_positives<R: Rng>(base: &PipelineSpec, step: Step, rng: &mut R) ->
 pub fn sample_in_scope<R: Rng>(
     base: &PipelineSpec,
     step: Step,
+    rates: &SearchRates,
     in_scope: &dyn Fn(&str) -> bool,
     positives: bool,
     rng: &mut R,
 ) -> Option<Mutation> {
-    if let Some(m) = sample(base, step, rng)
+    if let Some(m) = sample_with(base, step, rates, rng)
         && in_scope(&m.lever())
     {
         return Some(m);

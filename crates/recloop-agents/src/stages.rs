@@ -24,6 +24,14 @@ pub fn brain_for(workspace: &Path, choice: &str) -> Result<Arc<dyn Brain>> {
     brain_with_budget(workspace, choice, None)
 }
 
+/// The built-in TPE brain on the workspace's policy (`.recloop/harness/builtin/policy.toml`,
+/// the latest version `recloop evolve --agent builtin` admitted; the defaults without one).
+pub fn builtin_brain(workspace: &Path) -> Result<Arc<dyn Brain>> {
+    Ok(Arc::new(BuiltinBrain::with_policy(
+        crate::brain::policy::BrainPolicy::load(workspace)?,
+    )))
+}
+
 /// [`brain_for`] with a dollar budget (`--budget-usd`; the smaller of it and `[llm] budget_usd`
 /// binds). A dollar budget on a model without a known price is refused: it could never bind.
 pub fn brain_with_budget(
@@ -32,7 +40,7 @@ pub fn brain_with_budget(
     budget_usd: Option<f64>,
 ) -> Result<Arc<dyn Brain>> {
     match choice {
-        "builtin" => return Ok(Arc::new(BuiltinBrain::tpe())),
+        "builtin" => return builtin_brain(workspace),
         "random" => return Ok(Arc::new(BuiltinBrain::random())),
         "auto" | "llm" => {}
         other => {
@@ -50,7 +58,7 @@ pub fn brain_with_budget(
                 reason: "--brain llm needs an [llm] section".into(),
             });
         }
-        return Ok(Arc::new(BuiltinBrain::tpe()));
+        return builtin_brain(workspace);
     };
     let budget = match (budget_usd, llm.budget_usd) {
         (Some(a), Some(b)) => Some(a.min(b)),

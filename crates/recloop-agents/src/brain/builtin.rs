@@ -31,8 +31,8 @@ pub enum Search {
 pub struct BuiltinBrain {
     /// Search strategy.
     pub search: Search,
-    /// Mutations sampled per slot.
-    pub samples: usize,
+    /// The numbers the search runs on (a versioned harness; random search samples once).
+    pub policy: super::policy::BrainPolicy,
 }
 
 /// What every proposal of one brainstorm shares.
@@ -240,9 +240,22 @@ fn feasibility(m: &Mutation, same_lever: &[&crate::history::Trial]) -> f64 {
 impl BuiltinBrain {
     /// The default TPE brain.
     pub fn tpe() -> BuiltinBrain {
+        BuiltinBrain::with_policy(super::policy::BrainPolicy::default())
+    }
+
+    /// The TPE brain on `policy` (the workspace's `policy.toml`).
+    pub fn with_policy(policy: super::policy::BrainPolicy) -> BuiltinBrain {
         BuiltinBrain {
             search: Search::Tpe,
-            samples: 48,
+            policy,
+        }
+    }
+
+    fn rates(&self) -> space::SearchRates {
+        space::SearchRates {
+            local_structural: self.policy.local_structural,
+            global_structural: self.policy.global_structural,
+            local_step: self.policy.local_step,
         }
     }
 
@@ -250,7 +263,10 @@ impl BuiltinBrain {
     pub fn random() -> BuiltinBrain {
         BuiltinBrain {
             search: Search::Random,
-            samples: 1,
+            policy: super::policy::BrainPolicy {
+                samples: 1,
+                ..Default::default()
+            },
         }
     }
 }
@@ -559,8 +575,9 @@ impl BuiltinBrain {
         let want = if self.search == Search::Random {
             1
         } else {
-            self.samples
+            self.policy.samples
         };
+        let rates = self.rates();
         let mut found = 0;
         for _ in 0..want * 20 {
             if found >= want {
@@ -571,14 +588,16 @@ impl BuiltinBrain {
             } else {
                 step
             };
-            let Some(m) = space::sample_in_scope(base, step, in_scope, reward, rng) else {
+            let Some(m) = space::sample_in_scope(base, step, &rates, in_scope, reward, rng) else {
                 continue;
             };
             if self.search == Search::Tpe {
                 if kind == ProposalKind::Novel && tried_levers.contains(&m.lever()) {
                     continue;
                 }
-                if kind == ProposalKind::Explore && !m.is_structural() && rng.random::<f64>() < 0.5
+                if kind == ProposalKind::Explore
+                    && !m.is_structural()
+                    && rng.random::<f64>() < self.policy.explore_value_skip
                 {
                     continue;
                 }
@@ -630,6 +649,12 @@ impl BuiltinBrain {
 impl Brain for BuiltinBrain {
     fn writes_code(&self) -> bool {
         false
+    }
+
+    fn policy(&self) -> Option<serde_json::Value> {
+        (self.search == Search::Tpe)
+            .then(|| serde_json::to_value(&self.policy).ok())
+            .flatten()
     }
 
     fn name(&self) -> String {
@@ -828,7 +853,7 @@ impl BuiltinBrain {
         let samples = if self.search == Search::Random {
             1
         } else {
-            self.samples
+            self.policy.samples
         };
         let mut proposals = Vec::new();
         let kinds = batch_kinds(input.manifest, input.batch_size.max(1));

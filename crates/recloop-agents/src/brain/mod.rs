@@ -4,6 +4,7 @@
 pub mod builtin;
 pub mod declared;
 pub mod llm;
+pub mod policy;
 
 use crate::error::Result;
 use crate::harness::Harness;
@@ -185,6 +186,10 @@ pub trait Brain: Send + Sync {
     /// US dollars spent so far.
     fn spent_usd(&self) -> f64 {
         0.0
+    }
+    /// The numbers a search brain runs on (the built-in brain's policy), for the run's record.
+    fn policy(&self) -> Option<serde_json::Value> {
+        None
     }
     /// True when this brain writes arbitrary changes (code an LLM wrote), which the workspace's
     /// commands then run: those commands must be confined, and failed gates get repair rounds.

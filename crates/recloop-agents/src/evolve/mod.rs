@@ -18,6 +18,7 @@
 
 pub mod gradient;
 pub mod history;
+pub mod policy;
 pub mod refine;
 pub mod replay;
 pub mod tasks;
