@@ -27,7 +27,7 @@ use crate::evaluate::{OfflineEvidence, OfflineOutcome, SealedHoldout};
 use crate::evaluate::{evaluate_offline, evaluate_online};
 use crate::history::History;
 use crate::record::Recorder;
-use recloop_core::{Candidate, Decision, Proposal};
+use recloop_core::{Candidate, Decision, MetricSpec, Proposal};
 use recloop_journal::{Event, EventRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -150,6 +150,68 @@ fn online_failures(events: &[EventRecord], sign: f64) -> Vec<OnlineFailure> {
             })
         })
         .collect()
+}
+
+/// How offline lift has translated into online effect in this journal: the slope of the online
+/// primary's relative effect on the offline lift (least squares through the origin) over the
+/// pool's candidates that went online, and the online minimum effect relative to production.
+#[derive(Debug, Clone, PartialEq)]
+struct Calibration {
+    /// Relative online effect per unit of relative offline lift.
+    slope: f64,
+    /// The online primary's minimum effect relative to production's value.
+    needed: f64,
+    /// Experiments it was fitted on.
+    experiments: usize,
+}
+
+/// Fewest online experiments of pool candidates before their offline lift is calibrated.
+const CALIBRATE_AFTER: usize = 3;
+
+/// [`Calibration`] from the journal, when at least [`CALIBRATE_AFTER`] pool candidates went
+/// online and their effects rise with their lift (a slope ≤ 0 calibrates nothing).
+fn calibration(events: &[EventRecord], sign: f64, online: &MetricSpec) -> Option<Calibration> {
+    let mut lift: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut pairs = Vec::new();
+    let mut needed = None;
+    for r in events {
+        match &r.event {
+            Event::CandidateState {
+                proposal_id,
+                offline: Some(offline),
+                ..
+            } => {
+                if let Ok(e) = serde_json::from_value::<OfflineEvidence>(offline.clone()) {
+                    lift.insert(proposal_id, e.judged_lift(sign));
+                }
+            }
+            Event::Verdict {
+                proposal_id,
+                experiment_id: Some(_),
+                verdict,
+                ..
+            } => {
+                let Some(x) = lift.get(proposal_id.as_str()) else {
+                    continue;
+                };
+                let Some(e) = verdict.effects.iter().find(|e| e.metric == online.name) else {
+                    continue;
+                };
+                if e.control.abs() > 0.0 {
+                    needed = Some(online.min_effect / e.control.abs());
+                }
+                pairs.push((*x, online.direction.sign() * e.relative));
+            }
+            _ => {}
+        }
+    }
+    let sxx: f64 = pairs.iter().map(|(x, _)| x * x).sum();
+    let sxy: f64 = pairs.iter().map(|(x, y)| x * y).sum();
+    (pairs.len() >= CALIBRATE_AFTER && sxx > 0.0 && sxy > 0.0).then(|| Calibration {
+        slope: sxy / sxx,
+        needed: needed.unwrap_or(0.0),
+        experiments: pairs.len(),
+    })
 }
 
 /// What a candidate changes, for the layer's conflict check: its pipeline stage (two
@@ -427,6 +489,13 @@ impl Loop {
             let sign = self.manifest.metrics.primary.direction.sign();
             let ranked = rank(pool, &history, sign);
             let online_failures = online_failures(&events, sign);
+            let online_primary = self
+                .manifest
+                .online
+                .primary
+                .clone()
+                .unwrap_or_else(|| self.manifest.metrics.primary.clone());
+            let calibrated = calibration(&events, sign, &online_primary);
             let n = ranked.len();
             let mut layers = recloop_online::Layers::default();
             let share = self.manifest.online.layer_share();
@@ -447,7 +516,30 @@ impl Loop {
                 let weaker = online_failures
                     .iter()
                     .find(|f| f.stage == layer_parameter(&r.entry.proposal) && f.lift >= r.lift);
-                if let Some(f) = weaker.filter(|_| promoted.len() < slots) {
+                // the calibrated bar: a lift too small to show online at the minimum effect
+                let too_small = calibrated
+                    .as_ref()
+                    .filter(|c| c.slope * r.lift < c.needed);
+                if let Some(c) = too_small.filter(|_| promoted.len() < slots) {
+                    rec.emit(
+                        it,
+                        &format!("slow/{pid}/held-back"),
+                        Event::Note {
+                            topic: "dual.held_back".into(),
+                            text: format!(
+                                "{pid} stays in the pool ({why}): its predicted online effect \
+                                 {:+.2}% ({:.3} × offline lift, calibrated on {} experiments) is \
+                                 below the online minimum effect {:.2}% of production",
+                                100.0 * c.slope * r.lift,
+                                c.slope,
+                                c.experiments,
+                                100.0 * c.needed
+                            ),
+                            data: serde_json::Value::Null,
+                        },
+                        None,
+                    )?;
+                } else if let Some(f) = weaker.filter(|_| promoted.len() < slots) {
                     // an idle slot costs no days: wait for a candidate that can do better
                     rec.emit(
                         it,
@@ -792,5 +884,66 @@ mod tests {
         assert_eq!(failures[0].proposal_id, "a");
         assert_eq!(failures[0].stage, "model");
         assert!((failures[0].lift - 0.05).abs() < 1e-9, "{failures:?}");
+    }
+
+    #[test]
+    fn offline_lift_is_calibrated_against_online_effects() {
+        use recloop_journal::{EventFilter, Journal, NewEvent};
+        let tmp = tempfile::tempdir().unwrap();
+        let j = Journal::open(tmp.path().join("j.db").to_str().unwrap()).unwrap();
+        let push = |e: Event| {
+            j.append(NewEvent::new("run-1", 1, e)).unwrap();
+        };
+        let online = MetricSpec {
+            name: "ndcg@10".into(),
+            direction: recloop_core::Direction::Increase,
+            min_effect: 0.007,
+        };
+        // offline lifts 10 %, 20 %, 5 % (production 0.2); online relative effects 0.2 × lift
+        for (k, (id, candidate)) in [("a", 0.22), ("b", 0.24), ("c", 0.21)].iter().enumerate() {
+            let e = entry(id, "blend.add.bpr", *candidate);
+            push(Event::CandidateState {
+                proposal_id: (*id).into(),
+                state: "validated".into(),
+                reason: String::new(),
+                score: None,
+                base_commit: Some("b".into()),
+                offline: Some(serde_json::to_value(&e.evidence).unwrap()),
+            });
+            let events = j.events(&EventFilter::default()).unwrap();
+            // fewer than three experiments calibrate nothing
+            assert!(calibration(&events, 1.0, &online).is_none(), "after {k}");
+            let lift = (candidate - 0.2) / 0.2;
+            push(Event::Verdict {
+                proposal_id: (*id).into(),
+                candidate_id: format!("c-{id}"),
+                experiment_id: Some(format!("x-{id}")),
+                verdict: recloop_journal::fixtures::verdict(Decision::Extend, 0.35 * 0.2 * lift),
+            });
+        }
+        let events = j.events(&EventFilter::default()).unwrap();
+        let c = calibration(&events, 1.0, &online).unwrap();
+        assert_eq!(c.experiments, 3);
+        assert!((c.slope - 0.2).abs() < 1e-9, "{c:?}");
+        assert!((c.needed - 0.02).abs() < 1e-9, "{c:?}");
+        // a 5 % lift predicts +1 % online, below the 2 % needed; a 10 % lift predicts 2 %
+        assert!(c.slope * 0.05 < c.needed && c.slope * 0.10 >= c.needed - 1e-12);
+        // effects that fall with the lift calibrate nothing
+        push(Event::CandidateState {
+            proposal_id: "d".into(),
+            state: "validated".into(),
+            reason: String::new(),
+            score: None,
+            base_commit: Some("b".into()),
+            offline: Some(serde_json::to_value(&entry("d", "x", 0.4).evidence).unwrap()),
+        });
+        push(Event::Verdict {
+            proposal_id: "d".into(),
+            candidate_id: "c-d".into(),
+            experiment_id: Some("x-d".into()),
+            verdict: recloop_journal::fixtures::verdict(Decision::Discard, -0.2),
+        });
+        let events = j.events(&EventFilter::default()).unwrap();
+        assert!(calibration(&events, 1.0, &online).is_none());
     }
 }
