@@ -54,6 +54,9 @@ pub struct LocalStats {
     pub tokens_per_second: f64,
 }
 
+/// Largest context a local model is given, in tokens (its KV cache grows with it).
+const MAX_CONTEXT: u32 = 16_384;
+
 /// A GGUF model run in-process.
 pub struct LocalModel {
     name: String,
@@ -78,6 +81,8 @@ impl LocalModel {
         }
         let model = LlamaModel::load_from_file(backend()?, path, &LlamaModelParams::default())
             .map_err(|e| local_err(&format!("loading {}", path.display()), e))?;
+        // the context the model was trained for (SmolLM2: 8,192 tokens), capped for memory
+        let n_ctx = model.n_ctx_train().clamp(512, MAX_CONTEXT);
         let threads = std::thread::available_parallelism()
             .map(|n| n.get().min(8) as i32)
             .unwrap_or(2);
@@ -90,7 +95,7 @@ impl LocalModel {
             ),
             model,
             temperature,
-            n_ctx: 4096,
+            n_ctx,
             threads,
             lock: Mutex::new(LocalStats::default()),
         })
