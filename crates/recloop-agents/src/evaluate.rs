@@ -453,7 +453,12 @@ fn holdout_stage(
     e: &OfflineEvidence,
 ) -> Result<Option<Verdict>> {
     let pid = &proposal.id;
-    let passed = match holdout_passed(ctx, candidate) {
+    // a persona judged by a proxy is confirmed on the proxy, as validation judged it
+    let persona = ctx
+        .manifest
+        .persona(&proposal.persona)
+        .filter(|p| p.proxy.is_some());
+    let passed = match holdout_passed(ctx, candidate, persona.as_ref()) {
         Ok(p) => p,
         Err(HoldoutError::Cancelled) => return Err(AgentError::Cancelled),
         Err(HoldoutError::Failed(detail)) => {
@@ -480,9 +485,46 @@ fn holdout_stage(
         e.verdict(
             Decision::Discard,
             "offline validation + offline guardrails + sealed holdout (pass/fail)",
-            "the sealed holdout did not confirm the validation gain".into(),
+            match &persona {
+                Some(p) => format!(
+                    "the sealed holdout did not confirm the {} persona's judgement: {} not \
+                     better than production's, or {} more than {} worse",
+                    p.name,
+                    p.proxy.as_ref().map_or("", |x| x.name.as_str()),
+                    ctx.manifest.metrics.primary.name,
+                    p.primary_tolerance
+                ),
+                None => "the sealed holdout did not confirm the validation gain".into(),
+            },
         )
     }))
+}
+
+/// Whether the holdout metrics `cand` confirm what validation found against `prod`: the
+/// primary better, or for a persona judged by a proxy, the proxy better and the primary at
+/// most its tolerance worse. A metric missing from either map is an error naming it.
+fn holdout_confirms(
+    manifest: &recloop_core::Manifest,
+    persona: Option<&recloop_core::Persona>,
+    prod: &BTreeMap<String, f64>,
+    cand: &BTreeMap<String, f64>,
+) -> std::result::Result<bool, String> {
+    let sign = manifest.metrics.primary.direction.sign();
+    let p = primary_value(prod, manifest).map_err(|e| format!("production holdout: {e}"))?;
+    let c = primary_value(cand, manifest).map_err(|e| format!("candidate holdout: {e}"))?;
+    let Some((persona, proxy)) = persona.and_then(|x| x.proxy.as_ref().map(|p| (x, p))) else {
+        return Ok(sign * (c - p) > 0.0);
+    };
+    let value = |m: &BTreeMap<String, f64>, who: &str| {
+        m.get(&proxy.name).copied().ok_or_else(|| {
+            format!(
+                "{who} holdout does not report {} (the {} persona's proxy)",
+                proxy.name, persona.name
+            )
+        })
+    };
+    let (pp, cp) = (value(prod, "production")?, value(cand, "candidate")?);
+    Ok(proxy.direction.sign() * (cp - pp) > 0.0 && -sign * (c - p) <= persona.primary_tolerance)
 }
 
 /// Stage 3b (`[online.off_policy]`): the candidate's policy against production's on logged
@@ -774,8 +816,8 @@ fn holdout_error(e: EvalError, who: String) -> HoldoutError {
 fn holdout_passed(
     ctx: &EvaluateCtx<'_>,
     candidate: &Candidate,
+    persona: Option<&recloop_core::Persona>,
 ) -> std::result::Result<bool, HoldoutError> {
-    let sign = ctx.manifest.metrics.primary.direction.sign();
     let pid = &candidate.proposal;
     let job = |what: &str, who: String| JobContext {
         rec: ctx.rec,
@@ -797,11 +839,7 @@ fn holdout_passed(
             &job("candidate", format!("candidate {}", candidate.id)),
         )
         .map_err(|e| holdout_error(e, format!("candidate {}", candidate.id)))?;
-    let p = primary_value(&prod, ctx.manifest)
-        .map_err(|e| HoldoutError::Failed(format!("production holdout: {e}")))?;
-    let c = primary_value(&cand, ctx.manifest)
-        .map_err(|e| HoldoutError::Failed(format!("candidate holdout: {e}")))?;
-    Ok(sign * (c - p) > 0.0)
+    holdout_confirms(ctx.manifest, persona, &prod, &cand).map_err(HoldoutError::Failed)
 }
 
 /// Journal a failure of the machinery and return it as an error of its class.
@@ -1213,6 +1251,44 @@ pub fn update_lesson(
 mod tests {
     use super::*;
     use recloop_journal::{EventFilter, Journal, fixtures};
+
+    #[test]
+    fn the_holdout_confirms_what_validation_judged() {
+        let manifest = Manifest::parse(
+            &format!(
+                "{}\n[[personas]]\nname = \"reward\"\n",
+                include_str!("../../recloop-rec/src/example/movielens/recloop.toml")
+                    .split("\n# Production traffic logs")
+                    .next()
+                    .unwrap()
+            ),
+            Path::new("recloop.toml"),
+        )
+        .unwrap();
+        let reward = manifest.persona("reward").unwrap();
+        let m = |ndcg: f64, rating: f64| -> BTreeMap<String, f64> {
+            [
+                ("ndcg@10".to_string(), ndcg),
+                ("mean_rating@10".to_string(), rating),
+            ]
+            .into_iter()
+            .collect()
+        };
+        let prod = m(0.400, 3.90);
+        // the generalist needs the primary better
+        assert!(holdout_confirms(&manifest, None, &prod, &m(0.401, 3.80)).unwrap());
+        assert!(!holdout_confirms(&manifest, None, &prod, &m(0.398, 4.10)).unwrap());
+        // the reward persona: the proxy better, the primary within 0.005
+        assert!(holdout_confirms(&manifest, Some(&reward), &prod, &m(0.398, 4.10)).unwrap());
+        assert!(!holdout_confirms(&manifest, Some(&reward), &prod, &m(0.390, 4.10)).unwrap());
+        assert!(!holdout_confirms(&manifest, Some(&reward), &prod, &m(0.401, 3.85)).unwrap());
+        let missing: BTreeMap<String, f64> = [("ndcg@10".to_string(), 0.41)].into_iter().collect();
+        let err = holdout_confirms(&manifest, Some(&reward), &prod, &missing).unwrap_err();
+        assert!(
+            err.contains("mean_rating@10") && err.contains("reward persona"),
+            "{err}"
+        );
+    }
     use recloop_online::DayReport;
     use std::sync::{Arc, Mutex};
 
