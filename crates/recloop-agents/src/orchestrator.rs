@@ -773,10 +773,13 @@ impl Loop {
         for it in 1..=cfg.iterations {
             let msg = |stage: &str, best: f64| {
                 if let Some(b) = &bar {
+                    // the run's whole spending, its evolve rounds included (as the budget counts)
+                    let spent = self
+                        .spent_usd(&run_id)
+                        .unwrap_or_else(|_| self.brain.spent_usd());
                     b.set_message(format!(
-                        "iteration {it} · {stage} · best {} {best:.4} · ${:.3}",
+                        "iteration {it} · {stage} · best {} {best:.4} · ${spent:.3}",
                         self.manifest.metrics.primary.name,
-                        self.brain.spent_usd()
                     ));
                 }
             };
