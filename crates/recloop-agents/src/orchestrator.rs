@@ -1136,30 +1136,17 @@ impl Loop {
         let results = in_parallel(&pending, |k, p| {
             self.candidate(rec, it, k, p, prod, &prod_dir, cfg, approvals, &history)
         });
-        let mut waiting = Vec::new();
-        let mut budget = false;
+        let mut unsettled = Unsettled::default();
         for (p, r) in results {
-            let o = match settle(rec, it, &p, r, "develop")? {
-                Settled::Done(o) => o,
-                Settled::Failed(o) => *o,
-                Settled::Waiting(w) => {
-                    waiting.push(w);
-                    continue;
-                }
-                Settled::Budget => {
-                    budget = true;
-                    continue;
-                }
+            let Some(o) = unsettled.take(rec, it, &p, r, "develop", |o| *o)? else {
+                continue;
             };
             rec.complete(it, &format!("candidate/{}", o.proposal.id), &o)?;
             steps.tick()?;
             outcomes.push(o);
         }
-        if !waiting.is_empty() {
-            return Ok(Batch::Waiting(waiting));
-        }
-        if budget {
-            return Ok(Batch::BudgetExhausted);
+        if let Some(stopped) = unsettled.stopped() {
+            return Ok(stopped);
         }
         outcomes.sort_by(|a, b| a.proposal.id.cmp(&b.proposal.id));
         Ok(Batch::Done(outcomes))
@@ -1981,6 +1968,54 @@ enum Settled<T> {
     Waiting((String, String)),
     /// A budget ran out (journaled here).
     Budget,
+}
+
+/// The results of a batch that did not finish: approvals waiting for a person and a budget that
+/// ran out. [`Unsettled::take`] sorts each result; [`Unsettled::stopped`] says whether the
+/// batch stops here.
+#[derive(Debug, Default)]
+struct Unsettled {
+    waiting: Vec<(String, String)>,
+    budget: bool,
+}
+
+impl Unsettled {
+    /// [`settle`] `r`: the finished work (`failed` turns a machinery failure into it), or
+    /// `None` when it waits for a person or the budget ran out (kept here).
+    fn take<T>(
+        &mut self,
+        rec: &Recorder,
+        it: u32,
+        p: &Proposal,
+        r: Result<T>,
+        stage: &str,
+        failed: impl FnOnce(Box<CandidateOutcome>) -> T,
+    ) -> Result<Option<T>> {
+        Ok(match settle(rec, it, p, r, stage)? {
+            Settled::Done(v) => Some(v),
+            Settled::Failed(o) => Some(failed(o)),
+            Settled::Waiting(w) => {
+                self.waiting.push(w);
+                None
+            }
+            Settled::Budget => {
+                self.budget = true;
+                None
+            }
+        })
+    }
+
+    /// The batch's end when something did not finish: waiting for a person first, then the
+    /// budget.
+    fn stopped(self) -> Option<Batch> {
+        if !self.waiting.is_empty() {
+            Some(Batch::Waiting(self.waiting))
+        } else if self.budget {
+            Some(Batch::BudgetExhausted)
+        } else {
+            None
+        }
+    }
 }
 
 /// Sort the result of one candidate's work into [`Settled`]; other errors end the run.

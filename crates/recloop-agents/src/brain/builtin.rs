@@ -386,6 +386,12 @@ const MIN_SESSIONS: i64 = 30;
 /// Run [`RETURN_AFTER_LIKE_SQL`] over the workspace's logs (journaled like any analysis) and
 /// read it: a signal when sessions with a like return more often; otherwise why not.
 fn reward_signal(input: &BrainstormInput<'_>) -> std::result::Result<RewardSignal, String> {
+    if input
+        .persona
+        .is_some_and(|p| !p.tools.iter().any(|t| t == "run_sql_query"))
+    {
+        return Err("the persona is not given run_sql_query ([[personas]] tools), so it cannot read the logs; without evidence from the logs it proposes nothing".into());
+    }
     let analysis = input
         .analysis
         .ok_or("no analysis tools in this call (no journal), so no logs to read")?;

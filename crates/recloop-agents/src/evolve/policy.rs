@@ -158,28 +158,25 @@ fn append(journal: &Journal, key: &str, event: Event) -> Result<()> {
 fn incumbent(journal: &Journal, workspace: &Path) -> Result<(u32, BrainPolicy)> {
     let versions = versions::list(journal, POLICY_AGENT)?;
     let on_disk = BrainPolicy::load(workspace)?;
-    if let Some(v) = versions
+    let text = on_disk.to_toml();
+    let recorded = versions
         .iter()
-        .find(|v| v.files.get(POLICY_FILE).map(String::as_str) == Some(on_disk.to_toml().as_str()))
-        && v.admitted
-        && versions::latest_admitted(&versions).map(|l| l.version) == Some(v.version)
-    {
-        return Ok((v.version, on_disk));
-    }
-    if let Some(latest) = versions::latest_admitted(&versions)
-        && let Some(text) = latest.files.get(POLICY_FILE)
-        && versions.iter().any(|v| {
-            v.files.get(POLICY_FILE).map(String::as_str) == Some(on_disk.to_toml().as_str())
-        })
-    {
+        .find(|v| v.files.get(POLICY_FILE) == Some(&text));
+    let latest = versions::latest_admitted(&versions);
+    match (recorded, latest) {
+        (Some(v), Some(l)) if v.version == l.version => return Ok((v.version, on_disk)),
         // the disk holds an older recorded version: bring it to the latest admitted one
-        let p = BrainPolicy::parse(text, Path::new(POLICY_FILE))?;
-        p.save(workspace)?;
-        return Ok((latest.version, p));
+        (Some(_), Some(l)) => {
+            let file = l.files.get(POLICY_FILE).map_or("", String::as_str);
+            let p = BrainPolicy::parse(file, Path::new(POLICY_FILE))?;
+            p.save(workspace)?;
+            return Ok((l.version, p));
+        }
+        _ => {}
     }
     // a policy the journal does not know: the defaults (v1) or a person's edit
     let version = versions::next_number(&versions);
-    let parent = versions::latest_admitted(&versions).map(|v| v.version);
+    let parent = latest.map(|v| v.version);
     append(
         journal,
         &format!("{RUN_ID}/harness/{POLICY_AGENT}/{version}"),

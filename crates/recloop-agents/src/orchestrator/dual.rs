@@ -19,7 +19,7 @@
 //! journal's online verdicts; so a region that looked good offline and failed with users is
 //! steered away from.
 
-use super::{Batch, CandidateOutcome, Loop, ProductionState, RunConfig, Settled, StepCounter};
+use super::{Batch, CandidateOutcome, Loop, ProductionState, RunConfig, StepCounter, Unsettled};
 use crate::approvals::Approvals;
 use crate::develop::DevelopResult;
 use crate::error::{AgentError, Result};
@@ -114,22 +114,13 @@ struct OnlineFailure {
 /// The pool's candidates that went online and were not kept, with their offline lift: a
 /// candidate no stronger offline on the same stage is not promoted.
 fn online_failures(events: &[EventRecord], sign: f64) -> Vec<OnlineFailure> {
-    let mut lift: BTreeMap<&str, f64> = BTreeMap::new();
+    let lift = offline_lifts(events, sign);
     let mut stage: BTreeMap<&str, String> = BTreeMap::new();
     let mut failed = Vec::new();
     for r in events {
         match &r.event {
             Event::ProposalMade { proposal } => {
                 stage.insert(&proposal.id, layer_parameter(proposal).to_string());
-            }
-            Event::CandidateState {
-                proposal_id,
-                offline: Some(offline),
-                ..
-            } => {
-                if let Ok(e) = serde_json::from_value::<OfflineEvidence>(offline.clone()) {
-                    lift.insert(proposal_id, e.judged_lift(sign));
-                }
             }
             Event::Verdict {
                 proposal_id,
@@ -148,6 +139,23 @@ fn online_failures(events: &[EventRecord], sign: f64) -> Vec<OnlineFailure> {
                 stage: stage.get(p)?.clone(),
                 lift: *lift.get(p)?,
             })
+        })
+        .collect()
+}
+
+/// Each validated pool candidate's offline lift ([`OfflineEvidence::judged_lift`]), by proposal.
+fn offline_lifts(events: &[EventRecord], sign: f64) -> BTreeMap<&str, f64> {
+    events
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::CandidateState {
+                proposal_id,
+                offline: Some(offline),
+                ..
+            } => serde_json::from_value::<OfflineEvidence>(offline.clone())
+                .ok()
+                .map(|e| (proposal_id.as_str(), e.judged_lift(sign))),
+            _ => None,
         })
         .collect()
 }
@@ -171,39 +179,29 @@ const CALIBRATE_AFTER: usize = 3;
 /// [`Calibration`] from the journal, when at least [`CALIBRATE_AFTER`] pool candidates went
 /// online and their effects rise with their lift (a slope ≤ 0 calibrates nothing).
 fn calibration(events: &[EventRecord], sign: f64, online: &MetricSpec) -> Option<Calibration> {
-    let mut lift: BTreeMap<&str, f64> = BTreeMap::new();
+    let lift = offline_lifts(events, sign);
     let mut pairs = Vec::new();
     let mut needed = None;
     for r in events {
-        match &r.event {
-            Event::CandidateState {
-                proposal_id,
-                offline: Some(offline),
-                ..
-            } => {
-                if let Ok(e) = serde_json::from_value::<OfflineEvidence>(offline.clone()) {
-                    lift.insert(proposal_id, e.judged_lift(sign));
-                }
-            }
-            Event::Verdict {
-                proposal_id,
-                experiment_id: Some(_),
-                verdict,
-                ..
-            } => {
-                let Some(x) = lift.get(proposal_id.as_str()) else {
-                    continue;
-                };
-                let Some(e) = verdict.effects.iter().find(|e| e.metric == online.name) else {
-                    continue;
-                };
-                if e.control.abs() > 0.0 {
-                    needed = Some(online.min_effect / e.control.abs());
-                }
-                pairs.push((*x, online.direction.sign() * e.relative));
-            }
-            _ => {}
+        let Event::Verdict {
+            proposal_id,
+            experiment_id: Some(_),
+            verdict,
+            ..
+        } = &r.event
+        else {
+            continue;
+        };
+        let Some(x) = lift.get(proposal_id.as_str()) else {
+            continue;
+        };
+        let Some(e) = verdict.effects.iter().find(|e| e.metric == online.name) else {
+            continue;
+        };
+        if e.control.abs() > 0.0 {
+            needed = Some(online.min_effect / e.control.abs());
         }
+        pairs.push((*x, online.direction.sign() * e.relative));
     }
     let sxx: f64 = pairs.iter().map(|(x, _)| x * x).sum();
     let sxy: f64 = pairs.iter().map(|(x, y)| x * y).sum();
@@ -287,8 +285,7 @@ impl Loop {
         let events = self.events()?;
         let history = History::from_events(&events, &self.manifest.metrics.primary.name);
         let mut decided = Vec::new();
-        let mut waiting = Vec::new();
-        let mut budget = false;
+        let mut unsettled = Unsettled::default();
         for (chunk_no, chunk) in selected.chunks(cfg.workers).enumerate() {
             let mut pending = Vec::new();
             for (i, p) in chunk.iter().enumerate() {
@@ -315,17 +312,9 @@ impl Loop {
                 self.fast_candidate(rec, it, k, p, prod, &prod_dir, cfg, approvals, &history)
             });
             for (p, r) in results {
-                let fast = match super::settle(rec, it, &p, r, "develop")? {
-                    Settled::Done(f) => f,
-                    Settled::Failed(o) => FastOutcome::Decided(o),
-                    Settled::Waiting(w) => {
-                        waiting.push(w);
-                        continue;
-                    }
-                    Settled::Budget => {
-                        budget = true;
-                        continue;
-                    }
+                let Some(fast) = unsettled.take(rec, it, &p, r, "develop", FastOutcome::Decided)?
+                else {
+                    continue;
                 };
                 match &fast {
                     FastOutcome::Validated(entry) => {
@@ -362,11 +351,8 @@ impl Loop {
                 steps.tick()?;
             }
         }
-        if !waiting.is_empty() {
-            return Ok(Batch::Waiting(waiting));
-        }
-        if budget {
-            return Ok(Batch::BudgetExhausted);
+        if let Some(stopped) = unsettled.stopped() {
+            return Ok(stopped);
         }
         Ok(Batch::Done(decided))
     }
@@ -651,20 +637,10 @@ impl Loop {
                 error: None,
             })
         });
-        let mut waiting = Vec::new();
-        let mut budget = false;
+        let mut unsettled = Unsettled::default();
         for (p, r) in results {
-            let o = match super::settle(rec, it, &p, r, "evaluate")? {
-                Settled::Done(o) => o,
-                Settled::Failed(o) => *o,
-                Settled::Waiting(w) => {
-                    waiting.push(w);
-                    continue;
-                }
-                Settled::Budget => {
-                    budget = true;
-                    continue;
-                }
+            let Some(o) = unsettled.take(rec, it, &p, r, "evaluate", |o| *o)? else {
+                continue;
             };
             rec.emit(
                 it,
@@ -676,11 +652,8 @@ impl Loop {
             steps.tick()?;
             outcomes.push(o);
         }
-        if !waiting.is_empty() {
-            return Ok(Batch::Waiting(waiting));
-        }
-        if budget {
-            return Ok(Batch::BudgetExhausted);
+        if let Some(stopped) = unsettled.stopped() {
+            return Ok(stopped);
         }
         Ok(Batch::Done(outcomes))
     }
