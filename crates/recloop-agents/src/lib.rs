@@ -19,7 +19,6 @@ pub mod config_edit;
 pub mod develop;
 pub mod diff;
 pub mod error;
-pub mod eval_tool;
 pub mod evaluate;
 pub mod evaluator;
 pub mod evidence;
@@ -30,6 +29,7 @@ pub mod git;
 pub mod harness;
 pub mod history;
 pub mod loops_bench;
+pub mod offline_tools;
 /// The online platforms (they live in `recloop-online`).
 pub use recloop_online::platform as online;
 pub mod orchestrator;

@@ -8,7 +8,7 @@ mod common;
 
 use recloop_agents::evolve::{self, EvolveModels, EvolveOptions, replay, versions};
 use recloop_agents::harness::{self, Harness};
-use recloop_core::{Gate, TrajectoryStep};
+use recloop_core::TrajectoryStep;
 use recloop_journal::{Event, NewEvent};
 use recloop_llm::{
     ChatModel, ChatRequest, ChatResponse, Message, ScriptedModel, ScriptedTurn, StopReason, Usage,
@@ -51,50 +51,6 @@ impl ChatModel for DevelopSim {
     }
 }
 
-/// 8 develop trajectories, every other one followed by an `editable_paths` gate failure.
-fn seed_journal(ws: &std::path::Path) {
-    let j = common::journal(ws);
-    let mut batch = Vec::new();
-    for i in 1..=8u32 {
-        let pid = format!("p-{i}");
-        batch.push(NewEvent::new(
-            "run-1",
-            i,
-            Event::TrajectoryStep {
-                proposal_id: Some(pid.clone()),
-                step: TrajectoryStep {
-                    agent: "develop".into(),
-                    input: format!(
-                        "SYSTEM PROMPT\n---\nImplement proposal {pid}: raise the EASE blend \
-                         weight by 0.{i} in pipeline.toml."
-                    ),
-                    tool_calls: vec![],
-                    output: "{\"summary\": \"done\", \"files_changed\": [\"eval/eval.toml\"]}"
-                        .into(),
-                    tokens_in: 10,
-                    tokens_out: 10,
-                    cost_usd: 0.0,
-                    duration_ms: 1,
-                },
-            },
-        ));
-        if i % 2 == 1 {
-            batch.push(NewEvent::new(
-                "run-1",
-                i,
-                Event::GateFailed {
-                    proposal_id: pid.clone(),
-                    candidate_id: format!("c-{i}"),
-                    gate: Gate::EditablePaths,
-                    round: 0,
-                    detail: "eval/eval.toml: protected or not editable".into(),
-                },
-            ));
-        }
-    }
-    j.append_batch(batch).unwrap();
-}
-
 fn harness_files(ws: &std::path::Path) -> Harness {
     Harness::load(ws, "develop").unwrap()
 }
@@ -123,7 +79,7 @@ fn a_deleted_rule_is_diagnosed_repaired_and_admitted_while_bad_edits_are_not() {
     assert!(original.contains(RULE), "the default harness has the rule");
     let defective = original.replace(RULE, "");
     std::fs::write(&instructions, &defective).unwrap();
-    seed_journal(ws);
+    common::seed_develop_trajectories(ws);
     let h = harness_files(ws);
 
     let repair = recloop_agents::diff::make("instructions.md", &defective, &original);
@@ -328,14 +284,17 @@ fn a_deleted_rule_is_diagnosed_repaired_and_admitted_while_bad_edits_are_not() {
 fn malformed_model_output_fails_the_round_with_a_named_field_and_journals_nothing() {
     let tmp = common::synthetic_workspace();
     let ws = tmp.path();
-    seed_journal(ws);
-    let scripted = Arc::new(ScriptedModel::new([ScriptedTurn::json(
-        json!({"score": 9, "loss_report": "x", "diagnosis": []}),
-    )]));
+    common::seed_develop_trajectories(ws);
+    // out of range twice: the first answer and the repair round
+    let bad = json!({"score": 9, "loss_report": "x", "diagnosis": []});
+    let scripted = Arc::new(ScriptedModel::new([
+        ScriptedTurn::json(bad.clone()),
+        ScriptedTurn::json(bad),
+    ]));
     let models = EvolveModels {
         agent: Arc::new(DevelopSim),
         evaluator: scripted.clone(),
-        refiner: scripted,
+        refiner: scripted.clone(),
         grader: None,
         ledger: None,
     };
@@ -343,8 +302,21 @@ fn malformed_model_output_fails_the_round_with_a_named_field_and_journals_nothin
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("evaluator answer: score: 9 is outside [0, 5]"),
+        err.contains("evaluator answer") && err.contains("score") && err.contains('9'),
         "{err}"
+    );
+    // the repair round asked again with the schema's complaint
+    let asked = scripted.requests();
+    assert_eq!(asked.len(), 2);
+    assert!(
+        asked[1]
+            .messages
+            .last()
+            .unwrap()
+            .content
+            .contains("rejected"),
+        "{:?}",
+        asked[1].messages.last()
     );
     let j = common::journal(ws);
     assert_eq!(evolve::rounds_done(&j, "develop").unwrap(), 0);

@@ -1,7 +1,7 @@
 //! The personas with scripted language models: each persona's Brainstorm call carries its
 //! instructions and scope, is offered its own tools and answers on its own model role; a
 //! proposal outside a persona's scope is refused by admission; the spending is journaled per
-//! persona; `compute_eval` measures a candidate for the model.
+//! persona; `compute_eval` and `compute_loss` measure a candidate for the model.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -62,7 +62,12 @@ fn each_persona_brainstorms_in_its_scope_with_its_tools_and_model() {
     );
     // batch 4 at iteration 1: optimizer 1, architecture 2, reward 1 (in manifest order)
     let main = Arc::new(ScriptedModel::new([
-        // optimizer: a model switch is not its lever
+        // optimizer: measures the training objective of an EASE candidate first
+        ScriptedTurn::tool_call(
+            "compute_loss",
+            json!({"pipeline": old.replace("kind = \"mostpop\"", "kind = \"ease\"\nparams = { lambda = 50.0 }")}),
+        ),
+        // ... then proposes a model switch, which is not its lever
         ScriptedTurn::json(
             json!({"proposals": [proposal("candidates.switch.itemknn", "switch to itemknn", 0.9)]}),
         ),
@@ -107,11 +112,27 @@ fn each_persona_brainstorms_in_its_scope_with_its_tools_and_model() {
         "{}",
         system_of(&asked[0])
     );
-    assert!(system_of(&asked[1]).contains("# Persona: architecture"));
+    // compute_loss answered with the candidate's EASE objective beside production's MostPop
+    let loss = last_tool_answer(&asked[1]);
+    assert!(!loss.is_error, "{loss:?}");
+    let v: serde_json::Value = serde_json::from_str(&loss.content).unwrap();
+    let ease = &v["candidate"][0];
+    assert_eq!(ease["kind"], "ease", "{v}");
+    assert!(
+        ease["objective"]["validation_loss"].as_f64().unwrap() > 0.0,
+        "{v}"
+    );
+    assert!(
+        v["production"][0]["objective"].is_null(),
+        "mostpop has none: {v}"
+    );
+    assert!(system_of(&asked[2]).contains("# Persona: architecture"));
     // the optimizer is offered its tools, not the SQL over the logs
     let tools = tools_of(&asked[0]);
     assert!(
-        tools.contains(&"compute_eval") && tools.contains(&"journal_search"),
+        tools.contains(&"compute_eval")
+            && tools.contains(&"compute_loss")
+            && tools.contains(&"journal_search"),
         "{tools:?}"
     );
     assert!(!tools.contains(&"run_sql_query"), "{tools:?}");

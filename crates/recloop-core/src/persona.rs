@@ -18,7 +18,12 @@ use crate::metric::MetricSpec;
 use serde::{Deserialize, Serialize};
 
 /// Names of the tools a persona may be given.
-pub const PERSONA_TOOLS: [&str; 3] = ["run_sql_query", "journal_search", "compute_eval"];
+pub const PERSONA_TOOLS: [&str; 4] = [
+    "run_sql_query",
+    "journal_search",
+    "compute_eval",
+    "compute_loss",
+];
 
 /// One `[[personas]]` entry as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,7 +84,7 @@ pub fn builtin(name: &str) -> Option<Persona> {
         "optimizer" => Persona {
             name: name.into(),
             levers: levers(&["model."]),
-            tools: tools(&["compute_eval", "journal_search"]),
+            tools: tools(&["compute_loss", "compute_eval", "journal_search"]),
             instructions: "You are the optimizer persona. Change only how the existing models are \
                            trained: their hyper-parameters and solvers (`[[models]]` params). \
                            Keep the model composition, blend, reranking and positives as they are."
@@ -90,7 +95,7 @@ pub fn builtin(name: &str) -> Option<Persona> {
         "architecture" => Persona {
             name: name.into(),
             levers: levers(&["candidates.switch.", "blend.", "rerank.", "script"]),
-            tools: tools(&["compute_eval", "journal_search"]),
+            tools: tools(&["compute_loss", "compute_eval", "journal_search"]),
             instructions: "You are the architecture persona. Change what the recommender is made \
                            of: which models are blended and with what weights and normalisation, \
                            the reranking stage, and the scoring script (code, not only numbers). \

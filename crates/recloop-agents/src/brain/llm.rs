@@ -5,6 +5,7 @@
 use super::SpendLog;
 use super::{Brain, BrainstormInput, BrainstormOutput, DevelopInput, DevelopOutput};
 use crate::error::{AgentError, Result};
+use crate::offline_tools::OfflineTools;
 use crate::tools::Tools;
 use recloop_core::{
     Direction, ErrorClass, EvidenceItem, EvidenceSource, Maturity, Proposal, ProposalKind,
@@ -572,13 +573,15 @@ impl Brain for LlmBrain {
                     .filter(|(n, _, _)| input.persona.is_none_or(|p| p.tools.contains(n))),
             );
         }
-        let eval_tool = crate::eval_tool::EvalTool::for_workspace(input.workspace).filter(|_| {
-            input
-                .persona
-                .is_none_or(|p| p.tools.iter().any(|t| t == "compute_eval"))
-        });
-        if eval_tool.is_some() {
-            offered.push(crate::eval_tool::EvalTool::definition());
+        // compute_eval and compute_loss need the built-in recommender; a persona gets the ones
+        // it lists, the generalist both
+        let offline_tools = OfflineTools::for_workspace(input.workspace);
+        if offline_tools.is_some() {
+            offered.extend(
+                OfflineTools::definitions()
+                    .into_iter()
+                    .filter(|(n, _, _)| input.persona.is_none_or(|p| p.tools.contains(n))),
+            );
         }
         let offered_names: Vec<String> = offered.iter().map(|(n, _, _)| n.clone()).collect();
         let tools = defs(offered);
@@ -602,10 +605,8 @@ impl Brain for LlmBrain {
                         offered_names.join(", ")
                     ));
                 }
-                if name == "compute_eval"
-                    && let Some(t) = &eval_tool
-                {
-                    return t.call(args);
+                if let Some(answer) = offline_tools.as_ref().and_then(|t| t.call(name, args)) {
+                    return answer;
                 }
                 input
                     .analysis

@@ -126,6 +126,30 @@ pub(crate) fn texts(
         .collect()
 }
 
+/// The JSON Schema of the evaluator's answer (sent as the response format; a local model's
+/// sampling is constrained to it). [`parse`] checks everything it says and more.
+pub fn schema() -> Value {
+    serde_json::json!({
+        "type": "object",
+        "properties": {
+            "score": {"type": "number", "minimum": 0, "maximum": 5},
+            "loss_report": {"type": "string", "minLength": 1},
+            "diagnosis": {"type": "array", "items": {
+                "type": "object",
+                "properties": {
+                    "category": {"enum": CATEGORIES},
+                    "finding": {"type": "string", "minLength": 1},
+                    "evidence": {"type": "array", "items": {"type": "string", "minLength": 1}}
+                },
+                "required": ["category", "finding", "evidence"],
+                "additionalProperties": false
+            }}
+        },
+        "required": ["score", "loss_report", "diagnosis"],
+        "additionalProperties": false
+    })
+}
+
 /// Parse the evaluator's answer strictly.
 pub fn parse(answer: &str) -> Result<Gradient> {
     let v = recloop_llm::parse_json_lenient(answer).map_err(|e| bad("not JSON", e))?;

@@ -30,8 +30,12 @@ use crate::harness::{self, Harness};
 use crate::orchestrator::RunLock;
 use recloop_core::Manifest;
 use recloop_journal::{Event, EventFilter, Journal, NewEvent};
-use recloop_llm::{BudgetLedger, ChatModel, ChatRequest, LlmRouter, Message, SharedModel, Usage};
+use recloop_llm::{
+    BudgetLedger, ChatModel, ChatRequest, LengthPolicy, LlmRouter, Message, Schema, SharedModel,
+    Usage, structured_with_policy,
+};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -392,15 +396,25 @@ impl Spend {
     }
 }
 
-fn ask(model: &dyn ChatModel, system: &str, user: String, spend: &mut Spend) -> Result<String> {
-    let resp = model
-        .chat(&ChatRequest::new(vec![
-            Message::system(system),
-            Message::user(user),
-        ]))
-        .map_err(|e| AgentError::Llm(format!("{}: {e}", model.name())))?;
-    spend.add(resp.usage);
-    Ok(resp.text().to_string())
+/// Ask `role`'s model for an answer satisfying `schema` (recloop-llm's structured output: the
+/// provider's JSON mode or the schema in the prompt, one repair round, a cut-off answer asked
+/// again with a larger limit); returns the answer as JSON text for the role's strict parser.
+fn ask(
+    role: &str,
+    model: &dyn ChatModel,
+    system: &str,
+    user: String,
+    schema: Value,
+    spend: &mut Spend,
+) -> Result<String> {
+    let schema = Schema::compile(role, &schema)
+        .map_err(|e| AgentError::Llm(format!("{role} answer schema: {e}")))?;
+    let request = ChatRequest::new(vec![Message::system(system), Message::user(user)]);
+    let answer =
+        structured_with_policy::<Value>(model, &request, &schema, &LengthPolicy::default())
+            .map_err(|e| AgentError::Llm(format!("{role} answer ({}): {e}", model.name())))?;
+    spend.add(answer.usage);
+    Ok(answer.json.to_string())
 }
 
 /// The evolve harness as a system prompt (its role-specific answer format is in each request).
@@ -505,17 +519,21 @@ fn run_round(
     spend.add(u);
     let system = evolve_system(root)?;
     let g_text = ask(
+        "evaluator",
         models.evaluator.as_ref(),
         &system,
         gradient::prompt(agent, &incumbent, &train, &old_runs),
+        gradient::schema(),
         &mut spend,
     )?;
     let grad = gradient::parse(&g_text)?;
     let archive = archive_of(&all_versions);
     let r_text = ask(
+        "refiner",
         models.refiner.as_ref(),
         &system,
         refine::prompt(agent, &incumbent, &grad, &archive),
+        refine::schema(),
         &mut spend,
     )?;
     let edits = refine::parse(&r_text)?;

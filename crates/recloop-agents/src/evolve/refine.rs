@@ -50,6 +50,29 @@ fn refuse(check: &str, reason: impl Into<String>) -> Refusal {
     }
 }
 
+/// The JSON Schema of the refiner's answer (sent as the response format; a local model's
+/// sampling is constrained to it). [`parse`] checks everything it says and more.
+pub fn schema() -> Value {
+    serde_json::json!({
+        "type": "object",
+        "properties": {
+            "edits": {"type": "array", "minItems": 1, "maxItems": MAX_EDITS, "items": {
+                "type": "object",
+                "properties": {
+                    "category": {"enum": CATEGORIES},
+                    "rationale": {"type": "string", "minLength": 1},
+                    "plan": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                    "diff": {"type": "string", "minLength": 1}
+                },
+                "required": ["category", "rationale", "plan", "diff"],
+                "additionalProperties": false
+            }}
+        },
+        "required": ["edits"],
+        "additionalProperties": false
+    })
+}
+
 /// Parse the refiner's answer strictly: `{"edits": [{category, rationale, plan, diff}]}`, one to
 /// [`MAX_EDITS`] edits.
 pub fn parse(answer: &str) -> Result<Vec<CandidateEdit>> {

@@ -9,7 +9,7 @@ use crate::error::{AgentError, Result};
 use crate::evolve::tasks::{self, Check, ReplayTask, Verifier};
 use crate::harness::Harness;
 use recloop_core::Manifest;
-use recloop_llm::{ChatModel, ChatRequest, Message, Usage};
+use recloop_llm::{ChatModel, ChatRequest, LengthPolicy, LlmError, Message, Usage, complete};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -38,8 +38,9 @@ pub fn seed(task: &str, k: u32, base: u64) -> u64 {
 }
 
 /// The user message of a replay: the original input and the rule that tools are not available.
+/// The output limit is sized to the harness's output contract (as the agent's own answer is).
 fn replay_request(harness: &Harness, task: &ReplayTask, seed: u64) -> ChatRequest {
-    ChatRequest::new(vec![
+    let request = ChatRequest::new(vec![
         Message::system(harness.system_prompt()),
         Message::user(format!(
             "{}\n\n(Replay: tools are not available. Answer now with the final JSON object that \
@@ -47,7 +48,12 @@ fn replay_request(harness: &Harness, task: &ReplayTask, seed: u64) -> ChatReques
             task.input
         )),
     ])
-    .with_seed(seed)
+    .with_seed(seed);
+    match harness.contract() {
+        Ok(contract) => request.with_max_tokens(recloop_llm::output_tokens_for(&contract, 1)),
+        // an unreadable contract fails the schema verifier; the provider's default limit
+        Err(_) => request,
+    }
 }
 
 /// Replay every task `replays` times under `harness`. Model failures are errors; a malformed
@@ -68,11 +74,25 @@ pub fn run_all(
     for task in task_list {
         for k in 0..replays {
             let s = seed(&task.id, k, base_seed);
-            let resp = model
-                .chat(&replay_request(harness, task, s))
-                .map_err(|e| AgentError::Llm(format!("replay of {} (seed {s}): {e}", task.id)))?;
-            usage.add(resp.usage);
-            let output = resp.text().to_string();
+            // a cut-off answer is asked again with a larger limit, never scored truncated; one
+            // cut off even at the largest limit is an answer without JSON (a scored failure)
+            let output = match complete(
+                model,
+                &replay_request(harness, task, s),
+                &LengthPolicy::default(),
+            ) {
+                Ok(done) => {
+                    usage.add(done.usage);
+                    done.response.text().to_string()
+                }
+                Err(e @ LlmError::Truncated { .. }) => format!("(no answer: {e})"),
+                Err(e) => {
+                    return Err(AgentError::Llm(format!(
+                        "replay of {} (seed {s}): {e}",
+                        task.id
+                    )));
+                }
+            };
             let mut checks = tasks::verify(task, &output, manifest);
             let score = match &task.hidden {
                 None => tasks::score(task, &checks),

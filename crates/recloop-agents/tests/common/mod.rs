@@ -2,7 +2,8 @@
 #![allow(dead_code)]
 
 use recloop_agents::example::synthetic_example;
-use recloop_journal::{Event, EventFilter, Journal};
+use recloop_core::{Gate, TrajectoryStep};
+use recloop_journal::{Event, EventFilter, Journal, NewEvent};
 use std::path::Path;
 
 /// A synthetic built-in pipeline workspace (git repo, MostPop production) in a temp dir.
@@ -182,4 +183,48 @@ pub fn assert_resumes_identically(
             assert_eq!(x, y, "stop after {stop}");
         }
     }
+}
+
+/// 8 develop trajectories, every other one followed by an `editable_paths` gate failure.
+pub fn seed_develop_trajectories(ws: &Path) {
+    let j = journal(ws);
+    let mut batch = Vec::new();
+    for i in 1..=8u32 {
+        let pid = format!("p-{i}");
+        batch.push(NewEvent::new(
+            "run-1",
+            i,
+            Event::TrajectoryStep {
+                proposal_id: Some(pid.clone()),
+                step: TrajectoryStep {
+                    agent: "develop".into(),
+                    input: format!(
+                        "SYSTEM PROMPT\n---\nImplement proposal {pid}: raise the EASE blend \
+                         weight by 0.{i} in pipeline.toml."
+                    ),
+                    tool_calls: vec![],
+                    output: "{\"summary\": \"done\", \"files_changed\": [\"eval/eval.toml\"]}"
+                        .into(),
+                    tokens_in: 10,
+                    tokens_out: 10,
+                    cost_usd: 0.0,
+                    duration_ms: 1,
+                },
+            },
+        ));
+        if i % 2 == 1 {
+            batch.push(NewEvent::new(
+                "run-1",
+                i,
+                Event::GateFailed {
+                    proposal_id: pid.clone(),
+                    candidate_id: format!("c-{i}"),
+                    gate: Gate::EditablePaths,
+                    round: 0,
+                    detail: "eval/eval.toml: protected or not editable".into(),
+                },
+            ));
+        }
+    }
+    j.append_batch(batch).unwrap();
 }

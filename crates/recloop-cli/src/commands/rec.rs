@@ -21,6 +21,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Fit `pipeline.toml` on the train split and print each trained model's own training
+    /// objective per user (data term, regularization, their sum) and the same loss on the
+    /// validation split (what the `compute_loss` tool answers).
+    Loss {
+        /// Workspace directory (holds `pipeline.toml` and `eval/eval.toml`).
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        /// Print JSON (the default output is a table).
+        #[arg(long)]
+        json: bool,
+    },
     /// Dry run: train and score `pipeline.toml` (and its script) end to end on a small generated
     /// sample; prints one JSON object (the `check` gate of the MovieLens example).
     Check {
@@ -95,6 +106,41 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
             } else {
                 for (k, v) in &metrics {
                     println!("{k:<20} {v:.6}");
+                }
+            }
+            Ok(())
+        }
+        Command::Loss { workspace, json } => {
+            let objectives = recloop_rec::pipeline::objectives_workspace(&workspace)
+                .with_context(|| format!("fitting workspace {}", workspace.display()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&objectives)?);
+                return Ok(());
+            }
+            println!(
+                "{:<12} {:<8} {:>12} {:>14} {:>15} {:>15}",
+                "model",
+                "kind",
+                "train_loss",
+                "regularization",
+                "train_objective",
+                "validation_loss"
+            );
+            for m in &objectives {
+                match &m.objective {
+                    Some(o) => println!(
+                        "{:<12} {:<8} {:>12.4} {:>14.4} {:>15.4} {:>15.4}",
+                        m.model,
+                        m.kind,
+                        o.train_loss,
+                        o.regularization,
+                        o.train_objective,
+                        o.validation_loss
+                    ),
+                    None => println!(
+                        "{:<12} {:<8} (count-based: no training objective)",
+                        m.model, m.kind
+                    ),
                 }
             }
             Ok(())

@@ -14,6 +14,7 @@
 use super::factor_scores::ItemFactors;
 use super::hparams::{self, HyperParam};
 use super::kernels::{dot, simd, simd_kernel};
+use super::objective::{LossForm, ObjectiveForm};
 use super::persist::{Reader, Writer};
 use crate::error::{RecError, Result};
 use crate::{Interactions, Model};
@@ -275,6 +276,26 @@ fn run_stratum((st, shared, k, lr, reg, rng): (&Stratum<'_>, Shared, usize, f32,
 impl Model for Bpr {
     fn name(&self) -> &'static str {
         "bpr"
+    }
+
+    fn objective_form(&self) -> Option<ObjectiveForm> {
+        if self.user_factors.is_empty() {
+            return None;
+        }
+        let k = self.params.factors + 1;
+        let sq = |x: f32| f64::from(x) * f64::from(x);
+        // the users' constant last column is not a parameter
+        let users: f64 = self
+            .user_factors
+            .chunks(k)
+            .map(|r| r[..k - 1].iter().map(|&x| sq(x)).sum::<f64>())
+            .sum();
+        let items: f64 = self.item_factors.rows().iter().map(|&x| sq(x)).sum();
+        Some(ObjectiveForm {
+            name: "pairwise log-loss Σ −ln σ(x·y_pos − x·y_neg) + reg·(‖X‖² + ‖Y‖² + ‖b‖²)",
+            loss: LossForm::Pairwise,
+            regularization: f64::from(self.params.reg) * (users + items),
+        })
     }
 
     fn fit(&mut self, train: &Interactions) -> Result<()> {

@@ -15,6 +15,7 @@
 
 use super::hparams::{self, HyperParam};
 use super::kernels::{simd, simd_kernel};
+use super::objective::{LossForm, ObjectiveForm};
 use super::persist::{self, Reader, Writer};
 use crate::error::{RecError, Result};
 use crate::{Interactions, Model};
@@ -308,6 +309,24 @@ impl Model for Ease {
         out.par_chunks_mut(n * USERS)
             .zip(users.par_chunks(USERS))
             .for_each(|(block, users)| simd::<ScoreBlock, _>((&self.weights, train, users, block)));
+    }
+
+    fn objective_form(&self) -> Option<ObjectiveForm> {
+        self.train.as_ref()?;
+        let norm: f64 = self
+            .weights
+            .rows
+            .iter()
+            .flat_map(|r| r.0.iter())
+            .map(|&w| f64::from(w) * f64::from(w))
+            .sum();
+        Some(ObjectiveForm {
+            name: "squared reconstruction error ‖X − XB‖² + λ‖B‖² (diag B = 0)",
+            loss: LossForm::WeightedSquared {
+                positive_weight: 1.0,
+            },
+            regularization: self.lambda * norm,
+        })
     }
 
     fn save(&self, path: &Path) -> Result<()> {

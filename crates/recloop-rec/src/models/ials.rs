@@ -18,6 +18,7 @@
 use super::factor_scores::ItemFactors;
 use super::hparams::{self, HyperParam};
 use super::kernels::{axpy, dot, matvec, simd, simd_kernel};
+use super::objective::{LossForm, ObjectiveForm};
 use super::persist::{Reader, Writer};
 use crate::error::{RecError, Result};
 use crate::{Interactions, Model};
@@ -418,6 +419,21 @@ fn loss_row((yty, y, xu, items, alpha): (&[f32], &[f32], &[f32], &[u32], f32)) -
 impl Model for Ials {
     fn name(&self) -> &'static str {
         "ials"
+    }
+
+    fn objective_form(&self) -> Option<ObjectiveForm> {
+        if self.user_factors.is_empty() {
+            return None;
+        }
+        let norm = |v: &[f32]| v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>();
+        Some(ObjectiveForm {
+            name: "confidence-weighted squared error Σ c·(p − x·y)² + reg·(‖X‖² + ‖Y‖²)",
+            loss: LossForm::WeightedSquared {
+                positive_weight: f64::from(self.params.alpha),
+            },
+            regularization: f64::from(self.params.reg)
+                * (norm(&self.user_factors) + norm(self.item_factors.rows())),
+        })
     }
 
     fn fit(&mut self, train: &Interactions) -> Result<()> {

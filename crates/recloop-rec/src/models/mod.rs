@@ -8,6 +8,7 @@ pub mod ials;
 pub mod itemknn;
 pub mod kernels;
 pub mod mostpop;
+pub mod objective;
 pub mod persist;
 
 use crate::Interactions;
@@ -55,6 +56,12 @@ pub trait Model: Send + Sync {
         out.par_chunks_mut(n_items)
             .zip(users.par_iter())
             .for_each(|(o, &u)| self.score_into(u, o));
+    }
+
+    /// The training objective of the fitted model ([`objective`]); `None` for count-based
+    /// models, which minimize nothing.
+    fn objective_form(&self) -> Option<objective::ObjectiveForm> {
+        None
     }
 
     /// Scores for one user as a new vector.

@@ -5,6 +5,7 @@
 //! - [`params`]: the hyper-parameters of each model kind (the mutation schema);
 //! - [`trained::TrainedPipeline`]: fit once, then `recommend` / `score_slate` per user;
 //! - [`evaluate::evaluate_workspace`]: what `recloop rec eval` runs;
+//! - [`objective::objectives_spec`]: each trained model's own training objective (`compute_loss`);
 //! - [`config`], [`data`], [`synthetic`]: the protected evaluation setup of a workspace.
 
 pub mod blend;
@@ -15,6 +16,7 @@ pub mod factory;
 pub mod features;
 pub mod load;
 pub mod locate;
+pub mod objective;
 pub mod params;
 pub mod report;
 pub mod rerank;
@@ -30,6 +32,7 @@ pub use evaluate::{
 };
 pub use features::ItemFeatures;
 pub use load::PIPELINE_FILE;
+pub use objective::{ModelObjective, ObjectiveReport, objectives_spec, objectives_workspace};
 pub use spec::{
     BlendSpec, CandidateModelSpec, Normalize, PipelineSpec, PositivesSpec, RerankSpec, ScriptSpec,
 };

@@ -109,6 +109,14 @@ impl TrainedPipeline {
         })
     }
 
+    /// The fitted models with their `pipeline.toml` labels (a zero-weight model is fitted only
+    /// when the script can read its score).
+    pub fn models(&self) -> impl Iterator<Item = (&str, &dyn Model)> {
+        self.members
+            .iter()
+            .map(|m| (m.name.as_str(), m.model.as_ref() as &dyn Model))
+    }
+
     /// The specification this pipeline was trained from.
     pub fn spec(&self) -> &PipelineSpec {
         &self.spec
