@@ -93,8 +93,12 @@ impl OfflineTools {
         }
     }
 
-    /// Production's spec and the candidate's (production's when the call names none).
-    fn specs(&self, args: &Value) -> std::result::Result<(PipelineSpec, PipelineSpec), String> {
+    /// `measure` of the candidate (production when the call names none) and of production.
+    fn beside_production<T: Clone>(
+        &self,
+        args: &Value,
+        measure: impl Fn(&PipelineSpec) -> std::result::Result<T, String>,
+    ) -> std::result::Result<(T, T), String> {
         let production =
             PipelineSpec::load_workspace(&self.workspace).map_err(|e| e.to_string())?;
         let candidate = match args.get("pipeline").and_then(Value::as_str) {
@@ -106,7 +110,13 @@ impl OfflineTools {
             .map_err(|e| e.to_string())?,
             _ => production.clone(),
         };
-        Ok((production, candidate))
+        let measured = measure(&candidate)?;
+        let baseline = if candidate == production {
+            measured.clone()
+        } else {
+            measure(&production)?
+        };
+        Ok((measured, baseline))
     }
 
     fn compute_eval(&self, args: &Value) -> std::result::Result<String, String> {
@@ -118,13 +128,7 @@ impl OfflineTools {
                 .collect(),
             _ => DEFAULT_METRICS.iter().map(|s| s.to_string()).collect(),
         };
-        let (production, candidate) = self.specs(args)?;
-        let measured = self.measure(&candidate)?;
-        let baseline = if candidate == production {
-            measured.clone()
-        } else {
-            self.measure(&production)?
-        };
+        let (measured, baseline) = self.beside_production(args, |spec| self.measure(spec))?;
         let mut out = serde_json::Map::new();
         for m in &metrics {
             let (Some(c), Some(p)) = (measured.get(m), baseline.get(m)) else {
@@ -142,13 +146,7 @@ impl OfflineTools {
     }
 
     fn compute_loss(&self, args: &Value) -> std::result::Result<String, String> {
-        let (production, candidate) = self.specs(args)?;
-        let measured = self.objectives(&candidate)?;
-        let baseline = if candidate == production {
-            measured.clone()
-        } else {
-            self.objectives(&production)?
-        };
+        let (measured, baseline) = self.beside_production(args, |spec| self.objectives(spec))?;
         Ok(json!({"candidate": measured, "production": baseline}).to_string())
     }
 

@@ -126,20 +126,33 @@ pub(crate) fn texts(
         .collect()
 }
 
+/// Longest loss report, in characters.
+pub const LOSS_REPORT_CHARS: usize = 600;
+/// Most findings in a diagnosis.
+pub const MAX_FINDINGS: usize = 4;
+/// Longest finding, in characters.
+pub const FINDING_CHARS: usize = 300;
+/// Most evidence lines per finding.
+pub const MAX_EVIDENCE: usize = 3;
+/// Longest evidence line, in characters.
+pub const EVIDENCE_CHARS: usize = 200;
+
 /// The JSON Schema of the evaluator's answer (sent as the response format; a local model's
-/// sampling is constrained to it). [`parse`] checks everything it says and more.
+/// sampling is constrained to it, so its bounds also bound a small model's answer). [`parse`]
+/// checks the rest (non-blank text).
 pub fn schema() -> Value {
     serde_json::json!({
         "type": "object",
         "properties": {
             "score": {"type": "number", "minimum": 0, "maximum": 5},
-            "loss_report": {"type": "string", "minLength": 1},
-            "diagnosis": {"type": "array", "items": {
+            "loss_report": {"type": "string", "minLength": 1, "maxLength": LOSS_REPORT_CHARS},
+            "diagnosis": {"type": "array", "maxItems": MAX_FINDINGS, "items": {
                 "type": "object",
                 "properties": {
                     "category": {"enum": CATEGORIES},
-                    "finding": {"type": "string", "minLength": 1},
-                    "evidence": {"type": "array", "items": {"type": "string", "minLength": 1}}
+                    "finding": {"type": "string", "minLength": 1, "maxLength": FINDING_CHARS},
+                    "evidence": {"type": "array", "maxItems": MAX_EVIDENCE, "items":
+                        {"type": "string", "minLength": 1, "maxLength": EVIDENCE_CHARS}}
                 },
                 "required": ["category", "finding", "evidence"],
                 "additionalProperties": false
@@ -264,8 +277,10 @@ pub fn prompt(agent: &str, harness: &Harness, tasks: &[ReplayTask], runs: &[Repl
     }
     s.push_str(&format!(
         "\nAnswer with one JSON object and nothing else: {{\"score\": number in [0, 5], \
-         \"loss_report\": string, \"diagnosis\": [{{\"category\": one of {}, \"finding\": string, \
-         \"evidence\": [strings quoting the task id and the replay or harness line]}}]}}\n",
+         \"loss_report\": string of at most {LOSS_REPORT_CHARS} characters, \"diagnosis\": at most \
+         {MAX_FINDINGS} of [{{\"category\": one of {}, \"finding\": string of at most \
+         {FINDING_CHARS} characters, \"evidence\": at most {MAX_EVIDENCE} strings of at most \
+         {EVIDENCE_CHARS} characters quoting the task id and the replay or harness line}}]}}\n",
         CATEGORIES.join(" | ")
     ));
     s

@@ -417,15 +417,24 @@ fn ask(
     Ok(answer.json.to_string())
 }
 
-/// The evolve harness as a system prompt (its role-specific answer format is in each request).
-fn evolve_system(root: &Path) -> Result<String> {
+/// The evolve harness: its system prompt (the role-specific answer format is in each request)
+/// and its output contract, the refiner's answer schema.
+fn evolve_harness(root: &Path) -> Result<(String, Value)> {
     let h = Harness::load(root, "evolve")?;
-    Ok(format!(
+    let contract = h.contract().map_err(|reason| AgentError::Invalid {
+        path: harness::harness_dir(root, "evolve")
+            .join("contract.schema.json")
+            .display()
+            .to_string(),
+        reason,
+    })?;
+    let system = format!(
         "{}\n\n{}\n\n{}\n",
         h.file("instructions.md").trim(),
         h.file("validation.md").trim(),
         h.file("tools.md").trim()
-    ))
+    );
+    Ok((system, contract))
 }
 
 fn archive_of(versions: &[recloop_journal::HarnessVersionView]) -> Vec<refine::Archived> {
@@ -517,7 +526,7 @@ fn run_round(
         base_seed,
     )?;
     spend.add(u);
-    let system = evolve_system(root)?;
+    let (system, refiner_contract) = evolve_harness(root)?;
     let g_text = ask(
         "evaluator",
         models.evaluator.as_ref(),
@@ -532,8 +541,8 @@ fn run_round(
         "refiner",
         models.refiner.as_ref(),
         &system,
-        refine::prompt(agent, &incumbent, &grad, &archive),
-        refine::schema(),
+        refine::prompt(agent, &incumbent, &grad, &archive, &refiner_contract),
+        refiner_contract.clone(),
         &mut spend,
     )?;
     let edits = refine::parse(&r_text)?;

@@ -50,29 +50,6 @@ fn refuse(check: &str, reason: impl Into<String>) -> Refusal {
     }
 }
 
-/// The JSON Schema of the refiner's answer (sent as the response format; a local model's
-/// sampling is constrained to it). [`parse`] checks everything it says and more.
-pub fn schema() -> Value {
-    serde_json::json!({
-        "type": "object",
-        "properties": {
-            "edits": {"type": "array", "minItems": 1, "maxItems": MAX_EDITS, "items": {
-                "type": "object",
-                "properties": {
-                    "category": {"enum": CATEGORIES},
-                    "rationale": {"type": "string", "minLength": 1},
-                    "plan": {"type": "array", "items": {"type": "string", "minLength": 1}},
-                    "diff": {"type": "string", "minLength": 1}
-                },
-                "required": ["category", "rationale", "plan", "diff"],
-                "additionalProperties": false
-            }}
-        },
-        "required": ["edits"],
-        "additionalProperties": false
-    })
-}
-
 /// Parse the refiner's answer strictly: `{"edits": [{category, rationale, plan, diff}]}`, one to
 /// [`MAX_EDITS`] edits.
 pub fn parse(answer: &str) -> Result<Vec<CandidateEdit>> {
@@ -319,7 +296,13 @@ pub struct Archived {
 }
 
 /// The refiner's request text.
-pub fn prompt(agent: &str, harness: &Harness, gradient: &Gradient, archive: &[Archived]) -> String {
+pub fn prompt(
+    agent: &str,
+    harness: &Harness,
+    gradient: &Gradient,
+    archive: &[Archived],
+    contract: &Value,
+) -> String {
     let mut s = format!(
         "Role: refiner. Propose 1 to {MAX_EDITS} candidate edits to the `{agent}` harness that \
          repair the diagnosis below. Each edit is a unified diff over the harness files \
@@ -358,9 +341,11 @@ pub fn prompt(agent: &str, harness: &Harness, gradient: &Gradient, archive: &[Ar
         }
     }
     s.push_str(
-        "\nAnswer with one JSON object and nothing else: {\"edits\": [{\"category\": string, \
-         \"rationale\": string, \"plan\": [file names], \"diff\": string}]}\n",
+        "\nAnswer with one JSON object and nothing else that satisfies the evolve harness's \
+         output contract (`plan`: the harness file names the diff changes):\n",
     );
+    s.push_str(&contract.to_string());
+    s.push('\n');
     s
 }
 
