@@ -281,6 +281,111 @@ fn a_deleted_rule_is_diagnosed_repaired_and_admitted_while_bad_edits_are_not() {
 }
 
 #[test]
+fn a_replayed_snapshot_is_an_alternative_parent_whose_descendant_must_beat_the_incumbent() {
+    let tmp = common::synthetic_workspace();
+    let ws = tmp.path();
+    harness::install_defaults(ws).unwrap();
+    let instructions = harness::harness_dir(ws, "develop").join("instructions.md");
+    let original = std::fs::read_to_string(&instructions).unwrap();
+    let defective = original.replace(RULE, "");
+    std::fs::write(&instructions, &defective).unwrap();
+    common::seed_develop_trajectories(ws);
+    // round 1: a valid edit without gain (archived, but replayed: an elite of its category)
+    let shorter = defective.replace(
+        "7. Finish",
+        "7. Keep the summary to one sentence.\n8. Finish",
+    );
+    let no_gain = recloop_agents::diff::make("instructions.md", &defective, &shorter);
+    // round 2: the repair written against that snapshot, and one naming no known parent
+    let repaired_shorter = shorter.replace(
+        "Keep the summary to one sentence.\n",
+        &format!("Keep the summary to one sentence.\n{RULE}"),
+    );
+    let on_elite = recloop_agents::diff::make("instructions.md", &shorter, &repaired_shorter);
+    let gradient = json!({
+        "score": 2.0,
+        "loss_report": "Replays write eval/eval.toml, a protected path.",
+        "diagnosis": [{"category": "missing_constraint",
+                       "finding": "no rule restricts changes to editable paths",
+                       "evidence": ["instructions.md"]}]
+    });
+    let scripted = Arc::new(ScriptedModel::new([
+        ScriptedTurn::json(gradient.clone()),
+        ScriptedTurn::json(json!({"edits": [
+            {"category": "weak_evidence", "rationale": "shorter summaries",
+             "plan": ["instructions.md"], "diff": no_gain},
+        ]})),
+        ScriptedTurn::json(gradient),
+        ScriptedTurn::json(json!({"edits": [
+            {"category": "missing_constraint", "rationale": "build on a version that never was",
+             "plan": ["instructions.md"], "diff": on_elite.clone(), "parent": 9},
+            {"category": "missing_constraint", "rationale": "restore the rule on v2",
+             "plan": ["instructions.md"], "diff": on_elite, "parent": 2},
+        ]})),
+    ]));
+    let models = EvolveModels {
+        agent: Arc::new(DevelopSim),
+        evaluator: scripted.clone(),
+        refiner: scripted.clone(),
+        grader: None,
+        ledger: None,
+    };
+    let opts = EvolveOptions {
+        rounds: 2,
+        ..EvolveOptions::new("develop")
+    };
+    let summary = evolve::evolve(ws, &opts, &models).unwrap();
+    let (first, second) = (&summary.rounds[0], &summary.rounds[1]);
+    assert_eq!(first.admitted_version, None, "{first}");
+    assert!(first.candidates[0].paired.is_some(), "replayed: {first}");
+    // the refiner of round 2 was shown v2 as an alternative parent, with its files
+    let asked = scripted.requests();
+    let refiner_prompt = &asked[3].messages[1].content;
+    assert!(
+        refiner_prompt.contains("# Alternative parents")
+            && refiner_prompt.contains("## v2 [weak_evidence]")
+            && refiner_prompt.contains("### v2 instructions.md"),
+        "{refiner_prompt}"
+    );
+    let unknown = &second.candidates[0];
+    assert_eq!(
+        unknown.refused.as_ref().unwrap().check,
+        "parent",
+        "{second}"
+    );
+    assert!(
+        unknown.reason.contains("v9 is not an alternative parent"),
+        "{}",
+        unknown.reason
+    );
+    // the descendant of v2 is replayed against the incumbent (v1) and admitted on its gain
+    let child = &second.candidates[1];
+    assert!(child.admitted, "{second}");
+    assert!(
+        second
+            .to_string()
+            .contains("[missing_constraint] on v2 ADMITTED"),
+        "{second}"
+    );
+    assert_eq!(child.parent, Some(2));
+    assert!(child.paired.as_ref().unwrap().mean_gain > 0.05);
+    // measured against the incumbent, v1, which still lacks the rule
+    assert_eq!(second.incumbent_version, 1);
+    assert_eq!(child.paired.as_ref().unwrap().new_mean, 5.0);
+    let j = common::journal(ws);
+    let vs = versions::list(&j, "develop").unwrap();
+    let admitted = vs.iter().find(|v| v.admitted && v.version > 1).unwrap();
+    assert_eq!(admitted.version, second.admitted_version.unwrap());
+    assert_eq!(admitted.parent_version, Some(2));
+    assert_eq!(admitted.evidence["parent"], 2);
+    // the admitted files are the elite's with the rule restored
+    assert_eq!(
+        std::fs::read_to_string(&instructions).unwrap(),
+        repaired_shorter
+    );
+}
+
+#[test]
 fn malformed_model_output_fails_the_round_with_a_named_field_and_journals_nothing() {
     let tmp = common::synthetic_workspace();
     let ws = tmp.path();

@@ -6,7 +6,8 @@
 //! 2. the incumbent (latest admitted) harness is replayed on the other tasks, ≥ 3 seeds each;
 //! 3. [`gradient`]: the evaluator role writes a loss report and a structured diagnosis;
 //! 4. [`refine`]: the refiner role proposes up to 3 candidate edits (it sees the archive of
-//!    rejected edits); each passes the safety checks or is refused;
+//!    rejected edits and the [`elites`], the best replayed snapshot per edit category, which it
+//!    may build on instead of the incumbent); each passes the safety checks or is refused;
 //! 5. [`replay`]: each safe edit is replayed on the same tasks and seeds; plain code admits the
 //!    best one whose mean gain exceeds ε with no verifier regressing (at most one per round);
 //! 6. [`versions`]: every candidate becomes a journaled harness version (admitted or archived)
@@ -16,6 +17,7 @@
 //! A round's events are appended atomically at its end, so a round interrupted by `kill -9` is
 //! simply run again; finished rounds are counted from the journal.
 
+pub mod elites;
 pub mod gradient;
 pub mod history;
 pub mod policy;
@@ -158,6 +160,9 @@ pub struct CandidateReport {
     pub paired: Option<replay::Paired>,
     /// Why it was admitted or not.
     pub reason: String,
+    /// The version it was derived from (the incumbent or an alternative parent).
+    #[serde(default)]
+    pub parent: Option<u32>,
 }
 
 /// One round's outcome.
@@ -222,9 +227,13 @@ impl std::fmt::Display for RoundReport {
         for c in &self.candidates {
             writeln!(
                 f,
-                "  v{} [{}] {}: {}",
+                "  v{} [{}]{} {}: {}",
                 c.version,
                 c.category,
+                // an edit built on an alternative parent says so
+                c.parent
+                    .filter(|p| *p != self.incumbent_version)
+                    .map_or(String::new(), |p| format!(" on v{p}")),
                 if c.admitted {
                     "ADMITTED"
                 } else if c.refused.is_some() {
@@ -537,11 +546,19 @@ fn run_round(
     )?;
     let grad = gradient::parse(&g_text)?;
     let archive = archive_of(&all_versions);
+    let elites = elites::elites(agent, &all_versions, incumbent_view.version);
     let r_text = ask(
         "refiner",
         models.refiner.as_ref(),
         &system,
-        refine::prompt(agent, &incumbent, &grad, &archive, &refiner_contract),
+        refine::prompt(
+            agent,
+            &incumbent,
+            &grad,
+            &archive,
+            &elites,
+            &refiner_contract,
+        ),
         refiner_contract.clone(),
         &mut spend,
     )?;
@@ -549,6 +566,8 @@ fn run_round(
 
     struct Tried {
         edit: refine::CandidateEdit,
+        /// The version the edit applies to: the incumbent or an alternative parent.
+        parent: u32,
         safe: Option<refine::SafeEdit>,
         report: CandidateReport,
     }
@@ -561,8 +580,30 @@ fn run_round(
             refused: None,
             paired: None,
             reason: String::new(),
+            parent: None,
         };
-        let safe = match refine::check(&incumbent, &edit) {
+        // the base: the incumbent, or an alternative parent the refiner named
+        let base = match edit.parent {
+            None => Ok((&incumbent, incumbent_view.version)),
+            Some(v) if v == incumbent_view.version => Ok((&incumbent, v)),
+            Some(v) => elites
+                .iter()
+                .find(|e| e.version == v)
+                .map(|e| (&e.harness, v))
+                .ok_or_else(|| refine::Refusal {
+                    check: "parent".into(),
+                    reason: format!(
+                        "v{v} is not an alternative parent (the incumbent v{}{})",
+                        incumbent_view.version,
+                        elites
+                            .iter()
+                            .map(|e| format!(", v{}", e.version))
+                            .collect::<String>()
+                    ),
+                }),
+        };
+        let parent = base.as_ref().map_or(incumbent_view.version, |b| b.1);
+        let safe = match base.and_then(|(h, _)| refine::check(h, &edit)) {
             Err(refusal) => {
                 report.reason = format!("{} safety check: {}", refusal.check, refusal.reason);
                 report.refused = Some(refusal);
@@ -594,7 +635,13 @@ fn run_round(
                 Some(safe)
             }
         };
-        tried.push(Tried { edit, safe, report });
+        report.parent = Some(parent);
+        tried.push(Tried {
+            edit,
+            parent,
+            safe,
+            report,
+        });
     }
     // at most one admission: the largest gain; ties keep the earlier candidate
     let best = tried
@@ -684,6 +731,7 @@ fn run_round(
             "category": t.edit.category,
             "rationale": t.edit.rationale,
             "plan": t.edit.plan,
+            "parent": t.parent,
             "reason": t.report.reason,
             "refused": t.report.refused,
             "paired": t.report.paired,
@@ -709,7 +757,7 @@ fn run_round(
                 round,
                 Event::HarnessVersionCreated {
                     version: t.report.version,
-                    parent_version: Some(incumbent_view.version),
+                    parent_version: Some(t.parent),
                     admitted: t.report.admitted,
                     diagnosis: grad.summary(),
                     spec,

@@ -7,6 +7,7 @@
 //! (exact-target check), and the output contract still has every field and requirement it had.
 
 use crate::error::{AgentError, Result};
+use crate::evolve::elites::Elite;
 use crate::evolve::gradient::{self, CATEGORIES, Gradient, object, text, texts};
 use crate::harness::{FILES, Harness};
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,9 @@ pub struct CandidateEdit {
     pub plan: Vec<String>,
     /// Unified diff over the harness files (`--- a/instructions.md` …).
     pub diff: String,
+    /// The alternative parent the diff applies to (an elite's version); `None`: the incumbent.
+    #[serde(default)]
+    pub parent: Option<u32>,
 }
 
 /// An edit refused by a safety check.
@@ -82,9 +86,25 @@ pub fn parse(answer: &str) -> Result<Vec<CandidateEdit>> {
         let e = object(
             item,
             &what,
-            &["category", "rationale", "plan", "diff"],
+            &["category", "rationale", "plan", "diff", "parent"],
             role,
         )?;
+        let parent = match e.get("parent") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => match n.as_u64().and_then(|v| u32::try_from(v).ok()) {
+                Some(v) if v >= 1 => Some(v),
+                _ => {
+                    return Err(AgentError::Llm(format!(
+                        "refiner answer: {what}.parent: expected a harness version (1 or more), got {n}"
+                    )));
+                }
+            },
+            Some(other) => {
+                return Err(AgentError::Llm(format!(
+                    "refiner answer: {what}.parent: expected a harness version, got {other}"
+                )));
+            }
+        };
         let category = text(e, "category", &what, role)?;
         if !CATEGORIES.contains(&category.as_str()) {
             return Err(AgentError::Llm(format!(
@@ -97,6 +117,7 @@ pub fn parse(answer: &str) -> Result<Vec<CandidateEdit>> {
             rationale: text(e, "rationale", &what, role)?,
             plan: texts(e, "plan", &what, role)?,
             diff: text(e, "diff", &what, role)?,
+            parent,
         });
     }
     Ok(out)
@@ -301,6 +322,7 @@ pub fn prompt(
     harness: &Harness,
     gradient: &Gradient,
     archive: &[Archived],
+    elites: &[Elite],
     contract: &Value,
 ) -> String {
     let mut s = format!(
@@ -340,6 +362,30 @@ pub fn prompt(
             ));
         }
     }
+    if !elites.is_empty() {
+        s.push_str(
+            "\n# Alternative parents (the best replayed snapshot per edit category)\n\nTo build \
+             on one, set the edit's `parent` to its version: the diff then applies to that \
+             version's files, and the result must still beat the current harness.\n",
+        );
+        for e in elites {
+            s.push_str(&format!(
+                "\n## v{} [{}] mean rubric score {:.3} (gain {:+.3} in its round)\n```diff\n{}```\n",
+                e.version, e.category, e.score, e.gain, e.diff
+            ));
+            // its files where they differ from the current harness (the diff applies to them)
+            for name in FILES
+                .iter()
+                .filter(|n| e.harness.file(n) != harness.file(n))
+            {
+                s.push_str(&format!(
+                    "### v{} {name}\n{}\n",
+                    e.version,
+                    e.harness.file(name)
+                ));
+            }
+        }
+    }
     s.push_str(
         "\nAnswer with one JSON object and nothing else that satisfies the evolve harness's \
          output contract (`plan`: the harness file names the diff changes):\n",
@@ -370,6 +416,7 @@ mod tests {
             rationale: "r".into(),
             plan: plan.iter().map(|s| s.to_string()).collect(),
             diff,
+            parent: None,
         }
     }
 
