@@ -68,8 +68,16 @@ fn expected_score(failed_task: bool, protected_hit: bool) -> f64 {
     }
 }
 
-#[test]
-fn a_deleted_rule_is_diagnosed_repaired_and_admitted_while_bad_edits_are_not() {
+/// A workspace whose Develop harness lost its rule against protected paths, with 8 develop
+/// trajectories in the journal.
+struct Defective {
+    tmp: tempfile::TempDir,
+    instructions: std::path::PathBuf,
+    original: String,
+    defective: String,
+}
+
+fn defective_develop() -> Defective {
     let tmp = common::synthetic_workspace();
     let ws = tmp.path();
     harness::install_defaults(ws).unwrap();
@@ -80,6 +88,23 @@ fn a_deleted_rule_is_diagnosed_repaired_and_admitted_while_bad_edits_are_not() {
     let defective = original.replace(RULE, "");
     std::fs::write(&instructions, &defective).unwrap();
     common::seed_develop_trajectories(ws);
+    Defective {
+        tmp,
+        instructions,
+        original,
+        defective,
+    }
+}
+
+#[test]
+fn a_deleted_rule_is_diagnosed_repaired_and_admitted_while_bad_edits_are_not() {
+    let Defective {
+        tmp,
+        instructions,
+        original,
+        defective,
+    } = defective_develop();
+    let ws = tmp.path();
     let h = harness_files(ws);
 
     let repair = recloop_agents::diff::make("instructions.md", &defective, &original);
@@ -282,14 +307,13 @@ fn a_deleted_rule_is_diagnosed_repaired_and_admitted_while_bad_edits_are_not() {
 
 #[test]
 fn a_replayed_snapshot_is_an_alternative_parent_whose_descendant_must_beat_the_incumbent() {
-    let tmp = common::synthetic_workspace();
+    let Defective {
+        tmp,
+        instructions,
+        defective,
+        ..
+    } = defective_develop();
     let ws = tmp.path();
-    harness::install_defaults(ws).unwrap();
-    let instructions = harness::harness_dir(ws, "develop").join("instructions.md");
-    let original = std::fs::read_to_string(&instructions).unwrap();
-    let defective = original.replace(RULE, "");
-    std::fs::write(&instructions, &defective).unwrap();
-    common::seed_develop_trajectories(ws);
     // round 1: a valid edit without gain (archived, but replayed: an elite of its category)
     let shorter = defective.replace(
         "7. Finish",
