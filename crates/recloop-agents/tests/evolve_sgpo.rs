@@ -68,6 +68,17 @@ fn expected_score(failed_task: bool, protected_hit: bool) -> f64 {
     }
 }
 
+/// Develop's simulated model in the replays; `scripted` plays the evaluator and the refiner.
+fn develop_sim_models(scripted: &Arc<ScriptedModel>) -> EvolveModels {
+    EvolveModels {
+        agent: Arc::new(DevelopSim),
+        evaluator: scripted.clone(),
+        refiner: scripted.clone(),
+        grader: None,
+        ledger: None,
+    }
+}
+
 /// A workspace whose Develop harness lost its rule against protected paths, with 8 develop
 /// trajectories in the journal.
 struct Defective {
@@ -145,13 +156,7 @@ fn a_deleted_rule_is_diagnosed_repaired_and_admitted_while_bad_edits_are_not() {
              "plan": ["instructions.md"], "diff": repair},
         ]})),
     ]));
-    let models = EvolveModels {
-        agent: Arc::new(DevelopSim),
-        evaluator: scripted.clone(),
-        refiner: scripted.clone(),
-        grader: None,
-        ledger: None,
-    };
+    let models = develop_sim_models(&scripted);
     let opts = EvolveOptions::new("develop");
     let summary = evolve::evolve(ws, &opts, &models).unwrap();
     assert_eq!(summary.rounds_before, 0);
@@ -347,13 +352,7 @@ fn a_replayed_snapshot_is_an_alternative_parent_whose_descendant_must_beat_the_i
              "plan": ["instructions.md"], "diff": on_elite, "parent": 2},
         ]})),
     ]));
-    let models = EvolveModels {
-        agent: Arc::new(DevelopSim),
-        evaluator: scripted.clone(),
-        refiner: scripted.clone(),
-        grader: None,
-        ledger: None,
-    };
+    let models = develop_sim_models(&scripted);
     let opts = EvolveOptions {
         rounds: 2,
         ..EvolveOptions::new("develop")
@@ -420,13 +419,7 @@ fn malformed_model_output_fails_the_round_with_a_named_field_and_journals_nothin
         ScriptedTurn::json(bad.clone()),
         ScriptedTurn::json(bad),
     ]));
-    let models = EvolveModels {
-        agent: Arc::new(DevelopSim),
-        evaluator: scripted.clone(),
-        refiner: scripted.clone(),
-        grader: None,
-        ledger: None,
-    };
+    let models = develop_sim_models(&scripted);
     let err = evolve::evolve(ws, &EvolveOptions::new("develop"), &models)
         .unwrap_err()
         .to_string();
