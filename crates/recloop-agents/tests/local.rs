@@ -66,7 +66,6 @@ fn smollm2_runs_one_evolve_round_end_to_end() {
     );
     // the round ran every stage: replays, gradient, edits, and a decision on each edit
     assert_eq!(round.tasks.len(), 1, "{round:?}");
-    assert!((0.0..=5.0).contains(&round.evaluator_score));
     assert_eq!(
         round.candidates.len(),
         1,

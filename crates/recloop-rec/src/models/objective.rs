@@ -97,16 +97,16 @@ pub fn data_term(
 
 /// One user's loss from their scores, positives and masked items (both sorted ascending).
 fn user_loss(loss: LossForm, scores: &[f32], positives: &[u32], masked: &[u32], seed: u64) -> f64 {
-    let is_masked =
-        |i: u32| masked.binary_search(&i).is_ok() && positives.binary_search(&i).is_err();
     match loss {
         LossForm::WeightedSquared { positive_weight } => {
-            let mut e: f64 = scores
+            let sq = |i: u32| f64::from(scores[i as usize]) * f64::from(scores[i as usize]);
+            // every item as a negative, minus the masked ones (a positive is never masked)
+            let mut e: f64 = scores.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+            e -= masked
                 .iter()
-                .enumerate()
-                .filter(|(i, _)| !is_masked(*i as u32))
-                .map(|(_, &s)| f64::from(s) * f64::from(s))
-                .sum();
+                .filter(|i| positives.binary_search(i).is_err())
+                .map(|&i| sq(i))
+                .sum::<f64>();
             for &i in positives {
                 let s = f64::from(scores[i as usize]);
                 // replace the negative's s² by the positive's c·(1 − s)²

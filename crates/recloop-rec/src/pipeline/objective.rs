@@ -6,7 +6,6 @@
 use super::config::EvalConfig;
 use super::data::{PipelineData, check_shapes, load_data};
 use super::evaluate::EvalSplit;
-use super::params::kind_name;
 use super::spec::PipelineSpec;
 use super::trained::TrainedPipeline;
 use crate::error::Result;
@@ -19,7 +18,7 @@ use std::path::Path;
 pub struct ModelObjective {
     /// The model's label in `pipeline.toml`.
     pub model: String,
-    /// Its kind (`ease`, `ials`, ...).
+    /// Its kind (`ease`, `ials`, ...: the model's own name).
     pub kind: String,
     /// Its objective; `None` for a count-based model.
     pub objective: Option<ObjectiveReport>,
@@ -64,13 +63,6 @@ pub fn objectives_spec(
     check_shapes(data, "workspace data")?;
     let fit_on = data.fit_data(EvalSplit::Validation, &spec.positives);
     let pipeline = TrainedPipeline::fit(spec, workspace, &fit_on, &data.items, seed)?;
-    let kinds = |label: &str| {
-        spec.models
-            .iter()
-            .find(|m| m.name == label)
-            .map_or("", |m| kind_name(m.kind))
-            .to_string()
-    };
     let masked_in_validation = |u: usize| {
         let mut m = data.train.items_of(u).to_vec();
         m.extend_from_slice(data.holdout.items_of(u));
@@ -106,7 +98,7 @@ pub fn objectives_spec(
             });
             ModelObjective {
                 model: label.to_string(),
-                kind: kinds(label),
+                kind: model.name().to_string(),
                 objective,
             }
         })
