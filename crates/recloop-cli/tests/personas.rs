@@ -1,7 +1,8 @@
 //! The reward persona with the built-in brain, end to end through the binary: `recloop sim logs`
 //! writes production logs, the persona asks them (through `run_sql_query`) whether liked items
 //! predict return, proposes to learn from liked interactions (`[positives]`), the proxy judges it
-//! offline and the simulator's A/B keeps it. Without logs it proposes nothing and says why.
+//! offline and the simulator's A/B keeps it; the same with the logs kept in PostgreSQL. Without
+//! logs it proposes nothing and says why.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use recloop_core::EvidenceSource;
@@ -94,8 +95,57 @@ fn the_reward_persona_finds_a_signal_in_the_logs_and_ships_a_positives_change() 
         "{}",
         String::from_utf8_lossy(&wrote.stdout)
     );
+    run_and_check_the_reward_change_is_kept(&ws);
+}
+
+/// The same with the logs kept in PostgreSQL (`RECLOOP_TEST_POSTGRES_URL`; skipped with a
+/// message when unset, except under CI, where it fails): `[online] logs` names the database,
+/// `recloop sim logs` writes the tables there, and the persona's `run_sql_query` reads them in
+/// place.
+#[test]
+fn the_reward_persona_reads_logs_kept_in_postgresql() {
+    let base = match std::env::var("RECLOOP_TEST_POSTGRES_URL") {
+        Ok(u) if !u.trim().is_empty() => u,
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI requires RECLOOP_TEST_POSTGRES_URL (source .ci/postgres.sh && start_postgres)"
+            );
+            eprintln!("SKIPPED: this test needs PostgreSQL; set RECLOOP_TEST_POSTGRES_URL");
+            return;
+        }
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = reward_workspace(tmp.path());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let schema = format!("rlogs_{}_{nanos}", std::process::id());
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let manifest = std::fs::read_to_string(ws.join("recloop.toml")).unwrap();
+    let in_postgres = manifest.replace(
+        "logs = \".recloop/logs/production\"",
+        &format!("logs = \"{base}{sep}schema={schema}\""),
+    );
+    assert_ne!(manifest, in_postgres, "the example's [online] logs changed");
+    std::fs::write(ws.join("recloop.toml"), in_postgres).unwrap();
+    git(&ws, &["commit", "-qam", "logs in PostgreSQL"]);
+    let wrote = recloop(&ws, &["sim", "logs"]);
+    let said = String::from_utf8_lossy(&wrote.stdout);
+    assert!(
+        said.contains(&format!("{schema}.exposures")) && said.contains(&format!("{schema}.events")),
+        "{said}"
+    );
+    assert!(!ws.join(".recloop/logs/production").exists());
+    run_and_check_the_reward_change_is_kept(&ws);
+}
+
+/// Three iterations of the reward persona: its question to the logs is journaled, every
+/// proposal cites the answer, and a stricter positives threshold is kept and merged.
+fn run_and_check_the_reward_change_is_kept(ws: &Path) {
     recloop(
-        &ws,
+        ws,
         &[
             "run",
             "--iterations",
@@ -106,13 +156,13 @@ fn the_reward_persona_finds_a_signal_in_the_logs_and_ships_a_positives_change() 
             "reject",
         ],
     );
-    let all = events(&ws);
+    let all = events(ws);
     // the persona's question to the logs is journaled as an analysis
     let sql = recloop_agents::brain::builtin::RETURN_AFTER_LIKE_SQL;
     assert!(
-        all.iter().any(
-            |e| matches!(e, Event::Note { topic, text, .. } if topic == "analysis.sql" && text == sql)
-        ),
+        all.iter()
+            .any(|e| matches!(e, Event::Note { topic, text, data }
+            if topic == "analysis.sql" && text == sql && data["database"] == "logs")),
         "no analysis.sql note"
     );
     let proposals: Vec<&recloop_core::Proposal> = all
@@ -156,7 +206,7 @@ fn the_reward_persona_finds_a_signal_in_the_logs_and_ships_a_positives_change() 
     assert_eq!(kept.len(), 1, "{kept:?}");
     let merged = Command::new("git")
         .args(["show", "main:pipeline.toml"])
-        .current_dir(&ws)
+        .current_dir(ws)
         .output()
         .unwrap();
     let production = String::from_utf8_lossy(&merged.stdout);

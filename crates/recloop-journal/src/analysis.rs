@@ -394,9 +394,12 @@ pub(crate) async fn sqlite_query(
 
 /// Run a checked query on PostgreSQL in a read-only transaction with `statement_timeout`,
 /// rolled back afterwards.
+/// `prelude` (empty, or a `WITH …` list of common table expressions written by recloop, not
+/// the model) goes before the wrapped query: its names are visible inside the query.
 pub(crate) async fn postgres_query(
     pool: &sqlx::PgPool,
     location: &str,
+    prelude: &str,
     sql: &str,
     max_rows: usize,
     timeout: Duration,
@@ -414,7 +417,7 @@ pub(crate) async fn postgres_query(
         tx.execute(AssertSqlSafe(format!("SET LOCAL statement_timeout = {ms}")))
             .await
             .map_err(|e| JournalError::db(location, "setting the statement timeout", e))?;
-        let q = wrapped(&sql, max_rows);
+        let q = format!("{prelude}{}", wrapped(&sql, max_rows));
         let rows = match sqlx::query(AssertSqlSafe(q.as_str()))
             .persistent(false)
             .fetch_all(&mut *tx)
@@ -763,8 +766,164 @@ async fn load(tables: Vec<MemTable>) -> Result<SqliteConnection> {
     Ok(conn)
 }
 
+/// Exposure and event logs kept in PostgreSQL, queried read-only like the journal (an agent's
+/// `run_sql_query` over logs the team keeps in its warehouse). The workspace's exposures and
+/// events relations (tables, views, or parenthesised queries with an alias) are visible to a
+/// query as `exposures(unit_id, experiment, arm, ts, day)` and
+/// `events(unit_id, ts, day, metric, value)`, whatever their names in the database. Connects on
+/// first use; blocking; cheap to clone.
+#[derive(Clone)]
+pub struct PgLogs {
+    inner: Arc<PgLogsInner>,
+}
+
+struct PgLogsInner {
+    runtime: Option<tokio::runtime::Runtime>,
+    pool: sqlx::PgPool,
+    location: String,
+    prelude: String,
+}
+
+impl Drop for PgLogsInner {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl std::fmt::Debug for PgLogs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgLogs")
+            .field("location", &self.inner.location)
+            .finish()
+    }
+}
+
+/// The columns each log relation shows to a query.
+const EXPOSURE_COLUMNS: &str = "unit_id, experiment, arm, ts, day";
+const EVENT_COLUMNS: &str = "unit_id, ts, day, metric, value";
+
+impl PgLogs {
+    /// Connect to the logs at `url`, whose relations are `exposures` and `events`. Like a
+    /// journal URL, `url` may end in `?schema=NAME`: relations are then looked up in that schema
+    /// first (its `search_path`).
+    pub fn connect(url: &str, exposures: &str, events: &str) -> Result<PgLogs> {
+        let parsed = crate::backend::Location::parse(url)?;
+        let location = parsed.display();
+        let crate::backend::Location::Postgres { url, schema } = parsed else {
+            return Err(JournalError::InvalidLocation {
+                location,
+                reason: "logs in a database are named by a postgres:// URL".into(),
+            });
+        };
+        let mut options = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(&url)
+            .map_err(|e| JournalError::InvalidLocation {
+            location: location.clone(),
+            reason: e.to_string(),
+        })?;
+        if let Some(s) = &schema {
+            options = options.options([("search_path", s.as_str())]);
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("recloop-pglogs")
+            .enable_all()
+            .build()
+            .map_err(|e| JournalError::Internal(format!("cannot start a runtime: {e}")))?;
+        let loc = location.clone();
+        let pool = crate::blocking::run_on(&runtime, async move {
+            sqlx::postgres::PgPoolOptions::new()
+                .max_connections(2)
+                .min_connections(0)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .map_err(|e| JournalError::db(&loc, "connecting to the logs", e))
+        })?;
+        Ok(PgLogs {
+            inner: Arc::new(PgLogsInner {
+                runtime: Some(runtime),
+                pool,
+                location,
+                prelude: log_prelude(exposures, events),
+            }),
+        })
+    }
+
+    /// Where the logs are (password hidden).
+    pub fn location(&self) -> &str {
+        &self.inner.location
+    }
+
+    /// One read-only query (see the module docs) over `exposures` and `events`.
+    pub fn query_read_only(
+        &self,
+        sql: &str,
+        max_rows: usize,
+        timeout: Duration,
+    ) -> Result<QueryResult> {
+        let rt = self
+            .inner
+            .runtime
+            .as_ref()
+            .ok_or_else(|| JournalError::Internal("runtime already shut down".into()))?;
+        let inner = self.inner.clone();
+        let sql = sql.to_string();
+        crate::blocking::run_on(rt, async move {
+            postgres_query(
+                &inner.pool,
+                &inner.location,
+                &inner.prelude,
+                &sql,
+                max_rows,
+                timeout,
+            )
+            .await
+        })
+    }
+}
+
+/// The common table expressions that show the workspace's log relations under the names
+/// queries use; none for a relation already named so.
+fn log_prelude(exposures: &str, events: &str) -> String {
+    let ctes: Vec<String> = [
+        ("exposures", exposures, EXPOSURE_COLUMNS),
+        ("events", events, EVENT_COLUMNS),
+    ]
+    .into_iter()
+    .filter(|(name, relation, _)| relation.trim() != *name)
+    .map(|(name, relation, columns)| {
+        format!("{name} AS (SELECT {columns} FROM {})", relation.trim())
+    })
+    .collect();
+    if ctes.is_empty() {
+        String::new()
+    } else {
+        format!("WITH {}\n", ctes.join(",\n"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn log_relations_are_shown_under_the_names_queries_use() {
+        assert_eq!(log_prelude("exposures", " events "), "");
+        assert_eq!(
+            log_prelude("analytics.ab_exposures", "events"),
+            "WITH exposures AS (SELECT unit_id, experiment, arm, ts, day FROM \
+             analytics.ab_exposures)\n"
+        );
+        let both = log_prelude("x", "(SELECT * FROM raw) r");
+        assert!(
+            both.ends_with(
+                "events AS (SELECT unit_id, ts, day, metric, value FROM (SELECT * FROM raw) r)\n"
+            ),
+            "{both}"
+        );
+    }
+
     use super::*;
 
     #[test]

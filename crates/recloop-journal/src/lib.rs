@@ -41,7 +41,7 @@ mod transfer;
 mod viewbatch;
 pub mod views;
 
-pub use analysis::{MemTable, MemoryDb, QueryResult};
+pub use analysis::{MemTable, MemoryDb, PgLogs, QueryResult};
 pub use artifact::ArtifactHash;
 pub use backend::{AnyBackend, Backend, JOURNAL_URL_ENV, Location, PostgresBackend, SqliteBackend};
 pub use blocking::Journal;

@@ -70,6 +70,11 @@ macro_rules! for_each_backend {
                 let Some(db) = TestDb::new(Kind::Postgres) else { return };
                 crash::kill_and_recover(&db);
             }
+            #[test]
+            fn logs_in_postgres() {
+                let Some(db) = TestDb::new(Kind::Postgres) else { return };
+                suite::logs_in_postgres(&db);
+            }
             /// Same logical schema: a SQLite journal exported and imported into PostgreSQL (and
             /// back) gives identical views.
             #[test]

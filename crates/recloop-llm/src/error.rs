@@ -138,6 +138,8 @@ pub enum LlmError {
         max_tokens: u32,
         /// Calls made (first call plus retries).
         attempts: u32,
+        /// Tokens the cut-off calls used (they are spent although nothing came of them).
+        usage: crate::Usage,
     },
     /// The JSON Schema itself is invalid.
     #[error("invalid JSON Schema {name}: {reason}")]

@@ -223,6 +223,7 @@ pub fn complete(
                 model: model.name().to_string(),
                 max_tokens: limit,
                 attempts,
+                usage,
             });
         }
         let next = limit
@@ -603,10 +604,14 @@ mod tests {
                 LlmError::Truncated {
                     max_tokens: 900,
                     attempts: 3,
+                    usage: Usage {
+                        output_tokens: 1..,
+                        ..
+                    },
                     ..
                 }
             ),
-            "{err}"
+            "the cut-off calls' tokens are reported: {err:?}"
         );
         assert_eq!(m.remaining(), 7, "bounded: the first call and two retries");
     }

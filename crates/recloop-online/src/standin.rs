@@ -357,6 +357,26 @@ fn write_day(
     std::fs::remove_dir_all(&scratch).map_err(io(&scratch))
 }
 
+/// Write exposure and event rows into PostgreSQL tables `SCHEMA.exposures` and `SCHEMA.events`
+/// (schema and tables created when missing; rows appended in one transaction), as the stand-in
+/// platform does day by day. `recloop sim logs` uses it for a workspace whose logs are kept in
+/// PostgreSQL.
+pub fn write_logs_to_postgres(
+    url: &str,
+    schema: &str,
+    exposures: &[ExposureRow],
+    events: &[EventRow],
+) -> Result<()> {
+    let sinks = StandInSinks {
+        files: None,
+        postgres: Some(url.to_string()),
+        schema: Some(schema.to_string()),
+    };
+    let schema = sinks.schema()?;
+    pg_create_tables(url, schema)?;
+    pg_insert(url, schema, exposures, events)
+}
+
 fn pg_create_tables(url: &str, schema: &str) -> Result<()> {
     on_own_runtime(url, |rt| {
         rt.block_on(async {

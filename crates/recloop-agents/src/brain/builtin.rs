@@ -402,9 +402,11 @@ fn reward_signal(input: &BrainstormInput<'_>) -> std::result::Result<RewardSigna
     let mut groups = BTreeMap::new();
     for row in &result.rows {
         use recloop_journal::sql::Val;
+        // PostgreSQL answers AVG over decimals as NUMERIC, which reads as text
         let number = |k: usize| match row.get(k) {
             Some(Val::Int(Some(i))) => Some(*i as f64),
             Some(Val::Real(Some(f))) => Some(*f),
+            Some(Val::Text(Some(t))) => t.trim().parse().ok(),
             _ => None,
         };
         if let (Some(Val::Text(Some(name))), Some(n), Some(rate)) =

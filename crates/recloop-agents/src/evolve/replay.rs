@@ -38,20 +38,27 @@ pub fn seed(task: &str, k: u32, base: u64) -> u64 {
 }
 
 /// The user message of a replay: the original input and the rule that tools are not available.
-/// The output limit is sized to the harness's output contract (as the agent's own answer is).
-fn replay_request(harness: &Harness, task: &ReplayTask, seed: u64) -> ChatRequest {
+/// Without tools the answer is the agent's final answer, so it is asked for as structured output
+/// with the harness's output contract as its schema (a provider's JSON mode or grammar, else the
+/// schema in the prompt), its output limit sized to that contract. A contract that does not
+/// compile is sent without a response format and fails the schema verifier.
+fn replay_request(harness: &Harness, input: &str, seed: u64) -> ChatRequest {
     let request = ChatRequest::new(vec![
         Message::system(harness.system_prompt()),
         Message::user(format!(
             "{}\n\n(Replay: tools are not available. Answer now with the final JSON object that \
              satisfies the output contract.)",
-            task.input
+            input
         )),
     ])
     .with_seed(seed);
-    match harness.contract() {
-        Ok(contract) => request.with_max_tokens(recloop_llm::output_tokens_for(&contract, 1)),
+    let Ok(contract) = harness.contract() else {
         // an unreadable contract fails the schema verifier; the provider's default limit
+        return request;
+    };
+    let request = request.with_max_tokens(recloop_llm::output_tokens_for(&contract, 1));
+    match recloop_llm::Schema::compile(&format!("{}_contract", harness.spec.agent), &contract) {
+        Ok(schema) => recloop_llm::with_schema(&request, &schema),
         Err(_) => request,
     }
 }
@@ -78,14 +85,17 @@ pub fn run_all(
             // cut off even at the largest limit is an answer without JSON (a scored failure)
             let output = match complete(
                 model,
-                &replay_request(harness, task, s),
+                &replay_request(harness, &task.input, s),
                 &LengthPolicy::default(),
             ) {
                 Ok(done) => {
                     usage.add(done.usage);
                     done.response.text().to_string()
                 }
-                Err(e @ LlmError::Truncated { .. }) => format!("(no answer: {e})"),
+                Err(e @ LlmError::Truncated { usage: spent, .. }) => {
+                    usage.add(spent);
+                    format!("(no answer: {e})")
+                }
                 Err(e) => {
                     return Err(AgentError::Llm(format!(
                         "replay of {} (seed {s}): {e}",
@@ -319,6 +329,35 @@ mod tests {
         assert!(!d.admissible);
         // unpaired seeds are an error
         assert!(pair(&old, &[run("a", 9, 1.0, true)], 3).is_err());
+    }
+
+    #[test]
+    fn a_replay_asks_for_the_contract_as_structured_output() {
+        let contract = serde_json::json!({"type": "object", "required": ["summary"],
+            "properties": {"summary": {"type": "string", "maxLength": 40}}});
+        let files = |c: Option<&serde_json::Value>| {
+            let mut f = BTreeMap::from([("instructions.md".to_string(), "Be brief.".to_string())]);
+            if let Some(c) = c {
+                f.insert("contract.schema.json".into(), c.to_string());
+            }
+            f
+        };
+        let h = Harness::from_files("develop", files(Some(&contract)));
+        let req = replay_request(&h, "Implement it.", 7);
+        let format = req.response_format.clone().unwrap();
+        assert_eq!(
+            (format.name.as_str(), &format.schema),
+            ("develop_contract", &contract)
+        );
+        assert_eq!(req.seed, Some(7));
+        assert_eq!(
+            req.max_tokens,
+            Some(recloop_llm::output_tokens_for(&contract, 1))
+        );
+        assert!(req.messages[1].content.starts_with("Implement it."));
+        // without a contract the answer is asked for as text (and fails the schema verifier)
+        let bare = Harness::from_files("develop", files(None));
+        assert!(replay_request(&bare, "x", 1).response_format.is_none());
     }
 
     #[test]

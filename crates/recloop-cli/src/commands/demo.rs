@@ -39,14 +39,13 @@ pub fn run(args: Args) -> anyhow::Result<std::process::ExitCode> {
     let manifest = recloop_core::Manifest::load(&args.dir)?;
     if manifest.online.platform == "simulator"
         && let Some(logs) = manifest.online.logs.as_deref()
+        && !logs.starts_with("postgres")
         && !args.dir.join(logs).exists()
     {
         let w = super::sim::write_production_logs(&args.dir, None, 2000, 14, 1)?;
         eprintln!(
             "simulated two weeks of production traffic (2,000 users): {} exposures and {} events in {} (for run_sql_query)",
-            w.exposures,
-            w.events,
-            w.dir.display()
+            w.exposures, w.events, w.place
         );
     }
     let opts = recloop_agents::orchestrator::RunOptions {

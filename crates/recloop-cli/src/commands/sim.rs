@@ -147,8 +147,10 @@ pub enum Command {
     #[command(subcommand)]
     Standin(Standin),
     /// Production traffic logs: simulate the workspace's pipeline alone for `--days` days and
-    /// write the exposure and event logs (Parquet) where `[online] logs` points, for
-    /// `run_sql_query` and the reward persona.
+    /// write the exposure and event logs where `[online] logs` points (Parquet files in a
+    /// directory, or tables `exposures` and `events` in PostgreSQL for a `postgres://` URL,
+    /// in the schema its `?schema=NAME` names, else `public`), for `run_sql_query` and the
+    /// reward persona.
     Logs {
         /// The workspace (its world, pipeline and `[online] logs`).
         #[arg(long, default_value = ".")]
@@ -168,15 +170,26 @@ pub enum Command {
     },
 }
 
+/// Where production logs were written.
+pub struct ProductionLogs {
+    /// Exposure rows written.
+    pub exposures: u64,
+    /// Event rows written.
+    pub events: u64,
+    /// The directory, or the database (password hidden) and schema.
+    pub place: String,
+}
+
 /// Simulate `days` days of production traffic of workspace `dir` (its own pipeline) for `users`
-/// users and write the logs to `out`, or to the manifest's `[online] logs`.
+/// users and write the logs to `out`, or to the manifest's `[online] logs` (a directory, or a
+/// PostgreSQL database: the rows are simulated into a scratch directory and copied there).
 pub fn write_production_logs(
     dir: &std::path::Path,
     out: Option<&std::path::Path>,
     users: usize,
     days: u32,
     seed: u64,
-) -> anyhow::Result<recloop_logs::WrittenLogs> {
+) -> anyhow::Result<ProductionLogs> {
     let l = load(&WorldArgs {
         workspace: Some(dir.to_path_buf()),
         world: WorldArg::Ml1m,
@@ -192,13 +205,13 @@ pub fn write_production_logs(
                 )
             })?;
             if named.starts_with("postgres://") || named.starts_with("postgresql://") {
-                anyhow::bail!("[online] logs is a PostgreSQL URL; pass --out DIR to write files");
+                return write_production_logs_to_postgres(&l, named, dir, users, days, seed);
             }
             dir.join(named)
         }
     };
     let policy = control_policy(&l, None, seed)?;
-    Ok(recloop_sim::logs::simulate_logs(
+    let w = recloop_sim::logs::simulate_logs(
         l.world.clone(),
         policy.as_ref(),
         users,
@@ -206,7 +219,64 @@ pub fn write_production_logs(
         seed,
         &target,
         recloop_logs::LogFormat::Parquet,
-    )?)
+    )?;
+    Ok(ProductionLogs {
+        exposures: w.exposures,
+        events: w.events,
+        place: w.dir.display().to_string(),
+    })
+}
+
+/// [`write_production_logs`] into the PostgreSQL database at `url`.
+fn write_production_logs_to_postgres(
+    l: &Loaded,
+    url: &str,
+    dir: &std::path::Path,
+    users: usize,
+    days: u32,
+    seed: u64,
+) -> anyhow::Result<ProductionLogs> {
+    let location = recloop_journal::Location::parse(url)
+        .with_context(|| format!("{}: [online] logs", dir.join("recloop.toml").display()))?;
+    let place = location.display();
+    let recloop_journal::Location::Postgres { url, schema } = location else {
+        anyhow::bail!("[online] logs {place} is not a postgres:// URL");
+    };
+    let scratch = tempfile_dir(dir)?;
+    let policy = control_policy(l, None, seed)?;
+    let w = recloop_sim::logs::simulate_logs(
+        l.world.clone(),
+        policy.as_ref(),
+        users,
+        days,
+        seed,
+        &scratch,
+        recloop_logs::LogFormat::Parquet,
+    )?;
+    let reader = recloop_logs::LogReader::open(&scratch)?;
+    let (exposures, events) = (reader.read_exposures()?, reader.read_events()?);
+    let schema = schema.unwrap_or_else(|| "public".into());
+    recloop_online::standin::write_logs_to_postgres(&url, &schema, &exposures, &events)?;
+    std::fs::remove_dir_all(&scratch)
+        .with_context(|| format!("removing the scratch logs {}", scratch.display()))?;
+    Ok(ProductionLogs {
+        exposures: w.exposures,
+        events: w.events,
+        place: format!("{place} (tables {schema}.exposures, {schema}.events)"),
+    })
+}
+
+/// A fresh scratch directory under the workspace's `.recloop`.
+fn tempfile_dir(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let scratch = dir
+        .join(".recloop")
+        .join(format!("logs-scratch-{}", std::process::id()));
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch)
+            .with_context(|| format!("removing {}", scratch.display()))?;
+    }
+    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+    Ok(scratch)
 }
 
 /// The stand-in platform's commands: `start`, `traffic` and `stop` are what `[online.external]`
@@ -572,10 +642,7 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
             let w = write_production_logs(&workspace, out.as_deref(), users, days, seed)?;
             println!(
                 "wrote {} exposures and {} events ({} days of {users} simulated users) to {}",
-                w.exposures,
-                w.events,
-                days,
-                w.dir.display()
+                w.exposures, w.events, days, w.place
             );
             Ok(())
         }

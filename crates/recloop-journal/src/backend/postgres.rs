@@ -214,7 +214,8 @@ impl Backend for PostgresBackend {
         max_rows: usize,
         timeout: Duration,
     ) -> Result<crate::analysis::QueryResult> {
-        crate::analysis::postgres_query(&self.pool, &self.location, &sql, max_rows, timeout).await
+        crate::analysis::postgres_query(&self.pool, &self.location, "", &sql, max_rows, timeout)
+            .await
     }
 
     async fn put_artifact(&self, bytes: Vec<u8>) -> Result<ArtifactHash> {

@@ -889,3 +889,103 @@ fn views_count(j: &recloop_journal::Journal) -> usize {
         .unwrap();
     r.rows[0][0].as_i64().unwrap() as usize
 }
+
+/// Logs kept in PostgreSQL (`PgLogs`): tables with the team's own names, in the schema the URL
+/// names, are queried as `exposures` and `events`; writes are refused and change nothing; the
+/// row and time limits hold; a missing relation is an error that says so.
+pub fn logs_in_postgres(db: &TestDb) {
+    use recloop_journal::PgLogs;
+    use std::time::Duration;
+    let schema = db.url.rsplit("schema=").next().unwrap().to_string();
+    let base = db.url.split('?').next().unwrap().to_string();
+    let setup = [
+        format!("CREATE SCHEMA {schema}"),
+        format!(
+            "CREATE TABLE {schema}.ab_exposures (unit_id int8, experiment text, arm text, \
+             ts int8, day int4, extra text)"
+        ),
+        format!(
+            "CREATE TABLE {schema}.ab_events (unit_id int8, ts int8, day int4, metric text, \
+             value float8)"
+        ),
+        format!(
+            "INSERT INTO {schema}.ab_exposures SELECT u, 'prod', CASE WHEN u % 2 = 0 THEN \
+             'control' ELSE 'treatment' END, u, u % 7, 'x' FROM generate_series(1, 500) u"
+        ),
+        format!(
+            "INSERT INTO {schema}.ab_events SELECT u, u, u % 7, 'clicks', (u % 3)::float8 \
+             FROM generate_series(1, 500) u"
+        ),
+    ];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&base).await.unwrap();
+        for sql in &setup {
+            sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+    });
+    let five = Duration::from_secs(5);
+    // the URL's schema is searched first, so the relations need no schema prefix
+    let logs = PgLogs::connect(&db.url, "ab_exposures", "ab_events").unwrap();
+    assert!(logs.location().contains(&schema), "{}", logs.location());
+    let r = logs
+        .query_read_only(
+            "SELECT x.arm, COUNT(*) AS units, SUM(e.value) AS clicks FROM exposures x \
+             JOIN events e ON e.unit_id = x.unit_id GROUP BY x.arm ORDER BY x.arm",
+            200,
+            five,
+        )
+        .unwrap();
+    assert_eq!(r.columns, ["arm", "units", "clicks"]);
+    assert_eq!(r.rows.len(), 2, "{r:?}");
+    assert_eq!(r.rows[0][0].as_str(), Some("control"));
+    assert_eq!(r.rows[0][1].as_i64(), Some(250));
+    // only the named columns are shown: the table's own `extra` is not
+    let err = logs
+        .query_read_only("SELECT extra FROM exposures", 200, five)
+        .unwrap_err();
+    assert!(err.to_string().contains("extra"), "{err}");
+    // the model's own WITH works beside the prelude's
+    let r = logs
+        .query_read_only(
+            "WITH d AS (SELECT day, COUNT(*) AS n FROM events GROUP BY day) SELECT MAX(n) FROM d",
+            200,
+            five,
+        )
+        .unwrap();
+    assert_eq!(r.rows[0][0].as_i64(), Some(72), "{r:?}");
+    // writes are refused and change nothing
+    for w in [
+        "DELETE FROM exposures",
+        "SELECT 1; DROP TABLE events",
+        "WITH gone AS (DELETE FROM ab_events RETURNING 1) SELECT count(*) FROM gone",
+    ] {
+        assert!(logs.query_read_only(w, 200, five).is_err(), "{w}");
+    }
+    let n = logs
+        .query_read_only("SELECT COUNT(*) FROM events", 200, five)
+        .unwrap();
+    assert_eq!(n.rows[0][0].as_i64(), Some(500));
+    // the row limit truncates, the time limit stops
+    let r = logs
+        .query_read_only("SELECT unit_id FROM exposures", 10, five)
+        .unwrap();
+    assert!(r.truncated && r.rows.len() == 10, "{r:?}");
+    let err = logs
+        .query_read_only("SELECT pg_sleep(3)", 10, Duration::from_millis(300))
+        .unwrap_err();
+    assert!(err.to_string().contains("time limit"), "{err}");
+    // relations named wrong: the database's own message, through the same error
+    let wrong = PgLogs::connect(&base, "no_such_table", "ab_events").unwrap();
+    let err = wrong
+        .query_read_only("SELECT COUNT(*) FROM exposures", 10, five)
+        .unwrap_err();
+    assert!(err.to_string().contains("no_such_table"), "{err}");
+}
