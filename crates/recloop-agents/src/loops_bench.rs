@@ -58,7 +58,8 @@ pub struct LoopsSample {
     pub keeps: u32,
     /// KEEPs per online experiment.
     pub keeps_per_experiment: f64,
-    /// KEEPs per simulated week.
+    /// KEEPs per simulated week of the run: over the days it used online, or over the days it
+    /// was given when it used fewer (a loop that leaves slots idle still spends the weeks).
     pub keeps_per_week: f64,
     /// Validation primary: production at the start and at the end.
     pub start: f64,
@@ -116,7 +117,14 @@ pub fn bench_loops(
             let summary: RunSummary = serde_json::from_slice(&output.stdout).map_err(|e| {
                 bench_err(format!("{mode} loop, seed {seed}: unreadable summary: {e}"))
             })?;
-            let s = sample(&ws, mode, seed, &summary, start.elapsed().as_secs_f64())?;
+            let s = sample(
+                &ws,
+                mode,
+                seed,
+                b.days,
+                &summary,
+                start.elapsed().as_secs_f64(),
+            )?;
             report(&s);
             out.push(s);
         }
@@ -166,7 +174,14 @@ fn setup(b: &LoopsBench, ws: &Path, mode: &str, seed: u64) -> Result<()> {
     Ok(())
 }
 
-fn sample(ws: &Path, mode: &str, seed: u64, s: &RunSummary, wall_s: f64) -> Result<LoopsSample> {
+fn sample(
+    ws: &Path,
+    mode: &str,
+    seed: u64,
+    days: u32,
+    s: &RunSummary,
+    wall_s: f64,
+) -> Result<LoopsSample> {
     let jerr = |e: recloop_journal::JournalError| AgentError::Journal(e.to_string());
     let j = Journal::open(&ws.join(".recloop").join("journal.db").display().to_string())
         .map_err(jerr)?;
@@ -215,7 +230,7 @@ fn sample(ws: &Path, mode: &str, seed: u64, s: &RunSummary, wall_s: f64) -> Resu
         online_days: s.online_days,
         keeps,
         keeps_per_experiment: per(keeps, f64::from(s.online_experiments)),
-        keeps_per_week: per(keeps, f64::from(s.online_days) / 7.0),
+        keeps_per_week: per(keeps, f64::from(s.online_days.max(days)) / 7.0),
         start: value(&s.start),
         end: value(&s.end),
         north_star: s.north_star_effects.iter().map(|(_, e)| e).sum(),

@@ -17,7 +17,10 @@
 //! when one judged it), times the posterior
 //! probability (Beta(1, 1) prior) that a candidate on its lever is kept once online, from the
 //! journal's online verdicts; so a region that looked good offline and failed with users is
-//! steered away from.
+//! steered away from. A candidate is promoted only when its experiment is likely to end KEEP
+//! (the power bar: its predicted online effect against the noise of the journal's recent
+//! experiments) and it is stronger offline than any candidate that failed online on its stage;
+//! otherwise it waits, and an idle slot costs no simulated days.
 
 use super::{Batch, CandidateOutcome, Loop, ProductionState, RunConfig, StepCounter, Unsettled};
 use crate::approvals::Approvals;
@@ -209,6 +212,94 @@ fn calibration(events: &[EventRecord], sign: f64, online: &MetricSpec) -> Option
         slope: sxy / sxx,
         needed: needed.unwrap_or(0.0),
         experiments: pairs.len(),
+    })
+}
+
+/// How noisy the online primary has been: the relative standard error of its effect at the end
+/// of the journal's latest online experiments (CI half-width / z(1 − α/2) / |control|; the
+/// median of the last [`NOISE_WINDOW`]), and the minimum effect relative to the latest control.
+#[derive(Debug, Clone, PartialEq)]
+struct OnlineNoise {
+    /// Relative standard error of the online primary's effect.
+    se: f64,
+    /// The online minimum effect relative to production's latest online value.
+    needed: f64,
+    /// Experiments it was measured on.
+    experiments: usize,
+}
+
+/// Latest online experiments [`OnlineNoise`] is measured on.
+const NOISE_WINDOW: usize = 5;
+
+/// Least predicted chance of a KEEP for the slow loop to spend an online slot on a candidate
+/// (once the journal holds an online experiment to measure the noise on).
+const MIN_KEEP_CHANCE: f64 = 0.5;
+
+/// [`OnlineNoise`] from the journal's online verdicts on `online`, or `None` before any.
+fn online_noise(events: &[EventRecord], online: &MetricSpec, alpha: f64) -> Option<OnlineNoise> {
+    let z = recloop_stats::distributions::normal_quantile(1.0 - alpha / 2.0).ok()?;
+    let mut measured = Vec::new();
+    for r in events {
+        let Event::Verdict {
+            experiment_id: Some(_),
+            verdict,
+            ..
+        } = &r.event
+        else {
+            continue;
+        };
+        let Some(e) = verdict.effects.iter().find(|e| e.metric == online.name) else {
+            continue;
+        };
+        let (Some(lo), Some(hi)) = e.ci else { continue };
+        if e.control.abs() > 0.0 && hi > lo {
+            measured.push(((hi - lo) / (2.0 * z * e.control.abs()), e.control.abs()));
+        }
+    }
+    let latest = &measured[measured.len().saturating_sub(NOISE_WINDOW)..];
+    let (_, control) = *latest.last()?;
+    let mut se: Vec<f64> = latest.iter().map(|(s, _)| *s).collect();
+    se.sort_by(f64::total_cmp);
+    let mid = se.len() / 2;
+    let median = if se.len() % 2 == 1 {
+        se[mid]
+    } else {
+        (se[mid - 1] + se[mid]) / 2.0
+    };
+    Some(OnlineNoise {
+        se: median,
+        needed: online.min_effect / control,
+        experiments: latest.len(),
+    })
+}
+
+/// What the journal predicts for a candidate online.
+#[derive(Debug, Clone, PartialEq)]
+struct Outlook {
+    /// Expected relative effect on the online primary: offline lift × the calibrated slope, or
+    /// × 1 before there is a calibration (an offline lift carries over one to one).
+    effect: f64,
+    /// Approximate chance that its experiment ends KEEP: that the measured effect clears both
+    /// the significance bar z(1 − α/2) × SE and the minimum effect, Φ((effect − bar) / SE).
+    keep_chance: f64,
+    /// The bar the measured effect must clear.
+    bar: f64,
+}
+
+fn outlook(
+    lift: f64,
+    calibrated: Option<&Calibration>,
+    noise: &OnlineNoise,
+    alpha: f64,
+) -> Option<Outlook> {
+    let z = recloop_stats::distributions::normal_quantile(1.0 - alpha / 2.0).ok()?;
+    let effect = calibrated.map_or(1.0, |c| c.slope) * lift;
+    let bar = (z * noise.se).max(noise.needed);
+    let keep_chance = recloop_stats::distributions::normal_cdf((effect - bar) / noise.se);
+    Some(Outlook {
+        effect,
+        keep_chance,
+        bar,
     })
 }
 
@@ -482,6 +573,8 @@ impl Loop {
                 .clone()
                 .unwrap_or_else(|| self.manifest.metrics.primary.clone());
             let calibrated = calibration(&events, sign, &online_primary);
+            let alpha = self.manifest.online.alpha;
+            let noise = online_noise(&events, &online_primary, alpha);
             let n = ranked.len();
             let mut layers = recloop_online::Layers::default();
             let share = self.manifest.online.layer_share();
@@ -502,26 +595,43 @@ impl Loop {
                 let weaker = online_failures
                     .iter()
                     .find(|f| f.stage == layer_parameter(&r.entry.proposal) && f.lift >= r.lift);
-                // the calibrated bar: a lift too small to show online at the minimum effect
-                let too_small = calibrated
-                    .as_ref()
-                    .filter(|c| c.slope * r.lift < c.needed);
-                if let Some(c) = too_small.filter(|_| promoted.len() < slots) {
+                // the power bar: an experiment unlikely to show the predicted effect is not
+                // started (an idle slot costs no days; the fast loop looks for a stronger one)
+                let unlikely = noise.as_ref().and_then(|nz| {
+                    outlook(r.lift, calibrated.as_ref(), nz, alpha)
+                        .filter(|o| o.keep_chance < MIN_KEEP_CHANCE)
+                        .map(|o| (o, nz))
+                });
+                if let Some((o, nz)) = unlikely.filter(|_| promoted.len() < slots) {
+                    let basis = match &calibrated {
+                        Some(c) => format!(
+                            "{:.3} × offline lift, calibrated on {} experiments",
+                            c.slope, c.experiments
+                        ),
+                        None => "offline lift, not yet calibrated".into(),
+                    };
                     rec.emit(
                         it,
                         &format!("slow/{pid}/held-back"),
                         Event::Note {
                             topic: "dual.held_back".into(),
                             text: format!(
-                                "{pid} stays in the pool ({why}): its predicted online effect \
-                                 {:+.2}% ({:.3} × offline lift, calibrated on {} experiments) is \
-                                 below the online minimum effect {:.2}% of production",
-                                100.0 * c.slope * r.lift,
-                                c.slope,
-                                c.experiments,
-                                100.0 * c.needed
+                                "{pid} stays in the pool ({why}): predicted online effect \
+                                 {:+.2}% ({basis}); an experiment must measure at least {:.2}% \
+                                 (significance at α {alpha} with a standard error of {:.2}%, the \
+                                 median of the last {} experiments, or the minimum effect \
+                                 {:.2}%), so P(KEEP) ≈ {:.2} < {MIN_KEEP_CHANCE}",
+                                100.0 * o.effect,
+                                100.0 * o.bar,
+                                100.0 * nz.se,
+                                nz.experiments,
+                                100.0 * nz.needed,
+                                o.keep_chance
                             ),
-                            data: serde_json::Value::Null,
+                            data: serde_json::json!({
+                                "predicted_effect": o.effect, "bar": o.bar,
+                                "keep_chance": o.keep_chance, "se": nz.se,
+                            }),
                         },
                         None,
                     )?;
@@ -857,6 +967,80 @@ mod tests {
         assert_eq!(failures[0].proposal_id, "a");
         assert_eq!(failures[0].stage, "model");
         assert!((failures[0].lift - 0.05).abs() < 1e-9, "{failures:?}");
+    }
+
+    #[test]
+    fn the_power_bar_predicts_the_chance_of_a_keep_from_the_journal_s_noise() {
+        use recloop_journal::{EventFilter, Journal, NewEvent};
+        let tmp = tempfile::tempdir().unwrap();
+        let j = Journal::open(tmp.path().join("j.db").to_str().unwrap()).unwrap();
+        let online = MetricSpec {
+            name: "ndcg@10".into(),
+            direction: recloop_core::Direction::Increase,
+            min_effect: 0.002,
+        };
+        let events = j.events(&EventFilter::default()).unwrap();
+        assert!(
+            online_noise(&events, &online, 0.05).is_none(),
+            "no experiment yet"
+        );
+        // control 0.35, a CI of ± half_width around the effect
+        let push = |id: &str, half_width: f64| {
+            let mut verdict = recloop_journal::fixtures::verdict(Decision::Extend, 0.004);
+            verdict.effects[0].ci = (Some(0.004 - half_width), Some(0.004 + half_width));
+            j.append(NewEvent::new(
+                "run-1",
+                1,
+                Event::Verdict {
+                    proposal_id: id.into(),
+                    candidate_id: format!("c-{id}"),
+                    experiment_id: Some(format!("x-{id}")),
+                    verdict,
+                },
+            ))
+            .unwrap();
+        };
+        push("a", 0.01);
+        let events = j.events(&EventFilter::default()).unwrap();
+        let nz = online_noise(&events, &online, 0.05).unwrap();
+        let se = 0.01 / (1.959_963_984_540_054 * 0.35);
+        assert!((nz.se - se).abs() < 1e-9, "{nz:?} vs {se}");
+        assert!((nz.needed - 0.002 / 0.35).abs() < 1e-9, "{nz:?}");
+        // a lift exactly at the bar is a coin flip; far above, near certain; far below, no
+        let at = (1.959_963_984_540_054 * nz.se).max(nz.needed);
+        let o = outlook(at, None, &nz, 0.05).unwrap();
+        assert!((o.keep_chance - 0.5).abs() < 1e-6, "{o:?}");
+        assert!(
+            outlook(at + 4.0 * nz.se, None, &nz, 0.05)
+                .unwrap()
+                .keep_chance
+                > 0.99
+        );
+        assert!(
+            outlook(at - 4.0 * nz.se, None, &nz, 0.05)
+                .unwrap()
+                .keep_chance
+                < 0.01
+        );
+        // a calibrated slope scales the prediction
+        let c = Calibration {
+            slope: 0.5,
+            needed: 0.01,
+            experiments: 3,
+        };
+        let halved = outlook(2.0 * at, Some(&c), &nz, 0.05).unwrap();
+        assert!((halved.effect - at).abs() < 1e-12 && (halved.keep_chance - 0.5).abs() < 1e-6);
+        // the median of the latest five experiments (the first, ± 0.01, is left out)
+        for (k, w) in [0.05, 0.02, 0.04, 0.03, 0.06].iter().enumerate() {
+            push(&format!("m{k}"), *w);
+        }
+        let events = j.events(&EventFilter::default()).unwrap();
+        let latest = online_noise(&events, &online, 0.05).unwrap();
+        assert_eq!(latest.experiments, NOISE_WINDOW);
+        assert!(
+            (latest.se - 0.04 / (1.959_963_984_540_054 * 0.35)).abs() < 1e-9,
+            "{latest:?}"
+        );
     }
 
     #[test]
