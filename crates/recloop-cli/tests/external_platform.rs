@@ -5,6 +5,8 @@
 //! where the run is also killed with SIGKILL in the middle of an experiment and resumed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use recloop_journal::{Event, EventFilter, Journal};
 use recloop_online::LogSource;
 use recloop_online::standin::StandIn;
@@ -260,25 +262,11 @@ fn a_run_drives_the_external_platform_and_judges_it_from_parquet_logs() {
 /// PostgreSQL (`RECLOOP_TEST_POSTGRES_URL`; skipped with a message when unset, except under CI).
 #[test]
 fn a_killed_run_resumes_its_external_experiment_from_postgres_logs() {
-    let url = match std::env::var("RECLOOP_TEST_POSTGRES_URL") {
-        Ok(u) if !u.trim().is_empty() => u,
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI requires RECLOOP_TEST_POSTGRES_URL (source .ci/postgres.sh && start_postgres)"
-            );
-            eprintln!("SKIPPED: this test needs PostgreSQL; set RECLOOP_TEST_POSTGRES_URL");
-            return;
-        }
-    };
+    let Some(url) = common::pg_url() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("platform");
     let files = state.join("logs");
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let schema = format!("xlogs_{}_{nanos}", std::process::id());
+    let schema = common::fresh_schema("xlogs");
     let relations = format!("exposures = \"{schema}.exposures\"\nevents = \"{schema}.events\"\n");
     let ws = workspace(tmp.path(), &state, &url, &relations, (2, 6));
     // the platform writes the same logs to both sinks: the database's aggregate is checked

@@ -5,6 +5,8 @@
 //! logs it proposes nothing and says why.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use recloop_core::EvidenceSource;
 use recloop_journal::{Event, EventFilter, Journal};
 use std::path::Path;
@@ -104,24 +106,10 @@ fn the_reward_persona_finds_a_signal_in_the_logs_and_ships_a_positives_change() 
 /// place.
 #[test]
 fn the_reward_persona_reads_logs_kept_in_postgresql() {
-    let base = match std::env::var("RECLOOP_TEST_POSTGRES_URL") {
-        Ok(u) if !u.trim().is_empty() => u,
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI requires RECLOOP_TEST_POSTGRES_URL (source .ci/postgres.sh && start_postgres)"
-            );
-            eprintln!("SKIPPED: this test needs PostgreSQL; set RECLOOP_TEST_POSTGRES_URL");
-            return;
-        }
-    };
+    let Some(base) = common::pg_url() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let ws = reward_workspace(tmp.path());
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let schema = format!("rlogs_{}_{nanos}", std::process::id());
+    let schema = common::fresh_schema("rlogs");
     let sep = if base.contains('?') { '&' } else { '?' };
     let manifest = std::fs::read_to_string(ws.join("recloop.toml")).unwrap();
     let in_postgres = manifest.replace(

@@ -5,6 +5,9 @@
 //! the candidate over once its lease expires. And a SQLite journal refuses a second process.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::pg_url;
 use recloop_journal::{Event, EventFilter, EventRecord, Journal};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,20 +15,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_recloop");
-
-fn pg_url() -> Option<String> {
-    match std::env::var("RECLOOP_TEST_POSTGRES_URL") {
-        Ok(u) if !u.trim().is_empty() => Some(u),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI requires RECLOOP_TEST_POSTGRES_URL (source .ci/postgres.sh && start_postgres)"
-            );
-            eprintln!("SKIPPED: this test needs PostgreSQL; set RECLOOP_TEST_POSTGRES_URL");
-            None
-        }
-    }
-}
 
 fn git(dir: &Path, args: &[&str]) -> String {
     recloop_agents::git::git(dir, args).unwrap()

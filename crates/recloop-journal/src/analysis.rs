@@ -603,6 +603,43 @@ pub(crate) async fn sqlite_read_only(path: &std::path::Path) -> Result<SqliteCon
     })
 }
 
+/// A one-thread runtime owned by a blocking handle ([`MemoryDb`], [`PgLogs`]), shut down in the
+/// background when the handle goes.
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl OwnRuntime {
+    fn new(thread_name: &str) -> Result<OwnRuntime> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name(thread_name)
+            .enable_all()
+            .build()
+            .map(|rt| OwnRuntime(Some(rt)))
+            .map_err(|e| JournalError::Internal(format!("cannot start a runtime: {e}")))
+    }
+
+    /// Run `fut` on this runtime and wait for it.
+    fn run<T, Fut>(&self, fut: Fut) -> Result<T>
+    where
+        T: Send + 'static,
+        Fut: std::future::Future<Output = Result<T>> + Send + 'static,
+    {
+        let rt = self
+            .0
+            .as_ref()
+            .ok_or_else(|| JournalError::Internal("runtime already shut down".into()))?;
+        crate::blocking::run_on(rt, fut)
+    }
+}
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// A table for [`MemoryDb`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemTable {
@@ -622,17 +659,9 @@ pub struct MemoryDb {
 }
 
 struct MemoryInner {
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: OwnRuntime,
     conn: Arc<tokio::sync::Mutex<SqliteConnection>>,
     tables: Vec<(String, usize)>,
-}
-
-impl Drop for MemoryInner {
-    fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
-    }
 }
 
 impl std::fmt::Debug for MemoryDb {
@@ -660,20 +689,15 @@ impl MemoryDb {
                 )));
             }
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("recloop-memdb")
-            .enable_all()
-            .build()
-            .map_err(|e| JournalError::Internal(format!("cannot start a runtime: {e}")))?;
+        let runtime = OwnRuntime::new("recloop-memdb")?;
         let sizes: Vec<(String, usize)> = tables
             .iter()
             .map(|t| (t.name.clone(), t.rows.len()))
             .collect();
-        let conn = crate::blocking::run_on(&runtime, async move { load(tables).await })?;
+        let conn = runtime.run(async move { load(tables).await })?;
         Ok(MemoryDb {
             inner: Arc::new(MemoryInner {
-                runtime: Some(runtime),
+                runtime,
                 conn: Arc::new(tokio::sync::Mutex::new(conn)),
                 tables: sizes,
             }),
@@ -692,14 +716,9 @@ impl MemoryDb {
         max_rows: usize,
         timeout: Duration,
     ) -> Result<QueryResult> {
-        let rt = self
-            .inner
-            .runtime
-            .as_ref()
-            .ok_or_else(|| JournalError::Internal("runtime already shut down".into()))?;
         let conn = self.inner.conn.clone();
         let sql = sql.to_string();
-        crate::blocking::run_on(rt, async move {
+        self.inner.runtime.run(async move {
             let mut c = conn.lock().await;
             sqlite_query(&mut c, &sql, max_rows, timeout).await
         })
@@ -778,18 +797,10 @@ pub struct PgLogs {
 }
 
 struct PgLogsInner {
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: OwnRuntime,
     pool: sqlx::PgPool,
     location: String,
     prelude: String,
-}
-
-impl Drop for PgLogsInner {
-    fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
-    }
 }
 
 impl std::fmt::Debug for PgLogs {
@@ -825,14 +836,9 @@ impl PgLogs {
         if let Some(s) = &schema {
             options = options.options([("search_path", s.as_str())]);
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("recloop-pglogs")
-            .enable_all()
-            .build()
-            .map_err(|e| JournalError::Internal(format!("cannot start a runtime: {e}")))?;
+        let runtime = OwnRuntime::new("recloop-pglogs")?;
         let loc = location.clone();
-        let pool = crate::blocking::run_on(&runtime, async move {
+        let pool = runtime.run(async move {
             sqlx::postgres::PgPoolOptions::new()
                 .max_connections(2)
                 .min_connections(0)
@@ -843,7 +849,7 @@ impl PgLogs {
         })?;
         Ok(PgLogs {
             inner: Arc::new(PgLogsInner {
-                runtime: Some(runtime),
+                runtime,
                 pool,
                 location,
                 prelude: log_prelude(exposures, events),
@@ -863,14 +869,9 @@ impl PgLogs {
         max_rows: usize,
         timeout: Duration,
     ) -> Result<QueryResult> {
-        let rt = self
-            .inner
-            .runtime
-            .as_ref()
-            .ok_or_else(|| JournalError::Internal("runtime already shut down".into()))?;
         let inner = self.inner.clone();
         let sql = sql.to_string();
-        crate::blocking::run_on(rt, async move {
+        self.inner.runtime.run(async move {
             postgres_query(
                 &inner.pool,
                 &inner.location,
@@ -1079,13 +1080,16 @@ mod tests {
         assert!(e.to_string().contains("query"), "{e}");
         // and the connection itself refuses writes (query_only)
         let conn = db.inner.conn.clone();
-        let raw = crate::blocking::run_on(db.inner.runtime.as_ref().unwrap(), async move {
-            let mut c = conn.lock().await;
-            Ok(c.execute("DELETE FROM events")
-                .await
-                .map(|r| r.rows_affected()))
-        })
-        .unwrap();
+        let raw = db
+            .inner
+            .runtime
+            .run(async move {
+                let mut c = conn.lock().await;
+                Ok(c.execute("DELETE FROM events")
+                    .await
+                    .map(|r| r.rows_affected()))
+            })
+            .unwrap();
         assert!(raw.is_err(), "{raw:?}");
         assert_eq!(
             db.query_read_only("SELECT count(*) FROM events", 200, Duration::from_secs(5))

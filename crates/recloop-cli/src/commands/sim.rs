@@ -195,6 +195,8 @@ pub fn write_production_logs(
         world: WorldArg::Ml1m,
         world_seed: 1,
     })?;
+    // a postgres:// `[online] logs` is written through a scratch directory of Parquet files
+    let mut database = None;
     let target = match out {
         Some(o) => o.to_path_buf(),
         None => {
@@ -205,9 +207,14 @@ pub fn write_production_logs(
                 )
             })?;
             if named.starts_with("postgres://") || named.starts_with("postgresql://") {
-                return write_production_logs_to_postgres(&l, named, dir, users, days, seed);
+                let location = recloop_journal::Location::parse(named).with_context(|| {
+                    format!("{}: [online] logs", dir.join("recloop.toml").display())
+                })?;
+                database = Some(location);
+                scratch_dir(dir)?
+            } else {
+                dir.join(named)
             }
-            dir.join(named)
         }
     };
     let policy = control_policy(&l, None, seed)?;
@@ -220,54 +227,40 @@ pub fn write_production_logs(
         &target,
         recloop_logs::LogFormat::Parquet,
     )?;
+    let place = match database {
+        None => w.dir.display().to_string(),
+        Some(location) => copy_logs_to_postgres(&target, &location)?,
+    };
     Ok(ProductionLogs {
         exposures: w.exposures,
         events: w.events,
-        place: w.dir.display().to_string(),
+        place,
     })
 }
 
-/// [`write_production_logs`] into the PostgreSQL database at `url`.
-fn write_production_logs_to_postgres(
-    l: &Loaded,
-    url: &str,
-    dir: &std::path::Path,
-    users: usize,
-    days: u32,
-    seed: u64,
-) -> anyhow::Result<ProductionLogs> {
-    let location = recloop_journal::Location::parse(url)
-        .with_context(|| format!("{}: [online] logs", dir.join("recloop.toml").display()))?;
+/// Copy the logs in `scratch` into the PostgreSQL database `location` (tables `exposures` and
+/// `events` in its `?schema=`, else `public`), remove `scratch`, and say where they went.
+fn copy_logs_to_postgres(
+    scratch: &std::path::Path,
+    location: &recloop_journal::Location,
+) -> anyhow::Result<String> {
     let place = location.display();
     let recloop_journal::Location::Postgres { url, schema } = location else {
         anyhow::bail!("[online] logs {place} is not a postgres:// URL");
     };
-    let scratch = tempfile_dir(dir)?;
-    let policy = control_policy(l, None, seed)?;
-    let w = recloop_sim::logs::simulate_logs(
-        l.world.clone(),
-        policy.as_ref(),
-        users,
-        days,
-        seed,
-        &scratch,
-        recloop_logs::LogFormat::Parquet,
-    )?;
-    let reader = recloop_logs::LogReader::open(&scratch)?;
+    let reader = recloop_logs::LogReader::open(scratch)?;
     let (exposures, events) = (reader.read_exposures()?, reader.read_events()?);
-    let schema = schema.unwrap_or_else(|| "public".into());
-    recloop_online::standin::write_logs_to_postgres(&url, &schema, &exposures, &events)?;
-    std::fs::remove_dir_all(&scratch)
+    let schema = schema.as_deref().unwrap_or("public");
+    recloop_online::standin::write_logs_to_postgres(url, schema, &exposures, &events)?;
+    std::fs::remove_dir_all(scratch)
         .with_context(|| format!("removing the scratch logs {}", scratch.display()))?;
-    Ok(ProductionLogs {
-        exposures: w.exposures,
-        events: w.events,
-        place: format!("{place} (tables {schema}.exposures, {schema}.events)"),
-    })
+    Ok(format!(
+        "{place} (tables {schema}.exposures, {schema}.events)"
+    ))
 }
 
 /// A fresh scratch directory under the workspace's `.recloop`.
-fn tempfile_dir(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
+fn scratch_dir(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
     let scratch = dir
         .join(".recloop")
         .join(format!("logs-scratch-{}", std::process::id()));
