@@ -85,6 +85,19 @@ pub struct EvaluateCtx<'a> {
     pub approve: bool,
     /// Where approvals are answered.
     pub approvals: &'a Approvals,
+    /// Asked after an inconclusive experiment whether its extension runs (the dual loop's slow
+    /// loop continues only candidates still in its top K); `None`: always, up to
+    /// `[online] extensions`. The answer is journaled and replayed on resume.
+    pub continuation: Option<&'a (dyn Fn(&Verdict) -> Continuation + Sync)>,
+}
+
+/// Whether an inconclusive online experiment is extended, and why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Continuation {
+    /// Run the extension.
+    pub extend: bool,
+    /// Why, with the numbers.
+    pub reason: String,
 }
 
 /// The primary metric of production and of the candidate, and what the offline stages found
@@ -880,6 +893,13 @@ fn online_cascade(
         let mut verdict = report.verdict;
         let inconclusive =
             verdict.decision == Decision::Extend && report.outcome == Outcome::Completed;
+        if inconclusive
+            && extension < ctx.manifest.online.extensions
+            && !continues(ctx, proposal, &verdict, extension, &mut earlier)?
+        {
+            verdict.caveats.splice(0..0, earlier);
+            return Ok((verdict, exp_id));
+        }
         if inconclusive && extension < ctx.manifest.online.extensions {
             earlier.push(format!(
                 "experiment {exp_id} was inconclusive ({}); extended to {}× the users",
@@ -891,6 +911,52 @@ fn online_cascade(
         verdict.caveats.splice(0..0, earlier);
         return Ok((verdict, exp_id));
     }
+}
+
+/// Whether the inconclusive experiment `extension` of `proposal` is extended: always without a
+/// [`EvaluateCtx::continuation`]; else its answer, journaled once (a `note`, topic
+/// `online.continuation`) and reused on resume. A stop is added to `earlier` as a caveat.
+fn continues(
+    ctx: &EvaluateCtx<'_>,
+    proposal: &Proposal,
+    verdict: &Verdict,
+    extension: u32,
+    earlier: &mut Vec<String>,
+) -> Result<bool> {
+    let Some(ask) = ctx.continuation else {
+        return Ok(true);
+    };
+    let pid = &proposal.id;
+    let step = format!("evaluate/{pid}/continue-ext{}", extension + 1);
+    let answer: Continuation = ctx.rec.step(ctx.iteration, &step, || {
+        let answer = ask(verdict);
+        ctx.rec.emit(
+            ctx.iteration,
+            &format!("{step}/note"),
+            Event::Note {
+                topic: "online.continuation".into(),
+                text: format!(
+                    "{pid}: {} ({})",
+                    if answer.extend {
+                        "the inconclusive experiment is extended"
+                    } else {
+                        "the inconclusive experiment stops here"
+                    },
+                    answer.reason
+                ),
+                data: serde_json::json!({"extend": answer.extend, "extension": extension + 1}),
+            },
+            None,
+        )?;
+        Ok(answer)
+    })?;
+    if !answer.extend {
+        earlier.push(format!(
+            "not extended: {} (the dual loop continues only candidates still in its top K)",
+            answer.reason
+        ));
+    }
+    Ok(answer.extend)
 }
 
 /// Run extension `extension` (0: the first experiment) of the candidate's online experiment,
@@ -1399,6 +1465,41 @@ mod tests {
     }
 
     #[test]
+    fn a_continuation_stops_an_inconclusive_experiment_and_says_why() {
+        let platform = Scripted {
+            decisions: vec![Decision::Extend, Decision::Keep],
+            calls: Mutex::new(Vec::new()),
+            attention: vec![],
+        };
+        let case = Case {
+            extensions: 1,
+            stop_extensions: true,
+            ..Case::default()
+        };
+        let (verdict, events) = case.evaluate(&Fixed, &platform, &Approvals::default());
+        let v = verdict.unwrap();
+        // one experiment: the extension that would have been KEEP never ran
+        assert_eq!(v.decision, Decision::Extend);
+        assert_eq!(platform.calls.into_inner().unwrap().len(), 1);
+        assert!(
+            v.caveats[0].starts_with("not extended: left the top K after scripted EXTEND #1"),
+            "{:?}",
+            v.caveats
+        );
+        let notes: Vec<String> = events
+            .iter()
+            .filter_map(|r| match &r.event {
+                Event::Note { topic, text, .. } if topic == "online.continuation" => {
+                    Some(text.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("stops here"), "{notes:?}");
+    }
+
+    #[test]
     fn extend_stands_after_the_last_extension_and_extensions_can_be_off() {
         let (v, calls, _) = run(&[Decision::Extend, Decision::Extend], 1);
         assert_eq!((v.decision, calls.len()), (Decision::Extend, 2));
@@ -1485,6 +1586,9 @@ mod tests {
         /// `[online.off_policy]` on the Open Bandit sample, with production's and the
         /// candidate's `policy.json`.
         off_policy: Option<(String, String)>,
+        /// A continuation that stops every inconclusive experiment (the dual loop's, when the
+        /// candidate left its top K).
+        stop_extensions: bool,
     }
 
     impl Case {
@@ -1515,6 +1619,10 @@ mod tests {
             let production_metrics: MetricValues =
                 [("ndcg@10".to_string(), 0.3)].into_iter().collect();
             let (prod, cand) = (tmp.path().join("prod"), tmp.path().join("cand"));
+            let stop = |v: &Verdict| Continuation {
+                extend: false,
+                reason: format!("left the top K after {}", v.reason),
+            };
             let ctx = EvaluateCtx {
                 manifest: &manifest,
                 rec: &rec,
@@ -1528,6 +1636,7 @@ mod tests {
                 seed: 7,
                 approve: self.approve,
                 approvals,
+                continuation: self.stop_extensions.then_some(&stop as _),
             };
             let mut proposal = fixtures::proposal("p1", "t", "h", "ranking", "model.ease.lambda");
             proposal.maturity = self.maturity.unwrap_or(Maturity::Ready);

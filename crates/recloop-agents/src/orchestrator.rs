@@ -1463,6 +1463,7 @@ impl Loop {
             seed,
             approve: cfg.approve,
             approvals,
+            continuation: None,
         }
     }
 

@@ -376,6 +376,7 @@ pub fn evaluate(workspace: &Path, id: &str, approvals: &Approvals) -> Result<Ver
         seed: l.manifest.run.seed,
         approve: false,
         approvals,
+        continuation: None,
     };
     let v = evaluate_one(&ctx, &p, &candidate)?;
     l.repo.drop_worktree(&wt)?;

@@ -20,7 +20,10 @@
 //! steered away from. A candidate is promoted only when its experiment is likely to end KEEP
 //! (the power bar: its predicted online effect against the noise of the journal's recent
 //! experiments) and it is stronger offline than any candidate that failed online on its stage;
-//! otherwise it waits, and an idle slot costs no simulated days.
+//! otherwise it waits, and an idle slot costs no simulated days. A promoted candidate whose
+//! experiment ends inconclusive continues (its extension runs) only while it stays in the top
+//! K: its extension must be likely to end KEEP and no less likely than the best candidate
+//! waiting in the pool; otherwise it stops there with EXTEND.
 
 use super::{Batch, CandidateOutcome, Loop, ProductionState, RunConfig, StepCounter, Unsettled};
 use crate::approvals::Approvals;
@@ -30,6 +33,7 @@ use crate::evaluate::{OfflineEvidence, OfflineOutcome, SealedHoldout};
 use crate::evaluate::{evaluate_offline, evaluate_online};
 use crate::history::History;
 use crate::record::Recorder;
+use recloop_core::manifest::EXTENSION_SCALE;
 use recloop_core::{Candidate, Decision, MetricSpec, Proposal};
 use recloop_journal::{Event, EventRecord};
 use serde::{Deserialize, Serialize};
@@ -303,6 +307,64 @@ fn outlook(
     })
 }
 
+/// Whether an inconclusive experiment stays in the top K: its extension (a new experiment with
+/// [`EXTENSION_SCALE`] times the users, so its standard error is the measured one over
+/// √EXTENSION_SCALE) is predicted to end KEEP with a chance of at least [`MIN_KEEP_CHANCE`],
+/// taking the measured effect as the true one, and no lower than the best candidate waiting in
+/// the pool (`best_waiting`). Without a two-sided CI on the online primary there is nothing to
+/// judge by, and the experiment is extended.
+fn extension_outlook(
+    v: &recloop_core::Verdict,
+    online: &MetricSpec,
+    alpha: f64,
+    best_waiting: Option<f64>,
+) -> crate::evaluate::Continuation {
+    let z = recloop_stats::distributions::normal_quantile(1.0 - alpha / 2.0).unwrap_or(1.96);
+    let measured = v
+        .effects
+        .iter()
+        .find(|e| e.metric == online.name)
+        .and_then(|e| {
+            let (lo, hi) = (e.ci.0?, e.ci.1?);
+            (e.control.abs() > 0.0 && hi > lo).then(|| {
+                let se = (hi - lo) / (2.0 * z * e.control.abs());
+                (
+                    online.direction.sign() * e.relative,
+                    se,
+                    online.min_effect / e.control.abs(),
+                )
+            })
+        });
+    let Some((effect, se, needed)) = measured else {
+        return crate::evaluate::Continuation {
+            extend: true,
+            reason: format!("no confidence interval on {} to judge by", online.name),
+        };
+    };
+    let se_next = se / f64::from(EXTENSION_SCALE).sqrt();
+    let bar = (z * se_next).max(needed);
+    let chance = recloop_stats::distributions::normal_cdf((effect - bar) / se_next);
+    let numbers = format!(
+        "measured {:+.2}% ± {:.2}% (one SE); an extension with {EXTENSION_SCALE}× the users must \
+         measure at least {:.2}%, P(KEEP) ≈ {chance:.2}",
+        100.0 * effect,
+        100.0 * se,
+        100.0 * bar
+    );
+    let (extend, why) = match best_waiting {
+        _ if chance < MIN_KEEP_CHANCE => (false, format!("{numbers} < {MIN_KEEP_CHANCE}")),
+        Some(w) if chance < w => (
+            false,
+            format!("{numbers}, below the best waiting candidate's {w:.2}: it left the top K"),
+        ),
+        _ => (true, numbers),
+    };
+    crate::evaluate::Continuation {
+        extend,
+        reason: why,
+    }
+}
+
 /// What a candidate changes, for the layer's conflict check: its pipeline stage (two
 /// candidates that change the candidate generator are alternatives, not compatible changes:
 /// only one of them could be merged), else its lever.
@@ -566,12 +628,7 @@ impl Loop {
             let sign = self.manifest.metrics.primary.direction.sign();
             let ranked = rank(pool, &history, sign);
             let online_failures = online_failures(&events, sign);
-            let online_primary = self
-                .manifest
-                .online
-                .primary
-                .clone()
-                .unwrap_or_else(|| self.manifest.metrics.primary.clone());
+            let online_primary = self.online_primary();
             let calibrated = calibration(&events, sign, &online_primary);
             let alpha = self.manifest.online.alpha;
             let noise = online_noise(&events, &online_primary, alpha);
@@ -710,6 +767,35 @@ impl Loop {
             }
             Ok(promoted)
         })?;
+        // the best chance of a KEEP among the candidates left waiting: an inconclusive
+        // experiment is extended only while it stays ahead of them (journaled for resumption)
+        let best_waiting: Option<f64> = rec.step(it, "slow/waiting", || {
+            let events = self.events()?;
+            let sign = self.manifest.metrics.primary.direction.sign();
+            let online = self.online_primary();
+            let alpha = self.manifest.online.alpha;
+            let Some(noise) = online_noise(&events, &online, alpha) else {
+                return Ok(None);
+            };
+            let calibrated = calibration(&events, sign, &online);
+            Ok(self
+                .pool(&prod.commit)?
+                .iter()
+                .filter_map(|e| {
+                    outlook(
+                        e.evidence.judged_lift(sign),
+                        calibrated.as_ref(),
+                        &noise,
+                        alpha,
+                    )
+                })
+                .map(|o| o.keep_chance)
+                .max_by(f64::total_cmp))
+        })?;
+        let online = self.online_primary();
+        let alpha = self.manifest.online.alpha;
+        let continuation =
+            move |v: &recloop_core::Verdict| extension_outlook(v, &online, alpha, best_waiting);
         let prod_dir = self.production_dir();
         let mut outcomes = Vec::new();
         let mut pending = Vec::new();
@@ -731,9 +817,10 @@ impl Loop {
             let holdout = SealedHoldout::new(&self.workspace);
             // the slots' seeds differ from the fast loop's (offset by the batch)
             let seed = cfg.seed ^ (u64::from(it) << 8) ^ (0x80 + k);
-            let ectx = self.evaluate_ctx(
+            let mut ectx = self.evaluate_ctx(
                 rec, it, prod, &prod_dir, &wt, &holdout, seed, cfg, approvals,
             );
+            ectx.continuation = Some(&continuation);
             let v = evaluate_online(&ectx, p, &entry.candidate, entry.evidence.clone());
             if !matches!(v, Err(AgentError::AwaitingApproval { .. })) {
                 self.repo.drop_worktree(&wt)?;
@@ -766,6 +853,15 @@ impl Loop {
             return Ok(stopped);
         }
         Ok(Batch::Done(outcomes))
+    }
+
+    /// The metric that decides online (`[online] primary`, else the offline primary).
+    fn online_primary(&self) -> MetricSpec {
+        self.manifest
+            .online
+            .primary
+            .clone()
+            .unwrap_or_else(|| self.manifest.metrics.primary.clone())
     }
 
     /// After a merge, the pool's candidates measured against the old production are retired:
@@ -1041,6 +1137,43 @@ mod tests {
             (latest.se - 0.04 / (1.959_963_984_540_054 * 0.35)).abs() < 1e-9,
             "{latest:?}"
         );
+    }
+
+    #[test]
+    fn an_inconclusive_experiment_continues_only_while_it_stays_in_the_top_k() {
+        let online = MetricSpec {
+            name: "ndcg@10".into(),
+            direction: recloop_core::Direction::Increase,
+            min_effect: 0.0001,
+        };
+        // control 0.35; effect `effect` with a CI of ± 1.96 × 0.007 (one SE = 2 % of control)
+        let verdict = |effect: f64| {
+            let mut v = recloop_journal::fixtures::verdict(Decision::Extend, effect);
+            let half = 1.959_963_984_540_054 * 0.007;
+            v.effects[0].ci = (Some(effect - half), Some(effect + half));
+            v
+        };
+        // measured +3 % (1.5 SE): the extension's SE is 1 %, its bar 1.96 %: P ≈ 0.85
+        let promising = extension_outlook(&verdict(0.0105), &online, 0.05, None);
+        assert!(promising.extend, "{promising:?}");
+        assert!(promising.reason.contains("P(KEEP) ≈ 0.85"), "{promising:?}");
+        // a better candidate waits: the slot goes to it
+        let outranked = extension_outlook(&verdict(0.0105), &online, 0.05, Some(0.9));
+        assert!(!outranked.extend && outranked.reason.contains("left the top K"));
+        // measured +0.5 %: hopeless even with four times the users
+        let hopeless = extension_outlook(&verdict(0.00175), &online, 0.05, None);
+        assert!(
+            !hopeless.extend && hopeless.reason.contains("< 0.5"),
+            "{hopeless:?}"
+        );
+        // no two-sided CI: nothing to judge by, extended as before
+        let blind = extension_outlook(
+            &recloop_journal::fixtures::verdict(Decision::Extend, 0.01),
+            &online,
+            0.05,
+            Some(0.99),
+        );
+        assert!(blind.extend, "{blind:?}");
     }
 
     #[test]
