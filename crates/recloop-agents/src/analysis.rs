@@ -7,7 +7,7 @@
 
 use crate::record::Recorder;
 use recloop_core::Manifest;
-use recloop_journal::analysis::JOURNAL_TABLES;
+use recloop_journal::analysis::{EVENT_COLUMNS, EXPOSURE_COLUMNS, JOURNAL_TABLES};
 use recloop_journal::sql::{ColType, Val};
 use recloop_journal::{Event, EventRecord, Journal, MemTable, MemoryDb, PgLogs, SearchFilter};
 use serde_json::{Value, json};
@@ -85,10 +85,6 @@ impl LogsDb {
         }
     }
 }
-
-/// The columns of the logs' tables, as a query sees them.
-const EXPOSURE_COLUMNS: &str = "unit_id, experiment, arm, ts, day";
-const EVENT_COLUMNS: &str = "unit_id, ts, day, metric, value";
 
 /// The analysis tools of one Brainstorm call.
 pub struct Analysis {
@@ -279,11 +275,8 @@ impl Analysis {
             Logs::Dir(d) => format!("tables exposures, events from {}", d.display()),
             Logs::Postgres { url, .. } => format!(
                 "tables exposures, events in PostgreSQL at {}",
-                recloop_journal::Location::Postgres {
-                    url: url.clone(),
-                    schema: None
-                }
-                .display()
+                recloop_journal::Location::parse(url)
+                    .map_or_else(|e| e.to_string(), |l| l.display())
             ),
         }
     }

@@ -895,12 +895,8 @@ fn online_cascade(
             verdict.decision == Decision::Extend && report.outcome == Outcome::Completed;
         if inconclusive
             && extension < ctx.manifest.online.extensions
-            && !continues(ctx, proposal, &verdict, extension, &mut earlier)?
+            && continues(ctx, proposal, &verdict, extension, &mut earlier)?
         {
-            verdict.caveats.splice(0..0, earlier);
-            return Ok((verdict, exp_id));
-        }
-        if inconclusive && extension < ctx.manifest.online.extensions {
             earlier.push(format!(
                 "experiment {exp_id} was inconclusive ({}); extended to {}× the users",
                 verdict.reason, EXTENSION_SCALE
@@ -951,10 +947,7 @@ fn continues(
         Ok(answer)
     })?;
     if !answer.extend {
-        earlier.push(format!(
-            "not extended: {} (the dual loop continues only candidates still in its top K)",
-            answer.reason
-        ));
+        earlier.push(format!("not extended: {}", answer.reason));
     }
     Ok(answer.extend)
 }

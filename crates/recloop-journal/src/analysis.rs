@@ -811,9 +811,11 @@ impl std::fmt::Debug for PgLogs {
     }
 }
 
-/// The columns each log relation shows to a query.
-const EXPOSURE_COLUMNS: &str = "unit_id, experiment, arm, ts, day";
-const EVENT_COLUMNS: &str = "unit_id, ts, day, metric, value";
+/// The columns the exposures relation of [`PgLogs`] shows to a query (the in-memory logs of
+/// Parquet/CSV files have the same).
+pub const EXPOSURE_COLUMNS: &str = "unit_id, experiment, arm, ts, day";
+/// The columns the events relation shows to a query.
+pub const EVENT_COLUMNS: &str = "unit_id, ts, day, metric, value";
 
 impl PgLogs {
     /// Connect to the logs at `url`, whose relations are `exposures` and `events`. Like a

@@ -93,10 +93,23 @@ pub fn simulate_logs(
     dir: &Path,
     format: LogFormat,
 ) -> Result<WrittenLogs> {
+    let records = simulate_production(world, policy, users, days, seed)?;
+    write_logs(&records, dir, "production", format)
+}
+
+/// The records [`simulate_logs`] writes (turn them into rows with [`log_rows`] and experiment
+/// `production`), for a caller that stores them elsewhere (PostgreSQL).
+pub fn simulate_production(
+    world: std::sync::Arc<crate::World>,
+    policy: &dyn crate::Policy,
+    users: usize,
+    days: u32,
+    seed: u64,
+) -> Result<Vec<LogRecord>> {
     let mut sim = crate::Simulation::new(world, users, seed)?;
     let mut records = Vec::new();
     for day in 0..days {
         sim.step_day(day, &|_| Some(0), &[policy], Some(&mut records))?;
     }
-    write_logs(&records, dir, "production", format)
+    Ok(records)
 }

@@ -169,13 +169,11 @@ fn offline_lifts(events: &[EventRecord], sign: f64) -> BTreeMap<&str, f64> {
 
 /// How offline lift has translated into online effect in this journal: the slope of the online
 /// primary's relative effect on the offline lift (least squares through the origin) over the
-/// pool's candidates that went online, and the online minimum effect relative to production.
+/// pool's candidates that went online.
 #[derive(Debug, Clone, PartialEq)]
 struct Calibration {
     /// Relative online effect per unit of relative offline lift.
     slope: f64,
-    /// The online primary's minimum effect relative to production's value.
-    needed: f64,
     /// Experiments it was fitted on.
     experiments: usize,
 }
@@ -188,7 +186,6 @@ const CALIBRATE_AFTER: usize = 3;
 fn calibration(events: &[EventRecord], sign: f64, online: &MetricSpec) -> Option<Calibration> {
     let lift = offline_lifts(events, sign);
     let mut pairs = Vec::new();
-    let mut needed = None;
     for r in events {
         let Event::Verdict {
             proposal_id,
@@ -205,16 +202,12 @@ fn calibration(events: &[EventRecord], sign: f64, online: &MetricSpec) -> Option
         let Some(e) = verdict.effects.iter().find(|e| e.metric == online.name) else {
             continue;
         };
-        if e.control.abs() > 0.0 {
-            needed = Some(online.min_effect / e.control.abs());
-        }
         pairs.push((*x, online.direction.sign() * e.relative));
     }
     let sxx: f64 = pairs.iter().map(|(x, _)| x * x).sum();
     let sxy: f64 = pairs.iter().map(|(x, y)| x * y).sum();
     (pairs.len() >= CALIBRATE_AFTER && sxx > 0.0 && sxy > 0.0).then(|| Calibration {
         slope: sxy / sxx,
-        needed: needed.unwrap_or(0.0),
         experiments: pairs.len(),
     })
 }
@@ -239,42 +232,92 @@ const NOISE_WINDOW: usize = 5;
 /// (once the journal holds an online experiment to measure the noise on).
 const MIN_KEEP_CHANCE: f64 = 0.5;
 
+/// z(1 − α/2), the two-sided critical value the verdicts use.
+fn z_two_sided(alpha: f64) -> Option<f64> {
+    recloop_stats::distributions::normal_quantile(1.0 - alpha / 2.0).ok()
+}
+
+/// One experiment's measurement of the online primary, relative to its control: the effect
+/// (signed so that higher is better), its standard error (CI half-width / z / |control|), and
+/// the minimum effect. `None` without a two-sided CI.
+fn relative_measurement(
+    v: &recloop_core::Verdict,
+    online: &MetricSpec,
+    z: f64,
+) -> Option<(f64, f64, f64)> {
+    let e = v.effects.iter().find(|e| e.metric == online.name)?;
+    let (lo, hi) = (e.ci.0?, e.ci.1?);
+    let control = e.control.abs();
+    (control > 0.0 && hi > lo).then(|| {
+        (
+            online.direction.sign() * e.relative,
+            (hi - lo) / (2.0 * z * control),
+            online.min_effect / control,
+        )
+    })
+}
+
+/// The bar an experiment with standard error `se` must measure (significance or the minimum
+/// effect, whichever is larger) and the chance Φ((effect − bar) / se) that it does.
+fn keep_chance(effect: f64, se: f64, needed: f64, z: f64) -> (f64, f64) {
+    let bar = (z * se).max(needed);
+    (
+        bar,
+        recloop_stats::distributions::normal_cdf((effect - bar) / se),
+    )
+}
+
 /// [`OnlineNoise`] from the journal's online verdicts on `online`, or `None` before any.
 fn online_noise(events: &[EventRecord], online: &MetricSpec, alpha: f64) -> Option<OnlineNoise> {
-    let z = recloop_stats::distributions::normal_quantile(1.0 - alpha / 2.0).ok()?;
-    let mut measured = Vec::new();
-    for r in events {
-        let Event::Verdict {
-            experiment_id: Some(_),
-            verdict,
-            ..
-        } = &r.event
-        else {
-            continue;
-        };
-        let Some(e) = verdict.effects.iter().find(|e| e.metric == online.name) else {
-            continue;
-        };
-        let (Some(lo), Some(hi)) = e.ci else { continue };
-        if e.control.abs() > 0.0 && hi > lo {
-            measured.push(((hi - lo) / (2.0 * z * e.control.abs()), e.control.abs()));
-        }
-    }
+    let z = z_two_sided(alpha)?;
+    let measured: Vec<(f64, f64)> = events
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::Verdict {
+                experiment_id: Some(_),
+                verdict,
+                ..
+            } => relative_measurement(verdict, online, z).map(|(_, se, needed)| (se, needed)),
+            _ => None,
+        })
+        .collect();
     let latest = &measured[measured.len().saturating_sub(NOISE_WINDOW)..];
-    let (_, control) = *latest.last()?;
-    let mut se: Vec<f64> = latest.iter().map(|(s, _)| *s).collect();
-    se.sort_by(f64::total_cmp);
-    let mid = se.len() / 2;
-    let median = if se.len() % 2 == 1 {
-        se[mid]
-    } else {
-        (se[mid - 1] + se[mid]) / 2.0
-    };
+    let (_, needed) = *latest.last()?;
     Some(OnlineNoise {
-        se: median,
-        needed: online.min_effect / control,
+        se: crate::workers_bench::median(latest.iter().map(|(se, _)| *se).collect()),
+        needed,
         experiments: latest.len(),
     })
+}
+
+/// What the power bar reads from the journal: α, the noise of the online primary in recent
+/// experiments (none before the first) and the calibration of offline lift (none before three).
+struct PowerBar {
+    alpha: f64,
+    noise: Option<OnlineNoise>,
+    calibrated: Option<Calibration>,
+}
+
+impl PowerBar {
+    fn of(l: &Loop, events: &[EventRecord]) -> PowerBar {
+        let online = l.online_primary();
+        let alpha = l.manifest.online.alpha;
+        let sign = l.manifest.metrics.primary.direction.sign();
+        PowerBar {
+            noise: online_noise(events, &online, alpha),
+            calibrated: calibration(events, sign, &online),
+            alpha,
+        }
+    }
+
+    /// The outlook of a candidate with relative offline lift `lift`, once there is noise.
+    fn outlook(&self, lift: f64) -> Option<(Outlook, &OnlineNoise)> {
+        let noise = self.noise.as_ref()?;
+        Some((
+            outlook(lift, self.calibrated.as_ref(), noise, self.alpha)?,
+            noise,
+        ))
+    }
 }
 
 /// What the journal predicts for a candidate online.
@@ -296,10 +339,8 @@ fn outlook(
     noise: &OnlineNoise,
     alpha: f64,
 ) -> Option<Outlook> {
-    let z = recloop_stats::distributions::normal_quantile(1.0 - alpha / 2.0).ok()?;
     let effect = calibrated.map_or(1.0, |c| c.slope) * lift;
-    let bar = (z * noise.se).max(noise.needed);
-    let keep_chance = recloop_stats::distributions::normal_cdf((effect - bar) / noise.se);
+    let (bar, keep_chance) = keep_chance(effect, noise.se, noise.needed, z_two_sided(alpha)?);
     Some(Outlook {
         effect,
         keep_chance,
@@ -319,31 +360,15 @@ fn extension_outlook(
     alpha: f64,
     best_waiting: Option<f64>,
 ) -> crate::evaluate::Continuation {
-    let z = recloop_stats::distributions::normal_quantile(1.0 - alpha / 2.0).unwrap_or(1.96);
-    let measured = v
-        .effects
-        .iter()
-        .find(|e| e.metric == online.name)
-        .and_then(|e| {
-            let (lo, hi) = (e.ci.0?, e.ci.1?);
-            (e.control.abs() > 0.0 && hi > lo).then(|| {
-                let se = (hi - lo) / (2.0 * z * e.control.abs());
-                (
-                    online.direction.sign() * e.relative,
-                    se,
-                    online.min_effect / e.control.abs(),
-                )
-            })
-        });
-    let Some((effect, se, needed)) = measured else {
+    let measured = z_two_sided(alpha).and_then(|z| Some((z, relative_measurement(v, online, z)?)));
+    let Some((z, (effect, se, needed))) = measured else {
         return crate::evaluate::Continuation {
             extend: true,
             reason: format!("no confidence interval on {} to judge by", online.name),
         };
     };
     let se_next = se / f64::from(EXTENSION_SCALE).sqrt();
-    let bar = (z * se_next).max(needed);
-    let chance = recloop_stats::distributions::normal_cdf((effect - bar) / se_next);
+    let (bar, chance) = keep_chance(effect, se_next, needed, z);
     let numbers = format!(
         "measured {:+.2}% ± {:.2}% (one SE); an extension with {EXTENSION_SCALE}× the users must \
          measure at least {:.2}%, P(KEEP) ≈ {chance:.2}",
@@ -352,7 +377,10 @@ fn extension_outlook(
         100.0 * bar
     );
     let (extend, why) = match best_waiting {
-        _ if chance < MIN_KEEP_CHANCE => (false, format!("{numbers} < {MIN_KEEP_CHANCE}")),
+        _ if chance < MIN_KEEP_CHANCE => (
+            false,
+            format!("{numbers} < {MIN_KEEP_CHANCE}: not worth the slot"),
+        ),
         Some(w) if chance < w => (
             false,
             format!("{numbers}, below the best waiting candidate's {w:.2}: it left the top K"),
@@ -628,10 +656,8 @@ impl Loop {
             let sign = self.manifest.metrics.primary.direction.sign();
             let ranked = rank(pool, &history, sign);
             let online_failures = online_failures(&events, sign);
-            let online_primary = self.online_primary();
-            let calibrated = calibration(&events, sign, &online_primary);
-            let alpha = self.manifest.online.alpha;
-            let noise = online_noise(&events, &online_primary, alpha);
+            let power = PowerBar::of(self, &events);
+            let alpha = power.alpha;
             let n = ranked.len();
             let mut layers = recloop_online::Layers::default();
             let share = self.manifest.online.layer_share();
@@ -654,13 +680,11 @@ impl Loop {
                     .find(|f| f.stage == layer_parameter(&r.entry.proposal) && f.lift >= r.lift);
                 // the power bar: an experiment unlikely to show the predicted effect is not
                 // started (an idle slot costs no days; the fast loop looks for a stronger one)
-                let unlikely = noise.as_ref().and_then(|nz| {
-                    outlook(r.lift, calibrated.as_ref(), nz, alpha)
-                        .filter(|o| o.keep_chance < MIN_KEEP_CHANCE)
-                        .map(|o| (o, nz))
-                });
+                let unlikely = power
+                    .outlook(r.lift)
+                    .filter(|(o, _)| o.keep_chance < MIN_KEEP_CHANCE);
                 if let Some((o, nz)) = unlikely.filter(|_| promoted.len() < slots) {
-                    let basis = match &calibrated {
+                    let basis = match &power.calibrated {
                         Some(c) => format!(
                             "{:.3} × offline lift, calibrated on {} experiments",
                             c.slope, c.experiments
@@ -770,26 +794,13 @@ impl Loop {
         // the best chance of a KEEP among the candidates left waiting: an inconclusive
         // experiment is extended only while it stays ahead of them (journaled for resumption)
         let best_waiting: Option<f64> = rec.step(it, "slow/waiting", || {
-            let events = self.events()?;
+            let power = PowerBar::of(self, &self.events()?);
             let sign = self.manifest.metrics.primary.direction.sign();
-            let online = self.online_primary();
-            let alpha = self.manifest.online.alpha;
-            let Some(noise) = online_noise(&events, &online, alpha) else {
-                return Ok(None);
-            };
-            let calibrated = calibration(&events, sign, &online);
             Ok(self
                 .pool(&prod.commit)?
                 .iter()
-                .filter_map(|e| {
-                    outlook(
-                        e.evidence.judged_lift(sign),
-                        calibrated.as_ref(),
-                        &noise,
-                        alpha,
-                    )
-                })
-                .map(|o| o.keep_chance)
+                .filter_map(|e| power.outlook(e.evidence.judged_lift(sign)))
+                .map(|(o, _)| o.keep_chance)
                 .max_by(f64::total_cmp))
         })?;
         let online = self.online_primary();
@@ -1121,7 +1132,6 @@ mod tests {
         // a calibrated slope scales the prediction
         let c = Calibration {
             slope: 0.5,
-            needed: 0.01,
             experiments: 3,
         };
         let halved = outlook(2.0 * at, Some(&c), &nz, 0.05).unwrap();
@@ -1215,9 +1225,8 @@ mod tests {
         let c = calibration(&events, 1.0, &online).unwrap();
         assert_eq!(c.experiments, 3);
         assert!((c.slope - 0.2).abs() < 1e-9, "{c:?}");
-        assert!((c.needed - 0.02).abs() < 1e-9, "{c:?}");
-        // a 5 % lift predicts +1 % online, below the 2 % needed; a 10 % lift predicts 2 %
-        assert!(c.slope * 0.05 < c.needed && c.slope * 0.10 >= c.needed - 1e-12);
+        // a 5 % lift predicts +1 % online, a 10 % lift +2 %
+        assert!((c.slope * 0.05 - 0.01).abs() < 1e-12 && (c.slope * 0.10 - 0.02).abs() < 1e-12);
         // effects that fall with the lift calibrate nothing
         push(Event::CandidateState {
             proposal_id: "d".into(),

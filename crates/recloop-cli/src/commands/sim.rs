@@ -182,7 +182,7 @@ pub struct ProductionLogs {
 
 /// Simulate `days` days of production traffic of workspace `dir` (its own pipeline) for `users`
 /// users and write the logs to `out`, or to the manifest's `[online] logs` (a directory, or a
-/// PostgreSQL database: the rows are simulated into a scratch directory and copied there).
+/// PostgreSQL database).
 pub fn write_production_logs(
     dir: &std::path::Path,
     out: Option<&std::path::Path>,
@@ -195,8 +195,6 @@ pub fn write_production_logs(
         world: WorldArg::Ml1m,
         world_seed: 1,
     })?;
-    // a postgres:// `[online] logs` is written through a scratch directory of Parquet files
-    let mut database = None;
     let target = match out {
         Some(o) => o.to_path_buf(),
         None => {
@@ -210,11 +208,9 @@ pub fn write_production_logs(
                 let location = recloop_journal::Location::parse(named).with_context(|| {
                     format!("{}: [online] logs", dir.join("recloop.toml").display())
                 })?;
-                database = Some(location);
-                scratch_dir(dir)?
-            } else {
-                dir.join(named)
+                return write_production_logs_to_postgres(&l, &location, users, days, seed);
             }
+            dir.join(named)
         }
     };
     let policy = control_policy(&l, None, seed)?;
@@ -227,49 +223,42 @@ pub fn write_production_logs(
         &target,
         recloop_logs::LogFormat::Parquet,
     )?;
-    let place = match database {
-        None => w.dir.display().to_string(),
-        Some(location) => copy_logs_to_postgres(&target, &location)?,
-    };
     Ok(ProductionLogs {
         exposures: w.exposures,
         events: w.events,
-        place,
+        place: w.dir.display().to_string(),
     })
 }
 
-/// Copy the logs in `scratch` into the PostgreSQL database `location` (tables `exposures` and
-/// `events` in its `?schema=`, else `public`), remove `scratch`, and say where they went.
-fn copy_logs_to_postgres(
-    scratch: &std::path::Path,
+/// [`write_production_logs`] into the PostgreSQL database `location`: tables `exposures` and
+/// `events` in its `?schema=`, else `public`.
+fn write_production_logs_to_postgres(
+    l: &Loaded,
     location: &recloop_journal::Location,
-) -> anyhow::Result<String> {
+    users: usize,
+    days: u32,
+    seed: u64,
+) -> anyhow::Result<ProductionLogs> {
     let place = location.display();
     let recloop_journal::Location::Postgres { url, schema } = location else {
         anyhow::bail!("[online] logs {place} is not a postgres:// URL");
     };
-    let reader = recloop_logs::LogReader::open(scratch)?;
-    let (exposures, events) = (reader.read_exposures()?, reader.read_events()?);
+    let policy = control_policy(l, None, seed)?;
+    let records = recloop_sim::logs::simulate_production(
+        l.world.clone(),
+        policy.as_ref(),
+        users,
+        days,
+        seed,
+    )?;
+    let (exposures, events) = recloop_sim::logs::log_rows(&records, "production");
     let schema = schema.as_deref().unwrap_or("public");
     recloop_online::standin::write_logs_to_postgres(url, schema, &exposures, &events)?;
-    std::fs::remove_dir_all(scratch)
-        .with_context(|| format!("removing the scratch logs {}", scratch.display()))?;
-    Ok(format!(
-        "{place} (tables {schema}.exposures, {schema}.events)"
-    ))
-}
-
-/// A fresh scratch directory under the workspace's `.recloop`.
-fn scratch_dir(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
-    let scratch = dir
-        .join(".recloop")
-        .join(format!("logs-scratch-{}", std::process::id()));
-    if scratch.exists() {
-        std::fs::remove_dir_all(&scratch)
-            .with_context(|| format!("removing {}", scratch.display()))?;
-    }
-    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
-    Ok(scratch)
+    Ok(ProductionLogs {
+        exposures: exposures.len() as u64,
+        events: events.len() as u64,
+        place: format!("{place} (tables {schema}.exposures, {schema}.events)"),
+    })
 }
 
 /// The stand-in platform's commands: `start`, `traffic` and `stop` are what `[online.external]`
